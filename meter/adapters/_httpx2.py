@@ -1,0 +1,15 @@
+"""Binds the stream logic to httpx2's stream base classes."""
+
+from __future__ import annotations
+
+import httpx2
+
+from meter.adapters.streams import AsyncStreamLogic, SyncStreamLogic
+
+
+class SyncStream(SyncStreamLogic, httpx2.SyncByteStream):
+    """A metered httpx2 sync response stream."""
+
+
+class AsyncStream(AsyncStreamLogic, httpx2.AsyncByteStream):
+    """A metered httpx2 async response stream."""

@@ -1,0 +1,79 @@
+"""Response-stream wrappers: pass every chunk through at once, show it to the call.
+
+Each chunk is handed to the call (a few substring tests, no copy) and then
+yielded unchanged, so the caller gets exactly the inner stream's bytes, in the
+same pieces, with nothing held back. Whatever ends the stream (exhaustion,
+``close``, an exception, cancellation) ends the call, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from typing import Any
+
+from meter.call import Call
+
+
+class SyncStreamLogic:
+    """The body of a metered sync response stream; bound to a stack's base class elsewhere."""
+
+    def __init__(self, inner: Iterable[bytes], call: Call) -> None:
+        self._inner = inner
+        self._call = call
+
+    def __iter__(self) -> Iterator[bytes]:
+        call = self._call
+        try:
+            for chunk in self._inner:
+                call.on_chunk(chunk)
+                yield chunk
+        except BaseException as exc:
+            call.on_error(exc)
+            raise
+        call.on_end()
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._inner, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._call.on_close()
+
+    def __del__(self) -> None:
+        # A response dropped without close() still yields its one record.
+        call: Any = self.__dict__.get("_call")
+        if call is not None:
+            call.on_close()
+
+
+class AsyncStreamLogic:
+    """The body of a metered async response stream; bound to a stack's base class elsewhere."""
+
+    def __init__(self, inner: AsyncIterable[bytes], call: Call) -> None:
+        self._inner = inner
+        self._call = call
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        call = self._call
+        try:
+            async for chunk in self._inner:
+                call.on_chunk(chunk)
+                yield chunk
+        except BaseException as exc:
+            call.on_error(exc)
+            raise
+        call.on_end()
+
+    async def aclose(self) -> None:
+        try:
+            aclose = getattr(self._inner, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            self._call.on_close()
+
+    def __del__(self) -> None:
+        call: Any = self.__dict__.get("_call")
+        if call is not None:
+            call.on_close()

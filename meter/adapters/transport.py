@@ -1,0 +1,119 @@
+"""``MeteredTransport`` and ``AsyncMeteredTransport``: wrap any httpx or httpx2 transport.
+
+Both stacks expose the same transport interface (``handle_request`` /
+``handle_async_request`` taking a ``Request`` and returning a ``Response`` whose
+``stream`` is read lazily), so one pair of classes serves both; the request's
+own type tells which stack a call belongs to. The sync and async twins differ
+only by ``await``: everything else lives in ``start`` below and in the core.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+import httpx2
+
+from meter.call import Call
+from meter.meter import Meter, default_meter
+
+
+def _stack(request: Any) -> ModuleType:
+    """The adapter module for the request's stack (``httpx`` or ``httpx2``)."""
+    top = type(request).__module__.split(".", 1)[0]
+    return importlib.import_module("meter.adapters._httpx2" if top == "httpx2" else "meter.adapters._httpx")
+
+
+def _body(request: Any) -> bytes | None:
+    """The request body if it is already in memory; a streaming upload is never read."""
+    try:
+        content = request.content
+    except Exception:
+        return None
+    return content if isinstance(content, bytes) else None
+
+
+def start(meter: Meter, request: Any) -> tuple[Call, Any] | None:
+    """Begin metering ``request``; returns the call and the request to send (maybe rewritten)."""
+    url = request.url
+    begun = meter.begin(
+        request.method,
+        url.host,
+        url.port,
+        url.path,
+        url.query.decode("ascii", "replace"),
+        request.headers,
+        lambda: _body(request),
+    )
+    if begun is None:
+        return None
+    call, new_body = begun
+    if new_body is not None:
+        try:
+            headers = request.headers.copy()
+            headers["content-length"] = str(len(new_body))
+            request = type(request)(
+                method=request.method,
+                url=request.url,
+                headers=headers,
+                content=new_body,
+                extensions=request.extensions,
+            )
+        except Exception as exc:
+            meter.record_fault("rewrite", exc)
+    return call, request
+
+
+class MeteredTransport(httpx2.BaseTransport):
+    """A sync transport that meters LLM calls and passes everything else straight through.
+
+    ``inner`` is any httpx or httpx2 sync transport (``HTTPTransport``, a mock, a
+    proxy transport). ``meter`` defaults to the process-wide ``meter.default_meter()``.
+    """
+
+    def __init__(self, inner: Any, meter: Meter | None = None) -> None:
+        self.inner = inner
+        self.meter = meter
+
+    def handle_request(self, request: Any) -> Any:
+        started = start(self.meter or default_meter(), request)
+        if started is None:
+            return self.inner.handle_request(request)
+        call, request = started
+        try:
+            response = self.inner.handle_request(request)
+        except BaseException as exc:
+            call.on_error(exc)
+            raise
+        call.on_response(response.status_code, response.headers)
+        response.stream = _stack(request).SyncStream(response.stream, call)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class AsyncMeteredTransport(httpx2.AsyncBaseTransport):
+    """The async twin of ``MeteredTransport`` (any httpx or httpx2 async transport inside)."""
+
+    def __init__(self, inner: Any, meter: Meter | None = None) -> None:
+        self.inner = inner
+        self.meter = meter
+
+    async def handle_async_request(self, request: Any) -> Any:
+        started = start(self.meter or default_meter(), request)
+        if started is None:
+            return await self.inner.handle_async_request(request)
+        call, request = started
+        try:
+            response = await self.inner.handle_async_request(request)
+        except BaseException as exc:
+            call.on_error(exc)
+            raise
+        call.on_response(response.status_code, response.headers)
+        response.stream = _stack(request).AsyncStream(response.stream, call)
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

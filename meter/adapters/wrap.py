@@ -1,0 +1,63 @@
+"""``meter.wrap``: meter an existing client in place, keeping all its settings.
+
+Swapping the transports inside the client (its default transport and every
+mounted one, which is where proxies live) keeps timeouts, limits, auth, event
+hooks and base URL exactly as the user configured them. Transports that are
+already metered are left alone, so wrapping twice never meters twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from meter.adapters.transport import AsyncMeteredTransport, MeteredTransport
+from meter.meter import Meter
+
+T = TypeVar("T")
+
+
+def _is_async_client(client: Any) -> bool:
+    return hasattr(client, "aclose") and not hasattr(client, "close")
+
+
+def _metered(transport: Any, is_async: bool, meter: Meter | None) -> Any:
+    if transport is None:
+        return None
+    if isinstance(transport, MeteredTransport | AsyncMeteredTransport):
+        if meter is not None:
+            transport.meter = meter
+        return transport
+    return AsyncMeteredTransport(transport, meter) if is_async else MeteredTransport(transport, meter)
+
+
+def _wrap_http_client(client: Any, meter: Meter | None) -> None:
+    is_async = _is_async_client(client)
+    client._transport = _metered(client._transport, is_async, meter)
+    mounts = getattr(client, "_mounts", None)
+    if mounts:
+        for pattern, transport in list(mounts.items()):
+            mounts[pattern] = _metered(transport, is_async, meter)
+
+
+def _is_http_client(obj: Any) -> bool:
+    module = type(obj).__module__.split(".", 1)[0]
+    return module in ("httpx", "httpx2") and hasattr(obj, "_transport")
+
+
+def wrap(client: T, meter: Meter | None = None) -> T:
+    """Meter ``client`` and return it.
+
+    ``client`` is an ``openai`` client (``OpenAI``, ``AzureOpenAI``, sync or
+    async; its http client is metered) or an ``httpx`` / ``httpx2`` client, sync
+    or async. ``meter`` defaults to the process-wide default meter.
+    """
+    http_client = getattr(client, "_client", None)
+    if http_client is not None and _is_http_client(http_client):
+        _wrap_http_client(http_client, meter)
+        return client
+    if _is_http_client(client):
+        _wrap_http_client(client, meter)
+        return client
+    raise TypeError(
+        f"meter.wrap() takes an openai client or an httpx/httpx2 client, not {type(client).__name__}"
+    )

@@ -1,0 +1,294 @@
+"""One metered call from request to record: the state machine every adapter drives.
+
+Adapters (httpx / httpx2, sync / async) only translate their stack's objects
+into the calls below: ``on_response`` when headers arrive, ``on_chunk`` per raw
+body chunk, then exactly one of ``on_end`` (body exhausted), ``on_close``
+(caller closed the body), ``on_error`` (the inner transport raised, or the task
+was cancelled). The record is built and emitted exactly once, by whichever of
+those comes first; later ones are no-ops.
+
+Every method here swallows its own exceptions (counting them as metering
+faults): a bug in meter must never reach the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from meter import observe
+from meter.decode import Decoder, decoder_for
+from meter.record import AzureHeaders, CallRecord, Outcome, Usage, UsageSource
+from meter.request import RequestInfo, estimate_input_tokens
+from meter.route import Route
+from meter.sse import SSEScanner
+
+if TYPE_CHECKING:
+    from meter.meter import Meter
+
+MAX_JSON_BODY_BYTES = 32 * 1024 * 1024
+"""Non-streaming bodies larger than this are passed through but not parsed."""
+
+
+class Headers(Protocol):
+    """The part of httpx/httpx2 ``Headers`` meter uses (case-insensitive ``get``)."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+
+def _header_int(headers: Headers, name: str) -> int | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        return None
+    return value if value >= 0 else None  # Azure's -1 means "unknown"
+
+
+def _retry_after(headers: Headers) -> float | None:
+    for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        try:
+            return float(raw) * scale
+        except ValueError:
+            continue
+    return None
+
+
+def azure_headers(headers: Headers) -> AzureHeaders:
+    """The response headers of interest, with Azure's quirks normalised."""
+    spilled = headers.get("x-ms-is-spilled-over")
+    return AzureHeaders(
+        region=headers.get("x-ms-region"),
+        apim_request_id=headers.get("apim-request-id"),
+        request_id=headers.get("x-request-id"),
+        client_request_id=headers.get("x-ms-client-request-id"),
+        deployment_name=headers.get("x-ms-deployment-name"),
+        served_model=headers.get("x-ms-served-model"),
+        spilled_over=None if spilled is None else str(spilled).strip().lower() == "true",
+        ratelimit_remaining_tokens=_header_int(headers, "x-ratelimit-remaining-tokens"),
+        ratelimit_remaining_requests=_header_int(headers, "x-ratelimit-remaining-requests"),
+        ratelimit_limit_tokens=_header_int(headers, "x-ratelimit-limit-tokens"),
+        ratelimit_limit_requests=_header_int(headers, "x-ratelimit-limit-requests"),
+        retry_after_s=_retry_after(headers),
+    )
+
+
+_EMPTY_HEADERS = AzureHeaders()
+
+
+class Call:
+    """State of one metered call. Created by ``Meter.begin``; driven by an adapter."""
+
+    def __init__(
+        self,
+        meter: Meter,
+        route: Route,
+        info: RequestInfo,
+        parsed_body: dict[str, Any] | None,
+        attributes: dict[str, str],
+        attempt: int | None,
+        context: Any = None,
+    ) -> None:
+        self.meter = meter
+        self.route = route
+        self.info = info
+        self._parsed_body = parsed_body
+        self.attributes = attributes
+        self.attempt = attempt
+        self.context = context
+        """Opaque per-call state of sinks that act at start (e.g. an OTel span)."""
+        self.started_at = datetime.now(UTC)
+        self._t0 = time.perf_counter()
+        self._ttft: float | None = None
+        self.status_code: int | None = None
+        self._azure = _EMPTY_HEADERS
+        self._sse = False
+        self._decoder: Decoder | None = None
+        self._scanner: SSEScanner | None = None
+        self._observer: observe.ChatStreamObserver | observe.ResponsesStreamObserver | None = None
+        self._body: list[bytes] | None = None
+        self._body_size = 0
+        self._broken = False
+        self._eof = False
+        self.obs = observe.Observation()
+        self._done = False
+
+    # -- events from the adapter ------------------------------------------------------------
+
+    def on_response(self, status_code: int, headers: Headers) -> None:
+        """Status and headers arrived; choose how the body will be read."""
+        try:
+            self.status_code = status_code
+            self._azure = azure_headers(headers)
+            content_type = str(headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+            self._decoder = decoder_for(headers.get("content-encoding"))
+            if content_type == "text/event-stream":
+                self._sse = True
+                self._scanner = SSEScanner()
+                capture = self.meter.capture_content
+                if self.route.api == "responses":
+                    self._observer = observe.ResponsesStreamObserver(self.obs, self._first_token, capture)
+                else:
+                    self._observer = observe.ChatStreamObserver(self.obs, self._first_token, capture)
+            else:
+                self._body = []
+        except Exception as exc:
+            self._fault("response_headers", exc)
+
+    def on_chunk(self, chunk: bytes) -> None:
+        """One raw body chunk, exactly as the caller receives it."""
+        if self._broken or self._done or not chunk:
+            return
+        try:
+            data = self._decoder.decode(chunk) if self._decoder is not None else chunk
+            if self._scanner is not None and self._observer is not None:
+                on_event = self._observer.on_event
+                for event in self._scanner.feed(data):
+                    on_event(event)
+            elif self._body is not None:
+                self._body_size += len(data)
+                if self._body_size > MAX_JSON_BODY_BYTES:
+                    self._body = None
+                    self._broken = True
+                else:
+                    self._body.append(data)
+        except Exception as exc:
+            self._broken = True
+            self._fault("parse", exc)
+
+    def on_end(self) -> None:
+        """The body was read to its end."""
+        self._eof = True
+        self._finish(None)
+
+    def on_close(self) -> None:
+        """The caller closed the body (maybe before its end: then the call was aborted)."""
+        self._finish(None)
+
+    def on_error(self, exc: BaseException) -> None:
+        """The inner transport raised, or the caller's task was cancelled or closed the iterator."""
+        self._finish(exc)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _first_token(self) -> None:
+        if self._ttft is None:
+            self._ttft = time.perf_counter() - self._t0
+
+    def _fault(self, kind: str, exc: BaseException) -> None:
+        self.meter.record_fault(kind, exc)
+
+    def _finish(self, exc: BaseException | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            record = self._build(exc, time.perf_counter() - self._t0)
+        except Exception as build_exc:
+            self._fault("record", build_exc)
+            return
+        self.meter.emit(record, self)
+
+    def _read_body(self) -> None:
+        """Parse a complete non-streaming body (success JSON or error JSON)."""
+        if self._body is None or self._broken or self.status_code is None:
+            return
+        body = b"".join(self._body)
+        self._body = None
+        if not body.strip():
+            return
+        try:
+            observe.read_json_body(self.route.api, self.status_code, body, self.obs)
+        except Exception as exc:
+            self._fault("parse", exc)
+
+    def _flush_stream(self) -> None:
+        if self._scanner is None or self._observer is None or self._broken:
+            return
+        try:
+            for event in self._scanner.flush():
+                self._observer.on_event(event)
+        except Exception as exc:
+            self._fault("parse", exc)
+
+    def _outcome(self, exc: BaseException | None) -> tuple[Outcome, str | None]:
+        obs = self.obs
+        if exc is not None:
+            if isinstance(exc, GeneratorExit | asyncio.CancelledError | KeyboardInterrupt):
+                return "aborted", type(exc).__name__
+            return "transport_error", type(exc).__name__
+        status = self.status_code
+        if status is not None and status >= 400:
+            return "http_error", obs.error_code or str(status)
+        if obs.error_code is not None:
+            return "http_error", obs.error_code
+        if not self._eof:
+            return "aborted", None
+        if obs.status == "incomplete":
+            return "incomplete", obs.incomplete_reason
+        if self._sse and not obs.ended and not obs.finish_reasons:
+            return "incomplete", "stream_ended_early"
+        return "ok", None
+
+    def _usage(self, outcome: Outcome) -> tuple[Usage | None, UsageSource | None]:
+        obs = self.obs
+        if obs.usage is not None:
+            return obs.usage, "stream" if self._sse else "response"
+        status = self.status_code
+        if not self._sse or status is None or status >= 400 or obs.error_code is not None:
+            return None, None
+        if self.route.operation != "create":
+            return None, None  # a retrieve/resume that saw no usage has nothing to estimate
+        # A stream the service accepted but whose usage never came (old api-version without
+        # include_usage, stream cut short): estimate, and say so.
+        output = obs.content_events
+        input_tokens = estimate_input_tokens(self._parsed_body)
+        return Usage(input_tokens=input_tokens, output_tokens=output,
+                     total_tokens=input_tokens + output), "estimated"
+
+    def _build(self, exc: BaseException | None, duration: float) -> CallRecord:
+        if self._sse:
+            if self._eof:
+                self._flush_stream()
+        elif self._eof:
+            self._read_body()
+        outcome, error_type = self._outcome(exc)
+        usage, source = self._usage(outcome)
+        obs = self.obs
+        route = self.route
+        deployment = route.deployment
+        if deployment is None and route.deployment_from_body:
+            deployment = self.info.model
+        response_id = obs.response_id or route.response_id
+        return CallRecord(
+            api=route.api,
+            operation=route.operation,
+            stream=self._sse,
+            provider=route.provider,
+            deployment=deployment,
+            request_model=self.info.model,
+            response_model=obs.response_model or self._azure.served_model,
+            response_id=response_id,
+            server_address=route.server_address,
+            server_port=route.server_port,
+            api_version=route.api_version,
+            status_code=self.status_code,
+            outcome=outcome,
+            error_type=error_type,
+            usage=usage,
+            usage_source=source,
+            finish_reasons=None if (self.status_code or 0) >= 400 else obs.finish_list(),
+            started_at=self.started_at,
+            duration_s=duration,
+            time_to_first_token_s=self._ttft if self._sse else None,
+            azure=self._azure,
+            attributes=self.attributes,
+            attempt=self.attempt,
+        )

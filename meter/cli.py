@@ -1,0 +1,42 @@
+"""The ``meter`` command: one argparse tree, each command group in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from meter._version import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree; command groups add their own sub-commands."""
+    parser = argparse.ArgumentParser(
+        prog="meter",
+        description="Meter Azure OpenAI traffic: usage, cost, latency and failures per call.",
+    )
+    parser.add_argument("--version", action="version", version=f"meter {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    try:
+        from pricing import cli as pricing_cli
+    except ImportError:  # pricing not built yet: the rest of the command still works
+        pricing_cli = None
+    if pricing_cli is not None:
+        pricing_cli.add_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 0
+    code: int = handler(args)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""``Meter``: the configuration hub. Recognises calls, prices records, fans them out.
+
+Transports hold a ``Meter`` (or use the process-wide default one). The meter
+turns a request into a ``Call`` (or ``None`` for foreign traffic), and when the
+call's record is final it prices it and hands it to every subscriber. Each
+subscriber is isolated: one that raises is counted and logged, the others
+still get the record, and the caller never sees the exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
+
+from meter import attribution
+from meter import route as route_mod
+from meter.call import Call, Headers
+from meter.record import CallRecord
+from meter.request import parse_body, with_include_usage
+
+logger = logging.getLogger("meter")
+
+RecordCallback = Callable[[CallRecord], None]
+
+
+class Sink(Protocol):
+    """A subscriber that also acts when a call starts (e.g. to open a span)."""
+
+    def start(self, call: Call) -> None: ...
+
+    def finish(self, record: CallRecord, call: Call) -> None: ...
+
+
+class Meter:
+    """Configuration and fan-out for metered calls.
+
+    Parameters:
+        on_record: a callable or several, each given one ``CallRecord`` per metered call.
+        inject_stream_usage: add ``stream_options.include_usage`` to streaming chat
+            requests that lack it, where the endpoint accepts it (default on).
+        hosts: extra hosts on which OpenAI-style ``/v1/...`` paths are metered
+            (Azure ``/openai/...`` paths are metered on any host).
+        capture_content: record prompt and completion text (off by default).
+        dedupe_size: how many Responses ids to remember so a retrieved or resumed
+            response is not counted twice.
+    """
+
+    def __init__(
+        self,
+        *,
+        on_record: RecordCallback | Iterable[RecordCallback] | None = None,
+        inject_stream_usage: bool = True,
+        hosts: Iterable[str] = (),
+        capture_content: bool = False,
+        dedupe_size: int = 10_000,
+        sinks: Iterable[Sink] = (),
+    ) -> None:
+        if on_record is None:
+            callbacks: list[RecordCallback] = []
+        elif callable(on_record):
+            callbacks = [on_record]
+        else:
+            callbacks = list(on_record)
+        self._callbacks = callbacks
+        self._sinks: list[Sink] = list(sinks)
+        self.inject_stream_usage = inject_stream_usage
+        self.capture_content = capture_content
+        self._hosts = frozenset(h.lower() for h in hosts)
+        self._dedupe_size = dedupe_size
+        self._counted: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+        self._faults: dict[str, int] = {}
+        self._logged: set[str] = set()
+
+    # -- public -------------------------------------------------------------------------------
+
+    def subscribe(self, callback: RecordCallback) -> None:
+        """Add a record subscriber after construction."""
+        self._callbacks.append(callback)
+
+    def add_sink(self, sink: Sink) -> None:
+        """Add a sink that is told when calls start and finish."""
+        self._sinks.append(sink)
+
+    @property
+    def faults(self) -> Mapping[str, int]:
+        """Metering faults caught so far, by kind (self-metrics; the caller never saw them)."""
+        with self._lock:
+            return dict(self._faults)
+
+    # -- used by the transports -----------------------------------------------------------------
+
+    def begin(
+        self,
+        method: str,
+        host: str,
+        port: int | None,
+        path: str,
+        query: str,
+        headers: Headers,
+        body: Callable[[], bytes | None],
+    ) -> tuple[Call, bytes | None] | None:
+        """Start metering a request, or ``None`` when it is not an LLM call.
+
+        Returns the call and, when meter rewrites the request body, the new body.
+        Never raises: a fault here lets the request through unmetered.
+        """
+        try:
+            route = route_mod.match(method, host, port, path, query, self._hosts)
+            if route is None:
+                return None
+            raw = body() if method == "POST" else None
+            info, parsed = parse_body(raw)
+            new_body = with_include_usage(route, info, raw, parsed) if self.inject_stream_usage else None
+            call = Call(
+                self, route, info,
+                parsed if (info.stream or self.capture_content) else None,
+                attribution.current(),
+                _attempt(headers),
+            )
+        except Exception as exc:
+            self.record_fault("begin", exc)
+            return None
+        for sink in self._sinks:
+            try:
+                sink.start(call)
+            except Exception as exc:
+                self.record_fault("sink_start", exc)
+        return call, new_body
+
+    def emit(self, record: CallRecord, call: Call) -> None:
+        """Finish a record (dedupe, pricing) and hand it to every subscriber."""
+        try:
+            record = self._dedupe(record)
+        except Exception as exc:
+            self.record_fault("dedupe", exc)
+        for sink in self._sinks:
+            try:
+                sink.finish(record, call)
+            except Exception as exc:
+                self.record_fault("sink", exc)
+        for callback in self._callbacks:
+            try:
+                callback(record)
+            except Exception as exc:
+                self.record_fault("subscriber", exc)
+
+    def record_fault(self, kind: str, exc: BaseException) -> None:
+        """Count a metering fault and log it once per kind."""
+        with self._lock:
+            self._faults[kind] = self._faults.get(kind, 0) + 1
+            first = kind not in self._logged
+            self._logged.add(kind)
+        if first:
+            logger.warning("meter: metering fault (%s): %s: %s; the call itself was not affected",
+                           kind, type(exc).__name__, exc, exc_info=exc)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _dedupe(self, record: CallRecord) -> CallRecord:
+        """Count a Responses id's usage once, however often it is retrieved or resumed."""
+        if record.api != "responses" or record.usage is None or not record.response_id:
+            return record
+        if record.usage_source == "estimated":
+            return record
+        key = record.response_id
+        with self._lock:
+            if key in self._counted:
+                self._counted.move_to_end(key)
+                repeat = True
+            else:
+                self._counted[key] = None
+                if len(self._counted) > self._dedupe_size:
+                    self._counted.popitem(last=False)
+                repeat = False
+        if repeat:
+            return record.replace(usage=None, usage_source=None, repeat=True)
+        return record
+
+
+def _attempt(headers: Headers) -> int | None:
+    raw = headers.get("x-stainless-retry-count")
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
+_default: Meter | None = None
+_default_lock = threading.Lock()
+
+
+def default_meter() -> Meter:
+    """The process-wide meter used by transports and ``wrap`` when none is given."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Meter()
+        return _default
+
+
+def set_default_meter(meter: Meter) -> None:
+    """Replace the process-wide default meter."""
+    global _default
+    with _default_lock:
+        _default = meter
+
+

@@ -1,0 +1,248 @@
+"""Observers: what a response body says about usage, model, id and finish.
+
+One small state machine per body kind. Stream observers see event payloads
+from ``sse.SSEScanner`` and decide with cheap substring tests which few events
+to JSON-parse (the usage chunk, finish chunks, terminal Responses events);
+the hundreds of delta events in between are never parsed. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from meter import usage as usage_mod
+from meter.record import Api, Usage
+
+_TERMINAL_RESPONSE_TYPES = frozenset({b"response.completed", b"response.incomplete", b"response.failed"})
+_OPENING_RESPONSE_TYPES = frozenset({b"response.created", b"response.queued", b"response.in_progress"})
+_CONTENT_MARKERS = (b'"content":"', b'"content": "')
+_OTHER_TOKEN_MARKERS = (b'"tool_calls":[', b'"tool_calls": [', b'"refusal":"', b'"refusal": "',
+                        b'"function_call":{', b'"audio":{')
+
+
+@dataclass(slots=True)
+class Observation:
+    """What has been learned from a body so far. Observers fill it in place."""
+
+    response_id: str | None = None
+    response_model: str | None = None
+    usage: Usage | None = None
+    finish_reasons: dict[int, str] = field(default_factory=dict)
+    status: str | None = None
+    """Responses ``status`` of the terminal object (completed / incomplete / failed / queued ...)."""
+    incomplete_reason: str | None = None
+    error_code: str | None = None
+    ended: bool = False
+    """The body reached its natural end marker (``[DONE]`` or a terminal Responses event)."""
+    content_events: int = 0
+    """Delta events that carried output: the basis of the output-token estimate."""
+    output_text: list[str] | None = None
+    """Output text, only collected when content capture is on."""
+
+    def finish_list(self) -> tuple[str, ...] | None:
+        if self.status is not None:
+            if self.status == "incomplete" and self.incomplete_reason:
+                return (self.incomplete_reason,)
+            return (self.status,)
+        if not self.finish_reasons:
+            return None
+        return tuple(self.finish_reasons[i] for i in sorted(self.finish_reasons))
+
+
+def _has_output(data: bytes) -> bool:
+    """Does a chat chunk carry generated output (non-empty content, a tool call, a refusal)?"""
+    for marker in _CONTENT_MARKERS:
+        i = data.find(marker)
+        while i >= 0:
+            j = i + len(marker)
+            if data[j:j + 1] != b'"':
+                return True
+            i = data.find(marker, j)
+    return any(m in data for m in _OTHER_TOKEN_MARKERS)
+
+
+def _error_code(error: Any) -> str | None:
+    """The low-cardinality error type of an ``error`` object (Azure sends codes as strings or ints)."""
+    if not isinstance(error, dict):
+        return None
+    code = error.get("code")
+    if code is None or code == "":
+        code = error.get("type")
+    if code is None or isinstance(code, bool):
+        return None
+    return str(code)
+
+
+class ChatStreamObserver:
+    """Chat Completions SSE: usage from the chunk whose ``usage`` is an object.
+
+    Never uses "empty choices" as the usage signal: Azure's first chunk (prompt
+    filter results) has empty choices too. Usage is per request, so the last
+    usage object wins; chunk usages are never summed.
+    """
+
+    __slots__ = ("capture", "obs", "on_first_token")
+
+    def __init__(self, obs: Observation, on_first_token: Callable[[], None], capture: bool = False) -> None:
+        self.obs = obs
+        self.on_first_token = on_first_token
+        self.capture = capture
+
+    def on_event(self, data: bytes) -> None:
+        obs = self.obs
+        if data == b"[DONE]":
+            obs.ended = True
+            return
+        if _has_output(data):
+            if obs.content_events == 0:
+                self.on_first_token()
+            obs.content_events += 1
+            if self.capture:
+                self._parse(data)
+                return
+        if (
+            obs.response_id is None
+            or obs.response_model is None
+            or b'"usage":{' in data
+            or b'"usage": {' in data
+            or b'"finish_reason":"' in data
+            or b'"finish_reason": "' in data
+            or b'"error"' in data
+        ):
+            self._parse(data)
+
+    def _parse(self, data: bytes) -> None:
+        obj = json.loads(data)
+        if not isinstance(obj, dict):
+            return
+        obs = self.obs
+        if "error" in obj and obj["error"] is not None:
+            obs.error_code = _error_code(obj["error"]) or "error"
+            return
+        if obs.response_id is None and obj.get("id"):
+            obs.response_id = str(obj["id"])
+        if obs.response_model is None and obj.get("model"):
+            obs.response_model = str(obj["model"])
+        usage = obj.get("usage")
+        if isinstance(usage, dict):
+            obs.usage = usage_mod.from_chat(usage)
+        choices = obj.get("choices")
+        if isinstance(choices, list):
+            for choice in choices:
+                if not isinstance(choice, dict):
+                    continue
+                reason = choice.get("finish_reason")
+                index = choice.get("index", 0)
+                if isinstance(reason, str) and isinstance(index, int):
+                    obs.finish_reasons[index] = reason
+                if self.capture:
+                    delta = choice.get("delta")
+                    if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+                        if obs.output_text is None:
+                            obs.output_text = []
+                        obs.output_text.append(delta["content"])
+
+
+class ResponsesStreamObserver:
+    """Responses API SSE: keyed on the JSON ``type``, never on the ``event:`` line."""
+
+    __slots__ = ("capture", "obs", "on_first_token")
+
+    def __init__(self, obs: Observation, on_first_token: Callable[[], None], capture: bool = False) -> None:
+        self.obs = obs
+        self.on_first_token = on_first_token
+        self.capture = capture
+
+    def on_event(self, data: bytes) -> None:
+        if data == b"[DONE]":
+            return
+        if data.startswith(b'{"type":"'):
+            end = data.find(b'"', 9)
+            etype = data[9:end]
+        else:  # keys in another order (a gateway re-serialised it): parse to find the type
+            obj = json.loads(data)
+            etype = str(obj.get("type", "")).encode() if isinstance(obj, dict) else b""
+        obs = self.obs
+        if etype.endswith(b".delta"):
+            if obs.content_events == 0:
+                self.on_first_token()
+            obs.content_events += 1
+            if self.capture and etype == b"response.output_text.delta":
+                obj = json.loads(data)
+                if isinstance(obj, dict) and isinstance(obj.get("delta"), str):
+                    if obs.output_text is None:
+                        obs.output_text = []
+                    obs.output_text.append(obj["delta"])
+            return
+        if etype in _TERMINAL_RESPONSE_TYPES:
+            obj = json.loads(data)
+            if isinstance(obj, dict):
+                read_response_object(obj.get("response"), obs)
+                if etype == b"response.failed" and obs.error_code is None:
+                    obs.error_code = "response_failed"
+            obs.ended = True
+            return
+        if etype == b"error":
+            obj = json.loads(data)
+            obs.error_code = (_error_code(obj) if isinstance(obj, dict) else None) or "error"
+            obs.ended = True
+            return
+        if obs.response_id is None and etype in _OPENING_RESPONSE_TYPES:
+            obj = json.loads(data)
+            if isinstance(obj, dict):
+                response = obj.get("response")
+                if isinstance(response, dict):
+                    _read_identity(response, obs)
+
+
+def _read_identity(response: dict[str, Any], obs: Observation) -> None:
+    if obs.response_id is None and response.get("id"):
+        obs.response_id = str(response["id"])
+    if obs.response_model is None and response.get("model"):
+        obs.response_model = str(response["model"])
+
+
+def read_response_object(response: Any, obs: Observation) -> None:
+    """A Responses ``response`` object (body of create/retrieve, or a terminal event's payload)."""
+    if not isinstance(response, dict):
+        return
+    _read_identity(response, obs)
+    status = response.get("status")
+    if isinstance(status, str):
+        obs.status = status
+    details = response.get("incomplete_details")
+    if isinstance(details, dict) and isinstance(details.get("reason"), str):
+        obs.incomplete_reason = details["reason"]
+    if response.get("usage") is not None:
+        obs.usage = usage_mod.from_responses(response.get("usage"))
+    if status == "failed":
+        obs.error_code = _error_code(response.get("error")) or "response_failed"
+
+
+def read_json_body(api: Api, status_code: int, body: bytes, obs: Observation) -> None:
+    """A complete non-streaming body: success JSON or an error body."""
+    obj = json.loads(body)
+    if not isinstance(obj, dict):
+        return
+    if status_code >= 400 or ("error" in obj and obj["error"] is not None and api != "responses"):
+        obs.error_code = _error_code(obj.get("error"))
+        return
+    if api == "responses":
+        read_response_object(obj, obs)
+        return
+    if api == "chat":
+        _read_identity(obj, obs)
+        choices = obj.get("choices")
+        if isinstance(choices, list):
+            for choice in choices:
+                if isinstance(choice, dict) and isinstance(choice.get("finish_reason"), str):
+                    index = choice.get("index", 0)
+                    obs.finish_reasons[index if isinstance(index, int) else 0] = choice["finish_reason"]
+    else:  # embeddings: no id; the model is the served one
+        if obj.get("model"):
+            obs.response_model = str(obj["model"])
+    obs.usage = usage_mod.from_chat(obj.get("usage"))
+    obs.ended = True

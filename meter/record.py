@@ -1,0 +1,109 @@
+"""The two value types every later stage consumes: ``Usage`` and ``CallRecord``.
+
+They are plain frozen dataclasses so a record can be handed to any number of
+subscribers (sinks, user callbacks, threads) without anyone mutating it under
+the others' feet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Api = Literal["chat", "responses", "embeddings"]
+Outcome = Literal["ok", "http_error", "transport_error", "aborted", "incomplete"]
+UsageSource = Literal["response", "stream", "estimated"]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one call, as the service reported them.
+
+    Subsets, not addends: ``cached_input_tokens`` and ``cache_write_input_tokens``
+    are parts of ``input_tokens``; ``reasoning_output_tokens`` is part of
+    ``output_tokens``; the audio counts are parts of input and output. This is how
+    Azure and OpenAI report them, and adding a subset to its total double counts.
+    ``total_tokens`` is what the service sent (input + output when it sent none).
+    """
+
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_output_tokens: int = 0
+    audio_input_tokens: int = 0
+    audio_output_tokens: int = 0
+    total_tokens: int = 0
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        """Input billed at the plain input rate (never negative)."""
+        return max(0, self.input_tokens - self.cached_input_tokens - self.cache_write_input_tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class AzureHeaders:
+    """Response headers of interest; ``None`` where the service did not send one.
+
+    Rate-limit values are ints; Azure's ``-1`` ("unknown", sent by the Responses
+    API) is kept as ``None`` so nobody mistakes it for an exhausted quota.
+    """
+
+    region: str | None = None
+    apim_request_id: str | None = None
+    request_id: str | None = None
+    client_request_id: str | None = None
+    deployment_name: str | None = None
+    served_model: str | None = None
+    spilled_over: bool | None = None
+    ratelimit_remaining_tokens: int | None = None
+    ratelimit_remaining_requests: int | None = None
+    ratelimit_limit_tokens: int | None = None
+    ratelimit_limit_requests: int | None = None
+    retry_after_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """Everything meter knows about one metered HTTP call, emitted exactly once.
+
+    A record is emitted when the call is finished: body read, stream exhausted,
+    stream closed early, or failed. ``usage`` is ``None`` when the service reported
+    none and nothing could be estimated; ``usage_source`` then is ``None`` too.
+    ``cost`` is filled by the pricing stage (a ``pricing.Cost``) or ``None`` when
+    no price book is configured.
+    """
+
+    api: Api
+    operation: str
+    stream: bool
+    provider: str
+    deployment: str | None
+    request_model: str | None
+    response_model: str | None
+    response_id: str | None
+    server_address: str
+    server_port: int | None
+    api_version: str | None
+    status_code: int | None
+    outcome: Outcome
+    error_type: str | None
+    usage: Usage | None
+    usage_source: UsageSource | None
+    finish_reasons: tuple[str, ...] | None
+    started_at: datetime
+    duration_s: float
+    time_to_first_token_s: float | None
+    azure: AzureHeaders
+    attributes: dict[str, str] = field(default_factory=dict)
+    cost: Any = None
+    attempt: int | None = None
+    repeat: bool = False
+    deployment_type: str | None = None
+    region: str | None = None
+
+    def replace(self, **changes: Any) -> CallRecord:
+        """A copy with some fields changed (records are frozen)."""
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,126 @@
+"""The request side: what the body says, and the one rewrite meter may make.
+
+The only change meter ever makes to a request is adding
+``"stream_options": {"include_usage": true}`` to a streaming chat request that
+did not set it, on endpoints known to accept it. Without it a chat stream
+carries no usage at all; with it on an old Azure api-version the call fails
+with HTTP 400, so the rule is conservative: unknown means "do not touch".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from meter.route import Route
+
+# Azure GA 2024-06-01 and earlier reject stream_options with HTTP 400; 2024-08-01-preview
+# is the first api-version recorded to accept it (facts: azure-wire-format.md §5).
+_FIRST_DATE_WITH_STREAM_OPTIONS = "2024-08-01"
+_DATED_VERSION = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:-preview)?$")
+_UNDATED_ACCEPTING = frozenset({"v1", "preview", "latest"})
+
+_INCLUDE_USAGE = b'"stream_options":{"include_usage":true}'
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """Fields read from a request body (all optional: a body may be absent or not JSON)."""
+
+    model: str | None = None
+    stream: bool = False
+    include_usage: bool | None = None
+    """``stream_options.include_usage`` as sent: ``None`` when the caller did not set it."""
+    background: bool = False
+
+
+def parse_body(body: bytes | None) -> tuple[RequestInfo, dict[str, Any] | None]:
+    """Read the fields meter needs; returns the parsed object too (for estimates and content capture)."""
+    if not body:
+        return RequestInfo(), None
+    try:
+        obj = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return RequestInfo(), None
+    if not isinstance(obj, dict):
+        return RequestInfo(), None
+    model = obj.get("model")
+    options = obj.get("stream_options")
+    include_usage = options.get("include_usage") if isinstance(options, dict) else None
+    return (
+        RequestInfo(
+            model=model if isinstance(model, str) and model else None,
+            stream=obj.get("stream") is True,
+            include_usage=include_usage if isinstance(include_usage, bool) else None,
+            background=obj.get("background") is True,
+        ),
+        obj,
+    )
+
+
+def accepts_stream_options(route: Route) -> bool:
+    """Will this endpoint accept ``stream_options``? Unknown or old api-versions: no."""
+    if route.v1 or route.provider == "openai":
+        return True
+    version = route.api_version
+    if version is None:
+        return False
+    if version in _UNDATED_ACCEPTING:
+        return True
+    m = _DATED_VERSION.match(version)
+    return bool(m) and m.group(1) >= _FIRST_DATE_WITH_STREAM_OPTIONS  # type: ignore[union-attr]
+
+
+def with_include_usage(route: Route, info: RequestInfo, body: bytes | None,
+                       parsed: dict[str, Any] | None) -> bytes | None:
+    """The rewritten body, or ``None`` when the request must go out unchanged.
+
+    The option is spliced in before the closing brace, so every other byte of
+    the caller's body stays as it was (no re-serialisation, no key reordering).
+    """
+    if route.api != "chat" or not info.stream or info.include_usage is not None or body is None:
+        return None
+    if parsed is None or not accepts_stream_options(route):
+        return None
+    if "stream_options" in parsed:
+        options = parsed["stream_options"]
+        if not isinstance(options, dict):
+            return None
+        merged = dict(parsed)
+        merged["stream_options"] = {**options, "include_usage": True}
+        return json.dumps(merged, separators=(",", ":"), ensure_ascii=False).encode()
+    end = body.rstrip().rfind(b"}")
+    if end < 0:
+        return None
+    return body[:end] + b"," + _INCLUDE_USAGE + body[end:]
+
+
+def estimate_input_tokens(parsed: dict[str, Any] | None) -> int:
+    """A rough input-token estimate (4 characters a token) for calls that reported no usage.
+
+    Only used when the service sent no usage (old api-version stream, stream cut
+    short); the record is then flagged ``usage_source="estimated"``.
+    """
+    if parsed is None:
+        return 0
+    chars = 0
+    items = 0
+    for key in ("messages", "input", "instructions", "prompt"):
+        value = parsed.get(key)
+        if value is None:
+            continue
+        stack: list[Any] = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                chars += len(item)
+            elif isinstance(item, list):
+                items += len(item)
+                stack.extend(item)
+            elif isinstance(item, dict):
+                for k in ("content", "text", "input", "output"):
+                    if k in item:
+                        stack.append(item[k])
+    return (chars + 3) // 4 + 3 * items

@@ -1,0 +1,69 @@
+"""Usage extraction: the service's usage objects -> ``meter.Usage``.
+
+Tolerant by design: every details object is optional, keys may come in any
+order, and non-OpenAI models behind Azure use their own shapes (DeepSeek puts
+``reasoning_tokens`` at the top level). Anything that is not a non-negative int
+counts as absent, never as an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meter.record import Usage
+
+
+def _int(obj: Any, key: str) -> int:
+    if not isinstance(obj, dict):
+        return 0
+    value = obj.get(key)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return 0
+
+
+def _has_int(obj: Any, key: str) -> bool:
+    return isinstance(obj, dict) and isinstance(obj.get(key), int) and not isinstance(obj.get(key), bool)
+
+
+def from_chat(usage: Any) -> Usage | None:
+    """Chat Completions and embeddings usage (``prompt_tokens`` / ``completion_tokens``)."""
+    if not isinstance(usage, dict):
+        return None
+    prompt = usage.get("prompt_tokens_details")
+    completion = usage.get("completion_tokens_details")
+    input_tokens = _int(usage, "prompt_tokens")
+    output_tokens = _int(usage, "completion_tokens")
+    reasoning = _int(completion, "reasoning_tokens") or _int(usage, "reasoning_tokens")
+    total = _int(usage, "total_tokens") if _has_int(usage, "total_tokens") else input_tokens + output_tokens
+    return Usage(
+        input_tokens=input_tokens,
+        cached_input_tokens=_int(prompt, "cached_tokens"),
+        cache_write_input_tokens=_int(prompt, "cache_write_tokens"),
+        output_tokens=output_tokens,
+        reasoning_output_tokens=reasoning,
+        audio_input_tokens=_int(prompt, "audio_tokens"),
+        audio_output_tokens=_int(completion, "audio_tokens"),
+        total_tokens=total,
+    )
+
+
+def from_responses(usage: Any) -> Usage | None:
+    """Responses API usage (``input_tokens`` / ``output_tokens``)."""
+    if not isinstance(usage, dict):
+        return None
+    details_in = usage.get("input_tokens_details")
+    details_out = usage.get("output_tokens_details")
+    input_tokens = _int(usage, "input_tokens")
+    output_tokens = _int(usage, "output_tokens")
+    total = _int(usage, "total_tokens") if _has_int(usage, "total_tokens") else input_tokens + output_tokens
+    return Usage(
+        input_tokens=input_tokens,
+        cached_input_tokens=_int(details_in, "cached_tokens"),
+        cache_write_input_tokens=_int(details_in, "cache_write_tokens"),
+        output_tokens=output_tokens,
+        reasoning_output_tokens=_int(details_out, "reasoning_tokens"),
+        audio_input_tokens=_int(details_in, "audio_tokens"),
+        audio_output_tokens=_int(details_out, "audio_tokens"),
+        total_tokens=total,
+    )
