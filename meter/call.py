@@ -110,6 +110,7 @@ class Call:
         self.status_code: int | None = None
         self._azure = _EMPTY_HEADERS
         self._sse = False
+        self._sniff = False
         self._decoder: Decoder | None = None
         self._scanner: SSEScanner | None = None
         self._observer: observe.ChatStreamObserver | observe.ResponsesStreamObserver | None = None
@@ -130,17 +131,22 @@ class Call:
             content_type = str(headers.get("content-type") or "").split(";", 1)[0].strip().lower()
             self._decoder = decoder_for(headers.get("content-encoding"))
             if content_type == "text/event-stream":
-                self._sse = True
-                self._scanner = SSEScanner()
-                capture = self.meter.capture_content
-                if self.route.api == "responses":
-                    self._observer = observe.ResponsesStreamObserver(self.obs, self._first_token, capture)
-                else:
-                    self._observer = observe.ChatStreamObserver(self.obs, self._first_token, capture)
-            else:
+                self._start_sse()
+            elif content_type:
                 self._body = []
+            else:
+                self._sniff = True  # no Content-Type: decide on the first bytes
         except Exception as exc:
             self._fault("response_headers", exc)
+
+    def _start_sse(self) -> None:
+        self._sse = True
+        self._scanner = SSEScanner()
+        capture = self.meter.capture_content
+        if self.route.api == "responses":
+            self._observer = observe.ResponsesStreamObserver(self.obs, self._first_token, capture)
+        else:
+            self._observer = observe.ChatStreamObserver(self.obs, self._first_token, capture)
 
     def on_chunk(self, chunk: bytes) -> None:
         """One raw body chunk, exactly as the caller receives it."""
@@ -148,6 +154,15 @@ class Call:
             return
         try:
             data = self._decoder.decode(chunk) if self._decoder is not None else chunk
+            if self._sniff:
+                head = data.lstrip()
+                if not head:
+                    return
+                self._sniff = False
+                if head.startswith((b"data:", b"event:", b":")):
+                    self._start_sse()
+                else:
+                    self._body = []
             if self._scanner is not None and self._observer is not None:
                 on_event = self._observer.on_event
                 for event in self._scanner.feed(data):

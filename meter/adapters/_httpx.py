@@ -6,6 +6,9 @@ import httpx
 
 from meter.adapters.streams import AsyncStreamLogic, SyncStreamLogic
 
+ByteStream = httpx.ByteStream
+"""In-memory bodies (mock transports, pre-read responses) are metered at once, not wrapped."""
+
 
 class SyncStream(SyncStreamLogic, httpx.SyncByteStream):
     """A metered httpx sync response stream."""

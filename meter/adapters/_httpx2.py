@@ -6,6 +6,9 @@ import httpx2
 
 from meter.adapters.streams import AsyncStreamLogic, SyncStreamLogic
 
+ByteStream = httpx2.ByteStream
+"""In-memory bodies (mock transports, pre-read responses) are metered at once, not wrapped."""
+
 
 class SyncStream(SyncStreamLogic, httpx2.SyncByteStream):
     """A metered httpx2 sync response stream."""

@@ -34,6 +34,21 @@ def _body(request: Any) -> bytes | None:
     return content if isinstance(content, bytes) else None
 
 
+def _in_memory(stack: ModuleType, response: Any, call: Call) -> bool:
+    """Meter a body that is already in memory (mock transports, pre-read responses) at once.
+
+    Such a response may be marked read already, so its stream would never be
+    iterated or closed through a wrapper; its bytes are at hand, so no waiting.
+    """
+    stream = response.stream
+    if not isinstance(stream, stack.ByteStream):
+        return False
+    for chunk in stream:
+        call.on_chunk(chunk)
+    call.on_end()
+    return True
+
+
 def start(meter: Meter, request: Any) -> tuple[Call, Any] | None:
     """Begin metering ``request``; returns the call and the request to send (maybe rewritten)."""
     url = request.url
@@ -87,7 +102,9 @@ class MeteredTransport(httpx2.BaseTransport):
             call.on_error(exc)
             raise
         call.on_response(response.status_code, response.headers)
-        response.stream = _stack(request).SyncStream(response.stream, call)
+        stack = _stack(request)
+        if not _in_memory(stack, response, call):
+            response.stream = stack.SyncStream(response.stream, call)
         return response
 
     def close(self) -> None:
@@ -112,7 +129,9 @@ class AsyncMeteredTransport(httpx2.AsyncBaseTransport):
             call.on_error(exc)
             raise
         call.on_response(response.status_code, response.headers)
-        response.stream = _stack(request).AsyncStream(response.stream, call)
+        stack = _stack(request)
+        if not _in_memory(stack, response, call):
+            response.stream = stack.AsyncStream(response.stream, call)
         return response
 
     async def aclose(self) -> None:
