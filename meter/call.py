@@ -241,9 +241,9 @@ class Call:
             return "transport_error", type(exc).__name__
         status = self.status_code
         if status is not None and status >= 400:
-            return "http_error", obs.error_code or str(status)
-        if obs.error_code is not None:
-            return "http_error", obs.error_code
+            return "http_error", obs.error_kind or str(status)
+        if obs.failed:
+            return "http_error", obs.error_kind or "error"
         if not self._eof:
             return "aborted", None
         if obs.status == "incomplete":
@@ -257,7 +257,7 @@ class Call:
         if obs.usage is not None:
             return obs.usage, "stream" if self._sse else "response"
         status = self.status_code
-        if not self._sse or status is None or status >= 400 or obs.error_code is not None:
+        if not self._sse or status is None or status >= 400 or obs.failed:
             return None, None
         if self.route.operation != "create":
             return None, None  # a retrieve/resume that saw no usage has nothing to estimate
@@ -278,6 +278,7 @@ class Call:
         usage, source = self._usage(outcome)
         obs = self.obs
         route = self.route
+        failed_body = not self._sse and (self.status_code or 0) >= 400 or (not self._sse and obs.failed)
         deployment = route.deployment
         if deployment is None and route.deployment_from_body:
             deployment = self.info.model
@@ -297,9 +298,10 @@ class Call:
             status_code=self.status_code,
             outcome=outcome,
             error_type=error_type,
+            error_code=obs.error_code if outcome == "http_error" else None,
             usage=usage,
             usage_source=source,
-            finish_reasons=None if (self.status_code or 0) >= 400 else obs.finish_list(),
+            finish_reasons=None if failed_body else obs.finish_list(route.api),
             started_at=self.started_at,
             duration_s=duration,
             time_to_first_token_s=self._ttft if self._sse else None,

@@ -34,7 +34,12 @@ class Observation:
     status: str | None = None
     """Responses ``status`` of the terminal object (completed / incomplete / failed / queued ...)."""
     incomplete_reason: str | None = None
+    failed: bool = False
+    """The body reported an error (an error body, a mid-stream error, ``response.failed``)."""
     error_code: str | None = None
+    """The service's own ``error.code``, as a string; ``None`` when it sent none."""
+    error_kind: str | None = None
+    """A low-cardinality error type: the code, else the error's ``type``."""
     ended: bool = False
     """The body reached its natural end marker (``[DONE]`` or a terminal Responses event)."""
     content_events: int = 0
@@ -42,14 +47,25 @@ class Observation:
     output_text: list[str] | None = None
     """Output text, only collected when content capture is on."""
 
-    def finish_list(self) -> tuple[str, ...] | None:
-        if self.status is not None:
+    def finish_list(self, api: Api) -> tuple[str, ...] | None:
+        """Chat: finish reasons by choice index. Responses: the incomplete reason, else the status."""
+        if api == "chat":
+            return tuple(self.finish_reasons[i] for i in sorted(self.finish_reasons))
+        if api == "responses" and self.status is not None:
             if self.status == "incomplete" and self.incomplete_reason:
                 return (self.incomplete_reason,)
             return (self.status,)
-        if not self.finish_reasons:
-            return None
-        return tuple(self.finish_reasons[i] for i in sorted(self.finish_reasons))
+        return None
+
+    def set_error(self, error: Any) -> None:
+        """Note an ``error`` object (Azure sends codes as strings of digits or as ints)."""
+        self.failed = True
+        if isinstance(error, dict):
+            code = error.get("code")
+            if code is not None and not isinstance(code, bool) and code != "":
+                self.error_code = str(code)
+            kind = error.get("type")
+            self.error_kind = self.error_code or (str(kind) if isinstance(kind, str) and kind else None)
 
 
 def _has_output(data: bytes) -> bool:
@@ -62,18 +78,6 @@ def _has_output(data: bytes) -> bool:
                 return True
             i = data.find(marker, j)
     return any(m in data for m in _OTHER_TOKEN_MARKERS)
-
-
-def _error_code(error: Any) -> str | None:
-    """The low-cardinality error type of an ``error`` object (Azure sends codes as strings or ints)."""
-    if not isinstance(error, dict):
-        return None
-    code = error.get("code")
-    if code is None or code == "":
-        code = error.get("type")
-    if code is None or isinstance(code, bool):
-        return None
-    return str(code)
 
 
 class ChatStreamObserver:
@@ -119,8 +123,8 @@ class ChatStreamObserver:
         if not isinstance(obj, dict):
             return
         obs = self.obs
-        if "error" in obj and obj["error"] is not None:
-            obs.error_code = _error_code(obj["error"]) or "error"
+        if obj.get("error"):
+            obs.set_error(obj["error"])
             return
         if obs.response_id is None and obj.get("id"):
             obs.response_id = str(obj["id"])
@@ -181,13 +185,11 @@ class ResponsesStreamObserver:
             obj = json.loads(data)
             if isinstance(obj, dict):
                 read_response_object(obj.get("response"), obs)
-                if etype == b"response.failed" and obs.error_code is None:
-                    obs.error_code = "response_failed"
             obs.ended = True
             return
         if etype == b"error":
             obj = json.loads(data)
-            obs.error_code = (_error_code(obj) if isinstance(obj, dict) else None) or "error"
+            obs.set_error(obj if isinstance(obj, dict) else None)
             obs.ended = True
             return
         if obs.response_id is None and etype in _OPENING_RESPONSE_TYPES:
@@ -219,7 +221,7 @@ def read_response_object(response: Any, obs: Observation) -> None:
     if response.get("usage") is not None:
         obs.usage = usage_mod.from_responses(response.get("usage"))
     if status == "failed":
-        obs.error_code = _error_code(response.get("error")) or "response_failed"
+        obs.set_error(response.get("error"))
 
 
 def read_json_body(api: Api, status_code: int, body: bytes, obs: Observation) -> None:
@@ -227,8 +229,11 @@ def read_json_body(api: Api, status_code: int, body: bytes, obs: Observation) ->
     obj = json.loads(body)
     if not isinstance(obj, dict):
         return
-    if status_code >= 400 or ("error" in obj and obj["error"] is not None and api != "responses"):
-        obs.error_code = _error_code(obj.get("error"))
+    if status_code >= 400 or obj.get("error"):
+        if api == "responses" and status_code < 400 and isinstance(obj.get("status"), str):
+            read_response_object(obj, obs)  # a failed response object: its `error` is the failure
+            return
+        obs.set_error(obj.get("error"))
         return
     if api == "responses":
         read_response_object(obj, obs)

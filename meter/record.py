@@ -72,6 +72,9 @@ class CallRecord:
     A record is emitted when the call is finished: body read, stream exhausted,
     stream closed early, or failed. ``usage`` is ``None`` when the service reported
     none and nothing could be estimated; ``usage_source`` then is ``None`` too.
+    ``error_type`` is a low-cardinality label (the service's error code, else its
+    error type, else the HTTP status, else the exception class); ``error_code`` is
+    the service's own ``error.code`` verbatim, ``None`` when it sent none.
     ``cost`` is filled by the pricing stage (a ``pricing.Cost``) or ``None`` when
     no price book is configured.
     """
@@ -90,6 +93,7 @@ class CallRecord:
     status_code: int | None
     outcome: Outcome
     error_type: str | None
+    error_code: str | None
     usage: Usage | None
     usage_source: UsageSource | None
     finish_reasons: tuple[str, ...] | None

@@ -1,0 +1,135 @@
+"""Every recorded case, replayed over a real loopback socket through every adapter.
+
+The shared corpus (``../shared/conformance``) is real Azure/OpenAI traffic; the
+project's own cases (``tests/fixtures/cases``) are written from the documented
+formats. Each must yield its ``expected.json`` exactly, and the caller must get
+the very bytes the server sent.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import httpx2
+import pytest
+
+import meter
+from tests.support.cases import OWN_CASES, SHARED_CONFORMANCE, Case, load_cases
+from tests.support.replay import ReplayServer, serve_case
+
+STACKS = {"httpx": httpx, "httpx2": httpx2}
+_SKIP_REQUEST_HEADERS = {"host", "content-length", "connection", "accept-encoding", "transfer-encoding"}
+
+
+def _cases(root: Any) -> list[Case]:
+    return load_cases(root) if root.is_dir() else []
+
+
+OWN = _cases(OWN_CASES)
+SHARED = _cases(SHARED_CONFORMANCE)
+
+
+def as_expected(record: meter.CallRecord) -> dict[str, Any]:
+    """A record in the corpus' expected.json schema (estimates are not reported usage)."""
+    usage = None
+    if record.usage is not None and record.usage_source != "estimated":
+        usage = {k: getattr(record.usage, k) for k in
+                 ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens",
+                  "total_tokens")}
+    error = None
+    if record.outcome == "http_error":
+        error = {"status": record.status_code, "code": record.error_code}
+    return {
+        "api": record.api,
+        "stream": record.stream,
+        "response_model": record.response_model,
+        "response_id": record.response_id,
+        "usage": usage,
+        "finish_reasons": list(record.finish_reasons) if record.finish_reasons is not None else None,
+        "error": error,
+    }
+
+
+def _request_args(case: Case, srv: ReplayServer) -> dict[str, Any]:
+    headers = {k: v for k, v in case.request_headers.items() if k.lower() not in _SKIP_REQUEST_HEADERS}
+    content = json.dumps(case.request_body).encode() if case.request_body is not None else None
+    return {"method": case.method, "url": srv.url + case.path, "headers": headers, "content": content}
+
+
+def _check(case: Case, record: meter.CallRecord, decoded: bytes) -> None:
+    assert decoded == case.body, "the caller must receive the recorded body unchanged"
+    expected = case.expected
+    assert as_expected(record) == {k: expected.get(k) for k in as_expected(record)}
+    if expected.get("usage") is None and record.usage is not None:
+        assert record.usage_source == "estimated"
+
+
+def replay_sync(stack: Any, case: Case, srv: ReplayServer, split: int | None = None) -> None:
+    records: list[meter.CallRecord] = []
+    m = meter.Meter(on_record=records.append, hosts=["127.0.0.1"])  # OpenAI cases: loopback stands in
+    serve_case(srv, case, split=split)
+    with stack.Client(transport=meter.MeteredTransport(stack.HTTPTransport(), m)) as client:
+        with client.stream(**_request_args(case, srv)) as response:
+            decoded = b"".join(response.iter_bytes())
+    assert len(records) == 1 and not m.faults
+    _check(case, records[0], decoded)
+
+
+async def replay_async(stack: Any, case: Case, srv: ReplayServer) -> None:
+    records: list[meter.CallRecord] = []
+    m = meter.Meter(on_record=records.append, hosts=["127.0.0.1"])  # OpenAI cases: loopback stands in
+    serve_case(srv, case)
+    async with stack.AsyncClient(transport=meter.AsyncMeteredTransport(stack.AsyncHTTPTransport(), m)) as client:
+        async with client.stream(**_request_args(case, srv)) as response:
+            decoded = b"".join([chunk async for chunk in response.aiter_bytes()])
+    assert len(records) == 1 and not m.faults
+    _check(case, records[0], decoded)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("case", OWN, ids=[c.name for c in OWN])
+def test_own_case_sync(stack: str, case: Case, server: ReplayServer) -> None:
+    replay_sync(STACKS[stack], case, server)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("case", OWN, ids=[c.name for c in OWN])
+async def test_own_case_async(stack: str, case: Case, server: ReplayServer) -> None:
+    await replay_async(STACKS[stack], case, server)
+
+
+@pytest.mark.parametrize("case", OWN, ids=[c.name for c in OWN])
+def test_own_case_in_tiny_chunks(case: Case, server: ReplayServer) -> None:
+    replay_sync(httpx2, case, server, split=7)
+
+
+shared = pytest.mark.skipif(
+    not SHARED, reason=f"shared conformance corpus not found at {SHARED_CONFORMANCE} (CI has it beside the checkout)"
+)
+
+
+@shared
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("case", SHARED, ids=[c.name for c in SHARED])
+def test_conformance_sync(stack: str, case: Case, server: ReplayServer) -> None:
+    replay_sync(STACKS[stack], case, server)
+
+
+@shared
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("case", SHARED, ids=[c.name for c in SHARED])
+async def test_conformance_async(stack: str, case: Case, server: ReplayServer) -> None:
+    await replay_async(STACKS[stack], case, server)
+
+
+@shared
+@pytest.mark.parametrize("case", SHARED, ids=[c.name for c in SHARED])
+def test_conformance_in_odd_chunks(case: Case, server: ReplayServer) -> None:
+    replay_sync(httpx2, case, server, split=13)
+
+
+@shared
+def test_conformance_corpus_is_complete() -> None:
+    assert len(SHARED) == 30
