@@ -278,7 +278,7 @@ class Call:
         usage, source = self._usage(outcome)
         obs = self.obs
         route = self.route
-        failed_body = not self._sse and (self.status_code or 0) >= 400 or (not self._sse and obs.failed)
+        failed_body = not self._sse and ((self.status_code or 0) >= 400 or obs.failed)
         deployment = route.deployment
         if deployment is None and route.deployment_from_body:
             deployment = self.info.model

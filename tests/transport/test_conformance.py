@@ -81,7 +81,8 @@ async def replay_async(stack: Any, case: Case, srv: ReplayServer) -> None:
     records: list[meter.CallRecord] = []
     m = meter.Meter(on_record=records.append, hosts=["127.0.0.1"])  # OpenAI cases: loopback stands in
     serve_case(srv, case)
-    async with stack.AsyncClient(transport=meter.AsyncMeteredTransport(stack.AsyncHTTPTransport(), m)) as client:
+    transport = meter.AsyncMeteredTransport(stack.AsyncHTTPTransport(), m)
+    async with stack.AsyncClient(transport=transport) as client:
         async with client.stream(**_request_args(case, srv)) as response:
             decoded = b"".join([chunk async for chunk in response.aiter_bytes()])
     assert len(records) == 1 and not m.faults
@@ -106,7 +107,8 @@ def test_own_case_in_tiny_chunks(case: Case, server: ReplayServer) -> None:
 
 
 shared = pytest.mark.skipif(
-    not SHARED, reason=f"shared conformance corpus not found at {SHARED_CONFORMANCE} (CI has it beside the checkout)"
+    not SHARED,
+    reason=f"shared conformance corpus not found at {SHARED_CONFORMANCE} (CI has it beside the checkout)",
 )
 
 
