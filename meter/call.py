@@ -94,7 +94,7 @@ class Call:
         parsed_body: dict[str, Any] | None,
         attributes: dict[str, str],
         attempt: int | None,
-        context: Any = None,
+        correlation_id: str | None = None,
     ) -> None:
         self.meter = meter
         self.route = route
@@ -102,8 +102,9 @@ class Call:
         self._parsed_body = parsed_body
         self.attributes = attributes
         self.attempt = attempt
-        self.context = context
-        """Opaque per-call state of sinks that act at start (e.g. an OTel span)."""
+        self.correlation_id = correlation_id
+        self.context: dict[str, Any] = {}
+        """Per-call state of sinks that act at start (e.g. an OTel span), keyed by sink."""
         self.started_at = datetime.now(UTC)
         self._t0 = time.perf_counter()
         self._ttft: float | None = None
@@ -244,7 +245,9 @@ class Call:
             return "http_error", obs.error_kind or str(status)
         if obs.failed:
             return "http_error", obs.error_kind or "error"
-        if not self._eof:
+        if not self._eof and not obs.ended:
+            # Closed before the end. A stream whose end marker ([DONE], a terminal
+            # Responses event) was seen is complete even if the caller stopped there.
             return "aborted", None
         if obs.status == "incomplete":
             return "incomplete", obs.incomplete_reason
@@ -308,4 +311,5 @@ class Call:
             azure=self._azure,
             attributes=self.attributes,
             attempt=self.attempt,
+            correlation_id=self.correlation_id,
         )

@@ -9,6 +9,7 @@ still get the record, and the caller never sees the exception.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections import OrderedDict
@@ -120,6 +121,7 @@ class Meter:
                 parsed if (info.stream or self.capture_content) else None,
                 attribution.current(),
                 _attempt(headers),
+                _correlation_id(headers, method, path, raw),
             )
         except Exception as exc:
             self.record_fault("begin", exc)
@@ -189,6 +191,23 @@ def _attempt(headers: Headers) -> int | None:
         return int(raw)
     except ValueError:
         return None
+
+
+def _correlation_id(headers: Headers, method: str, path: str, body: bytes | None) -> str:
+    """The same id for every HTTP attempt of one logical call (SDK retries resend the same request).
+
+    An ``Idempotency-Key`` the client sent is used as is; otherwise a short hash
+    of the request line and body, which retries repeat byte for byte.
+    """
+    key = headers.get("idempotency-key")
+    if key:
+        return str(key)
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(method.encode())
+    digest.update(path.encode("utf-8", "replace"))
+    if body:
+        digest.update(body)
+    return digest.hexdigest()
 
 
 _default: Meter | None = None

@@ -104,6 +104,9 @@ class CallRecord:
     attributes: dict[str, str] = field(default_factory=dict)
     cost: Any = None
     attempt: int | None = None
+    """0 for the first HTTP attempt, n for the n-th retry (the SDK's ``x-stainless-retry-count``)."""
+    correlation_id: str | None = None
+    """Shared by every attempt of one logical call, so retries can be grouped."""
     repeat: bool = False
     deployment_type: str | None = None
     region: str | None = None

@@ -16,8 +16,13 @@ from meter.meter import Meter
 T = TypeVar("T")
 
 
+def _stack_classes(obj: Any) -> list[str]:
+    """Names of the httpx/httpx2 classes ``obj`` is built on (subclasses such as the SDK's count)."""
+    return [c.__name__ for c in type(obj).__mro__ if c.__module__.split(".", 1)[0] in ("httpx", "httpx2")]
+
+
 def _is_async_client(client: Any) -> bool:
-    return hasattr(client, "aclose") and not hasattr(client, "close")
+    return "AsyncClient" in _stack_classes(client)
 
 
 def _metered(transport: Any, is_async: bool, meter: Meter | None) -> Any:
@@ -40,8 +45,8 @@ def _wrap_http_client(client: Any, meter: Meter | None) -> None:
 
 
 def _is_http_client(obj: Any) -> bool:
-    module = type(obj).__module__.split(".", 1)[0]
-    return module in ("httpx", "httpx2") and hasattr(obj, "_transport")
+    names = _stack_classes(obj)
+    return ("Client" in names or "AsyncClient" in names) and hasattr(obj, "_transport")
 
 
 def wrap(client: T, meter: Meter | None = None) -> T:
