@@ -233,8 +233,8 @@ def test_sdk_retries_429_one_record_per_attempt(server: ReplayServer, records: R
 
 
 def test_errors_pass_through_unchanged(server: ReplayServer, metered: meter.Meter, records: Records) -> None:
-    server.add("POST", "/openai/deployments/nope/chat/completions", CannedResponse.json(
-        404, {"error": {"code": "DeploymentNotFound", "message": "The API deployment for this resource does not exist."}}))
+    body = {"error": {"code": "DeploymentNotFound", "message": "The API deployment for this resource does not exist."}}
+    server.add("POST", "/openai/deployments/nope/chat/completions", CannedResponse.json(404, body))
     client = sync_client(server, metered, legacy=False)
     with pytest.raises(openai.NotFoundError) as info:
         client.chat.completions.create(model="nope", messages=MESSAGES)
