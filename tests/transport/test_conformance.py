@@ -9,6 +9,7 @@ the very bytes the server sent.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import httpx
@@ -135,3 +136,9 @@ def test_conformance_in_odd_chunks(case: Case, server: ReplayServer) -> None:
 @shared
 def test_conformance_corpus_is_complete() -> None:
     assert len(SHARED) == 30
+
+
+def test_ci_has_the_shared_corpus() -> None:
+    """In CI the corpus lies beside the checkout; a missing corpus must fail there, not skip."""
+    if os.environ.get("CI") and not SHARED:
+        pytest.fail(f"CI=true but the shared conformance corpus is missing at {SHARED_CONFORMANCE}")

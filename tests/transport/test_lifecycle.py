@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import contextvars
 import logging
 import threading
@@ -118,7 +119,8 @@ def test_connect_error_yields_one_record() -> None:
     with httpx2.Client(transport=meter.MeteredTransport(httpx2.HTTPTransport(), m)) as client:
         with pytest.raises(httpx2.ConnectError):
             # port 9 on loopback: nothing listens there
-            client.post("http://127.0.0.1:9/openai/deployments/d/chat/completions?api-version=2024-10-21", content=b"{}")
+            url = "http://127.0.0.1:9/openai/deployments/d/chat/completions?api-version=2024-10-21"
+            client.post(url, content=b"{}")
     record = records.one()
     assert (record.outcome, record.error_type, record.status_code) == ("transport_error", "ConnectError", None)
 
@@ -331,11 +333,9 @@ def test_resume_and_retrieve_do_not_count_twice(server: ReplayServer) -> None:
     response_id = case.expected["response_id"]
     server.add("POST", "/openai/v1/responses", case_response(case))
     server.add("GET", f"/openai/v1/responses/{response_id}", case_response(case))
-    final = [e for e in split_sse_events(case.body) if b"response.completed" in e][0]
+    final = next(e for e in split_sse_events(case.body) if b"response.completed" in e)
     obj = final.split(b"data: ", 1)[1]
-    import json as _json
-
-    resp_obj = _json.dumps(_json.loads(obj)["response"]).encode()
+    resp_obj = json.dumps(json.loads(obj)["response"]).encode()
     server.add("GET", f"/openai/v1/responses/{response_id}", CannedResponse(
         200, [("content-type", "application/json")], [resp_obj], chunked=False))
     records = Records()
