@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
-from pricing import PriceBook
+# The project is not installed in the test venv: make the repository importable.
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from pricing import PriceBook  # noqa: E402
 
 _BOOK = PriceBook.load()
 

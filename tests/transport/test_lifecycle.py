@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import contextvars
+import json
 import logging
 import threading
 from typing import Any
