@@ -44,9 +44,7 @@ GOLDEN = [
 
 
 @pytest.mark.parametrize(("case", "model", "usage", "resolved", "expected"), GOLDEN, ids=[g[0] for g in GOLDEN])
-def test_golden_cost(
-    book: PriceBook, case: str, model: str, usage: FakeUsage, resolved: str, expected: str
-) -> None:
+def test_golden_cost(book: PriceBook, case: str, model: str, usage: FakeUsage, resolved: str, expected: str) -> None:
     cost = book.price(usage, model=model, deployment_type="GlobalStandard", at=AT)
     assert cost.basis == "list"
     assert cost.model == resolved

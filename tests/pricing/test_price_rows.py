@@ -1,0 +1,68 @@
+"""Every built-in row is reachable and priced through the public API."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from pricing_helpers import FakeUsage
+
+from pricing import PriceBook
+from pricing.model import PriceRow
+
+_ROWS = PriceBook.load().rows()
+
+
+def _tokens(row: PriceRow) -> int:
+    return 1_000_000 if row.above_input_tokens else 200_000
+
+
+def _usage_for(row: PriceRow) -> FakeUsage:
+    """Tokens in the row's bucket: 1M over a long-context tier, 200k (under every tier) otherwise."""
+    big = _tokens(row)
+    long_input = row.above_input_tokens + 1 if row.above_input_tokens else 0
+    if row.kind == "input":
+        return FakeUsage(input_tokens=big)
+    if row.kind == "cached_input":
+        return FakeUsage(input_tokens=big, cached_input_tokens=big)
+    if row.kind == "cache_write":
+        return FakeUsage(input_tokens=big, cache_write_input_tokens=big)
+    if row.kind == "output":
+        return FakeUsage(input_tokens=long_input, output_tokens=big)
+    if row.kind == "audio_input":
+        return FakeUsage(input_tokens=big, audio_input_tokens=big)
+    assert row.kind == "audio_output"
+    return FakeUsage(input_tokens=long_input, output_tokens=big, audio_output_tokens=big)
+
+
+def test_the_builtin_table_is_not_tiny() -> None:
+    assert len(_ROWS) > 500
+
+
+@pytest.mark.parametrize("row", _ROWS, ids=[r.id + ("@" + r.regions[0] if r.regions[0] else "") for r in _ROWS])
+def test_every_row_prices(book: PriceBook, row: PriceRow) -> None:
+    believed = max(row.effective_from, row.recorded_at or date.min)
+    cost = book.price(
+        _usage_for(row),
+        model=row.model,
+        deployment_type=row.deployment_type,
+        region=row.regions[0] or None,
+        at=row.effective_from,
+        believed_at=believed,
+    )
+    assert cost.model == row.model
+    assert cost.amounts[row.kind] == row.usd_per_1m * _tokens(row) / 1_000_000
+    assert row.id in cost.row_ids
+    assert cost.basis == "list", cost.reason
+    assert isinstance(cost.total, Decimal)
+    assert all(isinstance(a, Decimal) for a in cost.amounts.values())
+
+
+@pytest.mark.parametrize("row", [r for r in _ROWS if len(r.regions) > 1], ids=lambda r: r.id)
+def test_region_groups_cover_every_member(book: PriceBook, row: PriceRow) -> None:
+    for region in row.regions:
+        cost = book.price(
+            _usage_for(row), model=row.model, deployment_type="Standard", region=region, at=row.effective_from
+        )
+        assert row.id in cost.row_ids, region

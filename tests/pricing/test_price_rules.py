@@ -1,0 +1,441 @@
+"""How prices are chosen and added up. Expected amounts are worked out by hand in each test."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from pricing_helpers import FakeUsage, utc
+
+from pricing import Cost, PriceBook
+
+M = 1_000_000
+K = 100_000  # under the 272k long-context threshold
+
+
+def total(book: PriceBook, model: str, usage: FakeUsage, **kw: object) -> Decimal | None:
+    return book.price(usage, model=model, **kw).total  # type: ignore[arg-type]
+
+
+# ---- token arithmetic ---------------------------------------------------------
+
+
+def test_cached_cache_write_and_reasoning_gpt56(book: PriceBook) -> None:
+    # gpt-5.6 Global: input 5, cached 0.5, cache write 6.25, output 30 (USD per 1M).
+    usage = FakeUsage(
+        input_tokens=10_000,
+        cached_input_tokens=4_000,
+        cache_write_input_tokens=2_000,
+        output_tokens=3_000,
+        reasoning_output_tokens=1_000,
+    )
+    cost = book.price(usage, model="gpt-5.6", at=utc(2026, 6, 1))
+    # text input 10000-4000-2000 = 4000 x 5 = 0.02; cached 4000 x 0.5 = 0.002;
+    # cache write 2000 x 6.25 = 0.0125; output 3000 x 30 = 0.09 (reasoning inside it)
+    assert cost.amounts == {
+        "input": Decimal("0.02"),
+        "cached_input": Decimal("0.002"),
+        "cache_write": Decimal("0.0125"),
+        "output": Decimal("0.09"),
+    }
+    assert cost.total == Decimal("0.1245")
+    assert cost.tokens == {"input": 4000, "cached_input": 4000, "cache_write": 2000, "output": 3000}
+
+
+def test_cache_write_on_models_that_do_not_charge_it_is_billed_as_input(book: PriceBook) -> None:
+    # gpt-4.1 Global: 2 / 0.5 / 8. Before GPT-5.6 cache writes cost no extra: input rate.
+    usage = FakeUsage(input_tokens=1000, cached_input_tokens=300, cache_write_input_tokens=200, output_tokens=100)
+    cost = book.price(usage, model="gpt-4.1", at=utc(2026, 1, 1))
+    # 500 x 2 = 0.001; 300 x 0.5 = 0.00015; 200 x 2 = 0.0004; 100 x 8 = 0.0008
+    assert cost.total == Decimal("0.00235")
+    assert cost.unit_prices["cache_write"] == Decimal("2")
+    assert "gpt-4.1:GlobalStandard@2025-04-14/input" in cost.row_ids
+
+
+def test_reasoning_tokens_are_never_added_twice(book: PriceBook) -> None:
+    # gpt-5 output 10/1M: 1000 output tokens of which 800 reasoning -> 1000 x 10 = 0.01
+    cost = book.price(FakeUsage(output_tokens=1000, reasoning_output_tokens=800), model="gpt-5", at=utc(2026, 1, 1))
+    assert cost.total == Decimal("0.01")
+
+
+def test_audio_tokens_are_their_own_buckets(book: PriceBook) -> None:
+    # gpt-realtime Global: text 4 / 0.4 / 16, audio in 32, audio out 64.
+    usage = FakeUsage(
+        input_tokens=1000, cached_input_tokens=100, audio_input_tokens=600, output_tokens=500, audio_output_tokens=300
+    )
+    cost = book.price(usage, model="gpt-realtime", at=utc(2026, 1, 1))
+    # text in 300 x 4 = 0.0012; cached 100 x 0.4 = 0.00004; audio in 600 x 32 = 0.0192;
+    # text out 200 x 16 = 0.0032; audio out 300 x 64 = 0.0192
+    assert cost.amounts == {
+        "input": Decimal("0.0012"),
+        "cached_input": Decimal("0.00004"),
+        "output": Decimal("0.0032"),
+        "audio_input": Decimal("0.0192"),
+        "audio_output": Decimal("0.0192"),
+    }
+    assert cost.total == Decimal("0.04284")
+
+
+def test_text_input_is_clamped_at_zero(book: PriceBook) -> None:
+    cost = book.price(FakeUsage(input_tokens=10, cached_input_tokens=20), model="gpt-5", at=utc(2026, 1, 1))
+    assert cost.tokens == {"cached_input": 20}
+    assert cost.total == Decimal("0.0000025")  # 20 x 0.125
+
+
+def test_no_floats_anywhere(book: PriceBook) -> None:
+    cost = book.price(FakeUsage(3, 1, 0, 7), model="gpt-5-chat", at=utc(2026, 1, 1))
+    assert isinstance(cost.total, Decimal)
+    assert all(isinstance(v, Decimal) for v in [*cost.amounts.values(), *cost.unit_prices.values()])
+
+
+# ---- dated changes ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "dtype", "before", "after", "usage", "price_before", "price_after"),
+    [
+        # o3: 10 / 40 -> 2 / 8 on 2025-06-01 (Azure meter effectiveStartDate)
+        ("o3-2025-04-16", "GlobalStandard", date(2025, 5, 31), date(2025, 6, 1), FakeUsage(M, 0, 0, M), "50", "10"),
+        # o1-mini: 3 / 12 -> 1.1 / 4.4 (2025-03)
+        ("o1-mini", "GlobalStandard", date(2025, 2, 28), date(2025, 3, 1), FakeUsage(M, 0, 0, M), "15", "5.5"),
+        # gpt-4o-transcribe audio in 6 -> 2.5 (2026-05-14)
+        (
+            "gpt-4o-transcribe",
+            "GlobalStandard",
+            date(2026, 5, 13),
+            date(2026, 5, 14),
+            FakeUsage(M, 0, 0, 0, 0, M),
+            "6",
+            "2.5",
+        ),
+        # gpt-5.6-terra 2.5 / 15 -> 2 / 12 (2026-07-30); 100k in + 100k out (under the 272k tier)
+        ("gpt-5.6-terra", "GlobalStandard", date(2026, 7, 29), date(2026, 7, 30), FakeUsage(K, 0, 0, K), "1.75", "1.4"),
+        # gpt-5.6-luna 1 / 6 -> 0.2 / 1.2 (2026-07-30)
+        ("gpt-5.6-luna", "GlobalStandard", date(2026, 7, 29), date(2026, 7, 30), FakeUsage(K, 0, 0, K), "0.7", "0.14"),
+        # gpt-5.6-sol 5 / 30 -> 4 / 20 (2026-08-21)
+        ("gpt-5.6-sol", "GlobalStandard", date(2026, 8, 20), date(2026, 8, 21), FakeUsage(K, 0, 0, K), "3.5", "2.4"),
+        # bare gpt-4o alias moved from 2024-05-13 (5 / 15) to 2024-11-20 (2.5 / 10) in 2025-03
+        ("gpt-4o", "GlobalStandard", date(2025, 2, 28), date(2025, 3, 1), FakeUsage(M, 0, 0, M), "20", "12.5"),
+    ],
+)
+def test_price_changes_at_the_effective_date(
+    book: PriceBook,
+    model: str,
+    dtype: str,
+    before: date,
+    after: date,
+    usage: FakeUsage,
+    price_before: str,
+    price_after: str,
+) -> None:
+    assert total(book, model, usage, deployment_type=dtype, at=before) == Decimal(price_before)
+    assert total(book, model, usage, deployment_type=dtype, at=after) == Decimal(price_after)
+
+
+def test_o3_change_is_keyed_to_the_call_time_in_utc(book: PriceBook) -> None:
+    usage = FakeUsage(M, 0, 0, M)
+    late_may_utc = datetime(2025, 5, 31, 23, 59, 59, tzinfo=UTC)
+    assert total(book, "o3", usage, at=late_may_utc) == Decimal("50")
+    assert total(book, "o3", usage, at=datetime(2025, 6, 1, 0, 0, tzinfo=UTC)) == Decimal("10")
+
+
+def test_o3_data_zone_before_the_cut_is_unknown_not_guessed(book: PriceBook) -> None:
+    cost = book.price(FakeUsage(M, 0, 0, M), model="o3", deployment_type="DataZoneStandard", at=utc(2025, 5, 1))
+    assert cost.basis == "unknown"
+    assert cost.total is None
+
+
+def test_row_ids_name_the_row_in_force(book: PriceBook) -> None:
+    cost = book.price(FakeUsage(1, 0, 0, 1), model="o3", at=utc(2025, 5, 1))
+    assert cost.row_ids == ("o3:GlobalStandard@2025-04-16/input", "o3:GlobalStandard@2025-04-16/output")
+
+
+# ---- corrections --------------------------------------------------------------
+
+
+def test_gpt5_chat_correction_believed_and_true(book: PriceBook) -> None:
+    usage = FakeUsage(M, 0, 0, M)  # 1M in + 1M out
+    believed = book.price(usage, model="gpt-5-chat", at=utc(2025, 8, 7), believed_at=date(2025, 8, 7))
+    assert believed.total == Decimal("25")  # 5 + 20, the wrong first entry
+    assert believed.row_ids == (
+        "gpt-5-chat:GlobalStandard@2025-08-07/input",
+        "gpt-5-chat:GlobalStandard@2025-08-07/output",
+    )
+    true = book.price(usage, model="gpt-5-chat", at=utc(2025, 8, 7))
+    assert true.total == Decimal("11.25")  # 1.25 + 10
+    assert "gpt-5-chat:GlobalStandard@2025-08-07/input#corrected@2025-08-08" in true.row_ids
+    on_the_day = book.price(usage, model="gpt-5-chat", at=utc(2025, 8, 7), believed_at=date(2025, 8, 8))
+    assert on_the_day.total == Decimal("11.25")
+
+
+def test_gpt55_pro_correction_believed_and_true(book: PriceBook) -> None:
+    usage = FakeUsage(K, 0, 0, K)  # 100k in + 100k out
+    at = utc(2026, 4, 25)
+    assert total(book, "gpt-5.5-pro", usage, at=at, believed_at=utc(2026, 4, 28)) == Decimal("42")  # 6 + 36
+    assert total(book, "gpt-5.5-pro", usage, at=at, believed_at=utc(2026, 4, 29)) == Decimal("21")  # 3 + 18
+    assert total(book, "gpt-5.5-pro", usage, at=at) == Decimal("21")
+    cached = FakeUsage(K, K, 0, 0)
+    assert total(book, "gpt-5.5-pro", cached, at=at, believed_at=utc(2026, 4, 28)) == Decimal("0.6")
+    assert total(book, "gpt-5.5-pro", cached, at=at) == Decimal("0.3")
+
+
+def test_rows_recorded_later_are_not_believed_earlier(book: PriceBook) -> None:
+    cost = book.price(FakeUsage(1, 0, 0, 1), model="gpt-5-chat", at=utc(2025, 8, 7), believed_at=date(2025, 8, 6))
+    assert cost.basis == "unknown"
+
+
+# ---- deployment types and regions --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dtype", "region", "expected"),
+    [
+        ("GlobalStandard", None, "12.5"),  # 2.5 + 10
+        ("DataZoneStandard", None, "13.75"),  # 2.75 + 11
+        ("Standard", "eastus2", "13.75"),  # regional base
+        ("Standard", "West Europe", "13.75"),  # region names are normalised
+        ("Standard", "swedencentral", "15.125"),  # 3.025 + 12.1
+        ("Standard", "japaneast", "15.125"),
+        ("GlobalBatch", None, "6.25"),  # 1.25 + 5
+        ("global-standard", None, "12.5"),  # aliases
+        ("dz", None, "13.75"),
+        ("regional", "eastus", "13.75"),
+        ("batch", None, "6.25"),
+    ],
+)
+def test_gpt4o_1120_by_deployment_type(book: PriceBook, dtype: str, region: str | None, expected: str) -> None:
+    usage = FakeUsage(M, 0, 0, M)
+    cost = book.price(usage, model="gpt-4o-2024-11-20", deployment_type=dtype, region=region, at=utc(2026, 1, 1))
+    assert cost.total == Decimal(expected)
+    assert cost.assumed_deployment_type is False
+
+
+def test_gpt4o_0513_has_no_data_zone_uplift(book: PriceBook) -> None:
+    usage = FakeUsage(M, 0, 0, M)
+    for dtype, region in (("GlobalStandard", None), ("DataZoneStandard", None), ("Standard", "eastus2")):
+        assert total(book, "gpt-4o-2024-05-13", usage, deployment_type=dtype, region=region, at=utc(2025, 1, 1)) == 20
+
+
+def test_gpt5_data_zone_batch(book: PriceBook) -> None:
+    usage = FakeUsage(M, M // 2, 0, M)
+    # DZ batch gpt-5: 0.6875 / 0.06875 / 5.5 -> 500k x 0.6875 + 500k x 0.06875 + 1M x 5.5
+    assert total(book, "gpt-5", usage, deployment_type="DataZoneBatch", at=utc(2026, 1, 1)) == Decimal("5.878125")
+
+
+def test_priority(book: PriceBook) -> None:
+    usage = FakeUsage(K, 0, 0, K)  # 100k x 10 + 100k x 60
+    assert total(book, "gpt-5.5", usage, deployment_type="GlobalPriority", at=utc(2026, 6, 1)) == Decimal("7")
+    assert total(book, "gpt-5.5", usage, deployment_type="priority", at=utc(2026, 6, 1)) == Decimal("7")
+    # no long-context priority price in the facts: unknown rather than the standard rate
+    big = FakeUsage(300_000, 0, 0, 10)
+    assert book.price(big, model="gpt-5.5", deployment_type="GlobalPriority", at=utc(2026, 6, 1)).basis == "unknown"
+
+
+def test_embeddings_cost_the_same_regionally(book: PriceBook) -> None:
+    usage = FakeUsage(input_tokens=M)
+    for dtype, region in (("GlobalStandard", None), ("Standard", "eastus")):
+        assert total(book, "text-embedding-3-small", usage, deployment_type=dtype, region=region) == Decimal("0.02")
+
+
+def test_batch_cached_tokens_without_a_batch_cache_price_are_unknown(book: PriceBook) -> None:
+    """Not billed at the full batch rate and not at 0: there is no such price (litellm PR #38341)."""
+    cost = book.price(FakeUsage(100, 50, 0, 10), model="gpt-4.1", deployment_type="GlobalBatch", at=utc(2026, 1, 1))
+    assert cost.basis == "unknown"
+    assert cost.total is None
+    assert cost.amounts["input"] == Decimal("0.00005")  # 50 x 1
+    assert cost.amounts["cached_input"] is None
+    assert cost.reason is not None and "cached_input" in cost.reason
+
+
+@pytest.mark.parametrize(
+    ("dtype", "region", "reason_part"),
+    [
+        ("Standard", None, "no region given"),
+        ("Standard", "brazilsouth", "in brazilsouth"),
+        ("DataZoneBatch", None, "DataZoneBatch"),
+        ("Standard", "eastus2", "Standard in eastus2"),  # gpt-5 has no regional price in the facts
+    ],
+)
+def test_missing_deployment_or_region_is_unknown(
+    book: PriceBook, dtype: str, region: str | None, reason_part: str
+) -> None:
+    model = "gpt-5" if region == "eastus2" else "gpt-4o-2024-11-20"
+    cost = book.price(FakeUsage(10, 0, 0, 10), model=model, deployment_type=dtype, region=region, at=utc(2026, 1, 1))
+    assert cost.basis == "unknown"
+    assert cost.total is None
+    assert cost.reason is not None and reason_part in cost.reason
+
+
+def test_default_deployment_type_is_global_standard_and_flagged(book: PriceBook) -> None:
+    cost = book.price(FakeUsage(M, 0, 0, 0), model="gpt-4.1", at=utc(2026, 1, 1))
+    assert cost.deployment_type == "GlobalStandard"
+    assert cost.assumed_deployment_type is True
+    assert cost.total == Decimal("2")
+    explicit = book.price(FakeUsage(M, 0, 0, 0), model="gpt-4.1", deployment_type="globalstandard", at=utc(2026, 1, 1))
+    assert explicit.deployment_type == "GlobalStandard"
+    assert explicit.assumed_deployment_type is False
+
+
+@pytest.mark.parametrize(
+    "dtype", ["GlobalProvisionedManaged", "DataZoneProvisionedManaged", "ProvisionedManaged", "ptu"]
+)
+def test_provisioned_is_zero_with_basis_provisioned(book: PriceBook, dtype: str) -> None:
+    cost = book.price(FakeUsage(1000, 100, 0, 50), model="gpt-4.1", deployment_type=dtype, at=utc(2026, 1, 1))
+    assert cost.basis == "provisioned"
+    assert cost.total == Decimal(0)
+    assert cost.amounts == {"input": Decimal(0), "cached_input": Decimal(0), "output": Decimal(0)}
+    assert cost.model == "gpt-4.1"
+    assert cost.reason is None
+    assert book.unpriced_calls == {}
+
+
+# ---- long context -----------------------------------------------------------
+
+
+def test_long_context_cliff_gpt54(book: PriceBook) -> None:
+    at = utc(2026, 6, 1)
+    at_threshold = book.price(FakeUsage(272_000, 0, 0, 1000), model="gpt-5.4", at=at)
+    # 272000 x 2.5 = 0.68; 1000 x 15 = 0.015
+    assert at_threshold.total == Decimal("0.695")
+    assert at_threshold.long_context is False
+    above = book.price(FakeUsage(272_001, 0, 0, 1000), model="gpt-5.4", at=at)
+    # every token at the long-context rate: 272001 x 5 = 1.360005; 1000 x 22.5 = 0.0225
+    assert above.total == Decimal("1.382505")
+    assert above.long_context is True
+    assert above.row_ids == (
+        "gpt-5.4:GlobalStandard:>272000@2026-03-05/input",
+        "gpt-5.4:GlobalStandard:>272000@2026-03-05/output",
+    )
+
+
+def test_long_context_counts_cached_tokens_toward_the_threshold(book: PriceBook) -> None:
+    cost = book.price(FakeUsage(272_001, 200_000, 0, 1000), model="gpt-5.4", at=utc(2026, 6, 1))
+    # 72001 x 5 = 0.360005; 200000 x 0.5 = 0.1; 1000 x 22.5 = 0.0225
+    assert cost.total == Decimal("0.482505")
+
+
+def test_long_context_gpt56_cache_write(book: PriceBook) -> None:
+    cost = book.price(FakeUsage(300_000, 0, 100_000, 0), model="gpt-5.6", at=utc(2026, 6, 1))
+    # 200000 x 10 = 2; 100000 x 12.5 = 1.25
+    assert cost.total == Decimal("3.25")
+
+
+def test_long_context_without_a_long_context_row_is_unknown(book: PriceBook) -> None:
+    cost = book.price(
+        FakeUsage(300_000, 0, 0, 10), model="gpt-5.4", deployment_type="DataZoneStandard", at=utc(2026, 6, 1)
+    )
+    assert cost.basis == "unknown"
+    assert cost.reason is not None and "long context" in cost.reason
+    short = book.price(
+        FakeUsage(1000, 0, 0, 10), model="gpt-5.4", deployment_type="DataZoneStandard", at=utc(2026, 6, 1)
+    )
+    assert short.total == Decimal("0.000165") + Decimal("0.00275")  # 10 x 16.5 + 1000 x 2.75
+
+
+def test_models_without_a_tier_never_switch(book: PriceBook) -> None:
+    cost = book.price(FakeUsage(1_000_000, 0, 0, 0), model="gpt-4.1", at=utc(2026, 1, 1))
+    assert cost.total == Decimal("2")
+    assert cost.long_context is False
+
+
+# ---- unknown ------------------------------------------------------------------
+
+
+def test_unknown_model_is_unknown_warned_once_and_counted(book: PriceBook, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="pricing")
+    usage = FakeUsage(10, 0, 0, 5)
+    first = book.price(usage, model="my-private-model", at=utc(2026, 1, 1))
+    second = book.price(usage, model="my-private-model", at=utc(2026, 1, 1))
+    book.price(usage, model="other-model", at=utc(2026, 1, 1))
+    for cost in (first, second):
+        assert cost.basis == "unknown"
+        assert cost.total is None
+        assert cost.amounts == {"input": None, "output": None}
+        assert cost.model is None
+        assert cost.reason == "unknown model 'my-private-model': no price rows match it"
+    warnings = [r for r in caplog.records if r.name == "pricing" and r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert "my-private-model" in warnings[0].getMessage()
+    assert book.unpriced_calls == {"my-private-model": 2, "other-model": 1}
+
+
+def test_missing_price_kind_is_unknown_with_partial_amounts(book: PriceBook) -> None:
+    # o1-pro has no cached-input price
+    cost = book.price(FakeUsage(1000, 500, 0, 100), model="o1-pro", at=utc(2026, 1, 1))
+    assert cost.basis == "unknown"
+    assert cost.total is None
+    assert cost.amounts == {"input": Decimal("0.075"), "cached_input": None, "output": Decimal("0.06")}
+    assert cost.reason == "no cached_input price for o1-pro on GlobalStandard at 2026-01-01"
+    assert book.unpriced_calls == {"o1-pro": 1}
+
+
+def test_unused_missing_kind_does_not_matter(book: PriceBook) -> None:
+    assert book.price(FakeUsage(1000, 0, 0, 100), model="o1-pro", at=utc(2026, 1, 1)).basis == "list"
+
+
+def test_audio_tokens_on_a_text_model_are_unknown(book: PriceBook) -> None:
+    cost = book.price(FakeUsage(100, 0, 0, 0, 0, 50), model="gpt-4.1", at=utc(2026, 1, 1))
+    assert cost.basis == "unknown"
+    assert cost.amounts["audio_input"] is None
+
+
+def test_unknown_deployment_type_is_unknown(book: PriceBook) -> None:
+    cost = book.price(FakeUsage(1, 0, 0, 1), model="gpt-4.1", deployment_type="Turbo", at=utc(2026, 1, 1))
+    assert cost.basis == "unknown"
+    assert cost.deployment_type is None
+    assert cost.reason is not None and "unknown deployment type 'Turbo'" in cost.reason
+
+
+def test_no_model_is_unknown(book: PriceBook) -> None:
+    cost = book.price(FakeUsage(1, 0, 0, 1), model=None)
+    assert cost.basis == "unknown"
+    assert book.unpriced_calls == {"(none)": 1}
+
+
+def test_before_a_model_existed_is_unknown(book: PriceBook) -> None:
+    assert book.price(FakeUsage(1, 0, 0, 1), model="gpt-5", at=utc(2025, 1, 1)).basis == "unknown"
+
+
+# ---- pass-through fields ----------------------------------------------------
+
+
+def test_estimated_and_metadata_pass_through(book: PriceBook) -> None:
+    at = datetime(2026, 1, 1, 8, 30)  # naive: taken as UTC
+    cost = book.price(FakeUsage(1, 0, 0, 1), model="gpt-4.1-2025-04-14", region="eastus", at=at, estimated=True)
+    assert isinstance(cost, Cost)
+    assert cost.estimated is True
+    assert cost.requested_model == "gpt-4.1-2025-04-14"
+    assert cost.model == "gpt-4.1"
+    assert cost.at == datetime(2026, 1, 1, 8, 30, tzinfo=UTC)
+    assert cost.region == "eastus"
+    assert cost.currency == "USD"
+    assert book.price(FakeUsage(1, 0, 0, 1), model="gpt-4.1").estimated is False
+
+
+def test_zero_usage_costs_zero_for_a_known_model(book: PriceBook) -> None:
+    cost = book.price(FakeUsage(), model="gpt-4.1", at=utc(2026, 1, 1))
+    assert cost.total == Decimal(0)
+    assert cost.basis == "list"
+
+
+def test_meter_usage_is_accepted_when_meter_imports() -> None:
+    record = pytest.importorskip("meter.record")
+    usage = record.Usage(input_tokens=16, output_tokens=22, total_tokens=38)
+    cost = PriceBook.load().price(usage, model="gpt-4.1-mini-2025-04-14", at=utc(2026, 11, 1))
+    assert cost.total == Decimal("0.0000416")
+
+
+def test_price_is_fast(book: PriceBook) -> None:
+    import time
+
+    usage = FakeUsage(3662, 2944, 0, 863, 512)
+    at = utc(2026, 11, 1)
+    book.price(usage, model="gpt-5-mini-2025-08-07", at=at)
+    n = 2000
+    start = time.perf_counter()
+    for _ in range(n):
+        book.price(usage, model="gpt-5-mini-2025-08-07", at=at)
+    per_call = (time.perf_counter() - start) / n
+    assert per_call < 200e-6  # budget is 50 us; generous here so a loaded CI box does not flake

@@ -1,0 +1,52 @@
+"""Which model's rows price a served model name."""
+
+from __future__ import annotations
+
+import pytest
+from pricing_helpers import utc
+
+from pricing import PriceBook
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("gpt-4.1-mini-2025-04-14", "gpt-4.1-mini"),
+        ("gpt-5-nano-2025-08-07", "gpt-5-nano"),
+        ("gpt-5-mini-2025-08-07", "gpt-5-mini"),
+        ("o3-2025-04-16", "o3"),
+        ("GPT-4.1", "gpt-4.1"),
+        (" gpt-5.5 ", "gpt-5.5"),
+        ("gpt-5.6-luna-2026-07-09", "gpt-5.6-luna"),  # a dated snapshot not listed anywhere
+        ("gpt-4o-2024-05-13", "gpt-4o-2024-05-13"),
+        ("gpt-4o-2024-11-20", "gpt-4o-2024-11-20"),
+        ("gpt-4o-mini", "gpt-4o-mini-2024-07-18"),
+        ("gpt-4o-mini-2024-07-18", "gpt-4o-mini-2024-07-18"),
+        ("gpt-4o", "gpt-4o-2024-11-20"),  # the alias today
+        ("ada", "text-embedding-ada-002"),
+        ("azure/gpt-4.1", "gpt-4.1"),
+        # not priced: unknown rather than a wrong family price
+        ("gpt-4o-2025-01-01", None),  # gpt-4o versions differ in price: no family fallback
+        ("gpt-4o-realtime-preview", None),  # two versions at different prices
+        ("gpt-35-turbo", None),  # Azure spelling, but the facts carry no price
+        ("gpt-3.5-turbo", None),
+        ("o1-preview-2024-09-12", None),
+        ("my-deployment", None),
+        ("", None),
+    ],
+)
+def test_resolve_model(book: PriceBook, name: str, expected: str | None) -> None:
+    assert book.resolve_model(name, at=utc(2026, 11, 1)) == expected
+
+
+def test_gpt4o_alias_is_dated(book: PriceBook) -> None:
+    assert book.resolve_model("gpt-4o", at=utc(2025, 1, 15)) == "gpt-4o-2024-05-13"
+    assert book.resolve_model("gpt-4o", at=utc(2025, 3, 1)) == "gpt-4o-2024-11-20"
+
+
+def test_resolution_is_cached_but_stays_correct(book: PriceBook) -> None:
+    for _ in range(3):
+        assert book.resolve_model("gpt-5-nano-2025-08-07") == "gpt-5-nano"
+        assert book.resolve_model("nope") is None
+    assert book.resolve_model("gpt-4o", at=utc(2025, 1, 15)) == "gpt-4o-2024-05-13"
+    assert book.resolve_model("gpt-4o", at=utc(2026, 1, 15)) == "gpt-4o-2024-11-20"
