@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,12 +34,17 @@ MAX_JSON_BODY_BYTES = 32 * 1024 * 1024
 
 
 class Headers(Protocol):
-    """The part of httpx/httpx2 ``Headers`` meter uses (case-insensitive ``get``)."""
+    """The part of httpx/httpx2 request ``Headers`` meter uses (case-insensitive ``get``)."""
 
     def get(self, key: str, default: Any = None) -> Any: ...
 
 
-def _header_int(headers: Headers, name: str) -> int | None:
+ResponseHeaders = Mapping[str, str]
+"""Response headers as a plain mapping with lower-case names, built once by the adapter
+(one pass over the headers instead of a case-insensitive scan per lookup)."""
+
+
+def _header_int(headers: ResponseHeaders, name: str) -> int | None:
     raw = headers.get(name)
     if raw is None:
         return None
@@ -49,7 +55,7 @@ def _header_int(headers: Headers, name: str) -> int | None:
     return value if value >= 0 else None  # Azure's -1 means "unknown"
 
 
-def _retry_after(headers: Headers) -> float | None:
+def _retry_after(headers: ResponseHeaders) -> float | None:
     for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001), ("retry-after", 1.0)):
         raw = headers.get(name)
         if raw is None:
@@ -61,7 +67,7 @@ def _retry_after(headers: Headers) -> float | None:
     return None
 
 
-def azure_headers(headers: Headers) -> AzureHeaders:
+def azure_headers(headers: ResponseHeaders) -> AzureHeaders:
     """The response headers of interest, with Azure's quirks normalised."""
     spilled = headers.get("x-ms-is-spilled-over")
     return AzureHeaders(
@@ -124,8 +130,8 @@ class Call:
 
     # -- events from the adapter ------------------------------------------------------------
 
-    def on_response(self, status_code: int, headers: Headers) -> None:
-        """Status and headers arrived; choose how the body will be read."""
+    def on_response(self, status_code: int, headers: ResponseHeaders) -> None:
+        """Status and headers (lower-case names) arrived; choose how the body will be read."""
         try:
             self.status_code = status_code
             self._azure = azure_headers(headers)

@@ -19,10 +19,18 @@ from meter.call import Call
 from meter.meter import Meter, default_meter
 
 
+_STACKS: dict[type, ModuleType] = {}
+
+
 def _stack(request: Any) -> ModuleType:
-    """The adapter module for the request's stack (``httpx`` or ``httpx2``)."""
-    top = type(request).__module__.split(".", 1)[0]
-    return importlib.import_module("meter.adapters._httpx2" if top == "httpx2" else "meter.adapters._httpx")
+    """The adapter module for the request's stack (``httpx`` or ``httpx2``), by request type."""
+    kind = type(request)
+    stack = _STACKS.get(kind)
+    if stack is None:
+        top = kind.__module__.split(".", 1)[0]
+        stack = importlib.import_module("meter.adapters._httpx2" if top == "httpx2" else "meter.adapters._httpx")
+        _STACKS[kind] = stack
+    return stack
 
 
 def _body(request: Any) -> bytes | None:
@@ -101,7 +109,7 @@ class MeteredTransport(httpx2.BaseTransport):
         except BaseException as exc:
             call.on_error(exc)
             raise
-        call.on_response(response.status_code, response.headers)
+        call.on_response(response.status_code, dict(response.headers.multi_items()))
         stack = _stack(request)
         if not _in_memory(stack, response, call):
             response.stream = stack.SyncStream(response.stream, call)
@@ -128,7 +136,7 @@ class AsyncMeteredTransport(httpx2.AsyncBaseTransport):
         except BaseException as exc:
             call.on_error(exc)
             raise
-        call.on_response(response.status_code, response.headers)
+        call.on_response(response.status_code, dict(response.headers.multi_items()))
         stack = _stack(request)
         if not _in_memory(stack, response, call):
             response.stream = stack.AsyncStream(response.stream, call)
