@@ -1,0 +1,218 @@
+"""The pricing commands, driven through an argparse tree built the way meter/cli.py builds it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pricing_helpers import write_table
+
+from pricing import cli as pricing_cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    parser = argparse.ArgumentParser(prog="meter")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    pricing_cli.add_commands(commands)
+    args = parser.parse_args(argv)
+    code = args.handler(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["pricing", "list", "--at", "2026-11-01"], capsys)
+    assert code == 0
+    assert out.startswith("price table 2026-11-25.1; prices in force on 2026-11-01, USD per 1M tokens")
+    lines = out.splitlines()
+    header = lines[1].split()
+    assert header[:3] == ["model", "deployment", "type"]
+    row = next(line for line in lines if line.startswith("gpt-4.1-mini ") and "GlobalStandard" in line)
+    assert row.split() == ["gpt-4.1-mini", "GlobalStandard", "0.4", "0.1", "-", "1.6", "-", "-"]
+    assert "region group regional-base: eastus, eastus2, westus, westeurope" in out
+    assert "GlobalProvisionedManaged" in out
+
+
+def test_list_filters(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        ["pricing", "list", "--at", "2025-05-01", "--model", "o3", "--deployment-type", "global"], capsys
+    )
+    assert code == 0
+    rows = [line.split() for line in out.splitlines()[2:] if line.startswith("o3")]
+    assert ["o3", "GlobalStandard", "10", "2.5", "-", "40", "-", "-"] in rows
+    assert all(r[1] == "GlobalStandard" for r in rows)
+
+
+def test_show_with_correction(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["pricing", "show", "gpt-5-chat-2025-08-07"], capsys)
+    assert code == 0
+    assert "gpt-5-chat:GlobalStandard@2025-08-07" in out
+    assert "2025-08-07 to open, recorded 2025-08-07: input 5, cached 1.25, output 20" in out
+    assert "corrected 2025-08-08: input 5 -> 1.25, cached 1.25 -> 0.125, output 20 -> 10" in out
+
+
+def test_show_history_of_o3(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["pricing", "show", "o3"], capsys)
+    assert code == 0
+    assert "2025-04-16 to 2025-06-01: input 10, cached 2.5, output 40" in out
+    assert "2025-06-01 to open: input 2, cached 0.5, output 8" in out
+
+
+def test_show_unknown(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["pricing", "show", "nope"], capsys)
+    assert code == 1
+    assert "unknown model 'nope'" in err
+
+
+def test_diff(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["pricing", "diff", "--at", "2025-05-31", "--at", "2025-06-01"], capsys)
+    assert code == 0
+    rows = [line.split() for line in out.splitlines()[2:]]
+    assert ["o3", "GlobalStandard", "input", "10", "2"] in rows
+    assert ["o3", "GlobalStandard", "output", "40", "8"] in rows
+    assert ["o3", "DataZoneStandard", "input", "-", "2.2"] in rows
+
+
+def test_diff_no_changes_and_wrong_count(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["pricing", "diff", "--at", "2026-10-01", "--at", "2026-10-02"], capsys)
+    assert (code, out.splitlines()[-1]) == (0, "no differences")
+    code, _, err = run(["pricing", "diff", "--at", "2026-10-01"], capsys)
+    assert code == 1
+    assert "exactly two dates" in err
+
+
+def test_validate_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_table(
+        tmp_path,
+        '[[price]]\nmodel = "m"\ndeployment_type = "dz"\neffective_from = 2026-01-01\ninput = "1"\nsource = "s"\n',
+    )
+    code, out, _ = run(["pricing", "validate", str(path)], capsys)
+    assert code == 0
+    assert out == f"ok: {path}: table user-1 published 2026-01-01, 1 rows, 0 corrections\n"
+
+
+def test_validate_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_table(
+        tmp_path,
+        '[[price]]\nmodel = "m"\ndeployment_type = "Turbo"\neffective_from = 2026-01-01\ninput = "-1"\n',
+    )
+    code, out, err = run(["pricing", "validate", str(path)], capsys)
+    assert code == 1
+    assert out == ""
+    lines = err.splitlines()
+    assert f"error: {path}: price[0] (m@2026-01-01): field 'deployment_type': unknown deployment type 'Turbo'" in err
+    assert f"error: {path}: price[0] (m@2026-01-01): field 'source': missing (required)" in lines
+    assert f"error: {path}: price[0] (m@2026-01-01): field 'input': '-1' is negative; prices must be >= 0" in lines
+
+
+def test_price_breakdown(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        [
+            "price",
+            "gpt-5-mini-2025-08-07",
+            "--input",
+            "3662",
+            "--cached",
+            "2944",
+            "--output",
+            "863",
+            "--reasoning",
+            "512",
+            "--at",
+            "2026-11-01",
+        ],
+        capsys,
+    )
+    assert code == 0
+    assert "model:           gpt-5-mini (requested gpt-5-mini-2025-08-07)" in out
+    assert "deployment type: GlobalStandard (assumed: no deployment type given)" in out
+    rows = [line.split() for line in out.splitlines()]
+    assert ["input", "718", "0.25", "0.0001795"] in rows
+    assert ["cached_input", "2944", "0.025", "0.0000736"] in rows
+    assert ["output", "863", "2", "0.001726", "incl.", "512", "reasoning"] in rows
+    assert ["total", "0.0019791"] in rows
+    assert "basis: list" in out
+    assert "row: gpt-5-mini:GlobalStandard@2025-08-07/cached_input" in out
+
+
+def test_price_regional_and_believed_at(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        [
+            "price",
+            "gpt-4o",
+            "--input",
+            "1000000",
+            "--deployment-type",
+            "Standard",
+            "--region",
+            "swedencentral",
+            "--at",
+            "2026-01-01",
+        ],
+        capsys,
+    )
+    assert code == 0
+    assert ["total", "3.025"] in [line.split() for line in out.splitlines()]
+    code, out, _ = run(
+        ["price", "gpt-5-chat", "--input", "1000000", "--at", "2025-08-07", "--believed-at", "2025-08-07"], capsys
+    )
+    assert ["total", "5"] in [line.split() for line in out.splitlines()]
+
+
+def test_price_unknown_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["price", "nope", "--input", "10"], capsys)
+    assert code == 1
+    assert "basis: unknown (unknown model 'nope': no price rows match it)" in out
+    assert ["total", "unknown"] in [line.split() for line in out.splitlines()]
+
+
+def test_price_with_user_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_table(
+        tmp_path,
+        '[[price]]\nmodel = "acme"\ndeployment_type = "GlobalStandard"\n'
+        'effective_from = 2026-01-01\ninput = "3"\nsource = "contract"\n',
+    )
+    code, out, _ = run(["price", "acme", "--input", "1000000", "--table", str(path), "--at", "2026-02-01"], capsys)
+    assert code == 0
+    assert "table version:   user-1" in out
+
+
+def test_bad_arguments_are_rejected(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (
+        ["price", "gpt-5", "--input", "-3"],
+        ["price", "gpt-5", "--at", "yesterday"],
+        ["pricing", "list", "--deployment-type", "turbo"],
+    ):
+        with pytest.raises(SystemExit):
+            run(argv, capsys)
+
+
+def test_pricing_without_subcommand_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["pricing"], capsys)
+    assert code == 0
+    assert "import-azure-retail" in out
+
+
+def test_python_m_meter_pricing_list() -> None:
+    """The real entry point: meter's own CLI must find the pricing commands."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    probe = subprocess.run([sys.executable, "-c", "import meter.cli"], cwd=ROOT, env=env, capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"meter.cli does not import right now: {probe.stderr.decode()[-300:]}")
+    done = subprocess.run(
+        [sys.executable, "-m", "meter", "pricing", "list", "--at", "2026-11-01"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("price table 2026-11-25.1")
+    assert "gpt-5.6-luna" in done.stdout
