@@ -190,7 +190,7 @@ class _Parser:
         out: dict[str, tuple[str, ...]] = {}
         for key, regions in value.items():
             if isinstance(regions, list) and regions and all(isinstance(r, str) and r for r in regions):
-                out[normalize_region(key)] = tuple(normalize_region(r) for r in regions)
+                out[key.strip().lower()] = tuple(normalize_region(r) for r in regions)
             else:
                 self.fail("[region_groups]", key, "must be a non-empty list of region names")
         return out
@@ -419,8 +419,11 @@ class _Parser:
                 "missing: Standard (regional) prices differ per region; give a region or a region group",
             )
             return None, ()
+        group = region.lower()
+        if group in self.region_groups:
+            return group, self.region_groups[group]
         key = normalize_region(region)
-        return key, self.region_groups.get(key, (key,))
+        return key, (key,)
 
     def _correction(
         self,
