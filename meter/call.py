@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -124,6 +124,9 @@ class Call:
         self._body: list[bytes] | None = None
         self._body_size = 0
         self._broken = False
+        self._skip = False
+        """No more chunks to look at (broken, or the record is out)."""
+        self._feed: Callable[[bytes], None] | None = None
         self._eof = False
         self.obs = observe.Observation()
         self._done = False
@@ -154,36 +157,49 @@ class Call:
             self._observer = observe.ResponsesStreamObserver(self.obs, self._first_token, capture)
         else:
             self._observer = observe.ChatStreamObserver(self.obs, self._first_token, capture)
+        scanner, on_event = self._scanner, self._observer.on_event
+
+        def feed(data: bytes) -> None:
+            scanner.feed(data, on_event)
+
+        self._feed = feed
 
     def on_chunk(self, chunk: bytes) -> None:
-        """One raw body chunk, exactly as the caller receives it."""
-        if self._broken or self._done or not chunk:
+        """One raw body chunk, exactly as the caller receives it. Runs per chunk: kept lean."""
+        if self._skip:
             return
         try:
-            data = self._decoder.decode(chunk) if self._decoder is not None else chunk
-            if self._sniff:
-                head = data.lstrip()
-                if not head:
-                    return
-                self._sniff = False
-                if head.startswith((b"data:", b"event:", b":")):
-                    self._start_sse()
-                else:
-                    self._body = []
-            if self._scanner is not None and self._observer is not None:
-                on_event = self._observer.on_event
-                for event in self._scanner.feed(data):
-                    on_event(event)
-            elif self._body is not None:
-                self._body_size += len(data)
-                if self._body_size > MAX_JSON_BODY_BYTES:
-                    self._body = None
-                    self._broken = True
-                else:
-                    self._body.append(data)
+            if self._decoder is not None:
+                chunk = self._decoder.decode(chunk)
+            if self._feed is not None:
+                self._feed(chunk)
+            else:
+                self._on_body_chunk(chunk)
         except Exception as exc:
+            self._skip = True
             self._broken = True
             self._fault("parse", exc)
+
+    def _on_body_chunk(self, data: bytes) -> None:
+        if self._sniff:
+            head = data.lstrip()
+            if not head:
+                return
+            self._sniff = False
+            if head.startswith((b"data:", b"event:", b":")):
+                self._start_sse()
+                assert self._feed is not None
+                self._feed(data)
+                return
+            self._body = []
+        if self._body is not None:
+            self._body_size += len(data)
+            if self._body_size > MAX_JSON_BODY_BYTES:
+                self._body = None
+                self._broken = True
+                self._skip = True
+            else:
+                self._body.append(data)
 
     def on_end(self) -> None:
         """The body was read to its end."""
@@ -211,6 +227,7 @@ class Call:
         if self._done:
             return
         self._done = True
+        self._skip = True
         try:
             record = self._build(exc, time.perf_counter() - self._t0)
         except Exception as build_exc:

@@ -14,11 +14,6 @@ class Decoder(Protocol):
     def decode(self, data: bytes) -> bytes: ...
 
 
-class _Identity:
-    def decode(self, data: bytes) -> bytes:
-        return data
-
-
 class _Zlib:
     """gzip (wbits 16+) and deflate; deflate tries zlib framing, then raw, as browsers do."""
 
@@ -79,20 +74,18 @@ def _one(name: str) -> Decoder:
         return _Brotli()
     if name == "zstd":
         return _Zstd()
-    if name in ("identity", ""):
-        return _Identity()
     raise ValueError(f"unsupported content-encoding {name!r}")
 
 
-IDENTITY: Decoder = _Identity()
+def decoder_for(content_encoding: str | None) -> Decoder | None:
+    """A decoder for a ``Content-Encoding`` value, or ``None`` when the body is not encoded.
 
-
-def decoder_for(content_encoding: str | None) -> Decoder:
-    """A decoder for a ``Content-Encoding`` value; encodings apply in order, so decode in reverse."""
+    Encodings apply in the order listed, so they are undone in reverse.
+    """
     if not content_encoding:
-        return IDENTITY
-    names = [n.strip().lower() for n in content_encoding.split(",") if n.strip()]
+        return None
+    names = [n.strip().lower() for n in content_encoding.split(",") if n.strip() not in ("", "identity")]
     decoders = [_one(n) for n in reversed(names)]
     if not decoders:
-        return IDENTITY
+        return None
     return decoders[0] if len(decoders) == 1 else _Chain(decoders)

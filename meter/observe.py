@@ -18,9 +18,7 @@ from meter.record import Api, Usage
 
 _TERMINAL_RESPONSE_TYPES = frozenset({b"response.completed", b"response.incomplete", b"response.failed"})
 _OPENING_RESPONSE_TYPES = frozenset({b"response.created", b"response.queued", b"response.in_progress"})
-_CONTENT_MARKERS = (b'"content":"', b'"content": "')
-_OTHER_TOKEN_MARKERS = (b'"tool_calls":[', b'"tool_calls": [', b'"refusal":"', b'"refusal": "',
-                        b'"function_call":{', b'"audio":{')
+_OTHER_OUTPUT_MARKERS = (b'"tool_calls"', b'"refusal":"', b'"refusal": "', b'"function_call"', b'"audio":{')
 
 
 @dataclass(slots=True)
@@ -69,15 +67,18 @@ class Observation:
 
 
 def _has_output(data: bytes) -> bool:
-    """Does a chat chunk carry generated output (non-empty content, a tool call, a refusal)?"""
-    for marker in _CONTENT_MARKERS:
-        i = data.find(marker)
-        while i >= 0:
-            j = i + len(marker)
-            if data[j:j + 1] != b'"':
-                return True
-            i = data.find(marker, j)
-    return any(m in data for m in _OTHER_TOKEN_MARKERS)
+    """Does a chat chunk carry generated output (non-empty content, a tool call, a refusal)?
+
+    Counts instead of parsing: a chunk with more ``"content":"`` than
+    ``"content":""`` has some non-empty content.
+    """
+    n = data.count(b'"content":"')
+    if n:
+        return n > data.count(b'"content":""')
+    n = data.count(b'"content": "')
+    if n:
+        return n > data.count(b'"content": ""')
+    return any([m in data for m in _OTHER_OUTPUT_MARKERS])
 
 
 class ChatStreamObserver:
@@ -97,6 +98,15 @@ class ChatStreamObserver:
 
     def on_event(self, data: bytes) -> None:
         obs = self.obs
+        if obs.content_events and obs.response_id is not None and not self.capture \
+                and data.endswith(b'"usage":null}'):
+            # Steady state (identity known, output started, the chunk's usage is null):
+            # the only thing left to spot is a finish reason. Every such chunk counts
+            # as an output delta for the estimate.
+            obs.content_events += 1
+            if b'"finish_reason":"' in data or b'"finish_reason": "' in data:
+                self._parse(data)
+            return
         if data == b"[DONE]":
             obs.ended = True
             return
@@ -107,14 +117,16 @@ class ChatStreamObserver:
             if self.capture:
                 self._parse(data)
                 return
+        # Parse only the chunks that say something: identity (until known), a usage
+        # object, a finish reason, an error. Delta chunks pass these tests unparsed.
         if (
-            obs.response_id is None
-            or obs.response_model is None
+            obs.response_model is None
+            or obs.response_id is None
+            or data.startswith(b'{"error"')
             or b'"usage":{' in data
-            or b'"usage": {' in data
             or b'"finish_reason":"' in data
-            or b'"finish_reason": "' in data
             or b'"error"' in data
+            or (b'": ' in data and (b'"usage": {' in data or b'"finish_reason": "' in data))
         ):
             self._parse(data)
 

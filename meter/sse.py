@@ -12,6 +12,8 @@ bounded by the largest single event, not by the length of the stream.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 MAX_EVENT_BYTES = 16 * 1024 * 1024
 """An event larger than this is dropped (counted by the caller as a parse fault)."""
 
@@ -19,23 +21,44 @@ MAX_EVENT_BYTES = 16 * 1024 * 1024
 class SSEScanner:
     """Feed raw (decoded) bytes; get back the data payloads of completed events."""
 
-    __slots__ = ("_cr", "_data", "_data_size", "_pending", "overflowed")
+    __slots__ = ("_cr", "_data", "_data_size", "_idle", "_pending", "overflowed")
 
     def __init__(self) -> None:
         self._pending = b""
         self._data: list[bytes] = []
         self._data_size = 0
         self._cr = False
+        self._idle = True
+        """Nothing pending between events: the one-event-per-chunk fast path applies."""
         self.overflowed = False
 
-    def feed(self, chunk: bytes) -> list[bytes]:
-        """Scan one chunk; return the payloads of the events it completed, in order."""
+    def feed(self, chunk: bytes, on_event: Callable[[bytes], None] | None = None) -> list[bytes]:
+        """Scan one chunk; return the payloads of the events it completed, in order.
+
+        With ``on_event``, each payload is handed to it instead (and ``[]`` is
+        returned): the hot path then builds no list per chunk.
+        """
+        # Fast path: the chunk is exactly one whole "data: ...\n\n" event (how servers
+        # usually flush), and nothing is pending from earlier chunks.
+        if (
+            self._idle
+            and chunk.startswith(b"data: ")
+            and chunk.find(b"\n") == len(chunk) - 2
+            and chunk[-1] == 10
+            and b"\r" not in chunk
+        ):
+            if on_event is not None:
+                on_event(chunk[6:-2])
+                return []
+            return [chunk[6:-2]]
+        self._idle = False
         if self._cr:
             self._cr = False
             if chunk[:1] == b"\n":  # the LF of a CRLF that the previous chunk split
                 chunk = chunk[1:]
         buf = self._pending + chunk if self._pending else chunk
         if not buf:
+            self._idle = not self._data and not self._cr
             return []
         lines = buf.splitlines()
         last = buf[-1]
@@ -54,7 +77,11 @@ class SSEScanner:
             if not line:
                 if self._data:
                     data = self._data
-                    events.append(data[0] if len(data) == 1 else b"\n".join(data))
+                    payload = data[0] if len(data) == 1 else b"\n".join(data)
+                    if on_event is not None:
+                        on_event(payload)
+                    else:
+                        events.append(payload)
                     self._data = []
                     self._data_size = 0
             elif line.startswith(b"data:"):
@@ -63,6 +90,7 @@ class SSEScanner:
                 self._data_size += len(value)
                 if self._data_size > MAX_EVENT_BYTES:
                     self._drop()
+        self._idle = not self._pending and not self._data and not self._cr
         return events
 
     def flush(self) -> list[bytes]:
@@ -71,6 +99,8 @@ class SSEScanner:
             value = self._pending[6:] if self._pending[5:6] == b" " else self._pending[5:]
             self._data.append(value)
         self._pending = b""
+        self._cr = False
+        self._idle = True
         if not self._data:
             return []
         data, self._data = self._data, []
