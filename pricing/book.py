@@ -64,6 +64,7 @@ class PriceBook:
         self._lock = threading.Lock()
         self._warned: set[str] = set()
         self._unpriced: dict[str, int] = {}
+        self._layer_of_file: dict[str, int] = {t.file: i for i, t in enumerate(self.tables)}
         self._build()
 
     # ---- loading ----------------------------------------------------------
@@ -161,8 +162,14 @@ class PriceBook:
         return self._resolver.resolve(name, _as_datetime(at).date())
 
     def row_price(self, row: PriceRow, believed: date | None = None) -> tuple[Decimal, Correction | None]:
-        """A row's price as believed on ``believed`` (default: with every correction)."""
+        """A row's price as believed on ``believed`` (default: with every correction).
+
+        A correction only applies to rows of its own or an earlier table: a user row
+        that repeats a built-in entry id is not changed by the built-in's corrections.
+        """
         for corr in self._corrections.get(row.id, ()):
+            if self._layer_of_file[corr.file] < self._layer_of_file[row.file]:
+                continue
             if believed is None or corr.recorded_at <= believed:
                 return corr.usd_per_1m, corr
         return row.usd_per_1m, None

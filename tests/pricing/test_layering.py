@@ -73,3 +73,18 @@ def test_without_builtins(tmp_path: Path) -> None:
     book = PriceBook.load(write_table(tmp_path, NEGOTIATED), include_builtin=False)
     assert book.models() == ["acme-private", "gpt-4.1"]
     assert book.price(FakeUsage(1, 0, 0, 1), model="gpt-4.1", at=utc(2026, 2, 1)).basis == "unknown"
+
+
+def test_builtin_corrections_do_not_touch_a_user_row_with_the_same_id(tmp_path: Path) -> None:
+    body = """
+[[price]]
+model = "gpt-5-chat"
+deployment_type = "GlobalStandard"
+effective_from = 2025-08-07
+input = "1"
+source = "contract"
+"""
+    book = PriceBook.load(write_table(tmp_path, body))
+    cost = book.price(FakeUsage(M, 0, 0, 0), model="gpt-5-chat", at=utc(2026, 1, 1))
+    assert cost.total == Decimal("1")
+    assert cost.table_version == "user-1"
