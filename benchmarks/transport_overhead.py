@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import sys
 import time
@@ -21,13 +22,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import openai  # noqa: E402
+import openai
 
-import meter  # noqa: E402
-from tests.support.replay import CannedResponse, ReplayServer  # noqa: E402
+import meter
+from tests.support.replay import CannedResponse, ReplayServer
 
 API_VERSION = "2024-10-21"
 PATH = "/openai/deployments/gpt4o/chat/completions"
+STREAM_PATH = "/openai/deployments/gpt4o-stream/chat/completions"
 
 
 def chat_body() -> bytes:
@@ -65,6 +67,28 @@ def client(url: str, metered: bool) -> Any:
     return c
 
 
+def serve_in_child(responses: list[tuple[str, str, CannedResponse]]) -> tuple[str, Any]:
+    """Run the replay server in its own process, so it never competes for this one's GIL."""
+    parent, child = multiprocessing.Pipe()
+
+    def run() -> None:
+        with ReplayServer() as srv:
+            for method, path, response in responses:
+                srv.add(method, path, response)
+            child.send(srv.url)
+            child.recv()  # serve until the parent says stop
+
+    proc = multiprocessing.get_context("fork").Process(target=run, daemon=True)
+    proc.start()
+    return parent.recv(), (proc, parent)
+
+
+def stop_child(handle: Any) -> None:
+    proc, pipe = handle
+    pipe.send("stop")
+    proc.join(5)
+
+
 def measure(calls: int, fn_raw: Any, fn_metered: Any) -> dict[str, float]:
     raw: list[float] = []
     met: list[float] = []
@@ -84,26 +108,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--chunks", type=int, default=500)
+    parser.add_argument("--aa", action="store_true", help="A/A run: both arms raw, to see the noise floor")
     args = parser.parse_args()
     messages: Any = [{"role": "user", "content": "Say hello."}]
-    with ReplayServer() as srv:
-        srv.add("POST", PATH, CannedResponse(200, [("content-type", "application/json")], [chat_body()],
-                                             chunked=False))
-        raw_c, met_c = client(srv.url, False), client(srv.url, True)
+    url, handle = serve_in_child([
+        ("POST", PATH, CannedResponse(200, [("content-type", "application/json")], [chat_body()], chunked=False)),
+        ("POST", STREAM_PATH, CannedResponse(200, [("content-type", "text/event-stream")],
+                                             stream_chunks(args.chunks))),
+    ])
+    try:
+        raw_c, met_c = client(url, False), client(url, not args.aa)
         nonstream = measure(
             args.calls,
             lambda: raw_c.chat.completions.create(model="gpt4o", messages=messages),
             lambda: met_c.chat.completions.create(model="gpt4o", messages=messages),
         )
-        srv.clear()
-        srv.add("POST", PATH, CannedResponse(200, [("content-type", "text/event-stream")],
-                                             stream_chunks(args.chunks)))
 
         def consume(c: Any) -> None:
-            for _ in c.chat.completions.create(model="gpt4o", messages=messages, stream=True):
+            for _ in c.chat.completions.create(model="gpt4o-stream", messages=messages, stream=True):
                 pass
 
         stream = measure(max(20, args.calls // 4), lambda: consume(raw_c), lambda: consume(met_c))
+    finally:
+        stop_child(handle)
     print(f"non-streaming chat call: raw {nonstream['raw_ms']:.3f} ms, metered {nonstream['metered_ms']:.3f} ms, "
           f"ratio {nonstream['ratio']:.3f}")
     print(f"{args.chunks}-chunk stream: raw {stream['raw_ms']:.3f} ms, metered {stream['metered_ms']:.3f} ms, "

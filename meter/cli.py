@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import pricing.cli
 from meter._version import __version__
 
 
@@ -17,12 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"meter {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    try:
-        from pricing import cli as pricing_cli
-    except ImportError:  # pricing not built yet: the rest of the command still works
-        pricing_cli = None
-    if pricing_cli is not None:
-        pricing_cli.add_commands(commands)
+    pricing.cli.add_commands(commands)
     return parser
 
 

@@ -9,7 +9,6 @@ still get the record, and the caller never sees the exception.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections import OrderedDict
@@ -20,7 +19,7 @@ from meter import attribution
 from meter import route as route_mod
 from meter.call import Call, Headers
 from meter.record import CallRecord
-from meter.request import parse_body, with_include_usage
+from meter.request import RequestInfo, model_hint, parse_body, with_include_usage
 
 logger = logging.getLogger("meter")
 
@@ -114,14 +113,17 @@ class Meter:
             if route is None:
                 return None
             raw = body() if method == "POST" else None
-            info, parsed = parse_body(raw)
+            if raw is not None and (route.deployment_from_body or self.capture_content or _streams(raw)):
+                info, parsed = parse_body(raw)
+            else:  # a non-streaming call on a deployment path: nothing in the body is needed
+                info, parsed = RequestInfo(model=model_hint(raw)), None
             new_body = with_include_usage(route, info, raw, parsed) if self.inject_stream_usage else None
             call = Call(
                 self, route, info,
                 parsed if (info.stream or self.capture_content) else None,
                 attribution.current(),
                 _attempt(headers),
-                _correlation_id(headers, method, path, raw),
+                _correlation_id(method, path, raw),
             )
         except Exception as exc:
             self.record_fault("begin", exc)
@@ -193,21 +195,18 @@ def _attempt(headers: Headers) -> int | None:
         return None
 
 
-def _correlation_id(headers: Headers, method: str, path: str, body: bytes | None) -> str:
-    """The same id for every HTTP attempt of one logical call (SDK retries resend the same request).
+def _streams(body: bytes) -> bool:
+    return b'"stream":true' in body or b'"stream": true' in body
 
-    An ``Idempotency-Key`` the client sent is used as is; otherwise a short hash
-    of the request line and body, which retries repeat byte for byte.
+
+def _correlation_id(method: str, path: str, body: bytes | None) -> str:
+    """The same id for every HTTP attempt of one logical call within this process.
+
+    SDK retries resend the request byte for byte, so a hash of the request line
+    and body groups them. Python's ``hash`` is enough (ids only need to agree
+    within one process) and is fast on large bodies.
     """
-    key = headers.get("idempotency-key")
-    if key:
-        return str(key)
-    digest = hashlib.blake2b(digest_size=8)
-    digest.update(method.encode())
-    digest.update(path.encode("utf-8", "replace"))
-    if body:
-        digest.update(body)
-    return digest.hexdigest()
+    return format(hash((method, path, body)) & 0xFFFFFFFFFFFFFFFF, "016x")
 
 
 _default: Meter | None = None

@@ -1,8 +1,11 @@
-"""The two value types every later stage consumes: ``Usage`` and ``CallRecord``.
+"""The value types every later stage consumes: ``Usage``, ``AzureHeaders``, ``CallRecord``.
 
-They are plain frozen dataclasses so a record can be handed to any number of
-subscribers (sinks, user callbacks, threads) without anyone mutating it under
-the others' feet.
+Plain slotted dataclasses. ``Usage`` is frozen (it is small and shared into
+costs); ``CallRecord`` and ``AzureHeaders`` are built once per call on the hot
+path, where a frozen dataclass's per-field ``object.__setattr__`` costs more
+than the rest of the record: they are not frozen, but one record goes to every
+subscriber, so subscribers must treat it as read-only (``record.replace(...)``
+makes a changed copy).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ class Usage:
         return max(0, self.input_tokens - self.cached_input_tokens - self.cache_write_input_tokens)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AzureHeaders:
     """Response headers of interest; ``None`` where the service did not send one.
 
@@ -65,7 +68,7 @@ class AzureHeaders:
     retry_after_s: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallRecord:
     """Everything meter knows about one metered HTTP call, emitted exactly once.
 

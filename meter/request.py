@@ -60,6 +60,21 @@ def parse_body(body: bytes | None) -> tuple[RequestInfo, dict[str, Any] | None]:
     )
 
 
+_MODEL = re.compile(rb'"model"\s*:\s*"([^"\\]{1,200})"')
+
+
+def model_hint(body: bytes | None) -> str | None:
+    """The body's ``model`` without a full parse, for calls where nothing else is needed.
+
+    On deployment paths Azure ignores the body's model (the deployment is in the
+    path), so this is informational; the first ``"model":"..."`` wins.
+    """
+    if not body:
+        return None
+    m = _MODEL.search(body)
+    return m.group(1).decode("utf-8", "replace") if m else None
+
+
 def accepts_stream_options(route: Route) -> bool:
     """Will this endpoint accept ``stream_options``? Unknown or old api-versions: no."""
     if route.v1 or route.provider == "openai":
@@ -70,7 +85,7 @@ def accepts_stream_options(route: Route) -> bool:
     if version in _UNDATED_ACCEPTING:
         return True
     m = _DATED_VERSION.match(version)
-    return bool(m) and m.group(1) >= _FIRST_DATE_WITH_STREAM_OPTIONS  # type: ignore[union-attr]
+    return m is not None and m.group(1) >= _FIRST_DATE_WITH_STREAM_OPTIONS
 
 
 def with_include_usage(route: Route, info: RequestInfo, body: bytes | None,

@@ -7,10 +7,9 @@ allocation. Pure: no I/O, no httpx.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import parse_qs
+from urllib.parse import unquote_plus
 
 from meter.record import Api
 
@@ -21,24 +20,15 @@ PROVIDER_OPENAI = "openai"
 
 _OPENAI_HOSTS = frozenset({"api.openai.com"})
 
-# Paths under an Azure resource ("/openai/..."), after repeated slashes are collapsed.
-_AZURE_DEPLOYMENT = re.compile(r"^/openai/deployments/([^/]+)/(chat/completions|embeddings)/?$")
-_AZURE_V1 = re.compile(r"^(?:/api/projects/[^/]+)?/openai/v1/(chat/completions|embeddings|responses)/?$")
-_AZURE_RESPONSES = re.compile(r"^/openai/responses/?$")
-_AZURE_RESPONSE_ID = re.compile(r"^(?:/api/projects/[^/]+)?/openai(?:/v1)?/responses/([^/]+)(/cancel)?/?$")
-_FOUNDRY_MODELS = re.compile(r"^/models/chat/completions/?$")
-# api.openai.com (and user-listed OpenAI-compatible hosts).
-_OPENAI_V1 = re.compile(r"^/v1/(chat/completions|embeddings|responses)/?$")
-_OPENAI_RESPONSE_ID = re.compile(r"^/v1/responses/([^/]+)(/cancel)?/?$")
-
-_API_BY_SUFFIX: dict[str, Api] = {
-    "chat/completions": "chat",
-    "embeddings": "embeddings",
-    "responses": "responses",
+_API_BY_SUFFIX: dict[tuple[str, ...], Api] = {
+    ("chat", "completions"): "chat",
+    ("embeddings",): "embeddings",
+    ("responses",): "responses",
 }
+_DEPLOYMENT_APIS = frozenset({("chat", "completions"), ("embeddings",)})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Route:
     """What a request is, as far as the URL says.
 
@@ -60,12 +50,6 @@ class Route:
     v1: bool = False
 
 
-def _collapse_slashes(path: str) -> str:
-    if "//" not in path:
-        return path
-    return re.sub(r"/{2,}", "/", path)
-
-
 def match(
     method: str,
     host: str,
@@ -79,102 +63,114 @@ def match(
     Azure's ``/openai/...`` paths are distinctive, so they are recognised on any
     host (a gateway, a proxy, the embedded emulator). OpenAI's bare ``/v1/...``
     paths are only recognised on ``api.openai.com`` and on ``extra_hosts``, since
-    many unrelated services use ``/v1/``.
+    many unrelated services use ``/v1/``. Matching splits the path into segments
+    and compares tuples: no regular expression on the per-request path.
     """
     if method != "POST" and method != "GET":
         return None
-    if "/openai/" in path or path.startswith("/models/"):
-        return _match_azure(method, host.lower(), port, _collapse_slashes(path), query)
-    if path.startswith("/v1/") or path.startswith("//"):
-        host_l = host.lower()
-        if host_l in _OPENAI_HOSTS or host_l in extra_hosts:
-            return _match_openai(method, host_l, port, _collapse_slashes(path), query)
-    return None
+    azure = "/openai/" in path or path.startswith("/models/")
+    if not azure:
+        if not (path.startswith("/v1/") or path.startswith("//")):
+            return None
+        host = host.lower()
+        if host not in _OPENAI_HOSTS and host not in extra_hosts:
+            return None
+    parts = [p for p in path.split("/") if p]  # also collapses "//" and drops a trailing "/"
+    if azure:
+        if parts[:1] == ["api"] and len(parts) > 3 and parts[1] == "projects":
+            parts = parts[3:]  # /api/projects/{p}/openai/v1/...
+        return _match_azure(method, host.lower(), port, parts, _query(query))
+    return _match_openai(method, host, port, parts, _query(query))
 
 
-def _query(query: str) -> dict[str, list[str]]:
-    return parse_qs(query, keep_blank_values=True) if query else {}
+def _query(query: str) -> dict[str, str]:
+    """The query parameters meter reads (first value wins); cheaper than ``parse_qs``."""
+    if not query:
+        return {}
+    out: dict[str, str] = {}
+    for item in query.split("&"):
+        key, _, value = item.partition("=")
+        if "%" in item or "+" in item:
+            key, value = unquote_plus(key), unquote_plus(value)
+        out.setdefault(key, value)
+    return out
 
 
-def _match_azure(method: str, host: str, port: int | None, path: str, query: str) -> Route | None:
+def _match_azure(method: str, host: str, port: int | None, parts: list[str], q: dict[str, str]) -> Route | None:
     provider = PROVIDER_AZURE
-    q = _query(query)
-    api_version = q.get("api-version", [None])[0]
+    api_version = q.get("api-version")
     if method == "POST":
-        m = _AZURE_DEPLOYMENT.match(path)
-        if m:
+        tail = tuple(parts[3:])
+        if len(parts) >= 4 and parts[0] == "openai" and parts[1] == "deployments" and tail in _DEPLOYMENT_APIS:
             return Route(
-                api=_API_BY_SUFFIX[m.group(2)], operation="create", provider=provider,
+                api=_API_BY_SUFFIX[tail], operation="create", provider=provider,
                 server_address=host, server_port=port, api_version=api_version,
-                deployment=m.group(1), deployment_from_body=False,
+                deployment=parts[2], deployment_from_body=False,
             )
-        m = _AZURE_V1.match(path)
-        if m:
+        if parts[:2] == ["openai", "v1"] and tuple(parts[2:]) in _API_BY_SUFFIX:
             return Route(
-                api=_API_BY_SUFFIX[m.group(1)], operation="create", provider=provider,
+                api=_API_BY_SUFFIX[tuple(parts[2:])], operation="create", provider=provider,
                 server_address=host, server_port=port, api_version=api_version or "v1",
                 deployment=None, deployment_from_body=True, v1=True,
             )
-        if _AZURE_RESPONSES.match(path):
+        if parts == ["openai", "responses"]:
             return Route(
                 api="responses", operation="create", provider=provider,
                 server_address=host, server_port=port, api_version=api_version,
                 deployment=None, deployment_from_body=True,
             )
-        if _FOUNDRY_MODELS.match(path):
+        if parts == ["models", "chat", "completions"]:
             return Route(
                 api="chat", operation="create", provider=provider,
                 server_address=host, server_port=port, api_version=api_version,
                 deployment=None, deployment_from_body=True,
             )
-    return _match_response_id(method, host, port, path, q, _AZURE_RESPONSE_ID, provider, api_version)
+    if parts[:1] != ["openai"]:
+        return None
+    rest = parts[2:] if parts[1:2] == ["v1"] else parts[1:]
+    return _match_response_id(method, host, port, rest, q, provider, api_version, parts[1:2] == ["v1"])
 
 
-def _match_openai(method: str, host: str, port: int | None, path: str, query: str) -> Route | None:
-    q = _query(query)
-    if method == "POST":
-        m = _OPENAI_V1.match(path)
-        if m:
-            return Route(
-                api=_API_BY_SUFFIX[m.group(1)], operation="create", provider=PROVIDER_OPENAI,
-                server_address=host, server_port=port, api_version=None,
-                deployment=None, deployment_from_body=True, v1=True,
-            )
-    return _match_response_id(method, host, port, path, q, _OPENAI_RESPONSE_ID, PROVIDER_OPENAI, None)
+def _match_openai(method: str, host: str, port: int | None, parts: list[str], q: dict[str, str]) -> Route | None:
+    if parts[:1] != ["v1"]:
+        return None
+    if method == "POST" and tuple(parts[1:]) in _API_BY_SUFFIX:
+        return Route(
+            api=_API_BY_SUFFIX[tuple(parts[1:])], operation="create", provider=PROVIDER_OPENAI,
+            server_address=host, server_port=port, api_version=None,
+            deployment=None, deployment_from_body=True, v1=True,
+        )
+    return _match_response_id(method, host, port, parts[1:], q, PROVIDER_OPENAI, None, True)
 
 
 def _match_response_id(
     method: str,
     host: str,
     port: int | None,
-    path: str,
-    q: dict[str, list[str]],
-    pattern: re.Pattern[str],
+    rest: list[str],
+    q: dict[str, str],
     provider: str,
     api_version: str | None,
+    v1: bool,
 ) -> Route | None:
     """``GET responses/{id}`` (retrieve or stream resume) and ``POST responses/{id}/cancel``."""
-    m = pattern.match(path)
-    if m is None:
+    if len(rest) < 2 or rest[0] != "responses":
         return None
-    response_id, cancel = m.group(1), m.group(2)
-    if cancel and method == "POST":
+    response_id = rest[1]
+    if len(rest) == 3 and rest[2] == "cancel" and method == "POST":
         operation: Operation = "cancel"
-    elif not cancel and method == "GET":
+    elif len(rest) == 2 and method == "GET":
         operation = "retrieve"
     else:
         return None
-    stream_query = q.get("stream", ["false"])[0].lower() == "true"
-    starting_after: int | None = None
-    raw_after = q.get("starting_after", [None])[0]
-    if raw_after is not None and raw_after.isdigit():
-        starting_after = int(raw_after)
+    stream_query = q.get("stream", "false").lower() == "true"
+    raw_after = q.get("starting_after")
+    starting_after = int(raw_after) if raw_after is not None and raw_after.isdigit() else None
     if operation == "retrieve" and stream_query:
         operation = "resume"
     return Route(
         api="responses", operation=operation, provider=provider,
         server_address=host, server_port=port, api_version=api_version,
         deployment=None, deployment_from_body=False, response_id=response_id,
-        stream_query=stream_query, starting_after=starting_after,
-        v1="/v1/" in path,
+        stream_query=stream_query, starting_after=starting_after, v1=v1,
     )

@@ -18,7 +18,6 @@ import httpx2
 from meter.call import Call
 from meter.meter import Meter, default_meter
 
-
 _STACKS: dict[type, ModuleType] = {}
 
 
