@@ -10,18 +10,23 @@ still get the record, and the caller never sees the exception.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from typing import Protocol
+from pathlib import Path
+from typing import Literal, Protocol
 
 from meter import attribution
 from meter import route as route_mod
 from meter.call import Call, Headers
+from meter.costing import Costing, DeploymentSpec, load_deployments
 from meter.record import CallRecord
 from meter.request import RequestInfo, model_hint, parse_body, with_include_usage
+from pricing import PriceBook
 
 logger = logging.getLogger("meter")
+_default_lock = threading.Lock()
 
 RecordCallback = Callable[[CallRecord], None]
 
@@ -46,6 +51,15 @@ class Meter:
         capture_content: record prompt and completion text (off by default).
         dedupe_size: how many Responses ids to remember so a retrieved or resumed
             response is not counted twice.
+        price_book: the ``pricing.PriceBook`` to price records with; ``None`` (default)
+            loads the built-in tables (layered with ``price_tables``); ``False`` turns
+            pricing off (``record.cost`` stays ``None``).
+        price_tables: paths of user price tables (negotiated prices, private models)
+            layered on top of the built-in ones.
+        deployments: deployment name -> model, deployment type, region: a mapping
+            (values a ``pricing.DeploymentInfo``, a model name, a ``(model, type,
+            region)`` tuple or a dict), a TOML/JSON file path, or ``None`` to read
+            ``$METER_DEPLOYMENTS`` (a path or JSON text).
     """
 
     def __init__(
@@ -57,6 +71,9 @@ class Meter:
         capture_content: bool = False,
         dedupe_size: int = 10_000,
         sinks: Iterable[Sink] = (),
+        price_book: PriceBook | Literal[False] | None = None,
+        price_tables: Iterable[str | os.PathLike[str]] = (),
+        deployments: Mapping[str, DeploymentSpec] | str | os.PathLike[str] | None = None,
     ) -> None:
         if on_record is None:
             callbacks: list[RecordCallback] = []
@@ -74,6 +91,12 @@ class Meter:
         self._lock = threading.Lock()
         self._faults: dict[str, int] = {}
         self._logged: set[str] = set()
+        self.costing: Costing | None = None
+        if price_book is not False:
+            tables = tuple(Path(t) for t in price_tables)
+            book = price_book if price_book is not None else (
+                PriceBook.load(*tables) if tables else builtin_price_book())
+            self.costing = Costing(book, load_deployments(deployments))
 
     # -- public -------------------------------------------------------------------------------
 
@@ -141,6 +164,11 @@ class Meter:
             record = self._dedupe(record)
         except Exception as exc:
             self.record_fault("dedupe", exc)
+        if self.costing is not None:
+            try:
+                record = self.costing.price(record)
+            except Exception as exc:
+                self.record_fault("pricing", exc)
         for sink in self._sinks:
             try:
                 sink.finish(record, call)
@@ -185,6 +213,18 @@ class Meter:
         return record
 
 
+_builtin_book: PriceBook | None = None
+
+
+def builtin_price_book() -> PriceBook:
+    """The built-in price tables, loaded once per process and shared by every Meter."""
+    global _builtin_book
+    with _default_lock:
+        if _builtin_book is None:
+            _builtin_book = PriceBook.load()
+        return _builtin_book
+
+
 def _attempt(headers: Headers) -> int | None:
     raw = headers.get("x-stainless-retry-count")
     if raw is None:
@@ -210,7 +250,6 @@ def _correlation_id(method: str, path: str, body: bytes | None) -> str:
 
 
 _default: Meter | None = None
-_default_lock = threading.Lock()
 
 
 def default_meter() -> Meter:

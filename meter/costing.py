@@ -1,0 +1,124 @@
+"""Pricing a record: which model, deployment type and region, at what time.
+
+The price book (``pricing``) knows prices; only meter knows the call. This
+module picks the pricing key from what the call says and what the user told
+meter about their deployments, then asks the book. Deployment names on Azure
+are free-form aliases, so the model is chosen in this order, first one the book
+knows wins:
+
+1. the served model from the response, when it is a dated id (exact version);
+2. the model the user mapped the deployment to (``Meter(deployments=...)``);
+3. the served model as reported (e.g. an undated family name);
+4. the deployment name itself (deployments are often named after the model).
+
+The deployment type and region come from the user's map; without one the book
+prices Global Standard and flags the type as assumed. A provisioned (PTU)
+deployment whose call spilled over (``x-ms-is-spilled-over: true``) was served,
+and billed, per token by the matching standard deployment type.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from meter.record import CallRecord
+from pricing import Cost, DeploymentInfo, PriceBook, canonical_deployment_type, load_deployment_map
+
+DEPLOYMENTS_ENV = "METER_DEPLOYMENTS"
+"""Environment variable: a deployment map file path, or the map as JSON text."""
+
+_DATED = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+_SPILLOVER_TARGET = {
+    "GlobalProvisionedManaged": "GlobalStandard",
+    "DataZoneProvisionedManaged": "DataZoneStandard",
+    "ProvisionedManaged": "Standard",
+}
+
+DeploymentSpec = DeploymentInfo | str | Mapping[str, Any] | tuple[str, ...]
+
+
+def _info(name: str, spec: DeploymentSpec) -> DeploymentInfo:
+    if isinstance(spec, DeploymentInfo):
+        return spec
+    if isinstance(spec, str):
+        return DeploymentInfo(model=spec)
+    if isinstance(spec, tuple):
+        dtype = spec[1] if len(spec) > 1 else None
+        return DeploymentInfo(model=spec[0], deployment_type=canonical_deployment_type(dtype) if dtype else None,
+                              region=spec[2] if len(spec) > 2 else None)
+    dtype = spec.get("deployment_type")
+    return DeploymentInfo(
+        model=str(spec["model"]),
+        deployment_type=canonical_deployment_type(str(dtype)) if dtype else None,
+        region=spec.get("region"),
+    )
+
+
+def load_deployments(source: Mapping[str, DeploymentSpec] | str | os.PathLike[str] | None) -> dict[str, DeploymentInfo]:
+    """The deployment map from a mapping, a file, JSON text, or (when ``None``) ``$METER_DEPLOYMENTS``."""
+    if source is None:
+        env = os.environ.get(DEPLOYMENTS_ENV)
+        return load_deployment_map(env) if env else {}
+    if isinstance(source, Mapping):
+        return {name: _info(name, spec) for name, spec in source.items()}
+    return load_deployment_map(source)
+
+
+def region_key(header_region: str | None) -> str | None:
+    """Azure's ``x-ms-region: East US 2`` as an ARM region name (``eastus2``)."""
+    if not header_region:
+        return None
+    return header_region.replace(" ", "").lower()
+
+
+class Costing:
+    """Turns a record's usage into a ``pricing.Cost`` (or leaves it ``None`` when there is no usage)."""
+
+    def __init__(self, book: PriceBook, deployments: Mapping[str, DeploymentInfo]) -> None:
+        self.book = book
+        self.deployments = dict(deployments)
+
+    def price(self, record: CallRecord) -> CallRecord:
+        """The record with ``cost``, ``deployment_type`` and ``region`` filled in."""
+        mapped = self.deployments.get(record.deployment) if record.deployment else None
+        deployment_type = mapped.deployment_type if mapped else None
+        region = (mapped.region if mapped else None) or region_key(record.azure.region)
+        if record.azure.spilled_over and deployment_type in _SPILLOVER_TARGET:
+            deployment_type = _SPILLOVER_TARGET[deployment_type]
+        if record.usage is None:
+            record.deployment_type = deployment_type
+            record.region = region
+            return record
+        model = self._model(record, mapped)
+        cost: Cost = self.book.price(
+            record.usage,
+            model=model,
+            deployment_type=deployment_type,
+            region=region,
+            at=record.started_at,
+            estimated=record.usage_source == "estimated",
+        )
+        record.cost = cost
+        record.deployment_type = cost.deployment_type or deployment_type
+        record.region = region
+        return record
+
+    def _model(self, record: CallRecord, mapped: DeploymentInfo | None) -> str | None:
+        served = record.response_model
+        candidates = []
+        if served and _DATED.search(served):
+            candidates.append(served)
+        if mapped is not None:
+            candidates.append(mapped.model)
+        if served:
+            candidates.append(served)
+        if record.deployment:
+            candidates.append(record.deployment)
+        for name in candidates:
+            if self.book.resolve_model(name, record.started_at) is not None:
+                return name
+        # None of them is known: price the best guess so the book reports it as unknown.
+        return candidates[0] if candidates else None
