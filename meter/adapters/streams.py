@@ -14,7 +14,18 @@ from typing import Any
 from meter.call import Call
 
 
-class SyncStreamLogic:
+class _EndsCall:
+    """A response dropped without ``close()`` still yields its one record."""
+
+    _call: Call
+
+    def __del__(self) -> None:
+        call: Any = self.__dict__.get("_call")
+        if call is not None:
+            call.on_close()
+
+
+class SyncStreamLogic(_EndsCall):
     """The body of a metered sync response stream; bound to a stack's base class elsewhere."""
 
     def __init__(self, inner: Iterable[bytes], call: Call) -> None:
@@ -40,14 +51,8 @@ class SyncStreamLogic:
         finally:
             self._call.on_close()
 
-    def __del__(self) -> None:
-        # A response dropped without close() still yields its one record.
-        call: Any = self.__dict__.get("_call")
-        if call is not None:
-            call.on_close()
 
-
-class AsyncStreamLogic:
+class AsyncStreamLogic(_EndsCall):
     """The body of a metered async response stream; bound to a stack's base class elsewhere."""
 
     def __init__(self, inner: AsyncIterable[bytes], call: Call) -> None:
@@ -72,8 +77,3 @@ class AsyncStreamLogic:
                 await aclose()
         finally:
             self._call.on_close()
-
-    def __del__(self) -> None:
-        call: Any = self.__dict__.get("_call")
-        if call is not None:
-            call.on_close()

@@ -87,6 +87,16 @@ def start(meter: Meter, request: Any) -> tuple[Call, Any] | None:
     return call, request
 
 
+def attach(call: Call, request: Any, response: Any, is_async: bool) -> Any:
+    """Hand the response head to the call and wrap the body so the call sees every chunk."""
+    call.on_response(response.status_code, dict(response.headers.multi_items()))
+    stack = _stack(request)
+    if not _in_memory(stack, response, call):
+        wrapper = stack.AsyncStream if is_async else stack.SyncStream
+        response.stream = wrapper(response.stream, call)
+    return response
+
+
 class MeteredTransport(httpx2.BaseTransport):
     """A sync transport that meters LLM calls and passes everything else straight through.
 
@@ -108,11 +118,7 @@ class MeteredTransport(httpx2.BaseTransport):
         except BaseException as exc:
             call.on_error(exc)
             raise
-        call.on_response(response.status_code, dict(response.headers.multi_items()))
-        stack = _stack(request)
-        if not _in_memory(stack, response, call):
-            response.stream = stack.SyncStream(response.stream, call)
-        return response
+        return attach(call, request, response, is_async=False)
 
     def close(self) -> None:
         self.inner.close()
@@ -135,11 +141,7 @@ class AsyncMeteredTransport(httpx2.AsyncBaseTransport):
         except BaseException as exc:
             call.on_error(exc)
             raise
-        call.on_response(response.status_code, dict(response.headers.multi_items()))
-        stack = _stack(request)
-        if not _in_memory(stack, response, call):
-            response.stream = stack.AsyncStream(response.stream, call)
-        return response
+        return attach(call, request, response, is_async=True)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

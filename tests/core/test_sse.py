@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meter.sse import SSEScanner
+from tests.support.splits import split_at
 
 STREAM = (
     b": keep-alive comment\n\n"
@@ -26,16 +27,6 @@ def feed_all(parts: list[bytes]) -> list[bytes]:
         out.extend(scanner.feed(part))
     out.extend(scanner.flush())
     return out
-
-
-def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({c % (len(data) + 1) for c in cuts})
-    parts, last = [], 0
-    for p in points:
-        parts.append(data[last:p])
-        last = p
-    parts.append(data[last:])
-    return parts
 
 
 def test_whole() -> None:

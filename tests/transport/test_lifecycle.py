@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import meter
 from tests.support.cases import OWN_CASES, load_cases
 from tests.support.replay import CannedResponse, ReplayServer, case_response, split_sse_events
+from tests.support.splits import split_at
 from tests.transport.chunks import chunk_transport
 from tests.transport.conftest import Records
 
@@ -178,16 +179,6 @@ async def test_asyncio_cancellation(stack: Any, server: ReplayServer) -> None:
 
 # -- splits, junk, memory --------------------------------------------------------------------------
 
-def split(data: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({c % (len(data) + 1) for c in cuts})
-    parts, last = [], 0
-    for p in points:
-        parts.append(data[last:p])
-        last = p
-    parts.append(data[last:])
-    return [p for p in parts if p]
-
-
 def comparable(record: meter.CallRecord) -> tuple[Any, ...]:
     return (record.outcome, record.usage, record.usage_source, record.response_id, record.response_model,
             record.finish_reasons, record.error_type, record.error_code, record.stream)
@@ -202,7 +193,7 @@ STREAM_CASES = [c for c in CASES.values() if c.is_sse]
 def test_any_split_same_record_same_bytes(case: Any, cuts: list[int]) -> None:
     url = RESP_URL if case.api == "responses" else CHAT_URL
     whole, got_whole, _ = run_sync([case.body], url)
-    records, got, m = run_sync(split(case.body, cuts), url)
+    records, got, m = run_sync(split_at(case.body, cuts), url)
     assert got == got_whole == case.body
     assert comparable(records.one()) == comparable(whole.one())
     assert not m.faults
