@@ -127,6 +127,8 @@ class Call:
         self._skip = False
         """No more chunks to look at (broken, or the record is out)."""
         self._feed: Callable[[bytes], None] | None = None
+        self._take: Callable[[bytes], bool] | None = None
+        """The observer's one-chunk-one-delta fast path (streams only)."""
         self._eof = False
         self.obs = observe.Observation()
         self._done = False
@@ -154,21 +156,27 @@ class Call:
         self._scanner = SSEScanner()
         capture = self.meter.capture_content
         if self.route.api == "responses":
-            self._observer = observe.ResponsesStreamObserver(self.obs, self._first_token, capture)
+            self._observer = observe.ResponsesStreamObserver(self.obs, self._first_token, self._scanner, capture)
         else:
-            self._observer = observe.ChatStreamObserver(self.obs, self._first_token, capture)
+            self._observer = observe.ChatStreamObserver(self.obs, self._first_token, self._scanner, capture,
+                                                        single_choice=self.info.choices == 1)
         scanner, on_event = self._scanner, self._observer.on_event
 
         def feed(data: bytes) -> None:
             scanner.feed(data, on_event)
 
         self._feed = feed
+        if self._decoder is None:  # the fast path reads raw bytes; encoded bodies take the scanner
+            self._take = self._observer.take
 
     def on_chunk(self, chunk: bytes) -> None:
         """One raw body chunk, exactly as the caller receives it. Runs per chunk: kept lean."""
         if self._skip:
             return
         try:
+            take = self._take
+            if take is not None and take(chunk):
+                return
             if self._decoder is not None:
                 chunk = self._decoder.decode(chunk)
             if self._feed is not None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from meter import usage as usage_mod
 from meter.record import Api, Usage
+from meter.sse import SSEScanner
 
 _TERMINAL_RESPONSE_TYPES = frozenset({b"response.completed", b"response.incomplete", b"response.failed"})
 _OPENING_RESPONSE_TYPES = frozenset({b"response.created", b"response.queued", b"response.in_progress"})
@@ -89,12 +90,45 @@ class ChatStreamObserver:
     usage object wins; chunk usages are never summed.
     """
 
-    __slots__ = ("capture", "obs", "on_first_token")
+    __slots__ = ("capture", "obs", "on_first_token", "scanner", "single_choice")
 
-    def __init__(self, obs: Observation, on_first_token: Callable[[], None], capture: bool = False) -> None:
+    def __init__(self, obs: Observation, on_first_token: Callable[[], None], scanner: SSEScanner,
+                 capture: bool = False, single_choice: bool = True) -> None:
         self.obs = obs
         self.on_first_token = on_first_token
+        self.scanner = scanner
         self.capture = capture
+        self.single_choice = single_choice
+
+    def take(self, chunk: bytes) -> bool:
+        """Count ``chunk`` right here if it is exactly one steady-state delta event.
+
+        The hot path of a chat stream: with the scanner between events, identity
+        known and output flowing, a chunk that is one ``data:`` line whose usage
+        is null and whose (single) choice has a null finish reason is just one
+        more delta. Both Azure's and OpenAI's key orders put those fields near
+        the end, so the checks look at the tail. Anything else: ``False``, and
+        the chunk goes through the scanner and ``on_event``.
+        """
+        obs = self.obs
+        if (
+            obs.content_events
+            and self.single_choice
+            and obs.response_id is not None
+            and not self.capture
+            and self.scanner.idle
+            and chunk.endswith(b'"usage":null}\n\n')
+            and chunk.count(b"\n") == 2
+            and chunk.startswith(b"data: ")
+        ):
+            i = chunk.rfind(b'"finish_reason":', max(0, len(chunk) - 512))
+            if i < 0:
+                i = chunk.find(b'"finish_reason":')
+            if i >= 0 and chunk[i + 16:i + 17] == b"n":
+                obs.content_events += 1
+                return True
+        return False
+
 
     def on_event(self, data: bytes) -> None:
         obs = self.obs
@@ -165,12 +199,32 @@ class ChatStreamObserver:
 class ResponsesStreamObserver:
     """Responses API SSE: keyed on the JSON ``type``, never on the ``event:`` line."""
 
-    __slots__ = ("capture", "obs", "on_first_token")
+    __slots__ = ("capture", "obs", "on_first_token", "scanner")
 
-    def __init__(self, obs: Observation, on_first_token: Callable[[], None], capture: bool = False) -> None:
+    def __init__(self, obs: Observation, on_first_token: Callable[[], None], scanner: SSEScanner,
+                 capture: bool = False) -> None:
         self.obs = obs
         self.on_first_token = on_first_token
+        self.scanner = scanner
         self.capture = capture
+
+    def take(self, chunk: bytes) -> bool:
+        """Count ``chunk`` right here if it is exactly one ``*.delta`` event (the hot path)."""
+        obs = self.obs
+        if not (obs.content_events and obs.response_id is not None and not self.capture
+                and self.scanner.idle and chunk.endswith(b"\n\n")):
+            return False
+        lines = chunk.count(b"\n")
+        if not ((lines == 3 and chunk.startswith(b"event: ")) or (lines == 2 and chunk.startswith(b"data: "))):
+            return False
+        start = chunk.find(b'data: {"type":"')
+        if start < 0:
+            return False
+        end = chunk.find(b'"', start + 15)
+        if chunk[start + 15:end].endswith(b".delta"):
+            obs.content_events += 1
+            return True
+        return False
 
     def on_event(self, data: bytes) -> None:
         if data == b"[DONE]":

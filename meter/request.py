@@ -34,6 +34,8 @@ class RequestInfo:
     include_usage: bool | None = None
     """``stream_options.include_usage`` as sent: ``None`` when the caller did not set it."""
     background: bool = False
+    choices: int = 1
+    """Chat ``n``: how many choices a stream interleaves."""
 
 
 def parse_body(body: bytes | None) -> tuple[RequestInfo, dict[str, Any] | None]:
@@ -55,6 +57,7 @@ def parse_body(body: bytes | None) -> tuple[RequestInfo, dict[str, Any] | None]:
             stream=obj.get("stream") is True,
             include_usage=include_usage if isinstance(include_usage, bool) else None,
             background=obj.get("background") is True,
+            choices=obj["n"] if isinstance(obj.get("n"), int) and obj["n"] > 0 else 1,
         ),
         obj,
     )

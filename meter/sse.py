@@ -93,6 +93,11 @@ class SSEScanner:
         self._idle = not self._pending and not self._data and not self._cr
         return events
 
+    @property
+    def idle(self) -> bool:
+        """No unfinished line or event is held: the next bytes start a new event."""
+        return self._idle
+
     def flush(self) -> list[bytes]:
         """End of stream: dispatch a last event that lacked its blank line (lenient)."""
         if self._pending.startswith(b"data:"):
