@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from meter import observe
 from meter.decode import Decoder, decoder_for
 from meter.record import AzureHeaders, CallRecord, Outcome, Usage, UsageSource
-from meter.request import RequestInfo, estimate_input_tokens
+from meter.request import RequestInfo
 from meter.route import Route
 from meter.sse import SSEScanner
 
@@ -97,7 +97,8 @@ class Call:
         meter: Meter,
         route: Route,
         info: RequestInfo,
-        parsed_body: dict[str, Any] | None,
+        request_body: dict[str, Any] | None,
+        input_estimate: int,
         attributes: dict[str, str],
         attempt: int | None,
         correlation_id: str | None = None,
@@ -105,7 +106,9 @@ class Call:
         self.meter = meter
         self.route = route
         self.info = info
-        self._parsed_body = parsed_body
+        self.request_body = request_body
+        """The parsed request, kept only when content capture is on."""
+        self._input_estimate = input_estimate
         self.attributes = attributes
         self.attempt = attempt
         self.correlation_id = correlation_id
@@ -298,7 +301,7 @@ class Call:
         # A stream the service accepted but whose usage never came (old api-version without
         # include_usage, stream cut short): estimate, and say so.
         output = obs.content_events
-        input_tokens = estimate_input_tokens(self._parsed_body)
+        input_tokens = self._input_estimate
         return Usage(input_tokens=input_tokens, output_tokens=output,
                      total_tokens=input_tokens + output), "estimated"
 

@@ -22,7 +22,7 @@ from meter import route as route_mod
 from meter.call import Call, Headers
 from meter.costing import Costing, DeploymentSpec, load_deployments
 from meter.record import CallRecord
-from meter.request import RequestInfo, model_hint, parse_body, with_include_usage
+from meter.request import RequestInfo, estimate_input_tokens, model_hint, parse_body, with_include_usage
 from pricing import PriceBook
 
 logger = logging.getLogger("meter")
@@ -143,7 +143,8 @@ class Meter:
             new_body = with_include_usage(route, info, raw, parsed) if self.inject_stream_usage else None
             call = Call(
                 self, route, info,
-                parsed if (info.stream or self.capture_content) else None,
+                parsed if self.capture_content else None,
+                estimate_input_tokens(parsed) if info.stream else 0,
                 attribution.current(),
                 _attempt(headers),
                 _correlation_id(method, path, raw),
