@@ -2,7 +2,8 @@
 
 Public API (documented in the README): ``Meter``, ``wrap``, ``MeteredTransport``,
 ``AsyncMeteredTransport``, ``CallRecord``, ``Usage``, ``AzureHeaders``,
-``attribute``, ``default_meter``, ``set_default_meter``.
+``attribute``, ``default_meter``, ``set_default_meter``, ``start_metrics_server``,
+``metrics_wsgi_app``, ``metrics_asgi_app``, ``setup_otel``.
 """
 
 from meter._version import __version__
@@ -10,7 +11,9 @@ from meter.adapters.transport import AsyncMeteredTransport, MeteredTransport
 from meter.adapters.wrap import wrap
 from meter.attribution import attribute
 from meter.meter import Meter, default_meter, set_default_meter
+from meter.otel_setup import setup_otel
 from meter.record import AzureHeaders, CallRecord, Usage
+from meter.serve import metrics_asgi_app, metrics_wsgi_app, start_metrics_server
 
 __all__ = [
     "AsyncMeteredTransport",
@@ -22,6 +25,10 @@ __all__ = [
     "__version__",
     "attribute",
     "default_meter",
+    "metrics_asgi_app",
+    "metrics_wsgi_app",
     "set_default_meter",
+    "setup_otel",
+    "start_metrics_server",
     "wrap",
 ]

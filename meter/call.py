@@ -114,8 +114,12 @@ class Call:
         self.correlation_id = correlation_id
         self.context: dict[str, Any] = {}
         """Per-call state of sinks that act at start (e.g. an OTel span), keyed by sink."""
-        self.started_at = datetime.now(UTC)
+        self.started_ns = time.time_ns()
+        self.started_at = datetime.fromtimestamp(self.started_ns / 1e9, UTC)
         self._t0 = time.perf_counter()
+        self.trace_id: str | None = None
+        self.span_id: str | None = None
+        """The trace this call belongs to (set by the OTel sink, or taken from the caller's span)."""
         self._ttft: float | None = None
         self.status_code: int | None = None
         self._azure = _EMPTY_HEADERS
@@ -255,7 +259,8 @@ class Call:
         if not body.strip():
             return
         try:
-            observe.read_json_body(self.route.api, self.status_code, body, self.obs)
+            observe.read_json_body(self.route.api, self.status_code, body, self.obs,
+                                   capture=self.meter.capture_content)
         except Exception as exc:
             self._fault("parse", exc)
 
@@ -346,4 +351,6 @@ class Call:
             attributes=self.attributes,
             attempt=self.attempt,
             correlation_id=self.correlation_id,
+            trace_id=self.trace_id,
+            span_id=self.span_id,
         )

@@ -9,23 +9,29 @@ still get the record, and the caller never sees the exception.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
-from meter import attribution
+from meter import attribution, names
 from meter import route as route_mod
 from meter.call import Call, Headers
 from meter.costing import Costing, DeploymentSpec, load_deployments
 from meter.record import CallRecord
 from meter.request import RequestInfo, estimate_input_tokens, model_hint, parse_body, with_include_usage
+from meter.sinks import content
+from meter.sinks.otel import OTelSink
+from meter.sinks.prometheus import PrometheusSink
 from pricing import PriceBook
 
 logger = logging.getLogger("meter")
+_DEFAULT_REGISTRY: Any = object()
+"""Marker: "prometheus-client's default registry" (``None`` means "register nowhere")."""
 _default_lock = threading.Lock()
 
 RecordCallback = Callable[[CallRecord], None]
@@ -37,6 +43,8 @@ class Sink(Protocol):
     def start(self, call: Call) -> None: ...
 
     def finish(self, record: CallRecord, call: Call) -> None: ...
+
+    def fault(self, kind: str) -> None: ...
 
 
 class Meter:
@@ -60,6 +68,18 @@ class Meter:
             (values a ``pricing.DeploymentInfo``, a model name, a ``(model, type,
             region)`` tuple or a dict), a TOML/JSON file path, or ``None`` to read
             ``$METER_DEPLOYMENTS`` (a path or JSON text).
+        otel: emit OpenTelemetry spans and metrics (default on), through
+            ``tracer_provider`` / ``meter_provider`` or else the global providers.
+        prometheus: emit Prometheus metrics (default on) into ``registry`` (default:
+            prometheus-client's default registry) under ``namespace`` (default ``llm``).
+        label_keys: attribution keys that become Prometheus labels (and OTel metric
+            attributes); others stay on spans and records only.
+        max_label_values: distinct values a guarded label may take before the rest
+            read ``other``.
+        content_max_chars: cap of captured prompt/completion text per span attribute.
+
+    ``capture_content=None`` (the default) follows
+    ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``; content is off unless asked.
     """
 
     def __init__(
@@ -68,12 +88,21 @@ class Meter:
         on_record: RecordCallback | Iterable[RecordCallback] | None = None,
         inject_stream_usage: bool = True,
         hosts: Iterable[str] = (),
-        capture_content: bool = False,
+        capture_content: bool | None = None,
         dedupe_size: int = 10_000,
         sinks: Iterable[Sink] = (),
         price_book: PriceBook | Literal[False] | None = None,
         price_tables: Iterable[str | os.PathLike[str]] = (),
         deployments: Mapping[str, DeploymentSpec] | str | os.PathLike[str] | None = None,
+        otel: bool = True,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        prometheus: bool = True,
+        registry: Any = _DEFAULT_REGISTRY,
+        namespace: str = names.DEFAULT_NAMESPACE,
+        label_keys: Iterable[str] = (),
+        max_label_values: int = 100,
+        content_max_chars: int = 8192,
     ) -> None:
         if on_record is None:
             callbacks: list[RecordCallback] = []
@@ -82,9 +111,19 @@ class Meter:
         else:
             callbacks = list(on_record)
         self._callbacks = callbacks
-        self._sinks: list[Sink] = list(sinks)
+        self._sinks: list[Sink] = []
         self.inject_stream_usage = inject_stream_usage
-        self.capture_content = capture_content
+        self.capture_content = content.capture_from_env() if capture_content is None else capture_content
+        keys = tuple(label_keys)
+        if otel:
+            self._sinks.append(OTelSink(tracer_provider, meter_provider, self.capture_content, content_max_chars,
+                                        keys))
+        if prometheus:
+            from prometheus_client import REGISTRY
+
+            self._sinks.append(PrometheusSink(REGISTRY if registry is _DEFAULT_REGISTRY else registry,
+                                              namespace, keys, max_label_values))
+        self._sinks.extend(sinks)
         self._hosts = frozenset(h.lower() for h in hosts)
         self._dedupe_size = dedupe_size
         self._counted: OrderedDict[str, None] = OrderedDict()
@@ -187,6 +226,9 @@ class Meter:
             self._faults[kind] = self._faults.get(kind, 0) + 1
             first = kind not in self._logged
             self._logged.add(kind)
+        for sink in self._sinks:
+            with contextlib.suppress(Exception):  # a sink that cannot count faults must not fault in turn
+                sink.fault(kind)
         if first:
             logger.warning("meter: metering fault (%s): %s: %s; the call itself was not affected",
                            kind, type(exc).__name__, exc, exc_info=exc)

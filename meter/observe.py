@@ -290,8 +290,18 @@ def read_response_object(response: Any, obs: Observation) -> None:
         obs.set_error(response.get("error"))
 
 
-def read_json_body(api: Api, status_code: int, body: bytes, obs: Observation) -> None:
-    """A complete non-streaming body: success JSON or an error body."""
+def _responses_text(response: dict[str, Any]) -> list[str] | None:
+    texts = []
+    for item in response.get("output") or []:
+        if isinstance(item, dict):
+            for part in item.get("content") or []:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    texts.append(part["text"])
+    return texts or None
+
+
+def read_json_body(api: Api, status_code: int, body: bytes, obs: Observation, capture: bool = False) -> None:
+    """A complete non-streaming body: success JSON or an error body (output text only when ``capture``)."""
     obj = json.loads(body)
     if not isinstance(obj, dict):
         return
@@ -303,6 +313,8 @@ def read_json_body(api: Api, status_code: int, body: bytes, obs: Observation) ->
         return
     if api == "responses":
         read_response_object(obj, obs)
+        if capture:
+            obs.output_text = _responses_text(obj)
         return
     if api == "chat":
         _read_identity(obj, obs)
@@ -312,6 +324,10 @@ def read_json_body(api: Api, status_code: int, body: bytes, obs: Observation) ->
                 if isinstance(choice, dict) and isinstance(choice.get("finish_reason"), str):
                     index = choice.get("index", 0)
                     obs.finish_reasons[index if isinstance(index, int) else 0] = choice["finish_reason"]
+                if capture and isinstance(choice, dict) and isinstance(choice.get("message"), dict):
+                    text = choice["message"].get("content")
+                    if isinstance(text, str):
+                        obs.output_text = [*(obs.output_text or []), text]
     else:  # embeddings: no id; the model is the served one
         if obj.get("model"):
             obs.response_model = str(obj["model"])

@@ -110,6 +110,9 @@ class CallRecord:
     """0 for the first HTTP attempt, n for the n-th retry (the SDK's ``x-stainless-retry-count``)."""
     correlation_id: str | None = None
     """Shared by every attempt of one logical call, so retries can be grouped."""
+    trace_id: str | None = None
+    """The OpenTelemetry trace of the call's span (32 hex digits), when there is one."""
+    span_id: str | None = None
     repeat: bool = False
     deployment_type: str | None = None
     region: str | None = None

@@ -1,0 +1,154 @@
+"""Every telemetry name meter emits, in one place, so a convention rename is one edit.
+
+OpenTelemetry names follow the GenAI semantic conventions as released in
+semantic-conventions v1.41 and continued in semantic-conventions-genai
+(schema 1.42.0). All of them are "Development" stability upstream; the ones
+known to be moving are marked UNSTABLE with the open proposal that may rename
+them. Prometheus names are meter's own (prometheus-client, ``<namespace>_...``);
+the dashboards and alert rules are generated from the functions below.
+"""
+
+from __future__ import annotations
+
+SCHEMA_URL = "https://opentelemetry.io/schemas/gen-ai/1.42.0"
+INSTRUMENTATION_SCOPE = "meter"
+
+# -- span attributes (GenAI semconv) -------------------------------------------------------------
+OPERATION_NAME = "gen_ai.operation.name"
+PROVIDER_NAME = "gen_ai.provider.name"
+REQUEST_MODEL = "gen_ai.request.model"
+REQUEST_STREAM = "gen_ai.request.stream"
+RESPONSE_MODEL = "gen_ai.response.model"
+RESPONSE_ID = "gen_ai.response.id"
+RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
+RESPONSE_TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk"
+USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+USAGE_CACHE_WRITE_INPUT_TOKENS = "gen_ai.usage.cache_write.input_tokens"
+"""UNSTABLE: renamed from ``gen_ai.usage.cache_creation.input_tokens`` by semconv-genai PR #440."""
+USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
+INPUT_MESSAGES = "gen_ai.input.messages"
+OUTPUT_MESSAGES = "gen_ai.output.messages"
+OPENAI_API_TYPE = "openai.api.type"
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+ERROR_TYPE = "error.type"
+AZURE_REQUEST_ID = "azure.service.request.id"
+
+# Cost: UNSTABLE, the names proposed by semconv-genai PR #443 (open).
+USAGE_COST_AMOUNT = "gen_ai.usage.cost.amount"
+USAGE_COST_CURRENCY = "gen_ai.usage.cost.currency"
+USAGE_COST_SOURCE = "gen_ai.usage.cost.source"
+
+# meter's own attributes (no convention covers them).
+METER_PREFIX = "meter."
+COST_TABLE_VERSION = "meter.cost.table_version"
+COST_BASIS = "meter.cost.basis"
+COST_ESTIMATED = "meter.cost.estimated"
+USAGE_SOURCE = "meter.usage.source"
+OUTCOME = "meter.outcome"
+DEPLOYMENT = "meter.deployment"
+DEPLOYMENT_TYPE = "meter.deployment_type"
+ATTEMPT = "meter.attempt"
+ATTRIBUTE_PREFIX = "meter.attribute."
+"""Attribution tags (``meter.attribute(team=...)``) become ``meter.attribute.team`` on spans."""
+
+FIRST_TOKEN_EVENT = "gen_ai.first_token"
+"""Span event at the first output delta of a stream (meter's name; no convention defines one)."""
+
+# Operation names.
+OPERATION_CHAT = "chat"
+OPERATION_EMBEDDINGS = "embeddings"
+OPERATION_FETCH_RESPONSE = "fetch_response"
+OPERATION_CANCEL_RESPONSE = "cancel_response"
+
+# -- OpenTelemetry metrics --------------------------------------------------------------------------
+METRIC_TOKEN_USAGE = "gen_ai.client.token.usage"
+METRIC_OPERATION_DURATION = "gen_ai.client.operation.duration"
+METRIC_TIME_TO_FIRST_CHUNK = "gen_ai.client.operation.time_to_first_chunk"
+METRIC_OPERATION_COST = "gen_ai.client.operation.cost"
+"""UNSTABLE: proposed by semconv-genai PR #443; a counter in USD."""
+TOKEN_TYPE = "gen_ai.token.type"
+
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+
+# -- Prometheus (prometheus-client) -----------------------------------------------------------------
+DEFAULT_NAMESPACE = "llm"
+PROMETHEUS_DURATION_BUCKETS = (*DURATION_BUCKETS, 163.84, 327.68)
+"""The semconv duration buckets, extended to five minutes (long reasoning calls)."""
+
+BASE_LABELS = ("api", "deployment", "model", "deployment_type", "provider", "outcome")
+REQUEST_LABELS = (*BASE_LABELS, "error_type")
+RATELIMIT_LABELS = ("deployment", "provider")
+OTHER = "other"
+"""The value a label takes once it has seen more distinct values than allowed."""
+
+
+def requests_total(ns: str) -> str:
+    return f"{ns}_requests_total"
+
+
+def input_tokens_total(ns: str) -> str:
+    return f"{ns}_input_tokens_total"
+
+
+def cached_input_tokens_total(ns: str) -> str:
+    return f"{ns}_cached_input_tokens_total"
+
+
+def cache_write_input_tokens_total(ns: str) -> str:
+    return f"{ns}_cache_write_input_tokens_total"
+
+
+def output_tokens_total(ns: str) -> str:
+    return f"{ns}_output_tokens_total"
+
+
+def reasoning_output_tokens_total(ns: str) -> str:
+    return f"{ns}_reasoning_output_tokens_total"
+
+
+def cost_usd_total(ns: str) -> str:
+    return f"{ns}_cost_usd_total"
+
+
+def unpriced_requests_total(ns: str) -> str:
+    return f"{ns}_unpriced_requests_total"
+
+
+def estimated_requests_total(ns: str) -> str:
+    return f"{ns}_estimated_requests_total"
+
+
+def request_duration_seconds(ns: str) -> str:
+    return f"{ns}_request_duration_seconds"
+
+
+def time_to_first_token_seconds(ns: str) -> str:
+    return f"{ns}_time_to_first_token_seconds"
+
+
+def ratelimit_remaining_tokens(ns: str) -> str:
+    return f"{ns}_ratelimit_remaining_tokens"
+
+
+def ratelimit_remaining_requests(ns: str) -> str:
+    return f"{ns}_ratelimit_remaining_requests"
+
+
+def ratelimit_limit_tokens(ns: str) -> str:
+    return f"{ns}_ratelimit_limit_tokens"
+
+
+def ratelimit_limit_requests(ns: str) -> str:
+    return f"{ns}_ratelimit_limit_requests"
+
+
+def metering_faults_total(ns: str) -> str:
+    return f"{ns}_metering_faults_total"
+
+
+def label_overflow_total(ns: str) -> str:
+    return f"{ns}_label_overflow_total"

@@ -1,0 +1,59 @@
+"""Opt-in capture of prompt and completion text, capped, in the GenAI message shapes.
+
+Off unless the user asks, through ``Meter(capture_content=True)`` or the
+conventions' own switch ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
+(``SPAN_ONLY``, ``SPAN_AND_EVENT`` or the legacy ``true``). When off, meter
+keeps no request body and collects no output text at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+_ON = frozenset({"span_only", "span_and_event", "true", "1"})
+
+
+def capture_from_env() -> bool:
+    """The conventions' switch: content goes on spans only for the values that say so."""
+    return os.environ.get(CAPTURE_ENV, "").strip().lower() in _ON
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…[truncated]"
+
+
+def input_messages(body: dict[str, Any] | None, limit: int) -> str | None:
+    """``gen_ai.input.messages`` as JSON: chat ``messages`` or Responses ``input``/``instructions``."""
+    if not body:
+        return None
+    messages: list[dict[str, Any]] = []
+    if isinstance(body.get("instructions"), str):
+        messages.append({"role": "system", "parts": [{"type": "text", "content": body["instructions"]}]})
+    source = body.get("messages", body.get("input"))
+    if isinstance(source, str):
+        messages.append({"role": "user", "parts": [{"type": "text", "content": source}]})
+    elif isinstance(source, list):
+        for item in source:
+            if not isinstance(item, dict):
+                continue
+            content = item.get("content")
+            texts = [content] if isinstance(content, str) else [
+                p.get("text") for p in content or [] if isinstance(p, dict) and isinstance(p.get("text"), str)
+            ] if isinstance(content, list) else []
+            messages.append({"role": str(item.get("role", "user")),
+                             "parts": [{"type": "text", "content": t} for t in texts]})
+    if not messages:
+        return None
+    return _cap(json.dumps(messages, ensure_ascii=False), limit)
+
+
+def output_messages(texts: list[str] | None, finish_reasons: tuple[str, ...] | None, limit: int) -> str | None:
+    """``gen_ai.output.messages`` as JSON: the assistant's text, as streamed or returned."""
+    if not texts:
+        return None
+    message = {"role": "assistant", "parts": [{"type": "text", "content": "".join(texts)}],
+               "finish_reason": finish_reasons[0] if finish_reasons else None}
+    return _cap(json.dumps([message], ensure_ascii=False), limit)

@@ -1,0 +1,200 @@
+"""OpenTelemetry: one CLIENT span per metered HTTP call, and the GenAI client metrics.
+
+The span starts when the request is sent, in the caller's context (so it
+nests under the caller's current span), and ends when the record is final:
+stream end, early close, or failure. Providers are the ones passed in, else
+the global ones (no-ops until the application configures them); meter never
+installs a global provider by itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from meter import names
+from meter._version import __version__
+from meter.call import Call
+from meter.record import CallRecord
+from meter.route import Route
+from meter.sinks import content
+
+_KEY = "otel.span"
+_API_TYPE = {"chat": "chat_completions", "responses": "responses"}
+
+
+def operation_name(route: Route) -> str:
+    """``chat`` for Chat Completions and Responses, ``embeddings``, or the Responses retrieve/cancel names."""
+    if route.api == "embeddings":
+        return names.OPERATION_EMBEDDINGS
+    if route.operation in ("retrieve", "resume"):
+        return names.OPERATION_FETCH_RESPONSE
+    if route.operation == "cancel":
+        return names.OPERATION_CANCEL_RESPONSE
+    return names.OPERATION_CHAT
+
+
+def request_model(call: Call) -> str | None:
+    """The model as requested: on Azure, the deployment alias (path or body)."""
+    return call.route.deployment or call.info.model
+
+
+class OTelSink:
+    """Spans and GenAI metrics for every record."""
+
+    def __init__(
+        self,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        capture_content: bool = False,
+        content_max_chars: int = 8192,
+        metric_attribute_keys: tuple[str, ...] = (),
+    ) -> None:
+        provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+        self._tracer = provider.get_tracer(names.INSTRUMENTATION_SCOPE, __version__, schema_url=names.SCHEMA_URL)
+        mp = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+        otel_meter = mp.get_meter(names.INSTRUMENTATION_SCOPE, __version__, schema_url=names.SCHEMA_URL)
+        self._tokens = otel_meter.create_histogram(
+            names.METRIC_TOKEN_USAGE, unit="{token}", description="Tokens used per call, by token type",
+            explicit_bucket_boundaries_advisory=list(names.TOKEN_BUCKETS))
+        self._duration = otel_meter.create_histogram(
+            names.METRIC_OPERATION_DURATION, unit="s", description="Duration of the GenAI operation",
+            explicit_bucket_boundaries_advisory=list(names.DURATION_BUCKETS))
+        self._ttfc = otel_meter.create_histogram(
+            names.METRIC_TIME_TO_FIRST_CHUNK, unit="s", description="Time to the first output chunk of a stream",
+            explicit_bucket_boundaries_advisory=list(names.DURATION_BUCKETS))
+        self._cost = otel_meter.create_counter(
+            names.METRIC_OPERATION_COST, unit="USD", description="Cost of GenAI operations at list prices")
+        self.capture_content = capture_content
+        self.content_max_chars = content_max_chars
+        self.metric_attribute_keys = metric_attribute_keys
+
+    def start(self, call: Call) -> None:
+        route = call.route
+        operation = operation_name(route)
+        model = request_model(call)
+        attributes: dict[str, Any] = {
+            names.OPERATION_NAME: operation,
+            names.PROVIDER_NAME: route.provider,
+            names.SERVER_ADDRESS: route.server_address,
+        }
+        if model:
+            attributes[names.REQUEST_MODEL] = model
+        if route.server_port is not None:
+            attributes[names.SERVER_PORT] = route.server_port
+        span = self._tracer.start_span(f"{operation} {model}" if model else operation, kind=SpanKind.CLIENT,
+                                       attributes=attributes)
+        call.context[_KEY] = span
+        span_context = span.get_span_context()
+        if span_context.is_valid:
+            call.trace_id = format(span_context.trace_id, "032x")
+            call.span_id = format(span_context.span_id, "016x")
+
+    def finish(self, record: CallRecord, call: Call) -> None:
+        span = call.context.pop(_KEY, None)
+        if span is not None:
+            self._end_span(span, record, call)
+        self._record_metrics(record, call)
+
+    def fault(self, kind: str) -> None:
+        """Faults are counted by the Prometheus sink and the meter; spans carry nothing for them."""
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _end_span(self, span: Any, record: CallRecord, call: Call) -> None:
+        if not span.is_recording():
+            span.end()
+            return
+        attrs: dict[str, Any] = {
+            names.OPENAI_API_TYPE: _API_TYPE.get(record.api, record.api),
+            names.OUTCOME: record.outcome,
+            names.REQUEST_STREAM: record.stream,
+        }
+        if record.deployment:
+            attrs[names.DEPLOYMENT] = record.deployment
+        if record.deployment_type:
+            attrs[names.DEPLOYMENT_TYPE] = record.deployment_type
+        if record.response_model:
+            attrs[names.RESPONSE_MODEL] = record.response_model
+        if record.response_id:
+            attrs[names.RESPONSE_ID] = record.response_id
+        if record.finish_reasons:
+            attrs[names.RESPONSE_FINISH_REASONS] = list(record.finish_reasons)
+        if record.azure.apim_request_id:
+            attrs[names.AZURE_REQUEST_ID] = record.azure.apim_request_id
+        if record.attempt is not None:
+            attrs[names.ATTEMPT] = record.attempt
+        usage = record.usage
+        if usage is not None:
+            attrs[names.USAGE_SOURCE] = record.usage_source or ""
+            attrs[names.USAGE_INPUT_TOKENS] = usage.input_tokens
+            attrs[names.USAGE_OUTPUT_TOKENS] = usage.output_tokens
+            attrs[names.USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_input_tokens
+            attrs[names.USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.cache_write_input_tokens
+            attrs[names.USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_output_tokens
+        cost = record.cost
+        if cost is not None:
+            attrs[names.COST_BASIS] = cost.basis
+            attrs[names.COST_TABLE_VERSION] = cost.table_version
+            attrs[names.COST_ESTIMATED] = cost.estimated
+            attrs[names.USAGE_COST_CURRENCY] = cost.currency
+            attrs[names.USAGE_COST_SOURCE] = "local"
+            if cost.total is not None:
+                attrs[names.USAGE_COST_AMOUNT] = float(cost.total)
+        for key, value in record.attributes.items():
+            attrs[names.ATTRIBUTE_PREFIX + key] = value
+        if record.time_to_first_token_s is not None:
+            attrs[names.RESPONSE_TIME_TO_FIRST_CHUNK] = record.time_to_first_token_s
+            span.add_event(names.FIRST_TOKEN_EVENT,
+                           {names.RESPONSE_TIME_TO_FIRST_CHUNK: record.time_to_first_token_s},
+                           timestamp=call.started_ns + int(record.time_to_first_token_s * 1e9))
+        if self.capture_content:
+            text_in = content.input_messages(call.request_body, self.content_max_chars)
+            text_out = content.output_messages(call.obs.output_text, record.finish_reasons, self.content_max_chars)
+            if text_in:
+                attrs[names.INPUT_MESSAGES] = text_in
+            if text_out:
+                attrs[names.OUTPUT_MESSAGES] = text_out
+        if record.outcome != "ok":
+            attrs[names.ERROR_TYPE] = record.error_type or record.outcome
+            span.set_status(Status(StatusCode.ERROR, record.error_type or record.outcome))
+        span.set_attributes(attrs)
+        span.end(end_time=call.started_ns + int(record.duration_s * 1e9))
+
+    def _metric_attributes(self, record: CallRecord, call: Call) -> dict[str, Any]:
+        attrs: dict[str, Any] = {
+            names.OPERATION_NAME: operation_name(call.route),
+            names.PROVIDER_NAME: record.provider,
+            names.SERVER_ADDRESS: record.server_address,
+        }
+        model = request_model(call)
+        if model:
+            attrs[names.REQUEST_MODEL] = model
+        if record.response_model:
+            attrs[names.RESPONSE_MODEL] = record.response_model
+        if record.server_port is not None:
+            attrs[names.SERVER_PORT] = record.server_port
+        for key in self.metric_attribute_keys:
+            if key in record.attributes:
+                attrs[names.ATTRIBUTE_PREFIX + key] = record.attributes[key]
+        return attrs
+
+    def _record_metrics(self, record: CallRecord, call: Call) -> None:
+        attrs = self._metric_attributes(record, call)
+        duration_attrs = dict(attrs)
+        if record.outcome != "ok":
+            duration_attrs[names.ERROR_TYPE] = record.error_type or record.outcome
+        self._duration.record(record.duration_s, duration_attrs)
+        if record.stream and record.time_to_first_token_s is not None:
+            self._ttfc.record(record.time_to_first_token_s, attrs)
+        usage = record.usage
+        # Billable counts from the service only: estimates are not reported here (semconv: no offline counting).
+        if usage is not None and record.usage_source != "estimated":
+            self._tokens.record(usage.input_tokens, {**attrs, names.TOKEN_TYPE: "input"})
+            self._tokens.record(usage.output_tokens, {**attrs, names.TOKEN_TYPE: "output"})
+        cost = record.cost
+        if cost is not None and cost.total is not None:
+            self._cost.add(float(cost.total), {**attrs, names.COST_BASIS: cost.basis,
+                                               names.COST_ESTIMATED: cost.estimated})
