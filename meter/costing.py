@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date
 from collections.abc import Mapping
 from typing import Any
 
@@ -80,6 +81,8 @@ class Costing:
     def __init__(self, book: PriceBook, deployments: Mapping[str, DeploymentInfo]) -> None:
         self.book = book
         self.deployments = dict(deployments)
+        self._chosen: dict[tuple[str | None, str | None, str | None, date], str | None] = {}
+        """Model choice per (served, deployment, mapped model, day): resolving is the slow part."""
 
     def price(self, record: CallRecord) -> CallRecord:
         """The record with ``cost``, ``deployment_type`` and ``region`` filled in."""
@@ -107,6 +110,17 @@ class Costing:
         return record
 
     def _model(self, record: CallRecord, mapped: DeploymentInfo | None) -> str | None:
+        key = (record.response_model, record.deployment, mapped.model if mapped else None, record.started_at.date())
+        try:
+            return self._chosen[key]
+        except KeyError:
+            pass
+        if len(self._chosen) > 4096:
+            self._chosen.clear()
+        chosen = self._chosen[key] = self._choose(record, mapped)
+        return chosen
+
+    def _choose(self, record: CallRecord, mapped: DeploymentInfo | None) -> str | None:
         served = record.response_model
         candidates = []
         if served and _DATED.search(served):

@@ -104,6 +104,8 @@ class _Families:
         overflow = Counter(names.label_overflow_total(ns),
                            "Label values folded into 'other' by the cardinality guard", ("label",), registry=registry)
         self.guard = _LabelGuard(max_label_values, overflow)
+        self.series: dict[tuple[Any, ...], _Series] = {}
+        """Bound children per label set (bounded by the label guard)."""
 
 
 _shared: dict[tuple[int, str], _Families] = {}
@@ -159,32 +161,37 @@ class PrometheusSink:
         guard = f.guard
         deployment = guard("deployment", record.deployment or "")
         model = guard("model", record.response_model or "")
-        extra = [guard(key, record.attributes.get(key, "")) for key in self.label_keys]
-        base = [record.api, deployment, model, record.deployment_type or "", record.provider, record.outcome, *extra]
+        extra = tuple(guard(key, record.attributes.get(key, "")) for key in self.label_keys)
+        error_type = guard("error_type", record.error_type or "") if record.outcome != "ok" else ""
+        base = (record.api, deployment, model, record.deployment_type or "", record.provider, record.outcome)
+        key = (base, error_type, record.stream, extra)
+        series = f.series.get(key)
+        if series is None:
+            series = f.series[key] = _Series(f, base, error_type, record.stream, extra)
         exemplar = {"trace_id": record.trace_id} if record.trace_id and self.exemplars else None
 
-        error_type = guard("error_type", record.error_type or "") if record.outcome != "ok" else ""
-        f.requests.labels(*base[:6], error_type, *extra).inc(1, exemplar)
+        series.requests.inc(1, exemplar)
         usage = record.usage
         if usage is not None:
-            _add(f.input_tokens, base, usage.input_tokens, exemplar)
-            _add(f.cached_input_tokens, base, usage.cached_input_tokens, exemplar)
-            _add(f.cache_write_input_tokens, base, usage.cache_write_input_tokens, exemplar)
-            _add(f.output_tokens, base, usage.output_tokens, exemplar)
-            _add(f.reasoning_output_tokens, base, usage.reasoning_output_tokens, exemplar)
+            _add(series.input_tokens, usage.input_tokens, exemplar)
+            _add(series.cached_input_tokens, usage.cached_input_tokens, exemplar)
+            _add(series.cache_write_input_tokens, usage.cache_write_input_tokens, exemplar)
+            _add(series.output_tokens, usage.output_tokens, exemplar)
+            _add(series.reasoning_output_tokens, usage.reasoning_output_tokens, exemplar)
             if record.usage_source == "estimated":
-                f.estimated.labels(*base).inc(1, exemplar)
+                series.estimated.inc(1, exemplar)
         cost = record.cost
         if cost is not None:
             if cost.total is None:
-                f.unpriced.labels(*base).inc(1, exemplar)
+                series.unpriced.inc(1, exemplar)
             else:
                 # Decimal in the record; Prometheus samples are float64 (about 15 significant digits).
-                f.cost.labels(*base).inc(float(cost.total), exemplar)
-        f.duration.labels(*base[:6], "true" if record.stream else "false", *extra).observe(record.duration_s,
-                                                                                          exemplar)
+                series.cost.inc(float(cost.total), exemplar)
+        series.duration.observe(record.duration_s, exemplar)
         if record.time_to_first_token_s is not None:
-            f.ttft.labels(*base).observe(record.time_to_first_token_s, exemplar)
+            if series.ttft is None:  # bound on first use: non-streaming label sets never get one
+                series.ttft = f.ttft.labels(*base, *extra)
+            series.ttft.observe(record.time_to_first_token_s, exemplar)
         self._ratelimits(record, deployment)
 
     def _ratelimits(self, record: CallRecord, deployment: str) -> None:
@@ -199,6 +206,29 @@ class PrometheusSink:
                 gauge.labels(deployment, record.provider).set(value)
 
 
-def _add(counter: Counter, labels: list[str], amount: int, exemplar: dict[str, str] | None) -> None:
-    child: Any = counter.labels(*labels)
+def _add(child: Any, amount: int, exemplar: dict[str, str] | None) -> None:
     child.inc(amount, exemplar if amount else None)
+
+
+class _Series:
+    """The labelled children one label set uses, looked up once and then reused.
+
+    ``Counter.labels(...)`` validates and locks on every call; a call's record
+    touches a dozen families with the same labels, so they are bound together.
+    The label guard bounds how many of these exist.
+    """
+
+    def __init__(self, f: _Families, base: tuple[str, ...], error_type: str, stream: bool,
+                 extra: tuple[str, ...]) -> None:
+        labels = (*base, *extra)
+        self.requests = f.requests.labels(*base, error_type, *extra)
+        self.input_tokens = f.input_tokens.labels(*labels)
+        self.cached_input_tokens = f.cached_input_tokens.labels(*labels)
+        self.cache_write_input_tokens = f.cache_write_input_tokens.labels(*labels)
+        self.output_tokens = f.output_tokens.labels(*labels)
+        self.reasoning_output_tokens = f.reasoning_output_tokens.labels(*labels)
+        self.estimated = f.estimated.labels(*labels)
+        self.unpriced = f.unpriced.labels(*labels)
+        self.cost = f.cost.labels(*labels)
+        self.duration = f.duration.labels(*base, "true" if stream else "false", *extra)
+        self.ttft: Any = None
