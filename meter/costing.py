@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from meter.record import CallRecord
