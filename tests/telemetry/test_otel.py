@@ -202,3 +202,31 @@ def test_without_providers_meter_uses_the_global_noop_and_installs_nothing(serve
     run_workload(server, meter.Meter(on_record=records.append, registry=CollectorRegistry()))
     assert trace.get_tracer_provider() is before
     assert len(records) == 9 and all(r.trace_id is None for r in records)
+
+
+def test_prometheus_exemplars_link_to_exported_traces(telemetry: Telemetry, server: ReplayServer) -> None:
+    run_workload(server, telemetry.meter())
+    telemetry.flush()
+    exported = {s.trace_id for s in telemetry.receiver.wait_for_spans(len(telemetry.records))}
+    from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
+
+    text = openmetrics(telemetry.registry).decode()
+    linked = {line.split('trace_id="', 1)[1][:32] for line in text.splitlines() if 'trace_id="' in line}
+    assert linked and linked <= exported
+
+
+async def test_asgi_metrics_app(telemetry: Telemetry, server: ReplayServer) -> None:
+    run_workload(server, telemetry.meter())
+    app = meter.metrics_asgi_app(telemetry.registry)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/metrics", "query_string": b"", "headers": []}
+    await app(scope, receive, send)
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert b"llm_cost_usd_total" in body
