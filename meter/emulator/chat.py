@@ -22,9 +22,10 @@ from meter.emulator.sse import Frame, data_frame
 class ChatAnswer:
     """One chat completion being answered: ids shared by the body or all its chunks."""
 
-    def __init__(self, model: str, generation: Generation) -> None:
+    def __init__(self, model: str, generation: Generation, obfuscate: bool = True) -> None:
         self.model = model
         self.generation = generation
+        self.obfuscate = obfuscate
         self.id = "chatcmpl-" + uuid.uuid4().hex[:29]
         self.created = int(time.time())
         self.fingerprint = "fp_" + hashlib.sha256(model.encode()).hexdigest()[:10]
@@ -107,20 +108,18 @@ class ChatAnswer:
 
     def _chunk(self, choices: list[dict[str, Any]], include_usage: bool,
                usage: dict[str, Any] | None = None) -> dict[str, Any]:
-        chunk: dict[str, Any] = {
-            "choices": choices,
-            "created": self.created,
-            "id": self.id,
-            "model": self.model,
-            "obfuscation": _obfuscation(len(choices[0]["delta"].get("content", "")) if choices else 0),
-            "object": "chat.completion.chunk",
-            "system_fingerprint": self.fingerprint,
-        }
+        """One ``chat.completion.chunk``: ``obfuscation`` unless turned off, ``usage`` only if asked for."""
+        chunk: dict[str, Any] = {"choices": choices, "created": self.created, "id": self.id, "model": self.model}
+        if self.obfuscate:
+            chunk["obfuscation"] = _obfuscation(choices)
+        chunk["object"] = "chat.completion.chunk"
+        chunk["system_fingerprint"] = self.fingerprint
         if include_usage:
             chunk["usage"] = usage
         return chunk
 
 
-def _obfuscation(content_chars: int) -> str:
+def _obfuscation(choices: list[dict[str, Any]]) -> str:
     """Padding that evens out chunk sizes (Azure 2026 sends one on every chunk)."""
-    return "x" * max(1, 16 - content_chars)
+    content = choices[0]["delta"].get("content", "") if choices else ""
+    return "x" * max(1, 16 - len(content))

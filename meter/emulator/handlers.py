@@ -78,9 +78,11 @@ class Handlers:
         if mentions(prompt, FORBIDDEN):
             billed = {"completion_tokens": 0, "prompt_tokens": len(prompt), "total_tokens": len(prompt)}
             return ex.error(errors.content_filter("chat"), billed=billed)
-        answer = ChatAnswer(deployment.model, self._cached(deployment, prompt, generation))
+        options = options if isinstance(options, dict) else {}
+        obfuscate = options.get("include_obfuscation") is not False
+        answer = ChatAnswer(deployment.model, self._cached(deployment, prompt, generation), obfuscate)
         if ex.stream:
-            include_usage = isinstance(options, dict) and options.get("include_usage") is True
+            include_usage = options.get("include_usage") is True
             frames = answer.frames(include_usage)
             return ex.sse(paced(frames, self.config.ttft_s, self.config.tokens_per_s), answer.usage())
         await self._wait_for(answer.generation)

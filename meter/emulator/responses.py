@@ -124,9 +124,13 @@ class ResponseAnswer:
         raw.append({"type": "response.output_item.added", "output_index": index,
                     "item": self._message("in_progress", [])})
         raw.append({"type": "response.content_part.added", **where, "part": self._part("")})
+        options = self.request.get("stream_options")
+        obfuscate = not (isinstance(options, dict) and options.get("include_obfuscation") is False)
         for delta in self.generation.deltas:
-            raw.append({"type": "response.output_text.delta", **where, "delta": delta, "logprobs": [],
-                        "obfuscation": "x" * max(1, 16 - len(delta))})
+            event: dict[str, Any] = {"type": "response.output_text.delta", **where, "delta": delta, "logprobs": []}
+            if obfuscate:
+                event["obfuscation"] = "x" * max(1, 16 - len(delta))
+            raw.append(event)
         raw.append({"type": "response.output_text.done", **where, "text": text, "logprobs": []})
         raw.append({"type": "response.content_part.done", **where, "part": self._part(text)})
         raw.append({"type": "response.output_item.done", "output_index": index,

@@ -23,6 +23,19 @@ from meter.emulator.state import EmulatorState
 _START_TIMEOUT_S = 10.0
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (``0``: a free port, read it from ``getsockname``).
+
+    It listens at once, so clients that connect before uvicorn is serving wait
+    in the backlog instead of being refused.
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
 class Emulator:
     """A running Azure OpenAI emulator; use as a context manager or ``start()`` / ``stop()``."""
 
@@ -52,9 +65,7 @@ class Emulator:
     def start(self) -> Self:
         if self._thread is not None:
             return self
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        sock = bind(self.host, self.port)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1,
                                 access_log=False)

@@ -13,7 +13,7 @@ MESSAGES = [{"role": "user", "content": "Pace yourself"}]
 
 
 def test_ttft_and_tokens_per_second() -> None:
-    config = EmulatorConfig(latency_s=0.1, ttft_s=0.2, tokens_per_s=200.0)
+    config = EmulatorConfig(latency_s=0.1, ttft_s=0.2, tokens_per_s=100.0)
     with Emulator(config) as emu:
         client = openai.AzureOpenAI(azure_endpoint=emu.url, api_key=API_KEY, api_version=API_VERSION)
         started = time.perf_counter()
@@ -22,11 +22,9 @@ def test_ttft_and_tokens_per_second() -> None:
         for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 arrivals.append(time.perf_counter() - started)
-        ttft = arrivals[0]
-        rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
         assert len(arrivals) == 21
-        assert 0.28 <= ttft < 1.0  # latency + ttft
-        assert 80 <= rate <= 260  # deltas really arrive one by one, about 200/s
+        assert 0.28 <= arrivals[0] < 1.0  # latency + ttft
+        assert 0.16 <= arrivals[-1] - arrivals[0] < 1.0  # 20 gaps of 10 ms: deltas really arrive one by one
 
         started = time.perf_counter()
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=21)
