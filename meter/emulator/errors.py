@@ -119,6 +119,11 @@ def injected(status: int, api: str, api_version: str | None) -> Error:
     return status, {"error": {"code": str(status), "message": f"Injected failure ({status})."}}
 
 
+def previous_response_not_found(response_id: str) -> Error:
+    return invalid_request(f"Previous response with id '{response_id}' not found.", "previous_response_id",
+                           "previous_response_not_found")
+
+
 def response_not_found(response_id: str) -> Error:
     return 404, {
         "error": {

@@ -21,7 +21,7 @@ from meter.emulator.chat import ChatAnswer
 from meter.emulator.config import Deployment, EmulatorConfig
 from meter.emulator.exchange import Exchange
 from meter.emulator.generation import Generation, plan
-from meter.emulator.prompt import Tokens, chat_prompt, embedding_inputs, mentions, responses_prompt
+from meter.emulator.prompt import Tokens, chat_prompt, continued, embedding_inputs, mentions, responses_prompt
 from meter.emulator.responses import ResponseAnswer, event_frames
 from meter.emulator.sse import generation_time, paced
 from meter.emulator.state import EmulatorState
@@ -91,25 +91,33 @@ class Handlers:
     async def responses(self, ex: Exchange, body: dict[str, Any], deployment: Deployment) -> Response:
         ex.stream = body.get("stream") is True
         prompt = responses_prompt(body)
+        previous_id = body.get("previous_response_id")
+        previous = self.state.store.get(previous_id) if isinstance(previous_id, str) else None
+        if previous is not None:
+            prompt = continued(previous.prompt, previous.reply, prompt)
         generation = plan(deployment, prompt, _first_int(body, "max_output_tokens"))
         refused = self._gate(ex, deployment, generation.total_tokens)
         if refused is not None:
             return refused
+        if isinstance(previous_id, str) and previous is None:
+            return ex.error(errors.previous_response_not_found(previous_id))
         if mentions(prompt, FORBIDDEN):
             billed = {"input_tokens": len(prompt), "output_tokens": 0, "total_tokens": len(prompt)}
             return ex.error(errors.content_filter("responses"), billed=billed)
         answer = ResponseAnswer(deployment.name, deployment.reasoning, self._cached(deployment, prompt, generation),
                                 body)
         store = body.get("store") is not False
+        text = answer.generation.text
         if ex.stream:
             events = answer.events()
             if store:
-                self.state.store.put(answer.id, StoredResponse(deployment, events[-1]["response"], tuple(events)))
+                self.state.store.put(answer.id, StoredResponse(deployment, events[-1]["response"], tuple(events),
+                                                               prompt, text))
             frames = event_frames(events)
             return ex.sse(paced(frames, self.config.ttft_s, self.config.tokens_per_s), answer.usage())
         response = answer.response(answer.final_status)
         if store:
-            self.state.store.put(answer.id, StoredResponse(deployment, response, None))
+            self.state.store.put(answer.id, StoredResponse(deployment, response, None, prompt, text))
         await self._wait_for(answer.generation)
         return ex.json(response, answer.usage())
 

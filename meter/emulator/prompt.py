@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 Tokens = tuple[str, ...]
+_PRIMING = ("<|assistant|>", "<|im|>", "<|start|>")
 
 
 def _text_of(content: Any) -> str:
@@ -32,7 +33,7 @@ def _tokenize(messages: Iterable[tuple[str, str]]) -> Tokens:
     tokens: list[str] = []
     for role, text in messages:
         tokens.extend(_message_tokens(role, text))
-    tokens.extend(("<|assistant|>", "<|im|>", "<|start|>"))
+    tokens.extend(_PRIMING)
     return tuple(tokens)
 
 
@@ -62,6 +63,15 @@ def responses_prompt(body: dict[str, Any]) -> Tokens:
             elif isinstance(item, dict):
                 messages.append((str(item.get("role", "user")), _text_of(item.get("content", item.get("output")))))
     return _tokenize(messages)
+
+
+def continued(previous: Tokens, reply: str, prompt: Tokens) -> Tokens:
+    """The prompt of a turn chained with ``previous_response_id``: the earlier prompt and reply come first.
+
+    That is how the service bills a chained turn (the whole conversation is
+    input again), and why such turns hit the prompt cache.
+    """
+    return (*previous[:-len(_PRIMING)], *_message_tokens("assistant", reply), *prompt)
 
 
 def embedding_inputs(body: dict[str, Any]) -> list[str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from meter.emulator.config import Deployment
+from meter.emulator.prompt import Tokens
 
 Event = dict[str, Any]
 
@@ -22,6 +23,8 @@ class StoredResponse:
     deployment: Deployment
     response: dict[str, Any]
     events: tuple[Event, ...] | None
+    prompt: Tokens = ()
+    reply: str = ""
 
 
 class ResponseStore:

@@ -70,4 +70,4 @@ def test_cli_prints_url_and_key() -> None:
         assert client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES).usage is not None
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.communicate(timeout=10)

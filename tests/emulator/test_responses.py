@@ -104,3 +104,13 @@ def test_retrieve_unknown_and_unstreamed(azure: openai.AzureOpenAI) -> None:
     plain = azure.responses.create(model="gpt-4o-mini", input="Not streamed")
     with pytest.raises(openai.BadRequestError):
         list(azure.responses.retrieve(plain.id, stream=True, starting_after=0))
+
+
+def test_previous_response_id_chains_the_conversation(v1: openai.OpenAI) -> None:
+    first = v1.responses.create(model="gpt-4o-mini", input="Start a conversation")
+    second = v1.responses.create(model="gpt-4o-mini", input="Start a conversation", previous_response_id=first.id)
+    assert first.usage is not None and second.usage is not None
+    assert second.usage.input_tokens == 2 * first.usage.input_tokens + first.usage.output_tokens
+    with pytest.raises(openai.BadRequestError) as info:
+        v1.responses.create(model="gpt-4o-mini", input="Continue", previous_response_id="resp_unknown")
+    assert info.value.code == "previous_response_not_found"
