@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+import meter.demo
 import pricing.cli
 from meter._version import __version__
 
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"meter {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     pricing.cli.add_commands(commands)
+    meter.demo.add_command(commands)
     return parser
 
 

@@ -1,0 +1,99 @@
+"""What the demo shows at the end: calls, tokens and cost per deployment and per team.
+
+Built from the records the meter emitted, the same ones the Prometheus sink
+counted, so the ``--json`` totals and ``/metrics`` agree (a test checks it).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import meter
+
+TOKEN_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens")
+
+
+@dataclass
+class Tally:
+    """Calls, tokens and cost of one group of records."""
+
+    requests: int = 0
+    errors: int = 0
+    tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TOKEN_FIELDS, 0))
+    cost_usd: Decimal = Decimal(0)
+    unpriced: int = 0
+    estimated: int = 0
+
+    def add(self, record: meter.CallRecord) -> None:
+        self.requests += 1
+        if record.outcome not in ("ok", "incomplete"):
+            self.errors += 1
+        if record.usage is not None:
+            for name in TOKEN_FIELDS:
+                self.tokens[name] += getattr(record.usage, name)
+            if record.usage_source == "estimated":
+                self.estimated += 1
+        if record.cost is not None:
+            if record.cost.total is None:
+                self.unpriced += 1
+            else:
+                self.cost_usd += record.cost.total
+
+    def as_json(self) -> dict[str, Any]:
+        return {"requests": self.requests, "errors": self.errors, **self.tokens,
+                "cost_usd": str(self.cost_usd), "unpriced": self.unpriced, "estimated": self.estimated}
+
+
+@dataclass
+class Summary:
+    """Totals, and tallies per deployment, per team and per outcome."""
+
+    total: Tally = field(default_factory=Tally)
+    deployments: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    teams: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @classmethod
+    def of(cls, records: list[meter.CallRecord]) -> Summary:
+        summary = cls()
+        for record in records:
+            summary.total.add(record)
+            summary.deployments[record.deployment or "?"].add(record)
+            summary.teams[record.attributes.get("team", "")].add(record)
+            label = record.outcome if not record.error_type else f"{record.outcome} ({record.error_type})"
+            summary.outcomes[label] += 1
+        return summary
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "totals": self.total.as_json(),
+            "deployments": {k: v.as_json() for k, v in sorted(self.deployments.items())},
+            "teams": {k: v.as_json() for k, v in sorted(self.teams.items())},
+            "outcomes": dict(sorted(self.outcomes.items())),
+        }
+
+    def table(self) -> str:
+        """A plain-text table, one row per deployment and per team, then the totals."""
+        head = (f"{'':<26}{'calls':>6}{'errors':>7}{'input':>9}{'cached':>9}{'output':>9}{'reasoning':>10}"
+                f"{'cost USD':>13}")
+        lines = [head, "-" * len(head)]
+
+        def row(label: str, t: Tally) -> str:
+            k = t.tokens
+            return (f"{label:<26}{t.requests:>6}{t.errors:>7}{k['input_tokens']:>9}{k['cached_input_tokens']:>9}"
+                    f"{k['output_tokens']:>9}{k['reasoning_output_tokens']:>10}{t.cost_usd:>13.6f}")
+
+        lines.append("per deployment")
+        lines += [row("  " + name, t) for name, t in sorted(self.deployments.items())]
+        lines.append("per team")
+        lines += [row("  " + (name or "(none)"), t) for name, t in sorted(self.teams.items())]
+        lines.append("-" * len(head))
+        lines.append(row("total", self.total))
+        outcomes = ", ".join(f"{n} {k}" for k, n in sorted(self.outcomes.items()))
+        lines.append(f"outcomes: {outcomes}")
+        if self.total.estimated or self.total.unpriced:
+            lines.append(f"estimated usage: {self.total.estimated} calls; unpriced: {self.total.unpriced} calls")
+        return "\n".join(lines)
