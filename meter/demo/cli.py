@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 import meter
 from meter.costing import region_key
+from pricing import DeploymentInfo
 
 DEFAULT_METRICS_PORT = 9464
 
@@ -81,7 +82,7 @@ def _span_summary(tracer_provider: Any) -> str:
     spans = tracer_provider.memory.get_finished_spans()
     by_name = Counter(s.name for s in spans)
     errors = sum(1 for s in spans if not s.status.is_ok)
-    top = ", ".join(f"{n} × {name}" for name, n in by_name.most_common(6))
+    top = ", ".join(f"{n} x {name}" for name, n in by_name.most_common(6))
     return (f"{len(spans)} spans ({errors} with status ERROR): {top}\n"
             "  set OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 to send them to Jaeger or any OTLP backend")
 
@@ -103,7 +104,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
     config = EmulatorConfig(latency_s=0.005, ttft_s=0.02, tokens_per_s=800)
     with Emulator(config) as emulator:
-        deployments = {d.name: (d.model, d.deployment_type, region_key(d.region)) for d in config.deployments}
+        deployments = {d.name: DeploymentInfo(d.model, d.deployment_type, region_key(d.region))
+                       for d in config.deployments}
         m = meter.Meter(on_record=keep, registry=registry, tracer_provider=tracer_provider,
                         meter_provider=meter_provider, deployments=deployments, label_keys=("team",))
         server, _ = meter.start_metrics_server(args.metrics_port, addr=args.metrics_addr, registry=registry)
