@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import meter.demo
 import pricing.cli
 from meter._version import __version__
+from meter.proxy import add_command as add_proxy_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"meter {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     pricing.cli.add_commands(commands)
+    add_proxy_command(commands)
     meter.demo.add_command(commands)
     return parser
 

@@ -1,0 +1,54 @@
+"""Which headers cross the proxy, in each direction.
+
+A reverse proxy must not forward hop-by-hop headers (RFC 9110 section 7.6.1):
+they describe one connection, not the message, and forwarding them breaks
+framing (``transfer-encoding``) or keep-alive. Everything else passes as sent,
+including ``api-key`` and ``authorization``, which the upstream needs and which
+nothing here ever logs or stores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+Header = tuple[bytes, bytes]
+
+HOP_BY_HOP = frozenset({
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"proxy-connection", b"te",
+    b"trailer", b"transfer-encoding", b"upgrade",
+})
+
+# Request-only: ``host`` names the proxy (the upstream's comes from the URL), ``content-length`` is
+# recomputed from the body as forwarded (the meter may rewrite it), ``expect`` was answered by the
+# proxy's own server before the body was read.
+_REQUEST_ONLY = frozenset({b"host", b"content-length", b"expect"})
+
+
+def _listed_in_connection(headers: Iterable[Header]) -> frozenset[bytes]:
+    """Names the sender declared hop-by-hop in its ``Connection`` header (``Connection: close, x-foo``)."""
+    named: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            named.update(token.strip().lower() for token in value.split(b",") if token.strip())
+    return frozenset(named)
+
+
+def _keep(headers: list[Header], drop: frozenset[bytes]) -> list[Header]:
+    dropped = drop | _listed_in_connection(headers)
+    return [(name.lower(), value) for name, value in headers
+            if name.lower() not in dropped and not name.lower().startswith(b"proxy-")]
+
+
+def request_headers(headers: Iterable[Header]) -> list[Header]:
+    """The caller's headers as sent upstream: all but hop-by-hop, ``host``, ``content-length``, ``expect``."""
+    return _keep(list(headers), HOP_BY_HOP | _REQUEST_ONLY)
+
+
+def response_headers(headers: Iterable[Header]) -> list[Header]:
+    """The upstream's headers as sent to the caller: all but hop-by-hop.
+
+    ``content-length`` is kept: the body is relayed raw (never decoded), so it is
+    exactly as long as the upstream said, and a client reading a truncated relay
+    then sees the truncation instead of a clean end.
+    """
+    return _keep(list(headers), HOP_BY_HOP)
