@@ -85,7 +85,7 @@ class OTelSink:
         if route.server_port is not None:
             attributes[names.SERVER_PORT] = route.server_port
         span = self._tracer.start_span(f"{operation} {model}" if model else operation, kind=SpanKind.CLIENT,
-                                       attributes=attributes)
+                                       attributes=attributes, start_time=call.started_ns)
         call.context[_KEY] = span
         span_context = span.get_span_context()
         if span_context.is_valid:

@@ -87,7 +87,8 @@ def test_spans_nest_under_the_callers_span_with_genai_attributes(
         assert span.name == f"{a[names.OPERATION_NAME]} {a[names.REQUEST_MODEL]}"
         assert a[names.REQUEST_MODEL] == record.deployment
         assert a[names.ATTRIBUTE_PREFIX + "team"] == record.attributes["team"]
-        assert span.duration_s == pytest.approx(record.duration_s, abs=2e-3)
+        assert span.start_ns / 1e9 == pytest.approx(record.started_at.timestamp(), abs=1e-5)
+        assert span.duration_s == pytest.approx(record.duration_s, abs=1e-6)
         if record.usage is not None:
             assert a[names.USAGE_INPUT_TOKENS] == record.usage.input_tokens
             assert a[names.USAGE_OUTPUT_TOKENS] == record.usage.output_tokens
