@@ -70,8 +70,20 @@ class OTelSink:
         self.capture_content = capture_content
         self.content_max_chars = content_max_chars
         self.metric_attribute_keys = metric_attribute_keys
+        self._global_traces = tracer_provider is None
+        self._global_metrics = meter_provider is None
+
+    def _traces_unset(self) -> bool:
+        """Global tracing with no provider installed yet: every span would be a no-op, so make none."""
+        return self._global_traces and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+    def _metrics_unset(self) -> bool:
+        """Global metrics with no provider installed yet (the API's proxy): nothing would be recorded."""
+        return self._global_metrics and type(metrics.get_meter_provider()).__name__ == "_ProxyMeterProvider"
 
     def start(self, call: Call) -> None:
+        if self._traces_unset():
+            return
         route = call.route
         operation = operation_name(route)
         model = request_model(call)
@@ -96,7 +108,8 @@ class OTelSink:
         span = call.context.pop(_KEY, None)
         if span is not None:
             self._end_span(span, record, call)
-        self._record_metrics(record, call)
+        if not self._metrics_unset():
+            self._record_metrics(record, call)
 
     def fault(self, kind: str) -> None:
         """Faults are counted by the Prometheus sink and the meter; spans carry nothing for them."""
