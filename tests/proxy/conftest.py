@@ -1,0 +1,72 @@
+"""Fixtures for the proxy tests: one emulator per module as upstream, a fresh metered proxy per test.
+
+Every test talks to the proxy over real loopback sockets, like a non-Python
+client would; each proxy has its own ``Meter`` (own Prometheus registry, no
+OTel) so records and metrics belong to that test alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+import meter
+from meter.emulator import Emulator
+from meter.proxy import ProxyServer
+
+API_KEY = "emulator-key"
+API_VERSION = "2024-10-21"
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[Emulator]:
+    with Emulator() as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _fresh_log(request: pytest.FixtureRequest) -> None:
+    """Each test sees only its own ledger entries and faults."""
+    if "emu" in request.fixturenames:
+        running: Emulator = request.getfixturevalue("emu")
+        running.usage_log.clear()
+        running.state.faults.clear()
+
+
+class Metered:
+    """A meter collecting its records, with its own registry."""
+
+    def __init__(self, upstream: str, **options: object) -> None:
+        self.records: list[meter.CallRecord] = []
+        self.registry = CollectorRegistry()
+        host = upstream.split("//", 1)[1].split(":", 1)[0]
+        self.meter = meter.Meter(on_record=self.records.append, registry=self.registry, otel=False,
+                                 hosts=[host], price_book=False, **options)  # type: ignore[arg-type]
+
+    def wait_records(self, count: int, timeout: float = 5.0) -> list[meter.CallRecord]:
+        """The records once there are ``count`` (a stream's record is final just after its last byte)."""
+        wait_until(lambda: len(self.records) >= count, timeout)
+        time.sleep(0.05)  # a late extra record would show up here
+        return list(self.records)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def metered(emu: Emulator) -> Metered:
+    return Metered(emu.url)
+
+
+@pytest.fixture
+def proxy(emu: Emulator, metered: Metered) -> Iterator[ProxyServer]:
+    with ProxyServer(emu.url, meter=metered.meter) as running:
+        yield running
