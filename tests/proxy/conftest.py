@@ -37,9 +37,10 @@ def _fresh_log(request: pytest.FixtureRequest) -> None:
 
 
 class Metered:
-    """A meter collecting its records, with its own registry."""
+    """A meter collecting its records, with its own registry; like the proxy's own, it injects nothing by default."""
 
     def __init__(self, upstream: str, **options: object) -> None:
+        options.setdefault("inject_stream_usage", False)
         self.records: list[meter.CallRecord] = []
         self.registry = CollectorRegistry()
         host = upstream.split("//", 1)[1].split(":", 1)[0]

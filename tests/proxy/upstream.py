@@ -70,7 +70,7 @@ class ScriptedUpstream:
         if scope["path"] == "/fixed":
             await send({"type": "http.response.start", "status": 200, "headers": FIXED_HEADERS})
             await send({"type": "http.response.body", "body": FIXED_GZIP})
-        elif scope["path"] == "/echo":
+        elif scope["path"].startswith("/echo"):
             echoed = {"method": scope["method"], "path": scope["raw_path"].decode(),
                       "query": scope["query_string"].decode(), "body": body.decode(),
                       "headers": [[k.decode(), v.decode()] for k, v in scope["headers"]]}
@@ -78,8 +78,11 @@ class ScriptedUpstream:
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"application/json")]})
             await send({"type": "http.response.body", "body": data})
-        else:
+        elif scope["path"].endswith("/big/chat/completions"):
             await self._big(receive, send)
+        else:
+            await send({"type": "http.response.start", "status": 404, "headers": [(b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
 
     async def _big(self, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
