@@ -2,7 +2,7 @@
 
 ``/fixed``: a fixed gzip-encoded JSON body with hop-by-hop and repeated headers
 (byte-for-byte transparency). ``/echo``: the request as received, as JSON
-(which headers the proxy forwarded). ``/openai/deployments/big/chat/completions``:
+(which headers the proxy forwarded). ``/cut``: a body cut short. ``/openai/deployments/big/chat/completions``:
 a chat SSE stream of ``BIG_EVENT`` frames up to ``BIG_TOTAL`` bytes, counting
 what it handed to its server (``sent``) and noticing the proxy hanging up
 (``hung_up``); uvicorn's ``send`` waits while its socket is full, so ``sent``
@@ -78,6 +78,9 @@ class ScriptedUpstream:
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"application/json")]})
             await send({"type": "http.response.body", "body": data})
+        elif scope["path"] == "/cut":  # promises 1000 bytes, sends 10, hangs up
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1000")]})
+            await send({"type": "http.response.body", "body": b"0123456789", "more_body": True})
         elif scope["path"].endswith("/big/chat/completions"):
             await self._big(receive, send)
         else:
