@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -71,5 +72,7 @@ def run(args: argparse.Namespace) -> int:
         meter.start_metrics_server(args.metrics_port, addr=args.metrics_addr)
         print(f"meter proxy: metrics on http://{args.metrics_addr}:{args.metrics_port}/metrics", file=sys.stderr)
     print(f"meter proxy: http://{args.host}:{args.port} -> {app.upstream}", file=sys.stderr)
-    uvicorn.Server(uvicorn_config(app, host=args.host, port=args.port, log_level="info")).run()
+    # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal: here that is the normal end
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(uvicorn_config(app, host=args.host, port=args.port, log_level="info")).run()
     return 0

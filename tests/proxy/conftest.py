@@ -41,11 +41,12 @@ class Metered:
 
     def __init__(self, upstream: str, **options: object) -> None:
         options.setdefault("inject_stream_usage", False)
+        options.setdefault("otel", False)
         self.records: list[meter.CallRecord] = []
         self.registry = CollectorRegistry()
         host = upstream.split("//", 1)[1].split(":", 1)[0]
-        self.meter = meter.Meter(on_record=self.records.append, registry=self.registry, otel=False,
-                                 hosts=[host], price_book=False, **options)  # type: ignore[arg-type]
+        self.meter = meter.Meter(on_record=self.records.append, registry=self.registry, hosts=[host],
+                                 price_book=False, **options)  # type: ignore[arg-type]
 
     def wait_records(self, count: int, timeout: float = 5.0) -> list[meter.CallRecord]:
         """The records once there are ``count`` (a stream's record is final just after its last byte)."""

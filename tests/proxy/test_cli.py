@@ -1,0 +1,77 @@
+"""``meter proxy`` as a command: help, and a real foreground run with /metrics, OTLP spans and Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx2
+import openai
+
+from meter.cli import build_parser
+from meter.emulator import Emulator, EmulatorConfig
+from tests.proxy.conftest import API_VERSION
+from tests.support.otlp_receiver import OtlpReceiver
+
+KEY = "sk-cli-SECRET-90d1e"
+
+
+def test_help_runs_in_a_fresh_process() -> None:
+    done = subprocess.run([sys.executable, "-m", "meter", "proxy", "--help"], capture_output=True, text=True,
+                          timeout=30, check=True)
+    for option in ("--upstream", "--port", "--metrics-port", "--metrics-addr", "--max-concurrency", "--deployments"):
+        assert option in done.stdout
+
+
+def test_defaults() -> None:
+    args = build_parser().parse_args(["proxy", "--upstream", "https://r.openai.azure.com"])
+    assert (args.host, args.port, args.metrics_port, args.metrics_addr, args.max_concurrency) == (
+        "127.0.0.1", 8080, 9464, "127.0.0.1", 64)
+    assert (args.connect_timeout, args.read_timeout, args.inject_stream_usage) == (10.0, 300.0, False)
+    assert callable(args.handler)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_foreground_run_meters_serves_metrics_exports_spans_and_stops_on_ctrl_c() -> None:
+    port, metrics_port = _free_port(), _free_port()
+    with Emulator(EmulatorConfig(api_key=KEY)) as emu, OtlpReceiver() as receiver:
+        env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "50"}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "meter", "proxy", "--upstream", emu.url, "--port", str(port),
+             "--metrics-port", str(metrics_port)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    httpx2.get(url + "/ready?")  # forwarded: the emulator's 404
+                    break
+                except httpx2.ConnectError:
+                    assert time.monotonic() < deadline and process.poll() is None, "the proxy did not start"
+                    time.sleep(0.05)
+            with openai.AzureOpenAI(azure_endpoint=url, api_key=KEY, api_version=API_VERSION) as client:
+                list(client.chat.completions.create(model="gpt-4o-mini", stream=True,
+                                                    messages=[{"role": "user", "content": "hi"}]))
+            (span,) = receiver.wait_for_spans(1, timeout=10)
+            assert span.resource["service.name"] == "meter-proxy"
+            assert span.attributes["gen_ai.request.model"] == "gpt-4o-mini"
+            metrics = httpx2.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+            assert 'llm_requests_total{' in metrics and 'deployment="gpt-4o-mini"' in metrics
+        finally:
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    assert "meter.proxy: POST /openai/deployments/gpt-4o-mini/chat/completions 200" in err
+    assert "GET /ready 404" in err
+    assert KEY not in out + err
