@@ -195,7 +195,7 @@ def rule_tests(settings: Settings | None = None) -> dict[str, Any]:
             ],
             "promql_expr_test": [{"expr": q.MONTHLY_BUDGET, "eval_time": "1m",
                                   "exp_samples": [{"labels": f'{q.MONTHLY_BUDGET}{{currency="USD"}}',
-                                                   "value": s.monthly_budget_usd}]}],
+                                                   "value": float(s.monthly_budget_usd)}]}],
         },
         {   # a 1h spike that has stopped: the 1h window is hot, the 5m window is cold -> no page.
             "name": "fast burn needs the short window too",

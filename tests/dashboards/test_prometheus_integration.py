@@ -1,0 +1,234 @@
+"""Every dashboard and alert query against a real Prometheus scraping a running `meter demo --serve`.
+
+One module-scoped run: an OTLP receiver; Prometheus (1 s scrapes, the shipped alerts.yml loaded)
+pointed at a port chosen up front; then the demo with ``--seconds`` of extra load while Prometheus
+scrapes it, so rates are non-zero when the queries run. After the demo prints its ``--json`` totals
+(it has stopped generating load by then) the test waits until Prometheus holds those final values.
+
+``METER_UPDATE_DOCS=1`` also writes the PNGs to docs/dashboards/ (how the committed ones were made).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dashboards import alerts, grafana
+from dashboards import queries as q
+from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.prometheus import PrometheusServer, free_port, require_prometheus
+
+ROOT = Path(grafana.__file__).resolve().parent
+REPO = ROOT.parent
+DOCS = REPO / "docs" / "dashboards"
+LOAD_SECONDS = 8
+NEVER_INCREMENTED_BY_THE_DEMO = {q.METERING_FAULTS, q.LABEL_OVERFLOW}
+"""The demo has no metering faults and no label overflow: these families are exposed (HELP/TYPE) with no series."""
+
+DASHBOARDS = grafana.all_dashboards()
+PANEL_EXPRS = [(d["uid"], title, expr) for d in DASHBOARDS.values() for title, expr in grafana.panel_exprs(d)]
+ALERTS = alerts.alerts()
+
+
+@dataclass
+class Run:
+    summary: dict[str, Any]
+    prom: PrometheusServer
+    trace_ids: set[str]
+    started: float
+
+
+def read_json(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
+    """The first complete JSON document the process prints."""
+    assert proc.stdout is not None
+    text, decoder = "", json.JSONDecoder()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        text += line
+        try:
+            doc, _ = decoder.raw_decode(text.strip())
+            return dict(doc)
+        except ValueError:
+            continue
+    raise AssertionError(f"no JSON from the demo within {timeout} s; got {text!r}")
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    require_prometheus()
+    port = free_port()
+    tmp = tmp_path_factory.mktemp("prometheus")
+    with OtlpReceiver() as receiver, PrometheusServer([f"127.0.0.1:{port}"], scrape_interval="1s",
+                                                      rule_files=[ROOT / "prometheus" / "alerts.yml"], tmp=tmp) as prom:
+        started = time.time()
+        env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "NO_PROXY": "127.0.0.1,localhost"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "meter", "demo", "--requests", "40", "--json", "--serve",
+             "--metrics-port", str(port), "--seconds", str(LOAD_SECONDS)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+        try:
+            summary = read_json(proc, timeout=120)
+            assert summary["metrics_url"] == f"http://127.0.0.1:{port}/metrics"
+            requests = summary["totals"]["requests"]
+            prom.wait_for_scrapes(3)
+            prom.wait_until(q.totals_queries()["requests"],
+                            lambda r: bool(r) and float(r[0]["value"][1]) == requests)
+            spans = receiver.wait_for_spans(requests, timeout=30)
+            prom.wait_until(q.MONTHLY_BUDGET, bool)  # the rules have been evaluated
+            time.sleep(2)  # two more scrapes: every series has >= 2 samples at its final value
+            yield Run(summary, prom, {s.trace_id for s in spans}, started)
+        finally:
+            _stop(proc)
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+
+
+def _query(run: Run, expr: str) -> list[dict[str, Any]]:
+    return run.prom.query(q.substitute_macros(expr))
+
+
+def _assert_returns_data(run: Run, expr: str) -> list[dict[str, Any]]:
+    """Non-empty, or empty only because every metric it reads is one the demo never increments, and then
+    Prometheus must still know the metric family from the scrape (so the name is right)."""
+    result = _query(run, expr)  # raises PromQLError if it does not parse
+    if result:
+        return result
+    used = q.metrics_in(expr)
+    assert used <= NEVER_INCREMENTED_BY_THE_DEMO, f"no data for {q.substitute_macros(expr)}"
+    for metric in used:
+        family = metric.removesuffix("_total")
+        meta = run.prom._api("/api/v1/metadata", family, {"metric": family})
+        assert meta.get(family), f"Prometheus does not know {family}: the name in the query is wrong"
+    return result
+
+
+# -- totals ----------------------------------------------------------------------------------------------
+
+
+def test_totals_equal_the_demo_json(run: Run) -> None:
+    totals = run.summary["totals"]
+    assert totals["requests"] >= 40
+    for key, expr in q.totals_queries().items():
+        value = run.prom.value(expr)
+        assert value is not None, expr
+        if key == "cost_usd":
+            assert value == pytest.approx(float(Decimal(totals["cost_usd"])), rel=1e-9)
+        else:
+            assert value == totals[key], f"{key}: Prometheus {value}, demo {totals[key]}"
+    assert totals["input_tokens"] > 0 and totals["cached_input_tokens"] > 0 and totals["reasoning_output_tokens"] > 0
+
+
+def test_totals_per_deployment_and_team_equal_the_demo_json(run: Run) -> None:
+    for label, key in (("deployment", "deployments"), ("team", "teams")):
+        cost = {r["metric"][label]: float(r["value"][1]) for r in run.prom.query(f"sum by ({label}) ({q.COST_USD})")}
+        out = {r["metric"][label]: float(r["value"][1])
+               for r in run.prom.query(f"sum by ({label}) ({q.OUTPUT_TOKENS})")}
+        for name, tally in run.summary[key].items():
+            assert cost[name] == pytest.approx(float(Decimal(tally["cost_usd"])), rel=1e-9, abs=1e-12)
+            assert out[name] == tally["output_tokens"]
+
+
+# -- every query -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("uid", "title", "expr"), PANEL_EXPRS, ids=[f"{u}:{t}" for u, t, _ in PANEL_EXPRS])
+def test_dashboard_query_returns_data(run: Run, uid: str, title: str, expr: str) -> None:
+    _assert_returns_data(run, expr)
+
+
+@pytest.mark.parametrize("file", sorted(DASHBOARDS))
+def test_dashboard_variables_have_values(run: Run, file: str) -> None:
+    for name, definition in grafana.variable_queries(DASHBOARDS[file]):
+        selector = definition.removeprefix("label_values(").removesuffix(f", {name})")
+        values = {r["metric"].get(name) for r in _query(run, f"count by ({name}) ({selector})")}
+        assert values - {None, ""}, f"variable {name}: no values from {definition}"
+    deployments = {r["metric"]["deployment"] for r in run.prom.query(f"count by (deployment) ({q.REQUESTS})")}
+    assert deployments == set(run.summary["deployments"])
+
+
+def test_the_filters_select_a_deployment(run: Run) -> None:
+    panels = DASHBOARDS["meter-cost.json"]["panels"]
+    spend = next(p["targets"][0]["expr"] for p in panels if p["title"] == "Spend by deployment (range)")
+    result = run.prom.query(q.substitute_macros(spend, {**q.MACROS, "$deployment": "gpt-5"}))
+    assert [r["metric"]["deployment"] for r in result] == ["gpt-5"]
+
+
+@pytest.mark.parametrize("alert", ALERTS, ids=[a.name for a in ALERTS])
+def test_alert_signals_return_data_and_the_rule_evaluates(run: Run, alert: alerts.Alert) -> None:
+    for signal_expr in alert.signals:
+        _assert_returns_data(run, signal_expr)
+    run.prom.query(alert.expr)  # parses and evaluates (firing or not)
+    loaded = {r["name"]: r for g in run.prom.rules() for r in g["rules"]}
+    assert loaded[alert.name]["health"] == "ok", loaded[alert.name].get("lastError")
+
+
+def test_the_demo_fires_no_alert(run: Run) -> None:
+    # a small demo spends far less than USD 1000 a month and has no faults; pending is fine, firing is not
+    assert [a for a in run.prom.alerts() if a["state"] == "firing"] == []
+
+
+# -- exemplars -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("metric", [q.COST_USD, q.DURATION_BUCKET, q.TTFT_BUCKET, q.REQUESTS])
+def test_exemplars_carry_trace_ids_the_demo_exported(run: Run, metric: str) -> None:
+    series = run.prom.query_exemplars(metric, run.started - 5, time.time() + 5)
+    exemplars = [e for s in series for e in s["exemplars"]]
+    assert exemplars, f"no exemplars for {metric}"
+    assert {k for e in exemplars for k in e["labels"]} == {q.EXEMPLAR_TRACE_ID_LABEL}
+    trace_ids = {e["labels"][q.EXEMPLAR_TRACE_ID_LABEL] for e in exemplars}
+    assert trace_ids <= run.trace_ids, f"{len(trace_ids - run.trace_ids)} exemplar trace ids were never exported"
+
+
+def test_latency_panels_exemplars_are_queryable(run: Run) -> None:
+    exprs = [t["expr"] for p in DASHBOARDS["meter-latency.json"]["panels"] for t in p["targets"] if t.get("exemplar")]
+    assert exprs
+    for expr in exprs:
+        series = run.prom.query_exemplars(q.substitute_macros(expr), run.started - 5, time.time() + 5)
+        assert any(s["exemplars"] for s in series), expr
+
+
+# -- pictures --------------------------------------------------------------------------------------------
+
+
+def test_render_dashboard_pngs(run: Run, tmp_path: Path) -> None:
+    if os.environ.get("CI") is None:
+        pytest.importorskip("matplotlib")
+    from dashboards.render import panel_values, render_dashboard
+
+    update_docs = os.environ.get("METER_UPDATE_DOCS") == "1"
+    for file, dash in DASHBOARDS.items():
+        values = panel_values(dash, run.prom.query)
+        assert set(values) == {p["title"] for p in dash["panels"]}
+        with_data = [t for t, v in values.items() if v != "no data"]
+        assert len(with_data) >= len(values) - 1, values  # at most the faults/overflow time series is empty
+        subtitle = (f"latest values from `meter demo --requests 40 --seconds {LOAD_SECONDS}` scraped by Prometheus "
+                    f"({run.summary['totals']['requests']} calls, USD {run.summary['totals']['cost_usd']})")
+        out = render_dashboard(dash, values, tmp_path / f"{dash['uid']}.png", subtitle=subtitle)
+        assert out.stat().st_size > 20_000, file
+        if update_docs:
+            render_dashboard(dash, values, DOCS / f"{dash['uid']}.png", subtitle=subtitle)
+            (DOCS / f"{dash['uid']}.values.json").write_text(json.dumps(values, indent=2) + "\n")
