@@ -76,9 +76,16 @@ class ProxyApp:
     the proxy promises to add nothing to responses, and injecting
     ``stream_options.include_usage`` would add a usage chunk the caller did not
     ask for (streams without it get estimated usage); pass a meter of your own
-    to choose otherwise. Requests beyond ``max_concurrency`` wait for a slot up
-    to ``queue_timeout`` seconds, then get a 503. ``transport`` replaces the
-    inner ``httpx2.AsyncHTTPTransport`` (custom TLS, an egress proxy).
+    to choose otherwise (list the upstream host in its ``hosts`` so OpenAI-style
+    ``/v1/...`` paths are metered; Azure ``/openai/...`` paths are on any host).
+
+    Requests beyond ``max_concurrency`` wait for a slot up to ``queue_timeout``
+    seconds, then get a 503 (waiting rather than refusing at once absorbs
+    bursts; the timeout keeps a queue from growing without end). A slot is held
+    from reading the body to the last relayed byte, so memory is bounded by
+    ``max_concurrency * max_request_bytes`` plus one chunk per stream.
+    ``transport`` replaces the inner ``httpx2.AsyncHTTPTransport`` (custom TLS,
+    an egress proxy: environment proxy variables are not read).
     """
 
     def __init__(self, upstream: str, meter: Meter | None = None, *, max_concurrency: int = 64,
@@ -101,6 +108,7 @@ class ProxyApp:
         # cookies in one jar shared by every caller and log each full URL (query string included) at INFO.
         self.transport = AsyncMeteredTransport(inner, meter=self.meter)
         self._slots = asyncio.Semaphore(max_concurrency)
+        self.in_flight = 0  # requests holding a slot (reading the body, waiting upstream or relaying)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -137,6 +145,7 @@ class ProxyApp:
             exchange.status = await send_error(send, 503, "ProxyOverloaded",
                                                "too many concurrent requests; retry later")
             return
+        self.in_flight += 1
         try:
             try:
                 body = await read_body(receive, self.max_request_bytes)
@@ -149,6 +158,7 @@ class ProxyApp:
             request = self._upstream_request(scope, body)
             await _until_disconnect(receive, self._relay(request, send, exchange))
         finally:
+            self.in_flight -= 1
             self._slots.release()
 
     def _upstream_request(self, scope: Scope, body: bytes) -> httpx2.Request:

@@ -100,4 +100,4 @@ def test_client_leaving_before_the_answer_cancels_the_upstream_request() -> None
                 httpx2.post(proxy.url + CHAT, headers={"api-key": API_KEY}, json=body, timeout=0.3)
             (record,) = metered.wait_records(1, timeout=2.0)
             assert record.outcome == "aborted"
-            wait_until(lambda: proxy.app._slots._value == 1, timeout=2.0)
+            wait_until(lambda: proxy.app.in_flight == 0, timeout=2.0)
