@@ -73,9 +73,9 @@ def panel_value(panel: Mapping[str, Any], query: QueryFn) -> str:
         return "no data"
     if panel["type"] == "stat":
         return format_value(rows[0][1], unit)
-    if panel["type"] == "heatmap":
-        total = sum(v for _, v in rows if not math.isnan(v))
-        return f"{len(rows)} buckets, {total:.4g} calls in the last interval"
+    if panel["type"] == "heatmap":  # cumulative buckets: the +Inf one counts every call
+        calls = next((v for name, v in rows if name == "+Inf"), float("nan"))
+        return f"{len(rows)} buckets, {calls:.4g} calls in the last interval"
     rows.sort(key=lambda r: (math.isnan(r[1]), -r[1] if not math.isnan(r[1]) else 0.0))
     lines = [f"{name or '(empty)'}: {format_value(v, unit)}" for name, v in rows[:_MAX_LINES]]
     if len(rows) > _MAX_LINES:
