@@ -43,7 +43,7 @@ MONTHLY_BUDGET = f"{NS}:monthly_budget_usd"
 SECONDS_PER_MONTH = 30 * 86400
 """A budget "month" is 30 days, the usual burn-rate convention."""
 
-EXEMPLAR_TRACE_ID_LABEL = "trace_id"
+EXEMPLAR_TRACE_ID_LABEL = names.EXEMPLAR_TRACE_ID
 """The exemplar label meter's Prometheus sink writes (meter/sinks/prometheus.py); Grafana links it to Jaeger."""
 
 ALL_METRICS: tuple[str, ...] = (

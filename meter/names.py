@@ -82,6 +82,8 @@ PROMETHEUS_DURATION_BUCKETS = (*DURATION_BUCKETS, 163.84, 327.68)
 BASE_LABELS = ("api", "deployment", "model", "deployment_type", "provider", "outcome")
 REQUEST_LABELS = (*BASE_LABELS, "error_type")
 RATELIMIT_LABELS = ("deployment", "provider")
+EXEMPLAR_TRACE_ID = "trace_id"
+"""The exemplar label carrying the trace id (Grafana's exemplar link is configured on this name)."""
 OTHER = "other"
 """The value a label takes once it has seen more distinct values than allowed."""
 

@@ -168,7 +168,7 @@ class PrometheusSink:
         series = f.series.get(key)
         if series is None:
             series = f.series[key] = _Series(f, base, error_type, record.stream, extra)
-        exemplar = {"trace_id": record.trace_id} if record.trace_id and self.exemplars else None
+        exemplar = {names.EXEMPLAR_TRACE_ID: record.trace_id} if record.trace_id and self.exemplars else None
 
         series.requests.inc(1, exemplar)
         usage = record.usage
