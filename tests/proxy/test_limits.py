@@ -18,7 +18,7 @@ from tests.proxy.upstream import ScriptedUpstream
 
 CHAT = "/openai/deployments/gpt-4o-mini/chat/completions?api-version=" + API_VERSION
 BODY: dict[str, Any] = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
-SLOW = 0.3
+SLOW = 0.4
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def _parallel(url: str, count: int) -> tuple[float, list[int]]:
 
 
 def test_requests_beyond_max_concurrency_wait_for_a_slot(slow_emu: Emulator) -> None:
-    """Six calls of 0.3 s each through two slots take three rounds; with six slots, one."""
+    """Six calls of 0.4 s each through two slots take three rounds; with six slots, one."""
     with ProxyServer(slow_emu.url, meter=Metered(slow_emu.url).meter, max_concurrency=2) as proxy:
         elapsed, statuses = _parallel(proxy.url + CHAT, 6)
     assert statuses == [200] * 6
