@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import uvicorn
 
+from meter._background import bind
 from meter.emulator.app import create_app
 from meter.emulator.config import EmulatorConfig
-from meter.emulator.server import bind
 
 
 def main(argv: Sequence[str] | None = None) -> None:

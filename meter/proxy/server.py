@@ -9,19 +9,16 @@ without it (it comes with ``pip install meter[emulator]``).
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from meter._background import BackgroundServer
 from meter.meter import Meter
 from meter.proxy.app import ProxyApp
 
 if TYPE_CHECKING:
     import uvicorn
 
-_START_TIMEOUT_S = 10.0
 GRACEFUL_SHUTDOWN_S = 5.0
 
 
@@ -31,15 +28,6 @@ def uvicorn_config(app: ProxyApp, **options: Any) -> uvicorn.Config:
 
     return uvicorn.Config(app, access_log=False, server_header=False, date_header=False, lifespan="on",
                           timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S), **options)
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket (``port=0``: a free one), bound before the server thread starts so the port is known."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
-    return sock
 
 
 class ProxyServer:
@@ -56,46 +44,25 @@ class ProxyServer:
         self.app = ProxyApp(upstream, meter, **options)
         self.host = host
         self.port = port
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._background = BackgroundServer(lambda: uvicorn_config(self.app, log_config=None), host, port,
+                                            "meter-proxy", join_timeout_s=GRACEFUL_SHUTDOWN_S + 5)
 
     @property
     def url(self) -> str:
         """``http://host:port`` (the real port once started)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return self._background.url
 
     @property
     def meter(self) -> Meter:
         return self.app.meter
 
     def start(self) -> Self:
-        import uvicorn
-
-        if self._thread is not None:
-            return self
-        sock = bind(self.host, self.port)
-        self.port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn_config(self.app, log_config=None))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="meter-proxy", daemon=True)
-        self._server, self._thread = server, thread
-        thread.start()
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                sock.close()
-                raise RuntimeError("the proxy did not start")
-            time.sleep(0.005)
+        self._background.start()
+        self.port = self._background.port
         return self
 
     def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is None or thread is None:
-            return
-        server.should_exit = True
-        thread.join(timeout=GRACEFUL_SHUTDOWN_S + 5)
+        self._background.stop()
 
     def __enter__(self) -> Self:
         return self.start()
