@@ -8,24 +8,9 @@ import openai
 import pytest
 
 from meter.emulator import Emulator
+from tests.support.emulator_fixtures import API_KEY, API_VERSION, emu, fresh_emulator_log
 
-API_KEY = "emulator-key"
-API_VERSION = "2024-10-21"
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator() as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _fresh_log(request: pytest.FixtureRequest) -> None:
-    """Each test sees only its own ledger entries and faults."""
-    if "emu" in request.fixturenames:
-        running: Emulator = request.getfixturevalue("emu")
-        running.usage_log.clear()
-        running.state.faults.clear()
+__all__ = ["API_KEY", "API_VERSION", "emu", "fresh_emulator_log"]
 
 
 @pytest.fixture
