@@ -27,6 +27,7 @@ import pytest
 from dashboards import alerts, grafana
 from dashboards import queries as q
 from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.processes import read_json
 from tests.support.prometheus import PrometheusServer, free_port, require_prometheus
 
 ROOT = Path(grafana.__file__).resolve().parent
@@ -47,24 +48,6 @@ class Run:
     prom: PrometheusServer
     trace_ids: set[str]
     started: float
-
-
-def read_json(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
-    """The first complete JSON document the process prints."""
-    assert proc.stdout is not None
-    text, decoder = "", json.JSONDecoder()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        text += line
-        try:
-            doc, _ = decoder.raw_decode(text.strip())
-            return dict(doc)
-        except ValueError:
-            continue
-    raise AssertionError(f"no JSON from the demo within {timeout} s; got {text!r}")
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -16,25 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from meter import names
-
-
-def read_json(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
-    """The first complete JSON document the process prints."""
-    assert proc.stdout is not None
-    text = ""
-    decoder = json.JSONDecoder()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        text += line
-        try:
-            doc, _ = decoder.raw_decode(text.strip())
-            return dict(doc)
-        except ValueError:
-            continue
-    raise AssertionError(f"no JSON from the demo within {timeout} s; got {text!r}")
+from tests.support.processes import read_json
 
 
 @pytest.fixture(scope="module")
