@@ -14,6 +14,7 @@ faults): a bug in meter must never reach the caller.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -139,6 +140,7 @@ class Call:
         self._eof = False
         self.obs = observe.Observation()
         self._done = False
+        self._once = threading.Lock()
 
     # -- events from the adapter ------------------------------------------------------------
 
@@ -239,7 +241,9 @@ class Call:
         self.meter.record_fault(kind, exc)
 
     def _finish(self, exc: BaseException | None) -> None:
-        if self._done:
+        # Atomic test-and-set: the end of a stream, a close from another thread and the
+        # garbage collector's finaliser may race; exactly one of them builds the record.
+        if self._done or not self._once.acquire(blocking=False):
             return
         self._done = True
         self._skip = True

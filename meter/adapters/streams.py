@@ -22,7 +22,10 @@ class _EndsCall:
     def __del__(self) -> None:
         call: Any = self.__dict__.get("_call")
         if call is not None:
-            call.on_close()
+            try:  # noqa: SIM105 - plain try: contextlib may already be torn down at interpreter exit
+                call.on_close()
+            except Exception:  # a finaliser must never raise
+                pass
 
 
 class SyncStreamLogic(_EndsCall):
