@@ -90,7 +90,7 @@ def _span_summary(tracer_provider: Any) -> str:
 def run_demo(args: argparse.Namespace) -> int:
     """Run the whole demo; returns the exit code."""
     from meter.demo.report import Summary
-    from meter.demo.workload import Clients, plan, run, run_for
+    from meter.demo.workload import ONCE, Clients, plan, run, run_for
     from meter.emulator import Emulator, EmulatorConfig
 
     registry = CollectorRegistry()
@@ -118,7 +118,9 @@ def run_demo(args: argparse.Namespace) -> int:
             print(f"  {len(steps)} calls through the openai SDK (concurrency {args.concurrency})")
         clients = Clients(emulator, m)
         try:
-            run(clients, steps, args.concurrency, progress.step)
+            once = [s for s in steps if s in ONCE]  # one at a time: the 429 must hit its own call
+            run(clients, once, 1, progress.step)
+            run(clients, [s for s in steps if s not in ONCE], args.concurrency, progress.step)
             if args.seconds > 0:
                 progress.total += int(args.seconds * 10)
                 run_for(clients, args.seconds, args.concurrency, progress.step)

@@ -74,6 +74,9 @@ def test_demo_workload_has_every_kind_of_call(served_demo: tuple[dict[str, Any],
     assert outcomes.get("aborted") == 1  # the early-closed stream
     assert set(summary["deployments"]) == {"gpt-4o-mini", "o4-mini", "gpt-5", "text-embedding-3-small"}
     assert set(summary["teams"]) == {"search", "ads", "research"}
+    # the one-off calls run one at a time, so each lands on its own team
+    assert {team: tally["errors"] for team, tally in summary["teams"].items()} == {
+        "search": 1, "ads": 1, "research": 1}
     assert summary["totals"]["unpriced"] == 0
     assert metric_sum(text, names.time_to_first_token_seconds(names.DEFAULT_NAMESPACE) + "_count") > 0
     assert 'api="responses"' in text and 'api="embeddings"' in text
