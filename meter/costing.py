@@ -62,7 +62,7 @@ def load_deployments(source: Mapping[str, DeploymentSpec] | str | os.PathLike[st
     """The deployment map from a mapping, a file, JSON text, or (when ``None``) ``$METER_DEPLOYMENTS``."""
     if source is None:
         env = os.environ.get(DEPLOYMENTS_ENV)
-        return load_deployment_map(env) if env else {}
+        return load_deployment_map(env, origin="$" + DEPLOYMENTS_ENV) if env else {}
     if isinstance(source, Mapping):
         return {name: _info(name, spec) for name, spec in source.items()}
     return load_deployment_map(source)

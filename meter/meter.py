@@ -33,6 +33,9 @@ logger = logging.getLogger("meter")
 _DEFAULT_REGISTRY: Any = object()
 """Marker: "prometheus-client's default registry" (``None`` means "register nowhere")."""
 _default_lock = threading.Lock()
+"""Guards the process-wide default meter (``default_meter``)."""
+_book_lock = threading.Lock()
+"""Guards the built-in price book. A lock of its own: building the default meter loads the book."""
 
 RecordCallback = Callable[[CallRecord], None]
 
@@ -262,7 +265,7 @@ _builtin_book: PriceBook | None = None
 def builtin_price_book() -> PriceBook:
     """The built-in price tables, loaded once per process and shared by every Meter."""
     global _builtin_book
-    with _default_lock:
+    with _book_lock:
         if _builtin_book is None:
             _builtin_book = PriceBook.load()
         return _builtin_book
@@ -296,12 +299,39 @@ _default: Meter | None = None
 
 
 def default_meter() -> Meter:
-    """The process-wide meter used by transports and ``wrap`` when none is given."""
+    """The process-wide meter used by transports and ``wrap`` when none is given.
+
+    Built on first use with ``Meter()``'s defaults (``$METER_DEPLOYMENTS`` included);
+    a configuration error raises here, so transports build it when they are made,
+    never inside a call.
+    """
     global _default
+    meter = _default
+    if meter is not None:
+        return meter
     with _default_lock:
         if _default is None:
             _default = Meter()
         return _default
+
+
+def default_meter_or_none() -> Meter | None:
+    """The default meter for a call in flight: ``None`` (the call goes unmetered) if it cannot be built.
+
+    The error was already raised where the transport was made; here it is only logged,
+    once, because nothing may raise into a call.
+    """
+    try:
+        return default_meter()
+    except Exception as exc:
+        global _default_failure_logged
+        if not _default_failure_logged:
+            _default_failure_logged = True
+            logger.error("meter: the default meter cannot be built (%s); calls go unmetered", exc)
+        return None
+
+
+_default_failure_logged = False
 
 
 def set_default_meter(meter: Meter) -> None:

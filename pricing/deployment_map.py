@@ -42,18 +42,20 @@ class DeploymentInfo:
     region: str | None = None
 
 
-def load_deployment_map(source: str | os.PathLike[str]) -> dict[str, DeploymentInfo]:
+def load_deployment_map(source: str | os.PathLike[str], origin: str | None = None) -> dict[str, DeploymentInfo]:
     """Read a deployment map from a TOML/JSON file path or from a JSON string.
 
     A string whose first non-blank character is ``{`` is JSON text (as from an
-    environment variable); anything else is a path. Raises ``PricingFileError``.
+    environment variable); anything else is a path. ``origin`` names where JSON
+    text came from in error messages (e.g. ``$METER_DEPLOYMENTS``). Raises
+    ``PricingFileError``.
     """
     if isinstance(source, str) and source.lstrip().startswith("{"):
-        name = "(JSON text)"
+        name = f"{origin} (JSON text)" if origin else "(JSON text)"
         data = _parse_json(source, name)
     else:
         path = Path(source)
-        name = str(path)
+        name = f"{path} (from {origin})" if origin else str(path)
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:

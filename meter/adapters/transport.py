@@ -16,7 +16,7 @@ from typing import Any
 import httpx2
 
 from meter.call import Call
-from meter.meter import Meter, default_meter
+from meter.meter import Meter, default_meter, default_meter_or_none
 
 _STACKS: dict[type, ModuleType] = {}
 
@@ -101,15 +101,20 @@ class MeteredTransport(httpx2.BaseTransport):
     """A sync transport that meters LLM calls and passes everything else straight through.
 
     ``inner`` is any httpx or httpx2 sync transport (``HTTPTransport``, a mock, a
-    proxy transport). ``meter`` defaults to the process-wide ``meter.default_meter()``.
+    proxy transport). ``meter`` defaults to the process-wide ``meter.default_meter()``,
+    looked up at each call (so ``set_default_meter`` applies) and built here, so a
+    configuration error (a bad ``$METER_DEPLOYMENTS``) raises now, not inside a call.
     """
 
     def __init__(self, inner: Any, meter: Meter | None = None) -> None:
         self.inner = inner
         self.meter = meter
+        if meter is None:
+            default_meter()
 
     def handle_request(self, request: Any) -> Any:
-        started = start(self.meter or default_meter(), request)
+        m = self.meter or default_meter_or_none()
+        started = start(m, request) if m is not None else None
         if started is None:
             return self.inner.handle_request(request)
         call, request = started
@@ -130,9 +135,12 @@ class AsyncMeteredTransport(httpx2.AsyncBaseTransport):
     def __init__(self, inner: Any, meter: Meter | None = None) -> None:
         self.inner = inner
         self.meter = meter
+        if meter is None:
+            default_meter()
 
     async def handle_async_request(self, request: Any) -> Any:
-        started = start(self.meter or default_meter(), request)
+        m = self.meter or default_meter_or_none()
+        started = start(m, request) if m is not None else None
         if started is None:
             return await self.inner.handle_async_request(request)
         call, request = started

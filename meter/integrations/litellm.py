@@ -40,7 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 from meter.adapters.transport import AsyncMeteredTransport, MeteredTransport
-from meter.meter import Meter, default_meter
+from meter.meter import Meter, default_meter, default_meter_or_none
 
 __all__ = ["instrument", "is_instrumented", "uninstrument"]
 
@@ -102,7 +102,9 @@ def _wrapped_create_client(original: Callable[..., Any], is_async: bool) -> Call
         try:
             _meter_client(client, is_async)
         except Exception as exc:  # metering must never break LiteLLM: the client works, unmetered
-            (_meter or default_meter()).record_fault("litellm_instrument", exc)
+            fault_meter = _meter or default_meter_or_none()
+            if fault_meter is not None:
+                fault_meter.record_fault("litellm_instrument", exc)
         return client
 
     create_client.__wrapped__ = original  # type: ignore[attr-defined]
@@ -131,10 +133,14 @@ def instrument(meter: Meter | None = None) -> None:
     ``meter`` receives the records; ``None`` means the process-wide
     ``meter.default_meter()`` at the time of each call. Calling ``instrument``
     again switches every instrumented client to the new ``meter``. Imports
-    LiteLLM (``ImportError`` when it is not installed).
+    LiteLLM (``ImportError`` when it is not installed). With no ``meter``, the
+    default meter is built here, so a configuration error raises now rather than
+    inside a LiteLLM call.
     """
     global _meter
     sync_cls, async_cls = _handler_classes()
+    if meter is None:
+        default_meter()
     with _lock:
         _meter = meter
         for transport in list(_ours):
