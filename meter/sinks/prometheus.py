@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from typing import Any, Literal
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -108,18 +109,21 @@ class _Families:
         """Bound children per label set (bounded by the label guard)."""
 
 
-_shared: dict[tuple[int, str], _Families] = {}
+_shared: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, _Families]] = weakref.WeakKeyDictionary()
+"""Families per live registry and namespace. Weak keys: a registry that is gone takes its families
+with it, and a new registry never inherits a dead one's (``id()`` keys were reused by new objects)."""
 _shared_lock = threading.Lock()
 
 
 def _families(registry: CollectorRegistry | None, ns: str, extra_labels: tuple[str, ...],
               max_label_values: int) -> _Families:
-    key = (id(registry), ns)
+    if registry is None:  # registered nowhere: nothing to share, each sink has its own
+        return _Families(None, ns, extra_labels, max_label_values)
     with _shared_lock:
-        families = _shared.get(key)
+        per_namespace = _shared.setdefault(registry, {})
+        families = per_namespace.get(ns)
         if families is None:
-            families = _Families(registry, ns, extra_labels, max_label_values)
-            _shared[key] = families
+            families = per_namespace[ns] = _Families(registry, ns, extra_labels, max_label_values)
         elif families.extra_labels != extra_labels:
             raise ValueError(
                 f"the Prometheus metrics '{ns}_*' on this registry were created with attribution labels "
