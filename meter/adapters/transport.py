@@ -10,6 +10,7 @@ only by ``await``: everything else lives in ``start`` below and in the core.
 from __future__ import annotations
 
 import importlib
+from contextvars import ContextVar
 from types import ModuleType
 from typing import Any
 
@@ -19,6 +20,13 @@ from meter.call import Call
 from meter.meter import Meter, default_meter, default_meter_or_none
 
 _STACKS: dict[type, ModuleType] = {}
+
+_metering: ContextVar[bool] = ContextVar("meter_metering", default=False)
+"""True while a metered transport sends a request it meters: a metered transport nested
+inside it (``MeteredTransport(MeteredTransport(inner))``, or one hidden in another
+wrapper) then passes the request straight through, so one HTTP attempt is one record.
+A context variable rather than a request extension: it is set around the inner call
+only, and a request object reused with ``client.send(request)`` carries nothing over."""
 
 
 def _stack(request: Any) -> ModuleType:
@@ -113,16 +121,21 @@ class MeteredTransport(httpx2.BaseTransport):
             default_meter()
 
     def handle_request(self, request: Any) -> Any:
+        if _metering.get():
+            return self.inner.handle_request(request)
         m = self.meter or default_meter_or_none()
         started = start(m, request) if m is not None else None
         if started is None:
             return self.inner.handle_request(request)
         call, request = started
+        token = _metering.set(True)
         try:
             response = self.inner.handle_request(request)
         except BaseException as exc:
             call.on_error(exc)
             raise
+        finally:
+            _metering.reset(token)
         return attach(call, request, response, is_async=False)
 
     def close(self) -> None:
@@ -139,16 +152,21 @@ class AsyncMeteredTransport(httpx2.AsyncBaseTransport):
             default_meter()
 
     async def handle_async_request(self, request: Any) -> Any:
+        if _metering.get():
+            return await self.inner.handle_async_request(request)
         m = self.meter or default_meter_or_none()
         started = start(m, request) if m is not None else None
         if started is None:
             return await self.inner.handle_async_request(request)
         call, request = started
+        token = _metering.set(True)
         try:
             response = await self.inner.handle_async_request(request)
         except BaseException as exc:
             call.on_error(exc)
             raise
+        finally:
+            _metering.reset(token)
         return attach(call, request, response, is_async=True)
 
     async def aclose(self) -> None:

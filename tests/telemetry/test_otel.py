@@ -138,15 +138,18 @@ def test_genai_metrics(telemetry: Telemetry, server: ReplayServer) -> None:
 def test_content_is_off_by_default_on_when_asked_and_capped(
     telemetry: Telemetry, server: ReplayServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = openai.AzureOpenAI(azure_endpoint=server.url, api_key=KEY, api_version="2024-10-21")
-    meter.wrap(client, meter=telemetry.meter())
-    client.chat.completions.create(model="reasoner-prod", messages=[{"role": "user", "content": "secret plan"}])
+    def client(m: meter.Meter) -> openai.AzureOpenAI:  # one client per meter: a client is metered by one Meter
+        return meter.wrap(openai.AzureOpenAI(azure_endpoint=server.url, api_key=KEY, api_version="2024-10-21"),
+                          meter=m)
+
+    client(telemetry.meter()).chat.completions.create(
+        model="reasoner-prod", messages=[{"role": "user", "content": "secret plan"}])
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
-    meter.wrap(client, meter=telemetry.meter())
-    client.chat.completions.create(model="reasoner-prod", messages=[{"role": "user", "content": "secret plan"}])
+    client(telemetry.meter()).chat.completions.create(
+        model="reasoner-prod", messages=[{"role": "user", "content": "secret plan"}])
     monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
-    meter.wrap(client, meter=telemetry.meter(capture_content=True, content_max_chars=40))
-    client.chat.completions.create(model="reasoner-prod", messages=[{"role": "user", "content": "y" * 500}])
+    client(telemetry.meter(capture_content=True, content_max_chars=40)).chat.completions.create(
+        model="reasoner-prod", messages=[{"role": "user", "content": "y" * 500}])
     telemetry.flush()
     off, on, capped = telemetry.receiver.wait_for_spans(3)
     assert names.INPUT_MESSAGES not in off.attributes and names.OUTPUT_MESSAGES not in off.attributes
