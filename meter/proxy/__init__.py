@@ -9,6 +9,8 @@ app, ``ProxyServer`` runs it in a background thread, ``add_command`` adds the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from meter.meter import Meter
 from meter.proxy.app import DEFAULT_MAX_REQUEST_BYTES, ProxyApp
 from meter.proxy.cli import add_command
@@ -19,11 +21,14 @@ __all__ = ["ProxyApp", "ProxyServer", "add_command", "create_proxy_app"]
 
 def create_proxy_app(upstream: str, meter: Meter | None = None, max_concurrency: int = 64,
                      connect_timeout: float = 10.0, read_timeout: float = 300.0, *, queue_timeout: float = 60.0,
-                     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> ProxyApp:
+                     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+                     allowed_hosts: Iterable[str] | None = None) -> ProxyApp:
     """The proxy as an ASGI app, to serve with any ASGI server (see ``ProxyApp`` for the behaviour).
 
     Serve it the way ``ProxyServer`` does (``meter.proxy.server.uvicorn_config``) or, under another
-    server, turn off that server's access log (it would print query strings) and its own headers.
+    server, turn off that server's access log (it would print query strings) and its own headers, and
+    cap its request head at ``meter.proxy.headers.MAX_HEADERS_TOTAL_BYTES``.
     """
     return ProxyApp(upstream, meter, max_concurrency=max_concurrency, connect_timeout=connect_timeout,
-                    read_timeout=read_timeout, queue_timeout=queue_timeout, max_request_bytes=max_request_bytes)
+                    read_timeout=read_timeout, queue_timeout=queue_timeout, max_request_bytes=max_request_bytes,
+                    allowed_hosts=allowed_hosts)

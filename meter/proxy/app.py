@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -40,12 +40,15 @@ from meter.proxy.asgi import (
     send_error,
     wait_for_disconnect,
 )
-from meter.proxy.headers import request_headers, response_headers
+from meter.proxy.headers import HeadersTooLarge, check_limits, request_headers, response_headers
+from meter.proxy.target import BadTarget, HostPolicy, upstream_url
 
 logger = logging.getLogger("meter.proxy")
 
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_REFUSED_METHODS = frozenset({"CONNECT", "TRACE"})
+"""Not a reverse proxy's to forward: tunnels, and echoes of the caller's headers (its key)."""
 
 
 class _Exchange:
@@ -86,15 +89,25 @@ class ProxyApp:
     ``max_concurrency * max_request_bytes`` plus one chunk per stream.
     ``transport`` replaces the inner ``httpx2.AsyncHTTPTransport`` (custom TLS,
     an egress proxy: environment proxy variables are not read).
+
+    Requests go only to the upstream: the URL is built from the upstream's
+    scheme, host and port and the caller's origin-form path and query (see
+    ``meter.proxy.target``); other request targets, ``CONNECT``/``TRACE``, a
+    ``Host`` the proxy does not answer to (``allowed_hosts`` adds names, ``"*"``
+    any) get a 400 / 405, and headers past the limits in ``meter.proxy.headers``
+    a 431, before anything is forwarded.
     """
 
     def __init__(self, upstream: str, meter: Meter | None = None, *, max_concurrency: int = 64,
                  connect_timeout: float = 10.0, read_timeout: float = 300.0, queue_timeout: float = 60.0,
                  max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-                 transport: httpx2.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx2.AsyncBaseTransport | None = None,
+                 allowed_hosts: Iterable[str] | None = None) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         base = upstream_base(upstream)
+        self._base = base
+        self._hosts = HostPolicy(allowed_hosts)
         self.upstream = str(base).rstrip("/")
         self.meter = meter if meter is not None else Meter(hosts=[base.host], inject_stream_usage=False)
         self.max_concurrency = max_concurrency
@@ -118,8 +131,23 @@ class ProxyApp:
             return
         started = time.monotonic()
         exchange = _Exchange()
+        answered = False
+
+        async def tracked(message: Any) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.start":
+                answered = True
+            await send(message)
+
         try:
-            await self._handle(scope, receive, send, exchange)
+            await self._handle(scope, receive, tracked, exchange)
+        except Exception as exc:
+            # A bug here must not become the server's 500 page with a traceback, nor log one that could
+            # quote the request: a one-line log with the exception's type, and Azure's error shape.
+            logger.error("internal error on %s %s: %s", scope["method"], _printable(scope["path"]),
+                         type(exc).__name__)
+            if not answered:
+                exchange.status = await send_error(send, 500, "ProxyInternalError", "the proxy failed on this request")
         finally:
             logger.info("%s %s %d %.3fs %dB", scope["method"], _printable(scope["path"]), exchange.status,
                         time.monotonic() - started, exchange.sent_bytes)
@@ -140,6 +168,17 @@ class ProxyApp:
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, exchange: _Exchange) -> None:
         try:
+            url = self._target(scope)
+        except HeadersTooLarge as exc:
+            exchange.status = await send_error(send, 431, "ProxyHeadersTooLarge", str(exc))
+            return
+        except _MethodRefused as exc:
+            exchange.status = await send_error(send, 405, "ProxyMethodNotAllowed", str(exc))
+            return
+        except BadTarget as exc:
+            exchange.status = await send_error(send, 400, "ProxyBadRequest", str(exc))
+            return
+        try:
             await asyncio.wait_for(self._slots.acquire(), self.queue_timeout)
         except TimeoutError:
             exchange.status = await send_error(send, 503, "ProxyOverloaded",
@@ -155,20 +194,28 @@ class ProxyApp:
                 return
             if body is None:
                 return
-            request = self._upstream_request(scope, body)
+            request = self._upstream_request(scope, url, body)
             await _until_disconnect(receive, self._relay(request, send, exchange))
         finally:
             self.in_flight -= 1
             self._slots.release()
 
-    def _upstream_request(self, scope: Scope, body: bytes) -> httpx2.Request:
-        raw_path: bytes = scope.get("raw_path") or quote(scope["path"]).encode()
-        target = self.upstream + raw_path.decode("latin-1")
-        query: bytes = scope.get("query_string", b"")
-        if query:
-            target += "?" + query.decode("latin-1")
+    def _target(self, scope: Scope) -> httpx2.URL:
+        """Check the request head and build the upstream URL; raises before anything is forwarded."""
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        check_limits(headers)
         method: str = scope["method"]
-        return httpx2.Request(method, target, headers=request_headers(scope["headers"]),
+        if method in _REFUSED_METHODS:
+            raise _MethodRefused(f"{method} is not forwarded by this proxy")
+        host = next((value for name, value in headers if name.lower() == b"host"), None)
+        server = scope.get("server")
+        self._hosts.check(None if host is None else host.decode("latin-1"), server[0] if server else None)
+        raw_path: bytes = scope.get("raw_path") or quote(scope["path"]).encode()
+        return upstream_url(self._base, raw_path, scope.get("query_string", b""))
+
+    def _upstream_request(self, scope: Scope, url: httpx2.URL, body: bytes) -> httpx2.Request:
+        method: str = scope["method"]
+        return httpx2.Request(method, url, headers=request_headers(scope["headers"]),
                               content=body if body or method in _BODY_METHODS else None,
                               extensions={"timeout": self._timeout})
 
@@ -198,6 +245,10 @@ class ProxyApp:
             logger.warning("upstream failed mid-response (%s); cutting the client connection", type(exc).__name__)
         finally:
             await response.aclose()
+
+
+class _MethodRefused(ValueError):
+    """A method the proxy does not forward (answered 405)."""
 
 
 async def _until_disconnect(receive: Receive, work: Coroutine[Any, Any, None]) -> None:

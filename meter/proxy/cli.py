@@ -41,6 +41,9 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
                         help="seconds between upstream bytes before a 504 or a cut stream (default: %(default)s)")
     parser.add_argument("--deployments", metavar="FILE",
                         help="deployment map for pricing (TOML or JSON; see docs/pricing.md)")
+    parser.add_argument("--allowed-host", action="append", default=None, metavar="NAME", dest="allowed_hosts",
+                        help="a Host name the proxy answers to besides loopback names, this machine's hostname and "
+                             "the address it was dialled at (repeatable; '*' accepts any); others get a 400")
     parser.add_argument("--inject-stream-usage", action="store_true",
                         help="add stream_options.include_usage to streaming chat requests that lack it: exact "
                              "usage, but callers then receive a usage chunk they did not ask for")
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     m = meter.Meter(hosts=[host], deployments=args.deployments, otel=otel,
                     inject_stream_usage=args.inject_stream_usage)
     app = ProxyApp(args.upstream, m, max_concurrency=args.max_concurrency, connect_timeout=args.connect_timeout,
-                   read_timeout=args.read_timeout, queue_timeout=args.queue_timeout)
+                   read_timeout=args.read_timeout, queue_timeout=args.queue_timeout,
+                   allowed_hosts=args.allowed_hosts)
     if args.metrics_port:
         meter.start_metrics_server(args.metrics_port, addr=args.metrics_addr)
         print(f"meter proxy: metrics on http://{args.metrics_addr}:{args.metrics_port}/metrics", file=sys.stderr)

@@ -18,6 +18,32 @@ HOP_BY_HOP = frozenset({
     b"trailer", b"transfer-encoding", b"upgrade",
 })
 
+MAX_HEADER_COUNT = 100
+"""Header fields per request (Apache's ``LimitRequestFields`` default)."""
+MAX_HEADER_BYTES = 16 * 1024
+"""Bytes of one header field, name and value (an Entra ID bearer token is a few KiB)."""
+MAX_HEADERS_TOTAL_BYTES = 64 * 1024
+"""Bytes of all header fields together; also the server's limit on an incomplete request head."""
+
+
+class HeadersTooLarge(ValueError):
+    """The request's headers exceed the proxy's limits; the message says which (sent to the caller)."""
+
+
+def check_limits(headers: Iterable[Header]) -> None:
+    """Raise ``HeadersTooLarge`` past the count, the per-field size or the total size."""
+    total = 0
+    for count, (name, value) in enumerate(headers, 1):
+        size = len(name) + len(value)
+        total += size
+        if size > MAX_HEADER_BYTES:
+            raise HeadersTooLarge(f"a request header field exceeds {MAX_HEADER_BYTES} bytes")
+        if count > MAX_HEADER_COUNT:
+            raise HeadersTooLarge(f"the request has more than {MAX_HEADER_COUNT} header fields")
+        if total > MAX_HEADERS_TOTAL_BYTES:
+            raise HeadersTooLarge(f"the request headers exceed {MAX_HEADERS_TOTAL_BYTES} bytes in all")
+
+
 # Request-only: ``host`` names the proxy (the upstream's comes from the URL), ``content-length`` is
 # recomputed from the body as forwarded (the meter may rewrite it), ``expect`` was answered by the
 # proxy's own server before the body was read.

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Self
 from meter._background import BackgroundServer
 from meter.meter import Meter
 from meter.proxy.app import ProxyApp
+from meter.proxy.headers import MAX_HEADERS_TOTAL_BYTES
 
 if TYPE_CHECKING:
     import uvicorn
@@ -27,7 +28,8 @@ def uvicorn_config(app: ProxyApp, **options: Any) -> uvicorn.Config:
     import uvicorn
 
     return uvicorn.Config(app, access_log=False, server_header=False, date_header=False, lifespan="on",
-                          timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S), **options)
+                          timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S),
+                          h11_max_incomplete_event_size=MAX_HEADERS_TOTAL_BYTES, **options)
 
 
 class ProxyServer:
@@ -35,7 +37,7 @@ class ProxyServer:
 
     ``port=0`` picks a free port; ``url`` is the address to point clients at.
     Keyword ``options`` go to ``ProxyApp`` (``max_concurrency``, ``connect_timeout``,
-    ``read_timeout``, ``queue_timeout``, ``max_request_bytes``, ``transport``).
+    ``read_timeout``, ``queue_timeout``, ``max_request_bytes``, ``transport``, ``allowed_hosts``).
     It does not touch logging configuration (uvicorn's ``log_config`` is off).
     """
 

@@ -1,0 +1,205 @@
+"""Property 7 (the proxy): hostile requests get a clear 4xx, reach nothing, and the proxy keeps serving.
+
+Defect 4: the proxy pasted the raw request target onto the upstream URL, so
+``@evil:8080/x`` made the upstream into userinfo and sent the caller's api-key
+to ``evil``; other targets left the upstream's path prefix or gave a 500 with a
+traceback. Defect 5: a 100 KB header or 8,000 headers were forwarded. Every
+request here is sent as raw bytes over a real socket to a real proxy in front of
+a recording upstream, with a second recording server as the attacker's host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import posixpath
+from collections.abc import Iterator
+
+import httpx2
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import meter
+from meter.proxy import ProxyServer
+from meter.proxy.headers import MAX_HEADER_BYTES, MAX_HEADER_COUNT
+from meter.proxy.target import BadTarget, upstream_url
+from tests.reliability.conftest import soak
+from tests.support.recorder import RecordingServer, raw_request
+
+KEY = "sk-ATTACK-7e1f0c9d"
+
+
+@pytest.fixture(scope="module")
+def evil() -> Iterator[RecordingServer]:
+    with RecordingServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[RecordingServer]:
+    with RecordingServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module", params=["", "/aoai"], ids=["no-prefix", "prefix"])
+def proxy(request: pytest.FixtureRequest, upstream: RecordingServer) -> Iterator[ProxyServer]:
+    m = meter.Meter(otel=False, prometheus=False, price_book=False)
+    with ProxyServer(upstream.url + request.param, meter=m) as server:
+        yield server
+
+
+def _send(proxy: ProxyServer, target: str, extra: str = "", host: str | None = None) -> tuple[int, bytes]:
+    host_line = f"Host: {host or f'127.0.0.1:{proxy.port}'}\r\n" if host != "" else ""
+    head = f"GET {target} HTTP/1.1\r\n{host_line}api-key: {KEY}\r\n{extra}\r\n".encode("latin-1")
+    answer = raw_request(proxy.port, head)
+    status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
+    return status, answer
+
+
+def _prefix(proxy: ProxyServer) -> str:
+    return proxy.app.upstream.split(":", 2)[2].partition("/")[2]
+
+
+HOSTILE_TARGETS = [
+    "@{evil}/x",                       # the upstream becomes userinfo: https://upstream@evil/x
+    ":{evil_port}/x",                  # the upstream's host with the attacker's port
+    ".evil.example/x",                 # the upstream's name as a prefix of another domain
+    "http://{evil}/x",                 # absolute-form
+    "https://{evil}/x",
+    "{evil}",                          # authority-form
+    "*",                               # asterisk-form
+    "/../other/",                      # out of the upstream's path prefix
+    "/openai/../../other",
+    "/%2e%2e/other",
+    "/%2E./other",
+    "/..%2Fother",
+    "/openai/%2e%2e%5c%2e%2e%5cother",
+    "/a%00b",
+    "/x%zz",
+    "/a b",
+    "/a\\..\\b",
+    "/a#frag",
+    "/\u00e9",
+]
+SERVER_REFUSED = {"/a b", "/\u00e9"}
+
+
+@pytest.mark.parametrize("template", HOSTILE_TARGETS)
+def test_hostile_targets_are_refused_and_reach_nothing(template: str, proxy: ProxyServer,
+                                                       upstream: RecordingServer, evil: RecordingServer) -> None:
+    target = template.format(evil=f"127.0.0.1:{evil.port}", evil_port=evil.port)
+    before_up, before_evil = len(upstream.seen), len(evil.seen)
+    status, answer = _send(proxy, target)
+    assert status == 400, answer
+    body = answer.partition(b"\r\n\r\n")[2]
+    if target in SERVER_REFUSED:  # not even HTTP: the server refuses it before the proxy sees it
+        assert body == b"Invalid HTTP request received."
+    else:
+        error = json.loads(body)["error"]
+        assert error["code"] == "ProxyBadRequest" and error["message"]
+    assert len(evil.seen) == before_evil, "the attacker's host was reached"
+    assert len(upstream.seen) == before_up, "a refused request was forwarded"
+    assert KEY.encode() not in answer and b"Traceback" not in answer
+
+
+@pytest.mark.parametrize("method", ["CONNECT", "TRACE"])
+def test_tunnels_and_traces_are_refused(method: str, proxy: ProxyServer, upstream: RecordingServer) -> None:
+    before = len(upstream.seen)
+    target = f"127.0.0.1:{proxy.port}" if method == "CONNECT" else "/openai/models"
+    answer = raw_request(proxy.port, f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\napi-key: {KEY}\r\n\r\n"
+                         .encode())
+    assert answer.startswith((b"HTTP/1.1 405", b"HTTP/1.1 400")), answer
+    assert len(upstream.seen) == before
+
+
+def test_plain_targets_go_to_the_upstream_under_its_prefix(proxy: ProxyServer, upstream: RecordingServer) -> None:
+    prefix = "/" + _prefix(proxy) if _prefix(proxy) else ""
+    for target in ("/openai/deployments/d/chat/completions?api-version=2024-10-21",
+                   "//openai/deployments/d/chat/completions?api-version=2024-10-21",  # the SDK's double slash
+                   "/echo/a%2Fb/c?x=1&sig=%2B%3D", "/a.b/...c/x..y"):
+        status, _ = _send(proxy, target)
+        assert status == 200
+        assert upstream.seen[-1].request_line == f"GET {prefix}{target} HTTP/1.1".encode()
+        assert f"host: 127.0.0.1:{upstream.port}".encode() in upstream.seen[-1].head.lower()
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:80", "upstream.example", "10.9.8.7",
+                                  "127.0.0.1@evil.example", "evil.example/x", "[::1", ""])
+def test_a_foreign_or_malformed_host_is_refused(host: str, proxy: ProxyServer, upstream: RecordingServer) -> None:
+    before = len(upstream.seen)
+    status, answer = _send(proxy, "/openai/models", host=host)
+    assert status == 400, answer
+    assert len(upstream.seen) == before
+
+
+@pytest.mark.parametrize("host", ["localhost:8080", "127.0.0.1", "127.0.0.2:1", "[::1]:80", "LOCALHOST."])
+def test_loopback_hosts_are_accepted(host: str, proxy: ProxyServer) -> None:
+    assert _send(proxy, "/openai/models", host=host)[0] == 200
+
+
+def test_allowed_hosts_add_names(upstream: RecordingServer) -> None:
+    m = meter.Meter(otel=False, prometheus=False, price_book=False)
+    with ProxyServer(upstream.url, meter=m, allowed_hosts=["meter-proxy.internal"]) as named:
+        assert _send(named, "/x", host="meter-proxy.internal:8080")[0] == 200
+        assert _send(named, "/x", host="other.internal")[0] == 400
+    with ProxyServer(upstream.url, meter=m, allowed_hosts=["*"]) as anyone:
+        assert _send(anyone, "/x", host="whatever.example")[0] == 200
+        assert _send(anyone, "/x", host="bad/host")[0] == 400
+
+
+@pytest.mark.parametrize("extra", [
+    "x-big: " + "a" * 100_000 + "\r\n",
+    "x-big: " + "a" * (MAX_HEADER_BYTES + 1) + "\r\n",
+    "".join(f"x-h{i}: v\r\n" for i in range(8_000)),
+    "".join(f"x-h{i}: v\r\n" for i in range(MAX_HEADER_COUNT)),  # with host and api-key: over the count
+    "".join(f"x-h{i}: {'v' * 1000}\r\n" for i in range(70)),  # each small, together over 64 KiB
+], ids=["100KB", "over-field-limit", "8000-headers", "101-headers", "over-total"])
+def test_oversized_headers_get_431_and_the_proxy_keeps_serving(extra: str, proxy: ProxyServer,
+                                                               upstream: RecordingServer) -> None:
+    before = len(upstream.seen)
+    status, answer = _send(proxy, "/openai/models", extra)
+    assert status in (431, 400), answer  # 400: the HTTP server's own head limit, when the head came in pieces
+    assert len(upstream.seen) == before
+    assert _send(proxy, "/openai/models")[0] == 200
+
+
+def test_headers_at_the_limits_pass(proxy: ProxyServer, upstream: RecordingServer) -> None:
+    extra = "".join(f"x-h{i}: v\r\n" for i in range(MAX_HEADER_COUNT - 2))  # + host + api-key = the limit
+    assert _send(proxy, "/openai/models", extra)[0] == 200
+    name = "x-big: "
+    assert _send(proxy, "/openai/models", name + "a" * (MAX_HEADER_BYTES - len(name) + 2) + "\r\n")[0] == 200
+
+
+def test_a_slow_oversized_head_is_cut_by_the_server(proxy: ProxyServer) -> None:
+    """A head trickled in pieces never grows past the server's limit: it answers and closes."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as conn:
+        conn.sendall(b"GET /openai/models HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        answer = b""
+        try:
+            for _ in range(400):
+                conn.sendall(b"x-slow: " + b"a" * 1000 + b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        with contextlib.suppress(ConnectionResetError, TimeoutError):
+            answer = conn.recv(65536)
+    assert answer == b"" or answer.startswith((b"HTTP/1.1 400", b"HTTP/1.1 431")), answer[:200]
+    assert _send(proxy, "/openai/models")[0] == 200
+
+
+@settings(max_examples=soak(3000, 100_000), deadline=None)
+@given(path=st.binary(max_size=60) | st.text(alphabet="/.%2eEfF5cC@:?#\\abx", max_size=30).map(str.encode),
+       query=st.binary(max_size=20))
+def test_any_target_stays_on_the_upstream_or_is_refused(path: bytes, query: bytes) -> None:
+    """Whatever the bytes, the URL has the upstream's scheme, host and port, and its path stays under the prefix."""
+    base = httpx2.URL("https://res.openai.azure.com:8443/aoai")
+    try:
+        url = upstream_url(base, path, query)
+    except BadTarget:
+        return
+    assert (url.scheme, url.host, url.port) == ("https", "res.openai.azure.com", 8443)
+    assert url.raw_path.startswith(b"/aoai/")
+    resolved = posixpath.normpath(url.path)  # how an upstream resolving dot segments would read it
+    assert resolved == "/aoai" or resolved.startswith("/aoai/")
