@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from meter import observe
-from meter.decode import Decoder, decoder_for
+from meter import observe, sse
+from meter.decode import DecodedTooLarge, Decoder, decoder_for
 from meter.record import AzureHeaders, CallRecord, Outcome, Usage, UsageSource
 from meter.request import RequestInfo
 from meter.route import Route
@@ -31,7 +31,11 @@ if TYPE_CHECKING:
     from meter.meter import Meter
 
 MAX_JSON_BODY_BYTES = 32 * 1024 * 1024
-"""Non-streaming bodies larger than this are passed through but not parsed."""
+"""Non-streaming bodies larger than this (decoded) are passed through but not parsed (a fault is counted)."""
+
+
+class _StopReading(Exception):
+    """Raised inside a decoder's output to stop decoding a body meter no longer reads."""
 
 
 class Headers(Protocol):
@@ -150,7 +154,13 @@ class Call:
             self.status_code = status_code
             self._azure = azure_headers(headers)
             content_type = str(headers.get("content-type") or "").split(";", 1)[0].strip().lower()
-            self._decoder = decoder_for(headers.get("content-encoding"))
+            try:
+                self._decoder = decoder_for(headers.get("content-encoding"))
+            except ValueError as exc:  # an encoding meter cannot undo: the body is not read at all
+                self._sse = content_type == "text/event-stream"
+                self._stop_reading()
+                self._fault("content_encoding", exc)
+                return
             if content_type == "text/event-stream":
                 self._start_sse()
             elif content_type:
@@ -169,6 +179,7 @@ class Call:
         else:
             self._observer = observe.ChatStreamObserver(self.obs, self._first_token, self._scanner, capture,
                                                         single_choice=self.info.choices == 1)
+        self._scanner.on_oversized = self._observer.on_oversized
         scanner, on_event = self._scanner, self._observer.on_event
 
         def feed(data: bytes) -> None:
@@ -187,15 +198,34 @@ class Call:
             if take is not None and take(chunk):
                 return
             if self._decoder is not None:
-                chunk = self._decoder.decode(chunk)
-            if self._feed is not None:
+                self._decoder.decode(chunk, self._consume)  # in bounded pieces
+            elif self._feed is not None:
                 self._feed(chunk)
             else:
                 self._on_body_chunk(chunk)
+        except _StopReading:
+            pass
+        except DecodedTooLarge as exc:
+            self._stop_reading()
+            self._fault("decoded_too_large", exc)
         except Exception as exc:
-            self._skip = True
-            self._broken = True
+            self._stop_reading()
             self._fault("parse", exc)
+
+    def _stop_reading(self) -> None:
+        """Nothing more is read from this body: its usage stays unknown (``None``), never guessed."""
+        self._skip = True
+        self._broken = True
+        self._body = None
+
+    def _consume(self, data: bytes) -> None:
+        """Decoded body bytes (a piece of a chunk)."""
+        if self._skip:
+            raise _StopReading
+        if self._feed is not None:
+            self._feed(data)
+        else:
+            self._on_body_chunk(data)
 
     def _on_body_chunk(self, data: bytes) -> None:
         if self._sniff:
@@ -212,11 +242,10 @@ class Call:
         if self._body is not None:
             self._body_size += len(data)
             if self._body_size > MAX_JSON_BODY_BYTES:
-                self._body = None
-                self._broken = True
-                self._skip = True
-            else:
-                self._body.append(data)
+                self._stop_reading()
+                self._fault("body_too_large", ValueError(f"a JSON body over {MAX_JSON_BODY_BYTES} bytes"))
+                raise _StopReading
+            self._body.append(data)
 
     def on_end(self) -> None:
         """The body was read to its end."""
@@ -303,6 +332,8 @@ class Call:
         if obs.usage is not None:
             return obs.usage, "stream" if self._sse else "response"
         status = self.status_code
+        if self._broken:  # meter stopped reading (a fault, a cap): what it did not see is unknown
+            return None, None
         if not self._sse or status is None or status >= 400 or obs.failed:
             return None, None
         if self.route.operation != "create":
@@ -318,6 +349,10 @@ class Call:
         if self._sse:
             if self._eof:
                 self._flush_stream()
+            scanner = self._scanner
+            if scanner is not None and scanner.overflowed:  # read from its head and tail only: say so
+                self._fault("event_too_large", ValueError(
+                    f"{scanner.overflowed} SSE event(s) over {sse.MAX_EVENT_BYTES} bytes"))
         elif self._eof:
             self._read_body()
         outcome, error_type = self._outcome(exc)

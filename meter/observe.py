@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from meter import partial
 from meter import usage as usage_mod
 from meter.record import Api, Usage
 from meter.sse import SSEScanner
@@ -164,6 +165,24 @@ class ChatStreamObserver:
         ):
             self._parse(data)
 
+    def on_oversized(self, head: bytes, tail: bytes) -> None:
+        """A chunk too big to keep whole: identity from its start, usage and finish from its end."""
+        obs = self.obs
+        if obs.content_events == 0:
+            self.on_first_token()
+        obs.content_events += 1
+        fields = partial.leading_fields(head)
+        if obs.response_id is None and isinstance(fields.get("id"), str):
+            obs.response_id = fields["id"]
+        if obs.response_model is None and isinstance(fields.get("model"), str):
+            obs.response_model = fields["model"]
+        usage = partial.last_object(tail, b"usage")
+        if usage is not None:
+            obs.usage = usage_mod.from_chat(usage)
+        reason = partial.last_string(tail, b"finish_reason")
+        if reason is not None and self.single_choice:
+            obs.finish_reasons[0] = reason
+
     def _parse(self, data: bytes) -> None:
         obj = json.loads(data)
         if not isinstance(obj, dict):
@@ -264,6 +283,29 @@ class ResponsesStreamObserver:
                 response = obj.get("response")
                 if isinstance(response, dict):
                     _read_identity(response, obs)
+
+
+    def on_oversized(self, head: bytes, tail: bytes) -> None:
+        """An event too big to keep whole (images, a long output): type and identity from its start,
+        usage from its end (a Responses object lists ``usage`` after ``output``)."""
+        fields = partial.leading_fields(head, into="response")
+        etype = fields.get("type")
+        etype = etype.encode() if isinstance(etype, str) else b""
+        obs = self.obs
+        if etype.endswith(b".delta"):
+            if obs.content_events == 0:
+                self.on_first_token()
+            obs.content_events += 1
+            return
+        if etype not in _TERMINAL_RESPONSE_TYPES:
+            return
+        response = fields.get("response")
+        if isinstance(response, dict):
+            read_response_object({k: v for k, v in response.items() if k != "usage"}, obs)
+        usage = partial.last_object(tail, b"usage")
+        if usage is not None and "input_tokens" in usage:
+            obs.usage = usage_mod.from_responses(usage)
+        obs.ended = True
 
 
 def _read_identity(response: dict[str, Any], obs: Observation) -> None:

@@ -22,3 +22,26 @@ def soak(bounded: int, long: int) -> int:
 @pytest.fixture
 def soak_size() -> bool:
     return SOAK
+
+
+FIGURES: dict[str, object] = {}
+"""Numbers the suite measured (cases run, load held, bombs tried, records lost...), printed at the end
+and written to ``.reliability-figures.json``: the source of the figures in docs/reliability.md."""
+
+
+@pytest.fixture
+def figures() -> dict[str, object]:
+    return FIGURES
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not FIGURES:
+        return
+    import json
+    from pathlib import Path
+
+    terminalreporter.section("reliability figures")
+    for key in sorted(FIGURES):
+        terminalreporter.write_line(f"{key}: {FIGURES[key]}")
+    path = Path(__file__).resolve().parents[2] / ".reliability-figures.json"
+    path.write_text(json.dumps(FIGURES, indent=2, sort_keys=True, default=str) + "\n")
