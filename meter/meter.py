@@ -23,7 +23,7 @@ from meter import route as route_mod
 from meter.call import Call, Headers
 from meter.costing import Costing, DeploymentSpec, load_deployments
 from meter.record import CallRecord
-from meter.request import RequestInfo, estimate_input_tokens, model_hint, parse_body, with_include_usage
+from meter.request import RequestInfo, estimate_input_tokens, model_hint, parse_body, stream_hint, with_include_usage
 from meter.sinks import content
 from meter.sinks.otel import OTelSink
 from meter.sinks.prometheus import PrometheusSink
@@ -178,7 +178,7 @@ class Meter:
             if route is None:
                 return None
             raw = body() if method == "POST" else None
-            if raw is not None and (route.deployment_from_body or self.capture_content or _streams(raw)):
+            if raw is not None and (route.deployment_from_body or self.capture_content or stream_hint(raw)):
                 info, parsed = parse_body(raw)
             else:  # a non-streaming call on a deployment path: nothing in the body is needed
                 info, parsed = RequestInfo(model=model_hint(raw)), None
@@ -279,10 +279,6 @@ def _attempt(headers: Headers) -> int | None:
         return int(raw)
     except ValueError:
         return None
-
-
-def _streams(body: bytes) -> bool:
-    return b'"stream":true' in body or b'"stream": true' in body
 
 
 def _correlation_id(method: str, path: str, body: bytes | None) -> str:

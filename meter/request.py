@@ -44,6 +44,9 @@ def parse_body(body: bytes | None) -> tuple[RequestInfo, dict[str, Any] | None]:
         return RequestInfo(), None
     try:
         obj = json.loads(body)
+    except RecursionError:
+        # Nested too deep to parse (~1,000 levels): still metered, from what needs no parse.
+        return RequestInfo(model=model_hint(body), stream=stream_hint(body)), None
     except (ValueError, UnicodeDecodeError):
         return RequestInfo(), None
     if not isinstance(obj, dict):
@@ -76,6 +79,16 @@ def model_hint(body: bytes | None) -> str | None:
         return None
     m = _MODEL.search(body)
     return m.group(1).decode("utf-8", "replace") if m else None
+
+
+_STREAM_TRUE = re.compile(rb'"stream"\s*:\s*true')
+
+
+def stream_hint(body: bytes | None) -> bool:
+    """Does the body ask for a stream? Without a parse (in a JSON string the quotes would be escaped)."""
+    if not body or b'"stream"' not in body:
+        return False
+    return b'"stream":true' in body or _STREAM_TRUE.search(body) is not None
 
 
 def accepts_stream_options(route: Route) -> bool:

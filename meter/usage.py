@@ -2,8 +2,11 @@
 
 Tolerant by design: every details object is optional, keys may come in any
 order, and non-OpenAI models behind Azure use their own shapes (DeepSeek puts
-``reasoning_tokens`` at the top level). Anything that is not a non-negative int
-counts as absent, never as an error.
+``reasoning_tokens`` at the top level). A detail that is not a non-negative int
+counts as absent, never as an error. But the main counts are never made up: a
+usage object without a valid input count, or whose input or output count is
+negative, fractional, a string or past ``MAX_TOKENS``, gives ``None`` (unknown)
+rather than a zero or an absurd number that would be priced.
 """
 
 from __future__ import annotations
@@ -12,23 +15,33 @@ from typing import Any
 
 from meter.record import Usage
 
+MAX_TOKENS = 10**9
+"""More tokens than this in one call is not a count (the largest context windows hold ~2 million)."""
+
+
+def _valid(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKENS
+
 
 def _int(obj: Any, key: str) -> int:
     if not isinstance(obj, dict):
         return 0
     value = obj.get(key)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    return 0
+    return value if isinstance(value, int) and _valid(value) else 0
+
+
+def _counts(usage: dict[str, Any], input_key: str, output_key: str) -> bool:
+    """The main counts are usable: the input count valid, the output count valid or absent."""
+    return _valid(usage.get(input_key)) and (output_key not in usage or _valid(usage[output_key]))
 
 
 def _has_int(obj: Any, key: str) -> bool:
-    return isinstance(obj, dict) and isinstance(obj.get(key), int) and not isinstance(obj.get(key), bool)
+    return isinstance(obj, dict) and _valid(obj.get(key))
 
 
 def from_chat(usage: Any) -> Usage | None:
     """Chat Completions and embeddings usage (``prompt_tokens`` / ``completion_tokens``)."""
-    if not isinstance(usage, dict):
+    if not isinstance(usage, dict) or not _counts(usage, "prompt_tokens", "completion_tokens"):
         return None
     prompt = usage.get("prompt_tokens_details")
     completion = usage.get("completion_tokens_details")
@@ -50,7 +63,7 @@ def from_chat(usage: Any) -> Usage | None:
 
 def from_responses(usage: Any) -> Usage | None:
     """Responses API usage (``input_tokens`` / ``output_tokens``)."""
-    if not isinstance(usage, dict):
+    if not isinstance(usage, dict) or not _counts(usage, "input_tokens", "output_tokens"):
         return None
     details_in = usage.get("input_tokens_details")
     details_out = usage.get("output_tokens_details")

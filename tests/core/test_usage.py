@@ -31,11 +31,22 @@ def test_deepseek_top_level_reasoning_and_null_details() -> None:
     assert u is not None and u.reasoning_output_tokens == 7 and u.cached_input_tokens == 0
 
 
-def test_garbage_counts_as_absent() -> None:
-    u = from_chat({"prompt_tokens": "12", "completion_tokens": -3, "total_tokens": True})
-    assert u == Usage()
+def test_garbage_main_counts_are_unknown_never_zero() -> None:
+    assert from_chat({"prompt_tokens": "12", "completion_tokens": -3, "total_tokens": True}) is None
+    assert from_chat({"prompt_tokens": 12, "completion_tokens": -3}) is None
+    assert from_chat({"prompt_tokens": 12.0, "completion_tokens": 3}) is None
+    assert from_chat({"prompt_tokens": 10**12, "completion_tokens": 3}) is None
+    assert from_chat({}) is None
+    assert from_responses({"input_tokens": 5, "output_tokens": "7"}) is None
     assert from_chat(None) is None
     assert from_responses([1, 2]) is None
+
+
+def test_garbage_details_count_as_absent() -> None:
+    u = from_chat({"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": True,
+                   "prompt_tokens_details": {"cached_tokens": -1}, "completion_tokens_details": "x"})
+    assert u == Usage(input_tokens=12, output_tokens=3, total_tokens=15)
+    assert from_chat({"prompt_tokens": 12, "total_tokens": 12}) == Usage(input_tokens=12, total_tokens=12)
 
 
 def test_responses_shape() -> None:
