@@ -253,13 +253,18 @@ def cost_dashboard() -> Json:
             series("Cost per 1k requests by deployment",
                    [Target("1000 * " + q.ratio_or_zero(q.rate(cost), q.rate(requests), BY_DEPLOYMENT),
                            "{{deployment}}")],
-                   "currencyUSD", "USD per 1000 calls, per deployment."),
+                   "currencyUSD", "USD per 1000 calls, per deployment.", width=8),
             series("Unpriced and estimated calls",
                    [Target(q.sum_by(("deployment", "model"), q.increase(S(q.UNPRICED_REQUESTS), q.RATE)),
                            "unpriced {{deployment}} {{model}}"),
                     Target(q.sum_by(("deployment", "model"), q.increase(S(q.ESTIMATED_REQUESTS), q.RATE)),
                            "estimated {{deployment}} {{model}}")],
-                   "short", "Calls per interval whose cost is missing (unpriced) or based on estimated usage."),
+                   "short", "Calls per interval whose cost is missing (unpriced) or based on estimated usage.",
+                   width=8),
+            series("Estimated spend by deployment (USD/h)",
+                   [Target(q.per_hour(q.sum_by(("deployment",), q.rate(S(q.ESTIMATED_COST_USD)))), "{{deployment}}")],
+                   "currencyUSD", "Cost of estimated usage (the service reported none), per hour: kept out of "
+                   "every spend panel above, which count the service's own numbers only.", width=8),
         ],
     ])
 

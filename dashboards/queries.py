@@ -24,6 +24,9 @@ REASONING_OUTPUT_TOKENS = names.reasoning_output_tokens_total(NS)
 COST_USD = names.cost_usd_total(NS)
 UNPRICED_REQUESTS = names.unpriced_requests_total(NS)
 ESTIMATED_REQUESTS = names.estimated_requests_total(NS)
+ESTIMATED_INPUT_TOKENS = names.estimated_input_tokens_total(NS)
+ESTIMATED_OUTPUT_TOKENS = names.estimated_output_tokens_total(NS)
+ESTIMATED_COST_USD = names.estimated_cost_usd_total(NS)
 DURATION = names.request_duration_seconds(NS)
 TTFT = names.time_to_first_token_seconds(NS)
 DURATION_BUCKET = f"{DURATION}_bucket"
@@ -48,7 +51,8 @@ EXEMPLAR_TRACE_ID_LABEL = names.EXEMPLAR_TRACE_ID
 
 ALL_METRICS: tuple[str, ...] = (
     REQUESTS, INPUT_TOKENS, CACHED_INPUT_TOKENS, CACHE_WRITE_INPUT_TOKENS, OUTPUT_TOKENS, REASONING_OUTPUT_TOKENS,
-    COST_USD, UNPRICED_REQUESTS, ESTIMATED_REQUESTS, DURATION_BUCKET, DURATION_SUM, DURATION_COUNT, TTFT_BUCKET,
+    COST_USD, UNPRICED_REQUESTS, ESTIMATED_REQUESTS, ESTIMATED_INPUT_TOKENS, ESTIMATED_OUTPUT_TOKENS,
+    ESTIMATED_COST_USD, DURATION_BUCKET, DURATION_SUM, DURATION_COUNT, TTFT_BUCKET,
     RATELIMIT_REMAINING_TOKENS, RATELIMIT_REMAINING_REQUESTS, RATELIMIT_LIMIT_TOKENS, RATELIMIT_LIMIT_REQUESTS,
     METERING_FAULTS, LABEL_OVERFLOW,
 )
@@ -159,4 +163,7 @@ def totals_queries() -> dict[str, str]:
         "cost_usd": f"sum({COST_USD})",
         "unpriced": f"sum({UNPRICED_REQUESTS})",
         "estimated": f"sum({ESTIMATED_REQUESTS})",
+        "estimated_input_tokens": f"sum({ESTIMATED_INPUT_TOKENS})",
+        "estimated_output_tokens": f"sum({ESTIMATED_OUTPUT_TOKENS})",
+        "estimated_cost_usd": f"sum({ESTIMATED_COST_USD})",
     }

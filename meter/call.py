@@ -143,8 +143,10 @@ class Call:
         """The observer's one-chunk-one-delta fast path (streams only)."""
         self._eof = False
         self.obs = observe.Observation()
+        self._untracked = False
         self._done = False
-        self._once = threading.Lock()
+        self._lock = threading.Lock()
+        """Held while a chunk is read and while the record is built (see ``_finish``)."""
 
     # -- events from the adapter ------------------------------------------------------------
 
@@ -193,6 +195,9 @@ class Call:
         """One raw body chunk, exactly as the caller receives it. Runs per chunk: kept lean."""
         if self._skip:
             return
+        lock = self._lock
+        if not lock.acquire(blocking=False):
+            return  # the record is being built (a close from another thread): nothing more to read
         try:
             take = self._take
             if take is not None and take(chunk):
@@ -211,6 +216,8 @@ class Call:
         except Exception as exc:
             self._stop_reading()
             self._fault("parse", exc)
+        finally:
+            lock.release()
 
     def _stop_reading(self) -> None:
         """Nothing more is read from this body: its usage stays unknown (``None``), never guessed."""
@@ -256,6 +263,16 @@ class Call:
         """The caller closed the body (maybe before its end: then the call was aborted)."""
         self._finish(None)
 
+    def on_untracked(self, exc: BaseException) -> None:
+        """The adapter could not follow the response (a fault, counted): record what is known now.
+
+        The caller gets the response untouched; its body is never seen, so usage is unknown.
+        """
+        self._fault("attach", exc)
+        self._untracked = True
+        self._stop_reading()
+        self._finish(None)
+
     def on_error(self, exc: BaseException) -> None:
         """The inner transport raised, or the caller's task was cancelled or closed the iterator."""
         self._finish(exc)
@@ -269,18 +286,29 @@ class Call:
     def _fault(self, kind: str, exc: BaseException) -> None:
         self.meter.record_fault(kind, exc)
 
+    @property
+    def finished(self) -> bool:
+        """The record was built (or is being built): later endings are no-ops."""
+        return self._done
+
     def _finish(self, exc: BaseException | None) -> None:
-        # Atomic test-and-set: the end of a stream, a close from another thread and the
-        # garbage collector's finaliser may race; exactly one of them builds the record.
-        if self._done or not self._once.acquire(blocking=False):
+        # The end of a stream, a close from another thread and a finalised response may race,
+        # and a chunk may be in ``on_chunk`` on another thread: the lock makes the test-and-set
+        # atomic and waits for that chunk, so exactly one ending builds the record, from a
+        # state no chunk is changing. Subscribers run after the lock is released.
+        duration = time.perf_counter() - self._t0
+        if self._done:
             return
-        self._done = True
-        self._skip = True
-        try:
-            record = self._build(exc, time.perf_counter() - self._t0)
-        except Exception as build_exc:
-            self._fault("record", build_exc)
-            return
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+            self._skip = True
+            try:
+                record = self._build(exc, duration)
+            except Exception as build_exc:
+                self._fault("record", build_exc)
+                return
         self.meter.emit(record, self)
 
     def _read_body(self) -> None:
@@ -309,12 +337,17 @@ class Call:
     def _outcome(self, exc: BaseException | None) -> tuple[Outcome, str | None]:
         obs = self.obs
         if exc is not None:
-            if isinstance(exc, GeneratorExit | asyncio.CancelledError | KeyboardInterrupt):
+            if not isinstance(exc, GeneratorExit | asyncio.CancelledError | KeyboardInterrupt):
+                return "transport_error", type(exc).__name__
+            if not obs.ended:
                 return "aborted", type(exc).__name__
-            return "transport_error", type(exc).__name__
+            # The caller stopped iterating (or was cancelled) after the end marker: the outcome
+            # follows what the stream delivered, not how its iterator was closed.
         status = self.status_code
         if status is not None and status >= 400:
             return "http_error", obs.error_kind or str(status)
+        if self._untracked:  # the body went to the caller unseen: as far as meter knows, it went fine
+            return "ok", None
         if obs.failed:
             return "http_error", obs.error_kind or "error"
         if not self._eof and not obs.ended:
@@ -364,6 +397,8 @@ class Call:
         if deployment is None and route.deployment_from_body:
             deployment = self.info.model
         response_id = obs.response_id or route.response_id
+        provisional = (source == "estimated" and self.info.background and route.api == "responses"
+                       and route.operation == "create" and response_id is not None)
         return CallRecord(
             api=route.api,
             operation=route.operation,
@@ -392,4 +427,5 @@ class Call:
             correlation_id=self.correlation_id,
             trace_id=self.trace_id,
             span_id=self.span_id,
+            provisional=provisional,
         )

@@ -130,6 +130,8 @@ class Meter:
         self._hosts = frozenset(h.lower() for h in hosts)
         self._dedupe_size = dedupe_size
         self._counted: OrderedDict[str, None] = OrderedDict()
+        self._estimated: OrderedDict[str, None] = OrderedDict()
+        """Response ids whose only usage so far is a provisional estimate."""
         self._lock = threading.Lock()
         self._faults: dict[str, int] = {}
         self._logged: set[str] = set()
@@ -239,24 +241,42 @@ class Meter:
     # -- internals -----------------------------------------------------------------------------
 
     def _dedupe(self, record: CallRecord) -> CallRecord:
-        """Count a Responses id's usage once, however often it is retrieved or resumed."""
+        """Count a Responses id's usage once, however often it is retrieved or resumed.
+
+        An estimate never counts as the id's usage. A provisional one (a background
+        response whose create stream dropped) is remembered, so the service's usage
+        for that id, when a retrieve or resume brings it, says it supersedes it.
+        """
         if record.api != "responses" or record.usage is None or not record.response_id:
             return record
-        if record.usage_source == "estimated":
-            return record
         key = record.response_id
+        if record.usage_source == "estimated":
+            if record.provisional:
+                with self._lock:
+                    _remember(self._estimated, key, self._dedupe_size)
+            return record
         with self._lock:
             if key in self._counted:
                 self._counted.move_to_end(key)
                 repeat = True
+                supersedes = False
             else:
-                self._counted[key] = None
-                if len(self._counted) > self._dedupe_size:
-                    self._counted.popitem(last=False)
+                _remember(self._counted, key, self._dedupe_size)
                 repeat = False
+                supersedes = key in self._estimated
+                self._estimated.pop(key, None)
         if repeat:
             return record.replace(usage=None, usage_source=None, repeat=True)
+        if supersedes:
+            record.supersedes_estimate = True
         return record
+
+
+def _remember(ids: OrderedDict[str, None], key: str, size: int) -> None:
+    ids[key] = None
+    ids.move_to_end(key)
+    if len(ids) > size:
+        ids.popitem(last=False)
 
 
 _builtin_book: PriceBook | None = None

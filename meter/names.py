@@ -47,6 +47,10 @@ COST_TABLE_VERSION = "meter.cost.table_version"
 COST_BASIS = "meter.cost.basis"
 COST_ESTIMATED = "meter.cost.estimated"
 USAGE_SOURCE = "meter.usage.source"
+USAGE_PROVISIONAL = "meter.usage.provisional"
+"""An estimate for a background response still running: its real usage may come later; in no total."""
+USAGE_SUPERSEDES_ESTIMATE = "meter.usage.supersedes_estimate"
+"""The service's usage for a response id that an earlier record had only estimated."""
 OUTCOME = "meter.outcome"
 DEPLOYMENT = "meter.deployment"
 DEPLOYMENT_TYPE = "meter.deployment_type"
@@ -68,6 +72,9 @@ METRIC_TOKEN_USAGE = "gen_ai.client.token.usage"
 METRIC_OPERATION_DURATION = "gen_ai.client.operation.duration"
 METRIC_TIME_TO_FIRST_CHUNK = "gen_ai.client.operation.time_to_first_chunk"
 METRIC_OPERATION_COST = "gen_ai.client.operation.cost"
+METRIC_ESTIMATED_TOKENS = "meter.client.estimated.token.usage"
+"""Estimated tokens (the service reported none), by ``gen_ai.token.type``: never in the exact metrics."""
+METRIC_ESTIMATED_COST = "meter.client.estimated.operation.cost"
 """UNSTABLE: proposed by semconv-genai PR #443; a counter in USD."""
 TOKEN_TYPE = "gen_ai.token.type"
 
@@ -122,6 +129,18 @@ def unpriced_requests_total(ns: str) -> str:
 
 def estimated_requests_total(ns: str) -> str:
     return f"{ns}_estimated_requests_total"
+
+
+def estimated_input_tokens_total(ns: str) -> str:
+    return f"{ns}_estimated_input_tokens_total"
+
+
+def estimated_output_tokens_total(ns: str) -> str:
+    return f"{ns}_estimated_output_tokens_total"
+
+
+def estimated_cost_usd_total(ns: str) -> str:
+    return f"{ns}_estimated_cost_usd_total"
 
 
 def request_duration_seconds(ns: str) -> str:

@@ -116,6 +116,11 @@ class CallRecord:
     repeat: bool = False
     deployment_type: str | None = None
     region: str | None = None
+    provisional: bool = False
+    """An estimate for a background Responses create whose stream dropped: the response runs on, and
+    a later retrieve or resume brings the real usage. Metric totals leave it out (never both)."""
+    supersedes_estimate: bool = False
+    """This record's usage is the service's own for a response id an earlier record had only estimated."""
 
     def replace(self, **changes: Any) -> CallRecord:
         """A copy with some fields changed (records are frozen)."""

@@ -11,21 +11,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any
 
+from meter.adapters import orphans
 from meter.call import Call
 
 
 class _EndsCall:
-    """A response dropped without ``close()`` still yields its one record."""
+    """A response dropped without ``close()`` still yields its one record (finished by ``orphans``)."""
 
     _call: Call
 
     def __del__(self) -> None:
+        # Only an enqueue here: a finaliser runs on any thread, maybe one holding a lock that
+        # pricing, a span or a subscriber needs (see ``orphans``).
         call: Any = self.__dict__.get("_call")
-        if call is not None:
-            try:  # noqa: SIM105 - plain try: contextlib may already be torn down at interpreter exit
-                call.on_close()
-            except Exception:  # a finaliser must never raise
-                pass
+        if call is not None and not call.finished:
+            orphans.adopt(call)
 
 
 class SyncStreamLogic(_EndsCall):
@@ -34,6 +34,7 @@ class SyncStreamLogic(_EndsCall):
     def __init__(self, inner: Iterable[bytes], call: Call) -> None:
         self._inner = inner
         self._call = call
+        orphans.ensure_started()
 
     def __iter__(self) -> Iterator[bytes]:
         call = self._call
@@ -61,6 +62,7 @@ class AsyncStreamLogic(_EndsCall):
     def __init__(self, inner: AsyncIterable[bytes], call: Call) -> None:
         self._inner = inner
         self._call = call
+        orphans.ensure_started()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         call = self._call

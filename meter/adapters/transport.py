@@ -65,17 +65,18 @@ def _in_memory(stack: ModuleType, response: Any, call: Call) -> bool:
 
 
 def start(meter: Meter, request: Any) -> tuple[Call, Any] | None:
-    """Begin metering ``request``; returns the call and the request to send (maybe rewritten)."""
-    url = request.url
-    begun = meter.begin(
-        request.method,
-        url.host,
-        url.port,
-        url.path,
-        url.query.decode("ascii", "replace"),
-        request.headers,
-        lambda: _body(request),
-    )
+    """Begin metering ``request``; returns the call and the request to send (maybe rewritten).
+
+    Never raises: a fault lets the request through unmetered (and is counted).
+    """
+    try:
+        url = request.url
+        method, host, port, path = request.method, url.host, url.port, url.path
+        query = url.query.decode("ascii", "replace")
+    except Exception as exc:
+        meter.record_fault("begin", exc)
+        return None
+    begun = meter.begin(method, host, port, path, query, request.headers, lambda: _body(request))
     if begun is None:
         return None
     call, new_body = begun
@@ -96,12 +97,19 @@ def start(meter: Meter, request: Any) -> tuple[Call, Any] | None:
 
 
 def attach(call: Call, request: Any, response: Any, is_async: bool) -> Any:
-    """Hand the response head to the call and wrap the body so the call sees every chunk."""
-    call.on_response(response.status_code, dict(response.headers.multi_items()))
-    stack = _stack(request)
-    if not _in_memory(stack, response, call):
-        wrapper = stack.AsyncStream if is_async else stack.SyncStream
-        response.stream = wrapper(response.stream, call)
+    """Hand the response head to the call and wrap the body so the call sees every chunk.
+
+    Never raises: if the response cannot be followed, it goes to the caller as it
+    came and the call's record is emitted now, with what is known (a fault counted).
+    """
+    try:
+        call.on_response(response.status_code, dict(response.headers.multi_items()))
+        stack = _stack(request)
+        if not _in_memory(stack, response, call):
+            wrapper = stack.AsyncStream if is_async else stack.SyncStream
+            response.stream = wrapper(response.stream, call)
+    except Exception as exc:
+        call.on_untracked(exc)
     return response
 
 

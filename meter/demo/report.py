@@ -26,25 +26,38 @@ class Tally:
     cost_usd: Decimal = Decimal(0)
     unpriced: int = 0
     estimated: int = 0
+    estimated_input_tokens: int = 0
+    estimated_output_tokens: int = 0
+    estimated_cost_usd: Decimal = Decimal(0)
 
     def add(self, record: meter.CallRecord) -> None:
+        """Count a record the way the metric sinks do: estimates apart from the service's own counts."""
         self.requests += 1
         if record.outcome not in ("ok", "incomplete"):
             self.errors += 1
-        if record.usage is not None:
+        usage, cost = record.usage, record.cost
+        priced = cost is not None and cost.total is not None
+        if usage is not None and record.usage_source == "estimated":
+            self.estimated += 1
+            if not record.provisional:
+                self.estimated_input_tokens += usage.input_tokens
+                self.estimated_output_tokens += usage.output_tokens
+                if priced:
+                    self.estimated_cost_usd += cost.total
+        elif usage is not None:
             for name in TOKEN_FIELDS:
-                self.tokens[name] += getattr(record.usage, name)
-            if record.usage_source == "estimated":
-                self.estimated += 1
-        if record.cost is not None:
-            if record.cost.total is None:
-                self.unpriced += 1
-            else:
-                self.cost_usd += record.cost.total
+                self.tokens[name] += getattr(usage, name)
+            if priced:
+                self.cost_usd += cost.total
+        if cost is not None and cost.total is None:
+            self.unpriced += 1
 
     def as_json(self) -> dict[str, Any]:
         return {"requests": self.requests, "errors": self.errors, **self.tokens,
-                "cost_usd": str(self.cost_usd), "unpriced": self.unpriced, "estimated": self.estimated}
+                "cost_usd": str(self.cost_usd), "unpriced": self.unpriced, "estimated": self.estimated,
+                "estimated_input_tokens": self.estimated_input_tokens,
+                "estimated_output_tokens": self.estimated_output_tokens,
+                "estimated_cost_usd": str(self.estimated_cost_usd)}
 
 
 @dataclass
@@ -95,5 +108,7 @@ class Summary:
         outcomes = ", ".join(f"{n} {k}" for k, n in sorted(self.outcomes.items()))
         lines.append(f"outcomes: {outcomes}")
         if self.total.estimated or self.total.unpriced:
-            lines.append(f"estimated usage: {self.total.estimated} calls; unpriced: {self.total.unpriced} calls")
+            lines.append(f"estimated usage (not in the totals above): {self.total.estimated} calls, "
+                         f"{self.total.estimated_input_tokens} input and {self.total.estimated_output_tokens} output "
+                         f"tokens, {self.total.estimated_cost_usd:.6f} USD; unpriced: {self.total.unpriced} calls")
         return "\n".join(lines)

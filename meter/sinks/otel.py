@@ -67,6 +67,11 @@ class OTelSink:
             explicit_bucket_boundaries_advisory=list(names.DURATION_BUCKETS))
         self._cost = otel_meter.create_counter(
             names.METRIC_OPERATION_COST, unit="USD", description="Cost of GenAI operations at list prices")
+        self._estimated_tokens = otel_meter.create_counter(
+            names.METRIC_ESTIMATED_TOKENS, unit="{token}",
+            description="Estimated tokens of calls whose usage the service did not report")
+        self._estimated_cost = otel_meter.create_counter(
+            names.METRIC_ESTIMATED_COST, unit="USD", description="Cost of estimated usage")
         self.capture_content = capture_content
         self.content_max_chars = content_max_chars
         self.metric_attribute_keys = metric_attribute_keys
@@ -140,6 +145,10 @@ class OTelSink:
         if record.attempt is not None:
             attrs[names.ATTEMPT] = record.attempt
         usage = record.usage
+        if record.provisional:
+            attrs[names.USAGE_PROVISIONAL] = True
+        if record.supersedes_estimate:
+            attrs[names.USAGE_SUPERSEDES_ESTIMATE] = True
         if usage is not None:
             attrs[names.USAGE_SOURCE] = record.usage_source or ""
             attrs[names.USAGE_INPUT_TOKENS] = usage.input_tokens
@@ -203,11 +212,19 @@ class OTelSink:
         if record.stream and record.time_to_first_token_s is not None:
             self._ttfc.record(record.time_to_first_token_s, attrs)
         usage = record.usage
-        # Billable counts from the service only: estimates are not reported here (semconv: no offline counting).
-        if usage is not None and record.usage_source != "estimated":
+        cost = record.cost
+        priced = cost is not None and cost.total is not None
+        # The rule shared with the Prometheus sink: the semconv metrics hold only usage the service
+        # reported (semconv: no offline counting); estimates have their own counters, and a
+        # provisional estimate (its real usage may still come) none.
+        if usage is not None and record.usage_source == "estimated":
+            if not record.provisional:
+                self._estimated_tokens.add(usage.input_tokens, {**attrs, names.TOKEN_TYPE: "input"})
+                self._estimated_tokens.add(usage.output_tokens, {**attrs, names.TOKEN_TYPE: "output"})
+                if priced:
+                    self._estimated_cost.add(float(cost.total), {**attrs, names.COST_BASIS: cost.basis})
+        elif usage is not None:
             self._tokens.record(usage.input_tokens, {**attrs, names.TOKEN_TYPE: "input"})
             self._tokens.record(usage.output_tokens, {**attrs, names.TOKEN_TYPE: "output"})
-        cost = record.cost
-        if cost is not None and cost.total is not None:
-            self._cost.add(float(cost.total), {**attrs, names.COST_BASIS: cost.basis,
-                                               names.COST_ESTIMATED: cost.estimated})
+            if priced:
+                self._cost.add(float(cost.total), {**attrs, names.COST_BASIS: cost.basis})

@@ -86,6 +86,13 @@ class _Families:
                                 "Calls with usage that could not be priced (unknown model or price)")
         self.estimated = counter(names.estimated_requests_total(ns),
                                  "Calls whose usage was estimated because the service reported none")
+        self.estimated_input_tokens = counter(names.estimated_input_tokens_total(ns),
+                                              "Estimated input tokens of calls whose usage the service did not "
+                                              "report (never in the input token counter)")
+        self.estimated_output_tokens = counter(names.estimated_output_tokens_total(ns),
+                                               "Estimated output tokens (never in the output token counter)")
+        self.estimated_cost = counter(names.estimated_cost_usd_total(ns),
+                                      "Cost in US dollars of estimated usage (never in the cost counter)")
         self.duration = Histogram(names.request_duration_seconds(ns), "Duration of metered calls, to the last byte",
                                   (*names.BASE_LABELS, "stream", *extra_labels), buckets=buckets, registry=registry)
         self.ttft = Histogram(names.time_to_first_token_seconds(ns), "Time to the first output token of streams",
@@ -176,21 +183,28 @@ class PrometheusSink:
 
         series.requests.inc(1, exemplar)
         usage = record.usage
-        if usage is not None:
+        cost = record.cost
+        # One rule, shared with the OTel sink: the token and cost counters hold only usage the
+        # service reported; estimates go to their own counters, and a provisional estimate (its
+        # real usage may still come) to none, so no total ever holds an id twice.
+        if usage is not None and record.usage_source == "estimated":
+            series.estimated.inc(1, exemplar)
+            if not record.provisional:
+                _add(series.estimated_input_tokens, usage.input_tokens, exemplar)
+                _add(series.estimated_output_tokens, usage.output_tokens, exemplar)
+                if cost is not None and cost.total is not None:
+                    series.estimated_cost.inc(float(cost.total), exemplar)
+        elif usage is not None:
             _add(series.input_tokens, usage.input_tokens, exemplar)
             _add(series.cached_input_tokens, usage.cached_input_tokens, exemplar)
             _add(series.cache_write_input_tokens, usage.cache_write_input_tokens, exemplar)
             _add(series.output_tokens, usage.output_tokens, exemplar)
             _add(series.reasoning_output_tokens, usage.reasoning_output_tokens, exemplar)
-            if record.usage_source == "estimated":
-                series.estimated.inc(1, exemplar)
-        cost = record.cost
-        if cost is not None:
-            if cost.total is None:
-                series.unpriced.inc(1, exemplar)
-            else:
+            if cost is not None and cost.total is not None:
                 # Decimal in the record; Prometheus samples are float64 (about 15 significant digits).
                 series.cost.inc(float(cost.total), exemplar)
+        if cost is not None and cost.total is None:
+            series.unpriced.inc(1, exemplar)
         series.duration.observe(record.duration_s, exemplar)
         if record.time_to_first_token_s is not None:
             if series.ttft is None:  # bound on first use: non-streaming label sets never get one
@@ -232,6 +246,9 @@ class _Series:
         self.output_tokens = f.output_tokens.labels(*labels)
         self.reasoning_output_tokens = f.reasoning_output_tokens.labels(*labels)
         self.estimated = f.estimated.labels(*labels)
+        self.estimated_input_tokens = f.estimated_input_tokens.labels(*labels)
+        self.estimated_output_tokens = f.estimated_output_tokens.labels(*labels)
+        self.estimated_cost = f.estimated_cost.labels(*labels)
         self.unpriced = f.unpriced.labels(*labels)
         self.cost = f.cost.labels(*labels)
         self.duration = f.duration.labels(*base, "true" if stream else "false", *extra)

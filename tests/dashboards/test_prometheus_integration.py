@@ -117,8 +117,8 @@ def test_totals_equal_the_demo_json(run: Run) -> None:
     for key, expr in q.totals_queries().items():
         value = run.prom.value(expr)
         assert value is not None, expr
-        if key == "cost_usd":
-            assert value == pytest.approx(float(Decimal(totals["cost_usd"])), rel=1e-9)
+        if key in ("cost_usd", "estimated_cost_usd"):
+            assert value == pytest.approx(float(Decimal(totals[key])), rel=1e-9)
         else:
             assert value == totals[key], f"{key}: Prometheus {value}, demo {totals[key]}"
     assert totals["input_tokens"] > 0 and totals["cached_input_tokens"] > 0 and totals["reasoning_output_tokens"] > 0

@@ -58,6 +58,10 @@ def test_demo_totals_equal_its_metrics(served_demo: tuple[dict[str, Any], str, f
     assert metric_sum(text, names.output_tokens_total(ns)) == totals["output_tokens"] > 0
     assert metric_sum(text, names.reasoning_output_tokens_total(ns)) == totals["reasoning_output_tokens"] > 0
     assert metric_sum(text, names.cost_usd_total(ns)) == pytest.approx(float(Decimal(totals["cost_usd"])), rel=1e-9)
+    assert metric_sum(text, names.estimated_requests_total(ns)) == totals["estimated"] > 0
+    assert metric_sum(text, names.estimated_output_tokens_total(ns)) == totals["estimated_output_tokens"] > 0
+    assert metric_sum(text, names.estimated_cost_usd_total(ns)) == pytest.approx(
+        float(Decimal(totals["estimated_cost_usd"])), rel=1e-9)
     for deployment, tally in summary["deployments"].items():
         assert metric_sum(text, names.cost_usd_total(ns), deployment=deployment) == pytest.approx(
             float(Decimal(tally["cost_usd"])), rel=1e-9, abs=1e-12)

@@ -131,8 +131,17 @@ def test_genai_metrics(telemetry: Telemetry, server: ReplayServer) -> None:
     ttfc = telemetry.receiver.points(names.METRIC_TIME_TO_FIRST_CHUNK)
     assert sum(p.count or 0 for p in ttfc) == len([r for r in telemetry.records if r.time_to_first_token_s])
     cost = telemetry.receiver.points(names.METRIC_OPERATION_COST)
-    expected = sum(float(r.cost.total) for r in telemetry.records if r.cost is not None and r.cost.total is not None)
+    priced = [r for r in telemetry.records if r.cost is not None and r.cost.total is not None]
+    expected = sum(float(r.cost.total) for r in priced if r.usage_source != "estimated")
     assert sum(float(p.value or 0) for p in cost) == pytest.approx(expected)
+    estimated = [r for r in priced if r.usage_source == "estimated"]
+    assert estimated  # the workload has one: it is counted apart, never in the exact cost
+    estimated_cost = telemetry.receiver.points(names.METRIC_ESTIMATED_COST)
+    assert sum(float(p.value or 0) for p in estimated_cost) == pytest.approx(
+        sum(float(r.cost.total) for r in estimated))
+    estimated_tokens = telemetry.receiver.points(names.METRIC_ESTIMATED_TOKENS)
+    assert sum(p.value or 0 for p in estimated_tokens if p.attributes[names.TOKEN_TYPE] == "output") == sum(
+        r.usage.output_tokens for r in estimated if r.usage is not None)
 
 
 def test_content_is_off_by_default_on_when_asked_and_capped(

@@ -66,18 +66,24 @@ def test_counters_equal_the_records(workload: tuple[CollectorRegistry, list[mete
     assert len([r for r in records if r.outcome == "ok"]) == 8  # + one 429 (and any attempt the SDK retried)
     for team in ("search", "ads"):
         mine = [r for r in records if r.attributes.get("team") == team]
-        used = [r.usage for r in mine if r.usage is not None]
+        exact = [r for r in mine if r.usage_source != "estimated"]  # estimates have counters of their own
+        used = [r.usage for r in exact if r.usage is not None]
         assert total(s, names.requests_total(ns), team=team) == len(mine)
         assert total(s, names.input_tokens_total(ns), team=team) == sum(u.input_tokens for u in used)
         assert total(s, names.cached_input_tokens_total(ns), team=team) == sum(u.cached_input_tokens for u in used)
         assert total(s, names.output_tokens_total(ns), team=team) == sum(u.output_tokens for u in used)
         assert total(s, names.reasoning_output_tokens_total(ns), team=team) == sum(
             u.reasoning_output_tokens for u in used)
-        cost = sum(float(r.cost.total) for r in mine if r.cost is not None and r.cost.total is not None)
+        cost = sum(float(r.cost.total) for r in exact if r.cost is not None and r.cost.total is not None)
         assert total(s, names.cost_usd_total(ns), team=team) == pytest.approx(cost, rel=1e-12, abs=1e-15)
         assert cost > 0
     assert total(s, names.requests_total(ns), outcome="http_error", error_type="429") == 1
     assert total(s, names.estimated_requests_total(ns)) == 1
+    (estimate,) = [r for r in records if r.usage_source == "estimated"]
+    assert estimate.usage is not None and estimate.cost is not None and estimate.cost.total is not None
+    assert total(s, names.estimated_input_tokens_total(ns)) == estimate.usage.input_tokens
+    assert total(s, names.estimated_output_tokens_total(ns)) == estimate.usage.output_tokens > 0
+    assert total(s, names.estimated_cost_usd_total(ns)) == pytest.approx(float(estimate.cost.total))
     assert total(s, names.request_duration_seconds(ns) + "_count") == len(records)
     streams = [r for r in records if r.time_to_first_token_s is not None]
     assert total(s, names.time_to_first_token_seconds(ns) + "_count") == len(streams) >= 3
