@@ -1,7 +1,7 @@
 """meter: usage, cost, latency and failures of every Azure OpenAI call, at the HTTP transport.
 
 Public API (documented in the README): ``Meter``, ``wrap``, ``MeteredTransport``,
-``AsyncMeteredTransport``, ``CallRecord``, ``Usage``, ``AzureHeaders``,
+``AsyncMeteredTransport``, ``CallRecord``, ``Usage``, ``AzureHeaders``, ``QueuedSubscriber``,
 ``attribute``, ``default_meter``, ``set_default_meter``, ``start_metrics_server``,
 ``metrics_wsgi_app``, ``metrics_asgi_app``, ``setup_otel``.
 """
@@ -12,6 +12,7 @@ from meter.adapters.wrap import wrap
 from meter.attribution import attribute
 from meter.meter import Meter, default_meter, set_default_meter
 from meter.otel_setup import setup_otel
+from meter.queued import QueuedSubscriber
 from meter.record import AzureHeaders, CallRecord, Usage
 from meter.serve import metrics_asgi_app, metrics_wsgi_app, start_metrics_server
 
@@ -21,6 +22,7 @@ __all__ = [
     "CallRecord",
     "Meter",
     "MeteredTransport",
+    "QueuedSubscriber",
     "Usage",
     "__version__",
     "attribute",

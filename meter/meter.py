@@ -55,6 +55,9 @@ class Meter:
 
     Parameters:
         on_record: a callable or several, each given one ``CallRecord`` per metered call.
+            They run inline on the thread that finished the call (the caller's, or the
+            event loop for async clients), so one that blocks stalls the caller: wrap a
+            slow one in ``meter.QueuedSubscriber`` (a worker thread, a bounded queue).
         inject_stream_usage: add ``stream_options.include_usage`` to streaming chat
             requests that lack it, where the endpoint accepts it (default on).
         hosts: extra hosts on which OpenAI-style ``/v1/...`` paths are metered
@@ -65,7 +68,7 @@ class Meter:
         price_book: the ``pricing.PriceBook`` to price records with; ``None`` (default)
             loads the built-in tables (layered with ``price_tables``); ``False`` turns
             pricing off (``record.cost`` stays ``None``).
-        price_tables: paths of user price tables (negotiated prices, private models)
+        price_tables: a path, or paths, of user price tables (negotiated prices, private models)
             layered on top of the built-in ones.
         deployments: deployment name -> model, deployment type, region: a mapping
             (values a ``pricing.DeploymentInfo``, a model name, a ``(model, type,
@@ -95,7 +98,7 @@ class Meter:
         dedupe_size: int = 10_000,
         sinks: Iterable[Sink] = (),
         price_book: PriceBook | Literal[False] | None = None,
-        price_tables: Iterable[str | os.PathLike[str]] = (),
+        price_tables: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] = (),
         deployments: Mapping[str, DeploymentSpec] | str | os.PathLike[str] | None = None,
         otel: bool = True,
         tracer_provider: Any = None,
@@ -137,7 +140,10 @@ class Meter:
         self._logged: set[str] = set()
         self.costing: Costing | None = None
         if price_book is not False:
-            tables = tuple(Path(t) for t in price_tables)
+            if isinstance(price_tables, str | os.PathLike):  # one path (a string is not a list of paths)
+                tables: tuple[Path, ...] = (Path(price_tables),)
+            else:
+                tables = tuple(Path(t) for t in price_tables)
             book = price_book if price_book is not None else (
                 PriceBook.load(*tables) if tables else builtin_price_book())
             self.costing = Costing(book, load_deployments(deployments))

@@ -370,8 +370,7 @@ def read_json_body(api: Api, status_code: int, body: bytes, obs: Observation, ca
                     text = choice["message"].get("content")
                     if isinstance(text, str):
                         obs.output_text = [*(obs.output_text or []), text]
-    else:  # embeddings: no id; the model is the served one
-        if obj.get("model"):
-            obs.response_model = str(obj["model"])
+    else:  # embeddings: OpenAI's carry no id, others' (Cohere on Azure AI Foundry) do; the model is the served one
+        _read_identity(obj, obs)
     obs.usage = usage_mod.from_chat(obj.get("usage"))
     obs.ended = True

@@ -154,3 +154,44 @@ def last_string(data: bytes, key: bytes) -> str | None:
     except ValueError:
         return None
     return value if isinstance(value, str) else None
+
+
+def member_value(data: bytes, key: str) -> tuple[int, int] | None:
+    """Where the value of the top-level member ``key`` of the JSON object ``data`` lies: ``(start, end)``.
+
+    The last such member wins, as it does for every JSON reader; ``None`` when the
+    object has none (or is not a complete, plain object). Keys are compared
+    after decoding, so an escaped key is found too.
+    """
+    found = None
+    i = _skip_ws(data, 0)
+    if i >= len(data) or data[i] != 123:
+        return None
+    i = _skip_ws(data, i + 1)
+    if i < len(data) and data[i] == 125:  # "{}"
+        return None
+    try:
+        while True:
+            if i >= len(data) or data[i] != 34:
+                return None
+            end = _string_end(data, i)
+            if end < 0:
+                return None
+            name = json.loads(data[i:end])
+            i = _skip_ws(data, end)
+            if i >= len(data) or data[i] != 58:
+                return None
+            start = _skip_ws(data, i + 1)
+            stop = _value_end(data, start)
+            if stop < 0:
+                return None
+            if name == key:
+                found = (start, stop)
+            i = _skip_ws(data, stop)
+            if i < len(data) and data[i] == 125:
+                return found
+            if i >= len(data) or data[i] != 44:
+                return None
+            i = _skip_ws(data, i + 1)
+    except (ValueError, RecursionError):
+        return None

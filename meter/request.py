@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from meter import partial
 from meter.route import Route
 
 # Azure GA 2024-06-01 and earlier reject stream_options with HTTP 400; 2024-08-01-preview
@@ -23,6 +24,7 @@ _DATED_VERSION = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:-preview)?$")
 _UNDATED_ACCEPTING = frozenset({"v1", "preview", "latest"})
 
 _INCLUDE_USAGE = b'"stream_options":{"include_usage":true}'
+_INCLUDE_USAGE_MEMBER = b'"include_usage":true'
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,12 +118,16 @@ def with_include_usage(route: Route, info: RequestInfo, body: bytes | None,
     if parsed is None or not accepts_stream_options(route):
         return None
     if "stream_options" in parsed:
-        options = parsed["stream_options"]
-        if not isinstance(options, dict):
+        # Splice into the caller's own object, so no other byte changes (a re-serialised body
+        # turned 1.0e-1 into 0.1 and \u00e9 into é).
+        if not isinstance(parsed["stream_options"], dict):
             return None
-        merged = dict(parsed)
-        merged["stream_options"] = {**options, "include_usage": True}
-        return json.dumps(merged, separators=(",", ":"), ensure_ascii=False).encode()
+        span = partial.member_value(body, "stream_options")
+        if span is None or body[span[0]:span[0] + 1] != b"{":
+            return None
+        start, stop = span
+        inside = body[start + 1:stop - 1].strip()
+        return body[:start + 1] + _INCLUDE_USAGE_MEMBER + (b"," if inside else b"") + body[start + 1:]
     end = body.rstrip().rfind(b"}")
     if end < 0:
         return None

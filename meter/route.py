@@ -19,6 +19,13 @@ PROVIDER_AZURE = "azure.ai.openai"
 PROVIDER_OPENAI = "openai"
 
 _OPENAI_HOSTS = frozenset({"api.openai.com"})
+AZURE_HOST_SUFFIXES = (
+    ".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com", ".inference.ai.azure.com",
+    ".models.ai.azure.com", ".azure-api.net",
+    ".openai.azure.us", ".cognitiveservices.azure.us", ".azure-api.us",
+    ".openai.azure.cn", ".cognitiveservices.azure.cn", ".azure-api.cn",
+)
+"""Azure resource and API Management hosts: a known call after any path prefix is metered there."""
 
 _API_BY_SUFFIX: dict[tuple[str, ...], Api] = {
     ("chat", "completions"): "chat",
@@ -61,26 +68,58 @@ def match(
     """Recognise an LLM call, or return ``None`` for anything else.
 
     Azure's ``/openai/...`` paths are distinctive, so they are recognised on any
-    host (a gateway, a proxy, the embedded emulator). OpenAI's bare ``/v1/...``
+    host (a gateway, a proxy, the embedded emulator), after any prefix
+    (``/api/projects/{p}/``, an API Management path). OpenAI's bare ``/v1/...``
     paths are only recognised on ``api.openai.com`` and on ``extra_hosts``, since
-    many unrelated services use ``/v1/``. Matching splits the path into segments
+    many unrelated services use ``/v1/``; on those and on Azure hosts a known call
+    at the end of any path is recognised too (``/chat/completions``,
+    ``/gw/deployments/d/embeddings``). Matching splits the path into segments
     and compares tuples: no regular expression on the per-request path.
     """
     if method != "POST" and method != "GET":
         return None
-    azure = "/openai/" in path or path.startswith("/models/")
-    if not azure:
-        if not (path.startswith("/v1/") or path.startswith("//")):
-            return None
-        host = host.lower()
-        if host not in _OPENAI_HOSTS and host not in extra_hosts:
-            return None
-    parts = [p for p in path.split("/") if p]  # also collapses "//" and drops a trailing "/"
-    if azure:
-        if parts[:1] == ["api"] and len(parts) > 3 and parts[1] == "projects":
-            parts = parts[3:]  # /api/projects/{p}/openai/v1/...
-        return _match_azure(method, host.lower(), port, parts, _query(query))
-    return _match_openai(method, host, port, parts, _query(query))
+    if "/openai/" in path:
+        parts = [p for p in path.split("/") if p]  # also collapses "//" and drops a trailing "/"
+        # Any prefix before the "openai" segment: /api/projects/{p}/, an API Management path (/aoai/).
+        return _match_azure(method, host.lower(), port, parts[parts.index("openai"):], _query(query))
+    if path.startswith("/models/"):
+        return _match_azure(method, host.lower(), port, [p for p in path.split("/") if p], _query(query))
+    host = host.lower()
+    azure_host = host.endswith(AZURE_HOST_SUFFIXES)
+    if not (azure_host or host in _OPENAI_HOSTS or host in extra_hosts):
+        return None  # foreign traffic: a few string tests and out
+    parts = [p for p in path.split("/") if p]
+    q = _query(query)
+    if parts[:1] == ["v1"] and not azure_host:
+        route = _match_openai(method, host, port, parts, q)
+        if route is not None:
+            return route
+    provider = PROVIDER_AZURE if azure_host or "api-version" in q else PROVIDER_OPENAI
+    return _match_suffix(method, host, port, parts, q, provider)
+
+
+def _match_suffix(method: str, host: str, port: int | None, parts: list[str], q: dict[str, str],
+                  provider: str) -> Route | None:
+    """A known call at the end of any path, on Azure and configured hosts only (gateways that strip or
+    rename the ``/openai`` prefix, bare ``/chat/completions`` on a resource host)."""
+    api_version = q.get("api-version")
+    if method == "POST":
+        for size in (2, 1):
+            tail = tuple(parts[-size:])
+            if len(parts) >= size and tail in _API_BY_SUFFIX:
+                head = parts[:-size]
+                if len(head) >= 2 and head[-2] == "deployments" and tail in _DEPLOYMENT_APIS:
+                    return Route(api=_API_BY_SUFFIX[tail], operation="create", provider=provider,
+                                 server_address=host, server_port=port, api_version=api_version,
+                                 deployment=head[-1], deployment_from_body=False)
+                return Route(api=_API_BY_SUFFIX[tail], operation="create", provider=provider,
+                             server_address=host, server_port=port, api_version=api_version,
+                             deployment=None, deployment_from_body=True, v1=api_version is None)
+    for start in (len(parts) - 2, len(parts) - 3):
+        if start >= 0 and parts[start] == "responses":
+            return _match_response_id(method, host, port, parts[start:], q, provider, api_version,
+                                      api_version is None)
+    return None
 
 
 def _query(query: str) -> dict[str, str]:

@@ -21,8 +21,22 @@ def capture_from_env() -> bool:
     return os.environ.get(CAPTURE_ENV, "").strip().lower() in _ON
 
 
-def _cap(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + "…[truncated]"
+TRUNCATED = "…[truncated]"
+
+
+def _cap_texts(messages: list[dict[str, Any]], limit: int) -> str:
+    """The messages as JSON, their texts cut to ``limit`` characters in all: the texts are cut, never
+    the JSON, so the attribute always parses (the structure's own few bytes come on top)."""
+    left = limit
+    for message in messages:
+        for part in message["parts"]:
+            text: str = part["content"]
+            if len(text) > left:
+                part["content"] = text[:left] + TRUNCATED
+                left = 0
+            else:
+                left -= len(text)
+    return json.dumps(messages, ensure_ascii=False)
 
 
 def input_messages(body: dict[str, Any] | None, limit: int) -> str | None:
@@ -47,7 +61,7 @@ def input_messages(body: dict[str, Any] | None, limit: int) -> str | None:
                              "parts": [{"type": "text", "content": t} for t in texts]})
     if not messages:
         return None
-    return _cap(json.dumps(messages, ensure_ascii=False), limit)
+    return _cap_texts(messages, limit)
 
 
 def output_messages(texts: list[str] | None, finish_reasons: tuple[str, ...] | None, limit: int) -> str | None:
@@ -56,4 +70,4 @@ def output_messages(texts: list[str] | None, finish_reasons: tuple[str, ...] | N
         return None
     message = {"role": "assistant", "parts": [{"type": "text", "content": "".join(texts)}],
                "finish_reason": finish_reasons[0] if finish_reasons else None}
-    return _cap(json.dumps([message], ensure_ascii=False), limit)
+    return _cap_texts([message], limit)

@@ -82,3 +82,25 @@ def test_estimate_input_tokens() -> None:
     # 440 characters / 4 = 110, plus 3 per list item (2 messages + 1 part)
     assert estimate_input_tokens(parsed) == 110 + 9
     assert estimate_input_tokens(None) == 0
+
+
+def test_merging_into_existing_stream_options_keeps_every_other_byte() -> None:
+    """Spliced, never re-serialised: 1.0e-1 stays 1.0e-1, \\u00e9 stays escaped, spacing stays."""
+    body = (b'{ "model": "m", "stream": true, "temperature": 1.0e-1,\n  "messages": [{"role": "user", '
+            b'"content": "caf\\u00e9"}], "stream_options" : { "include_obfuscation": false } }')
+    info, parsed = parse_body(body)
+    new = with_include_usage(route_for("/openai/v1/chat/completions"), info, body, parsed)
+    assert new is not None
+    assert new == body.replace(b'{ "include_obfuscation"', b'{"include_usage":true, "include_obfuscation"')
+    assert json.loads(new)["stream_options"] == {"include_obfuscation": False, "include_usage": True}
+
+
+def test_merging_into_an_empty_or_duplicated_stream_options() -> None:
+    route = route_for("/openai/v1/chat/completions")
+    for body, expected in [
+        (b'{"stream":true,"stream_options":{}}', b'{"stream":true,"stream_options":{"include_usage":true}}'),
+        (b'{"stream":true,"stream_options":{"a":1},"stream_options":{ }}',  # the last one is what counts
+         b'{"stream":true,"stream_options":{"a":1},"stream_options":{"include_usage":true }}'),
+    ]:
+        info, parsed = parse_body(body)
+        assert with_include_usage(route, info, body, parsed) == expected

@@ -86,3 +86,49 @@ def test_extra_hosts_enable_openai_paths() -> None:
     assert match("POST", "llm.internal", None, "/v1/chat/completions", "") is None
     route = match("POST", "llm.internal", None, "/v1/chat/completions", "", frozenset({"llm.internal"}))
     assert route is not None and route.api == "chat"
+
+
+APIM = "contoso-gw.azure-api.net"
+
+
+@pytest.mark.parametrize(
+    ("method", "host", "path", "query", "api", "operation", "deployment", "provider"),
+    [
+        # API Management gateways with a path prefix, on their own host or any other
+        ("POST", APIM, "/aoai/openai/deployments/d1/chat/completions", "api-version=2024-10-21",
+         "chat", "create", "d1", "azure.ai.openai"),
+        ("POST", "llm.contoso.com", "/team-a/openai/deployments/d1/embeddings", "api-version=2024-10-21",
+         "embeddings", "create", "d1", "azure.ai.openai"),
+        ("POST", APIM, "/aoai/openai/v1/responses", "", "responses", "create", None, "azure.ai.openai"),
+        ("GET", APIM, "/aoai/openai/v1/responses/resp_1", "", "responses", "retrieve", None, "azure.ai.openai"),
+        # a gateway that drops the /openai segment
+        ("POST", APIM, "/aoai/deployments/d2/chat/completions", "api-version=2024-10-21",
+         "chat", "create", "d2", "azure.ai.openai"),
+        # bare calls on Azure resource hosts
+        ("POST", AZ, "/chat/completions", "", "chat", "create", None, "azure.ai.openai"),
+        ("POST", AZ, "/responses", "", "responses", "create", None, "azure.ai.openai"),
+        ("POST", AZ, "/embeddings", "", "embeddings", "create", None, "azure.ai.openai"),
+        ("POST", "acct.services.ai.azure.com", "/v1/chat/completions", "", "chat", "create", None,
+         "azure.ai.openai"),
+        ("POST", AZ, "/responses/resp_1/cancel", "", "responses", "cancel", None, "azure.ai.openai"),
+    ],
+)
+def test_known_calls_after_any_prefix(method: str, host: str, path: str, query: str, api: str, operation: str,
+                                      deployment: str | None, provider: str) -> None:
+    route = match(method, host, 443, path, query)
+    assert route is not None, path
+    assert (route.api, route.operation, route.deployment, route.provider) == (api, operation, deployment, provider)
+
+
+def test_configured_hosts_take_any_prefix_too() -> None:
+    hosts = frozenset({"llm.internal"})
+    route = match("POST", "llm.internal", None, "/gw/chat/completions", "", hosts)
+    assert route is not None and (route.api, route.provider) == ("chat", "openai")
+    route = match("POST", "llm.internal", None, "/gw/chat/completions", "api-version=2024-10-21", hosts)
+    assert route is not None and route.provider == "azure.ai.openai"
+    assert match("POST", "other.internal", None, "/gw/chat/completions", "", hosts) is None
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/x/responses", "/embeddings"])
+def test_bare_suffixes_are_foreign_on_other_hosts(path: str) -> None:
+    assert match("POST", "example.com", None, path, "") is None
