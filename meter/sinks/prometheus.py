@@ -69,7 +69,7 @@ class _Families:
         live: Literal["mostrecent"] = "mostrecent"
 
         def counter(name: str, doc: str, labels: tuple[str, ...] = base) -> Counter:
-            return Counter(name, doc, labels, registry=registry)
+            return Counter(name, doc, labels, registry=None)
 
         self.requests = counter(names.requests_total(ns), "Metered LLM calls (HTTP attempts), by outcome", requests)
         self.input_tokens = counter(names.input_tokens_total(ns),
@@ -94,26 +94,42 @@ class _Families:
         self.estimated_cost = counter(names.estimated_cost_usd_total(ns),
                                       "Cost in US dollars of estimated usage (never in the cost counter)")
         self.duration = Histogram(names.request_duration_seconds(ns), "Duration of metered calls, to the last byte",
-                                  (*names.BASE_LABELS, "stream", *extra_labels), buckets=buckets, registry=registry)
+                                  (*names.BASE_LABELS, "stream", *extra_labels), buckets=buckets, registry=None)
         self.ttft = Histogram(names.time_to_first_token_seconds(ns), "Time to the first output token of streams",
-                              base, buckets=buckets, registry=registry)
+                              base, buckets=buckets, registry=None)
         rl = names.RATELIMIT_LABELS
         self.remaining_tokens = Gauge(names.ratelimit_remaining_tokens(ns), "Azure x-ratelimit-remaining-tokens",
-                                      rl, registry=registry, multiprocess_mode=live)
+                                      rl, registry=None, multiprocess_mode=live)
         self.remaining_requests = Gauge(names.ratelimit_remaining_requests(ns),
-                                        "Azure x-ratelimit-remaining-requests", rl, registry=registry,
+                                        "Azure x-ratelimit-remaining-requests", rl, registry=None,
                                         multiprocess_mode=live)
         self.limit_tokens = Gauge(names.ratelimit_limit_tokens(ns), "Azure x-ratelimit-limit-tokens", rl,
-                                  registry=registry, multiprocess_mode=live)
+                                  registry=None, multiprocess_mode=live)
         self.limit_requests = Gauge(names.ratelimit_limit_requests(ns), "Azure x-ratelimit-limit-requests", rl,
-                                    registry=registry, multiprocess_mode=live)
+                                    registry=None, multiprocess_mode=live)
         self.faults = Counter(names.metering_faults_total(ns), "Faults inside metering (the calls were unaffected)",
-                              ("kind",), registry=registry)
+                              ("kind",), registry=None)
         overflow = Counter(names.label_overflow_total(ns),
-                           "Label values folded into 'other' by the cardinality guard", ("label",), registry=registry)
+                           "Label values folded into 'other' by the cardinality guard", ("label",), registry=None)
         self.guard = _LabelGuard(max_label_values, overflow)
+        if registry is not None:
+            _register_all(registry, [value for value in vars(self).values()
+                                     if isinstance(value, Counter | Gauge | Histogram)] + [overflow])
         self.series: dict[tuple[Any, ...], _Series] = {}
         """Bound children per label set (bounded by the label guard)."""
+
+
+def _register_all(registry: CollectorRegistry, metrics: list[Any]) -> None:
+    """Register every family, or none: a clash halfway takes back the ones already registered."""
+    done = []
+    try:
+        for metric in metrics:
+            registry.register(metric)
+            done.append(metric)
+    except ValueError:
+        for metric in done:
+            registry.unregister(metric)
+        raise
 
 
 _shared: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, _Families]] = weakref.WeakKeyDictionary()
@@ -130,7 +146,11 @@ def _families(registry: CollectorRegistry | None, ns: str, extra_labels: tuple[s
         per_namespace = _shared.setdefault(registry, {})
         families = per_namespace.get(ns)
         if families is None:
-            families = per_namespace[ns] = _Families(registry, ns, extra_labels, max_label_values)
+            try:
+                families = per_namespace[ns] = _Families(registry, ns, extra_labels, max_label_values)
+            except ValueError as exc:  # prometheus-client: "Duplicated timeseries in CollectorRegistry"
+                raise ValueError(f"meter's Prometheus metrics '{ns}_*' clash with metrics already in this "
+                                 f"registry ({exc}); pass Meter(namespace=...) or another registry") from exc
         elif families.extra_labels != extra_labels:
             raise ValueError(
                 f"the Prometheus metrics '{ns}_*' on this registry were created with attribution labels "

@@ -1,0 +1,214 @@
+"""Property 5: sinks failing. Calls succeed, the added latency is measured, faults are counted and logged once.
+
+An OTLP endpoint that is down or that accepts and never answers, a subscriber
+that raises or blocks, a Prometheus metric that rejects a sample. Latency is
+measured per call against the same workload with the failing part healthy or
+absent, and written to the figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import statistics
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry, Counter
+
+import meter
+
+URL = "https://res.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-10-21"
+BODY = {"id": "c1", "model": "gpt-4o-2024-11-20", "choices": [],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
+
+
+def _client(m: meter.Meter) -> httpx2.Client:
+    return httpx2.Client(transport=meter.MeteredTransport(
+        httpx2.MockTransport(lambda request: httpx2.Response(200, json=BODY)), meter=m))
+
+
+def _median_us(client: httpx2.Client, calls: int = 200) -> float:
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        response = client.post(URL, json={"messages": []})
+        times.append(time.perf_counter() - t0)
+        assert response.status_code == 200
+    return statistics.median(times) * 1e6
+
+
+@pytest.fixture
+def hanging_endpoint() -> Iterator[str]:
+    """A port that accepts connections (in the backlog) and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(512)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+
+
+def _closed_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("endpoint", ["down", "hanging"])
+def test_an_otlp_endpoint_down_or_hanging_costs_the_calls_nothing(
+        endpoint: str, hanging_endpoint: str, monkeypatch: pytest.MonkeyPatch, figures: dict[str, object]) -> None:
+    url = hanging_endpoint if endpoint == "hanging" else _closed_port()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    tracer_provider, meter_provider = meter.setup_otel(service_name="reliability", set_global=False,
+                                                       metric_export_interval_s=0.2)
+    records: list[meter.CallRecord] = []
+    failing = meter.Meter(on_record=records.append, tracer_provider=tracer_provider, meter_provider=meter_provider,
+                          prometheus=False)
+    healthy_exporter = InMemorySpanExporter()
+    healthy = TracerProvider()
+    healthy.add_span_processor(SimpleSpanProcessor(healthy_exporter))
+    base = _median_us(_client(meter.Meter(tracer_provider=healthy, prometheus=False, otel=True)))
+    got = _median_us(_client(failing), calls=400)  # long enough for exports to fail and retry meanwhile
+    assert len(records) == 400 and all(r.usage is not None for r in records)
+    assert got - base < 1000, f"{endpoint}: +{got - base:.0f} µs a call"
+    t0 = time.perf_counter()
+    tracer_provider.shutdown()
+    meter_provider.shutdown(timeout_millis=2000)
+    shutdown_s = time.perf_counter() - t0
+    figures[f"sinks: OTLP endpoint {endpoint}"] = (f"median call {got:.0f} µs vs {base:.0f} µs with a healthy "
+                                                   f"in-memory exporter; provider shutdown {shutdown_s:.1f} s")
+
+
+def test_a_raising_subscriber_is_counted_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="meter")
+    got: list[meter.CallRecord] = []
+
+    def broken(record: meter.CallRecord) -> None:
+        raise RuntimeError("subscriber bug")
+
+    m = meter.Meter(on_record=[broken, got.append], otel=False, prometheus=False)
+    client = _client(m)
+    for _ in range(50):
+        assert client.post(URL, json={}).status_code == 200
+    assert len(got) == 50  # the next subscriber still gets every record
+    assert m.faults == {"subscriber": 50}
+    assert len([r for r in caplog.records if "metering fault (subscriber)" in r.getMessage()]) == 1
+
+
+def test_a_blocking_subscriber_stalls_the_caller_unless_queued(figures: dict[str, object]) -> None:
+    block_s = 0.02
+
+    def slow(record: meter.CallRecord) -> None:
+        time.sleep(block_s)
+
+    inline = _median_us(_client(meter.Meter(on_record=slow, otel=False, prometheus=False)), calls=20)
+    queued_sub = meter.QueuedSubscriber(slow, maxsize=100)
+    queued = _median_us(_client(meter.Meter(on_record=queued_sub, otel=False, prometheus=False)), calls=20)
+    base = _median_us(_client(meter.Meter(otel=False, prometheus=False)), calls=20)
+    assert inline - base >= block_s * 1e6 * 0.9  # inline: the caller waits for the subscriber, as documented
+    assert queued - base < 1000
+    assert queued_sub.close(timeout=5) and queued_sub.dropped == 0
+    figures["sinks: subscriber blocking 20 ms"] = (f"inline +{(inline - base) / 1000:.1f} ms a call; "
+                                                   f"QueuedSubscriber +{(queued - base):.0f} µs")
+
+
+def test_a_queued_subscriber_that_falls_behind_drops_and_counts() -> None:
+    gate = __import__("threading").Event()
+    handled: list[meter.CallRecord] = []
+
+    def stuck(record: meter.CallRecord) -> None:
+        gate.wait(10)
+        handled.append(record)
+
+    sub = meter.QueuedSubscriber(stuck, maxsize=5)
+    client = _client(meter.Meter(on_record=sub, otel=False, prometheus=False))
+    t0 = time.perf_counter()
+    for _ in range(30):
+        client.post(URL, json={})
+    assert time.perf_counter() - t0 < 2  # never waited on the stuck subscriber
+    assert sub.dropped >= 30 - 5 - 1
+    gate.set()
+    assert sub.close(timeout=5)
+    assert len(handled) + sub.dropped == 30
+
+
+async def test_a_blocking_subscriber_stalls_the_event_loop(figures: dict[str, object]) -> None:
+    """Documented: subscribers run on the loop for async clients. Measured here, with a ticker task."""
+    block_s = 0.05
+
+    def slow(record: meter.CallRecord) -> None:
+        time.sleep(block_s)
+
+    transport = meter.AsyncMeteredTransport(
+        httpx2.MockTransport(lambda request: httpx2.Response(200, json=BODY)),
+        meter=meter.Meter(on_record=slow, otel=False, prometheus=False))
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    tick = asyncio.ensure_future(ticker())
+    async with httpx2.AsyncClient(transport=transport) as client:
+        for _ in range(5):
+            await client.post(URL, json={})
+            await asyncio.sleep(0.005)
+    tick.cancel()
+    assert max(gaps) >= block_s * 0.9
+    figures["sinks: subscriber blocking 50 ms, async"] = f"event loop stalled up to {max(gaps) * 1000:.0f} ms"
+
+
+def test_a_metric_rejecting_a_sample_is_a_counted_fault(monkeypatch: pytest.MonkeyPatch,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="meter")
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    got: list[meter.CallRecord] = []
+    m = meter.Meter(on_record=got.append, registry=CollectorRegistry(), tracer_provider=provider)
+    real_inc = Counter.inc
+
+    def rejecting(self: Any, amount: float = 1, exemplar: Any = None) -> None:
+        if self._name.endswith("input_tokens"):
+            raise ValueError("sample rejected")
+        real_inc(self, amount, exemplar)
+
+    monkeypatch.setattr(Counter, "inc", rejecting)
+    client = _client(m)
+    for _ in range(20):
+        assert client.post(URL, json={}).status_code == 200
+    assert len(got) == 20 and len(exporter.get_finished_spans()) == 20  # the other sinks were unaffected
+    assert m.faults == {"sink": 20}
+    assert len([r for r in caplog.records if "metering fault (sink)" in r.getMessage()]) == 1
+
+
+def test_a_registry_that_refuses_meters_metrics_fails_at_construction() -> None:
+    registry = CollectorRegistry()
+    Counter("llm_requests", "someone else's metric", registry=registry)
+    with pytest.raises(ValueError, match="llm_requests"):
+        meter.Meter(registry=registry)
+
+
+def test_a_clash_halfway_leaves_the_registry_as_it_was() -> None:
+    from prometheus_client import Gauge
+
+    registry = CollectorRegistry()
+    Gauge("llm_label_overflow_total", "someone else's, registered last by meter", registry=registry)
+    before = set(registry._names_to_collectors)
+    with pytest.raises(ValueError, match="clash"):
+        meter.Meter(registry=registry)
+    assert set(registry._names_to_collectors) == before  # nothing of meter's left half-registered
+    meter.Meter(registry=registry, namespace="mine")  # another namespace fits beside it
