@@ -67,6 +67,9 @@ def load_deployment_map(source: str | os.PathLike[str], origin: str | None = Non
                 data = tomllib.loads(text)
             except tomllib.TOMLDecodeError as exc:
                 raise PricingFileError([Problem(name, "(file)", "-", f"not valid TOML: {exc}")]) from exc
+            except RecursionError as exc:
+                raise PricingFileError([Problem(name, "(file)", "-",
+                                                "nested too deeply to be a deployment map")]) from exc
     return _parse_map(data, name)
 
 
@@ -75,6 +78,8 @@ def _parse_json(text: str, name: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise PricingFileError([Problem(name, "(file)", "-", f"not valid JSON: {exc}")]) from exc
+    except RecursionError as exc:
+        raise PricingFileError([Problem(name, "(file)", "-", "nested too deeply to be a deployment map")]) from exc
 
 
 def _parse_map(data: Any, name: str) -> dict[str, DeploymentInfo]:

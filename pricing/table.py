@@ -54,19 +54,33 @@ _MODEL_FIELDS = frozenset({"id", "same_price_snapshots", "note"})
 _ALIAS_FIELDS = frozenset({"name", "model", "effective_from", "effective_until", "source"})
 
 
+MAX_TABLE_BYTES = 16 * 1024 * 1024
+"""A price table file larger than this is refused (the built-in tables are a few hundred KiB)."""
+MAX_PRICE = Decimal("1000000")
+"""USD per 1M tokens above this is not a price but a typo (the dearest list price is a few hundred)."""
+MIN_PRICE_EXPONENT = -12
+"""Prices are kept to at most 12 decimal places (a millionth of a cent per 1M tokens and then some)."""
+
+
 def load_table(path: str | Path) -> PriceTable:
     """Read and validate one table file; raises ``PricingFileError`` on any problem."""
     file = str(path)
     try:
-        raw = Path(path).read_bytes()
+        with Path(path).open("rb") as handle:
+            raw = handle.read(MAX_TABLE_BYTES + 1)
     except OSError as exc:
         raise PricingFileError([Problem(file, "(file)", "-", f"cannot read file: {exc.strerror or exc}")]) from exc
+    if len(raw) > MAX_TABLE_BYTES:
+        raise PricingFileError([Problem(file, "(file)", "-", f"larger than {MAX_TABLE_BYTES} bytes; "
+                                                            "split it into several tables")])
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise PricingFileError([Problem(file, "(file)", "-", f"not UTF-8 text: {exc}")]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise PricingFileError([Problem(file, "(file)", "-", f"not valid TOML: {exc}")]) from exc
+    except RecursionError as exc:
+        raise PricingFileError([Problem(file, "(file)", "-", "nested too deeply to be a price table")]) from exc
     return parse_table(data, file)
 
 
@@ -250,6 +264,14 @@ class _Parser:
             return None
         if price < 0:
             self.fail(entry, key, f"{value!r} is negative; prices must be >= 0")
+            return None
+        if price > MAX_PRICE:
+            self.fail(entry, key, f"{value!r} is more than {MAX_PRICE} USD per 1M tokens; a typo?")
+            return None
+        exponent = price.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < MIN_PRICE_EXPONENT and price != price.quantize(
+                Decimal(1).scaleb(MIN_PRICE_EXPONENT)):
+            self.fail(entry, key, f"{value!r} has more than {-MIN_PRICE_EXPONENT} decimal places")
             return None
         return price
 
