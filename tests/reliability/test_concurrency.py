@@ -15,6 +15,7 @@ import asyncio
 import gc
 import threading
 import time
+import tracemalloc
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,7 +29,6 @@ from meter import names
 from meter.emulator import Emulator
 from tests.reliability.conftest import soak
 from tests.support.emulator_fixtures import API_KEY, API_VERSION
-from tests.support.memory import rss_kib
 
 NS = names.DEFAULT_NAMESPACE
 
@@ -160,19 +160,25 @@ async def test_a_thousand_concurrent_asyncio_streams(figures: dict[str, object])
         assert record.usage.output_tokens == 20 and record.outcome == "ok"
     _check_totals(registry, records)
     records.clear()
-    await _round(client, streams)  # the allocator's pools settle over the first two rounds
+    await _round(client, streams)  # caches and pools settle over the first rounds
     gc.collect()
-    before = rss_kib()
-    rounds = soak(4, 20)
+    rounds = soak(3, 20)
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
     for _ in range(rounds):
         records.clear()
         await _round(client, streams)
+    records.clear()
     gc.collect()
-    grown_mb = (rss_kib() - before) / 1024
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
     await client.aclose()
-    assert grown_mb < 4, f"memory grew {grown_mb:.1f} MB over {rounds} more rounds"
-    figures["concurrency: 1000 asyncio streams"] = (f"{seconds:.2f} s a round; RSS after {rounds} more rounds "
-                                                    f"{grown_mb:+.1f} MB")
+    # What is still allocated from meter's code after the rounds, compared with before them.
+    mine = [tracemalloc.Filter(True, "*/meter/*")]
+    grown = sum(d.size_diff for d in after.filter_traces(mine).compare_to(before.filter_traces(mine), "filename"))
+    assert grown < 64 * 1024, f"meter's allocations grew {grown} bytes over {rounds} more rounds"
+    figures["concurrency: 1000 asyncio streams"] = (f"{seconds:.2f} s a round; meter's live allocations after "
+                                                    f"{rounds} more rounds {grown / 1024:+.1f} KiB")
 
 
 def test_no_deadlock_when_subscribers_and_sinks_share_a_registry_across_threads() -> None:
