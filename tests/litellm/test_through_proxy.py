@@ -15,6 +15,7 @@ from meter.emulator import Emulator
 from meter.proxy import ProxyServer
 from pricing import PriceBook
 from tests.litellm.conftest import API_KEY, DEPLOYMENT_TYPE, DEPLOYMENTS
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -29,6 +30,9 @@ def proxied(emu: Emulator) -> Iterator[tuple[ProxyServer, list[meter.CallRecord]
 
 def check(records: list[meter.CallRecord], emu: Emulator, book: PriceBook, deployment: str) -> None:
     billed = [e for e in emu.usage_log if e["deployment"] == deployment and e["usage"]]
+    # A client that stops at a stream's end marker returns before the proxy has read the upstream's
+    # last bytes, so the proxy's record may still be on its way: wait for it (a bounded wait).
+    wait_until(lambda: len([r for r in records if r.deployment == deployment]) >= len(billed))
     mine = [r for r in records if r.deployment == deployment]
     assert len(mine) == len(billed) >= 1
     for record, entry in zip(mine, billed, strict=True):

@@ -8,7 +8,7 @@ OTel) so records and metrics belong to that test alone.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -17,6 +17,7 @@ import meter
 from meter.emulator import Emulator
 from meter.proxy import ProxyServer
 from tests.support.emulator_fixtures import API_KEY, API_VERSION, emu, fresh_emulator_log
+from tests.support.waiting import wait_until
 
 __all__ = ["API_KEY", "API_VERSION", "emu", "fresh_emulator_log"]
 
@@ -38,14 +39,6 @@ class Metered:
         wait_until(lambda: len(self.records) >= count, timeout)
         time.sleep(0.05)  # a late extra record would show up here
         return list(self.records)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.01)
 
 
 @pytest.fixture
