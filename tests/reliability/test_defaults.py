@@ -103,6 +103,14 @@ SNIPPETS = {
         asyncio.run(main())
         report()
     """,
+    "wrap_httpx2_client_with_settings": """
+        import httpx2
+        client = meter.wrap(httpx2.Client(timeout=30, mounts={"http://unused.example": httpx2.HTTPTransport()}))
+        meter.default_meter().subscribe(records.append)
+        client.post(URL + "/openai/deployments/gpt-4o-mini/chat/completions?api-version=" + VERSION,
+                    headers={"api-key": KEY}, json={"messages": [{"role": "user", "content": "hi"}]})
+        report()
+    """,
     "two_threads_first_call_at_once": """
         # the first call of two threads builds the default meter at the same moment
         import threading, httpx2
@@ -147,6 +155,43 @@ def test_litellm_instrument_default(emu: Emulator) -> None:
     """)
     records = json.loads(run_fresh(code, timeout=120, env={"EMU_URL": emu.url}).strip().splitlines()[-1])
     assert [r["api"] for r in records] == ["responses"]
+
+
+def test_langchain_default(emu: Emulator) -> None:
+    pytest.importorskip("langchain_openai")
+    code = PRELUDE + _dedent("""
+        import httpx2
+        from langchain_openai import AzureChatOpenAI
+        llm = AzureChatOpenAI(azure_deployment="gpt-4o-mini", api_version=VERSION, azure_endpoint=URL, api_key=KEY,
+                              http_client=meter.wrap(httpx2.Client()),
+                              http_async_client=meter.wrap(httpx2.AsyncClient()))
+        meter.default_meter().subscribe(records.append)
+        llm.invoke("hi")
+        report()
+    """)
+    records = json.loads(run_fresh(code, timeout=120, env={"EMU_URL": emu.url}).strip().splitlines()[-1])
+    assert [r["api"] for r in records] == ["chat"] and records[0]["usage"]
+
+
+def test_every_readme_default_is_covered_here() -> None:
+    """Each client a README or docs line wraps without ``meter=`` has a fresh-process snippet above."""
+    import re
+    from pathlib import Path
+
+    from tests.reliability.fresh import REPO
+
+    covered = "\n".join([*SNIPPETS.values(), PRELUDE, "langchain_openai AzureChatOpenAI httpx2.AsyncClient",
+                         "litellm instrument"])
+    missing = []
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for line in Path(doc).read_text().splitlines():
+            if "meter=" in line:
+                continue
+            for built in re.findall(r"meter\.wrap\(\s*(\w+\.\w+)\(", line) + re.findall(
+                    r"(\w+\.\w+)\(transport=meter\.(?:Async)?MeteredTransport", line):
+                if built not in covered:
+                    missing.append(f"{doc.name}: {built} ({line.strip()})")
+    assert not missing, missing
 
 
 def test_bad_deployment_map_is_reported_at_wrap_time_not_in_a_call() -> None:
