@@ -20,14 +20,14 @@ MAX_TOKENS = 10**9
 
 
 def _valid(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKENS
+    return type(value) is int and 0 <= value <= MAX_TOKENS  # bool is not an int here
 
 
 def _int(obj: Any, key: str) -> int:
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         return 0
     value = obj.get(key)
-    return value if isinstance(value, int) and _valid(value) else 0
+    return value if type(value) is int and 0 <= value <= MAX_TOKENS else 0  # inline: 8 calls per record
 
 
 def _counts(usage: dict[str, Any], input_key: str, output_key: str) -> bool:
