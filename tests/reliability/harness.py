@@ -8,15 +8,11 @@ exception's type and text) must be the same with and without meter.
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import brotli
-import zstandard
-
 import meter
+from tests.support.replay import encode_body
 from tests.transport.chunks import chunk_transport
 
 
@@ -85,15 +81,8 @@ async def read_async(stack: Any, url: str, body: bytes, status: int, headers: li
 
 
 def encode(body: bytes, encoding: str) -> bytes:
-    if encoding == "gzip":
-        return gzip.compress(body, mtime=0)
-    if encoding == "deflate":
-        return zlib.compress(body)
-    if encoding == "br":
-        return bytes(brotli.compress(body))
-    if encoding == "zstd":
-        return bytes(zstandard.ZstdCompressor().compress(body))
-    return body
+    """``body`` under a Content-Encoding meter can undo; other values (unknown, identity) leave it as is."""
+    return encode_body(body, encoding) if encoding in ("gzip", "deflate", "br", "zstd") else body
 
 
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
