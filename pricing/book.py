@@ -55,7 +55,8 @@ class PriceBook:
 
     def __init__(self, tables: Sequence[PriceTable]) -> None:
         self.tables: tuple[PriceTable, ...] = tuple(tables)
-        self.version: str = "+".join(t.version for t in self.tables) or "(empty)"
+        self.version: str = "+".join(dict.fromkeys(t.version for t in self.tables)) or "(empty)"
+        """The versions of the tables, each once (the built-in files share one version)."""
         self._index: dict[_Key, list[PriceRow]] = {}
         self._rows_by_id: dict[str, PriceRow] = {}
         self._corrections: dict[str, list[Correction]] = {}
@@ -184,14 +185,41 @@ class PriceBook:
         day: date,
         believed: date | None = None,
     ) -> PriceRow | None:
-        """The row that applies: highest layer first, then the newest effective on ``day``."""
-        for row in self._index.get((model, deployment_type, region, kind, tier), ()):
-            if not row.effective_on(day):
-                continue
-            if believed is not None and row.recorded_at is not None and row.recorded_at > believed:
-                continue
-            return row
+        """The row that applies: highest layer first, then the newest effective on ``day``.
+
+        A row for the call's region wins; for types other than Standard, a row with no
+        region (one price everywhere) applies where no region has its own row: Azure
+        prices Global and Data Zone alike in most regions and differently in a few
+        (US Government, the APAC data zone).
+        """
+        keys = [(model, deployment_type, region, kind, tier)]
+        if region and not is_regional(deployment_type):
+            keys.append((model, deployment_type, "", kind, tier))
+        for key in keys:
+            for row in self._index.get(key, ()):
+                if not row.effective_on(day):
+                    continue
+                if believed is not None and row.recorded_at is not None and row.recorded_at > believed:
+                    continue
+                return row
         return None
+
+    def applied_rows(
+        self, at: datetime | date, believed_at: datetime | date | None = None
+    ) -> list[tuple[PriceRow, str]]:
+        """(row, region) for every region a row prices on ``at``; region ``""`` for one price everywhere.
+
+        A row of a region group that a later table overrides in some member regions
+        appears only for the regions where it still applies.
+        """
+        day = _as_datetime(at).date()
+        believed = None if believed_at is None else _as_datetime(believed_at).date()
+        out: list[tuple[PriceRow, str]] = []
+        for key in self._index:
+            row = self.find_row(*key, day, believed)
+            if row is not None and (row.model, row.deployment_type, key[2], row.kind, row.above_input_tokens) == key:
+                out.append((row, key[2]))
+        return out
 
     def effective_rows(self, at: datetime | date, believed_at: datetime | date | None = None) -> list[PriceRow]:
         """Every row in force at ``at``, one per key (for listings and diffs)."""
@@ -250,13 +278,11 @@ class PriceBook:
         if resolved is None:
             reason = "no model name given" if model is None else f"unknown model {model!r}: no price rows match it"
             return self._unknown(call, None, dtype, reason)
-        region_key = ""
-        if is_regional(dtype):
-            if not region:
-                return self._unknown(
-                    call, resolved, dtype, f"{dtype} (regional) prices differ per region; no region given"
-                )
-            region_key = normalize_region(region)
+        region_key = normalize_region(region) if region else ""
+        if is_regional(dtype) and not region_key:
+            return self._unknown(
+                call, resolved, dtype, f"{dtype} (regional) prices differ per region; no region given"
+            )
         tier = 0
         for threshold in self._tiers.get(resolved, ()):
             if usage.input_tokens > threshold:
@@ -270,7 +296,11 @@ class PriceBook:
         believed = None if call.believed_at is None else call.believed_at.date()
         # Models before GPT-5.6 do not charge extra for cache writes: without any
         # cache_write row for the model, written tokens are billed as input.
-        charges_cache_write = "cache_write" in self._model_kinds.get(model, ())
+        kinds = self._model_kinds.get(model, ())
+        charges_cache_write = "cache_write" in kinds
+        # Cached audio has its own rate only where Azure meters it (gpt-realtime-mini, the 2024-10-01
+        # realtime preview ...); elsewhere it is billed as cached input, as the service reports it.
+        own_cached_audio = "cached_audio_input" in kinds
         amounts: dict[str, Decimal | None] = {}
         unit_prices: dict[str, Decimal] = {}
         row_ids: list[str] = []
@@ -278,7 +308,11 @@ class PriceBook:
         missing: list[str] = []
         total = Decimal(0)
         for kind, count in call.tokens.items():
-            lookup_kind = kind if kind != "cache_write" or charges_cache_write else "input"
+            lookup_kind = kind
+            if kind == "cache_write" and not charges_cache_write:
+                lookup_kind = "input"
+            elif kind == "cached_audio_input" and not own_cached_audio:
+                lookup_kind = "cached_input"
             row = self.find_row(model, dtype, region_key, lookup_kind, tier, day, believed)
             if row is None:
                 amounts[kind] = None

@@ -11,15 +11,17 @@ import argparse
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 from pricing.book import PriceBook
+from pricing.check import TOLERANCE, Finding, check
 from pricing.deployment_types import DEPLOYMENT_TYPES, canonical_deployment_type
 from pricing.errors import PricingFileError
 from pricing.model import KINDS, PriceRow
-from pricing.retail_import import import_retail, load_retail_answer
+from pricing.retail import RetailData, combine, load_retail, openai_items
+from pricing.retail_import import import_retail
 
 _KIND_HEADERS = {
     "input": "input",
@@ -27,6 +29,7 @@ _KIND_HEADERS = {
     "cache_write": "cache write",
     "output": "output",
     "audio_input": "audio in",
+    "cached_audio_input": "cached audio",
     "audio_output": "audio out",
 }
 
@@ -34,7 +37,7 @@ _KIND_HEADERS = {
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``pricing`` (with its sub-commands) and ``price`` to meter's command tree."""
     pricing = commands.add_parser(
-        "pricing", help="price tables: list, show, diff, validate, import", description=__doc__
+        "pricing", help="price tables: list, show, diff, validate, check, import", description=__doc__
     )
     pricing.set_defaults(handler=_help_handler(pricing))
     sub = pricing.add_subparsers(dest="pricing_command", metavar="COMMAND")
@@ -60,12 +63,25 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     validate.add_argument("files", metavar="FILE", nargs="+")
     validate.set_defaults(handler=cmd_validate)
 
-    retail = sub.add_parser(
-        "import-azure-retail", help="turn a saved Azure Retail Prices API answer into a price table"
+    checking = sub.add_parser(
+        "check",
+        help="compare the tables with a saved Azure Retail Prices answer (exit code 1 on findings)",
+        description="List every row that disagrees with the Retail data (by more than 0.5 %%), every Azure "
+        "meter the tables lack, and every row priced where Azure has no meter.",
     )
-    retail.add_argument("file", metavar="FILE.json")
+    _retail_arguments(checking)
+    _table_option(checking)
+    checking.set_defaults(handler=cmd_check)
+
+    retail = sub.add_parser(
+        "import-azure-retail",
+        help="write the prices a saved Azure Retail Prices answer has and the tables lack, as a user table",
+    )
+    _retail_arguments(retail)
     retail.add_argument("-o", "--output", metavar="OUT.toml", help="write the table here (default: stdout)")
     retail.add_argument("--version", dest="table_version", help="version id of the new table")
+    retail.add_argument("--all", action="store_true", help="every mapped meter, not only what the tables lack")
+    _table_option(retail)
     retail.set_defaults(handler=cmd_import_azure_retail)
 
     price = commands.add_parser("price", help="price one call by hand and print the breakdown")
@@ -77,6 +93,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     price.add_argument("--reasoning", type=_count, default=0, help="reasoning tokens (part of --output)")
     price.add_argument("--audio-input", type=_count, default=0, help="audio input tokens (part of --input)")
     price.add_argument("--audio-output", type=_count, default=0, help="audio output tokens (part of --output)")
+    price.add_argument("--cached-audio", type=_count, default=0,
+                       help="cached audio input tokens (part of --cached and of --audio-input)")
     price.add_argument("--deployment-type", help="default GlobalStandard")
     price.add_argument("--region", help="Azure region (needed for Standard)")
     price.add_argument("--at", type=_when, help="call time (default: now)")
@@ -94,6 +112,13 @@ def _help_handler(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespa
         return 0
 
     return handler
+
+
+def _retail_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", metavar="FILE.json", nargs="+",
+                        help="a saved Retail Prices API answer (one page, a list of pages, or one file per page)")
+    parser.add_argument("--at", type=_when, help="the day the data was fetched (default: the file's "
+                        "fetched_at, else its modification date)")
 
 
 def _table_option(parser: argparse.ArgumentParser) -> None:
@@ -312,26 +337,124 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def cmd_import_azure_retail(args: argparse.Namespace) -> int:
-    """Convert a saved Retail Prices API answer; report what could not be mapped."""
+def _retail(args: argparse.Namespace) -> tuple[RetailData, date, str] | None:
+    """The files as one answer, the day it holds for, and a line saying where that day came from."""
+    parts: list[RetailData] = []
+    days: list[date] = []
+    said: list[str] = []
     try:
-        answer = load_retail_answer(args.file)
-        book = PriceBook.load()
+        for file in args.files:
+            data = load_retail(file)
+            parts.append(data)
+            if data.fetched is not None:
+                days.append(data.fetched)
+                said.append(f"{file}: fetched {data.fetched}")
+            else:
+                day = datetime.fromtimestamp(Path(file).stat().st_mtime, UTC).date()
+                days.append(day)
+                said.append(f"{file}: no fetch date in the file, using its modification date {day}")
     except PricingFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return None
+    data = combine(parts)
+    if data.incomplete:
+        print("warning: every page read has a NextPageLink: the answer's last page is missing",
+              file=sys.stderr)
+    if args.at is not None:
+        return data, args.at.date(), f"data of {args.at.date()} (--at)"
+    return data, min(days), "; ".join(said)
+
+
+def _regions(regions: list[str]) -> str:
+    named = [r or "every region" for r in sorted(set(regions))]
+    if len(named) <= 4:
+        return ", ".join(named)
+    return f"{len(named)} regions ({', '.join(named[:3])}, ...)"
+
+
+def _grouped_findings(findings: Iterable[Finding]) -> list[str]:
+    """One line per row and meter price, with the regions it holds for."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for f in findings:
+        tier = f" above {f.key.above_input_tokens}" if f.key.above_input_tokens else ""
+        head = f"{f.key.model} {f.key.deployment_type} {f.key.kind}{tier}"
+        if f.row is None:
+            text = f"{head}: no row; meter {f.meter!r} {_money(f.meter_price)} from {f.start}"
+        else:
+            later = (f"; the row starts {f.row.effective_from}, after the meter: a change the data does not show"
+                     if f.row.effective_from > f.start else "")
+            text = (f"{head} on {f.day}: table {_money(f.table_price)} ({f.row.id}), "
+                    f"meter {f.meter!r} {_money(f.meter_price)} from {f.start}{later}")
+        groups.setdefault((text,), []).append(f.region)
+    return [f"{text} [{_regions(regions)}]" for (text,), regions in groups.items()]
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """The tables against a saved Retail answer; exit code 1 when anything disagrees or is missing."""
+    loaded = _retail(args)
+    book = _load(args)
+    if loaded is None or book is None:
         return 1
+    data, day, said = loaded
+    items = openai_items(data.items)
+    result = check(book, items, at=day)
+    tokens = sum(1 for i in items if i.is_token_price)
+    print(f"Retail data: {said}")
+    print(f"tables: {book.version}; {tokens} Azure OpenAI token prices (meter x region), "
+          f"compared on each meter's start and on {day}")
+    print(f"agree within {_money(TOLERANCE * 100)} %: {result.agree}")
+    differ = _grouped_findings(result.differ)
+    print(f"disagree: {len(result.differ)}" + (":" if differ else ""))
+    print("".join(f"  {line}\n" for line in differ), end="")
+    missing = _grouped_findings(result.missing)
+    print(f"missing from the tables: {len(result.missing)}" + (":" if missing else ""))
+    print("".join(f"  {line}\n" for line in missing), end="")
+    print(f"rows priced where Azure has no meter: {len(result.no_meter)}" + (":" if result.no_meter else ""))
+    print("".join(f"  {n.what}\n" for n in result.no_meter), end="")
+    if result.unmetered_models:
+        shown = result.unmetered_models[:8]
+        more = f", and {len(result.unmetered_models) - len(shown)} more" if len(result.unmetered_models) > 8 else ""
+        print(f"models priced that the data has no meter for ({len(result.unmetered_models)}; not compared): "
+              + ", ".join(shown) + more)
+    categories: dict[str, int] = {}
+    for _, category, _ in result.unmapped:
+        categories[category] = categories.get(category, 0) + 1
+    if categories:
+        print("not compared (no token price kind in the tables): "
+              + ", ".join(f"{c} {n}" for c, n in sorted(categories.items())))
+    if result.clean:
+        print("ok: the tables agree with the data")
+        return 0
+    print("run `meter pricing import-azure-retail` on the same files to write the missing and changed prices "
+          "as a user table")
+    return 1
+
+
+def cmd_import_azure_retail(args: argparse.Namespace) -> int:
+    """Write what the Retail answer has and the tables lack; report what was left out."""
+    loaded = _retail(args)
+    book = _load(args)
+    if loaded is None or book is None:
+        return 1
+    data, day, said = loaded
     today = _now().date()
+    names = ", ".join(Path(f).name for f in args.files)
     result = import_retail(
-        answer,
+        book,
+        data,
         version=args.table_version or f"azure-retail-{today.isoformat()}",
         published=today,
-        source_name=f"saved answer {Path(args.file).name}",
-        resolve_model=lambda name, day: book.resolve_model(name, at=day),
+        source_name=f"saved answer {names}",
+        at=day,
+        everything=args.all,
     )
-    if answer.get("NextPageLink"):
-        print("warning: the answer has a NextPageLink: only this page was imported", file=sys.stderr)
+    print(f"Retail data: {said}", file=sys.stderr)
     if args.output:
-        Path(args.output).write_text(result.toml, encoding="utf-8")
+        try:
+            Path(args.output).write_text(result.toml, encoding="utf-8")
+        except OSError as exc:
+            print(f"error: {args.output}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+            return 1
         print(f"wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(result.toml)
@@ -352,6 +475,7 @@ class _CliUsage:
     audio_input_tokens: int
     audio_output_tokens: int
     total_tokens: int
+    cached_audio_input_tokens: int = 0
 
 
 def cmd_price(args: argparse.Namespace) -> int:
@@ -368,6 +492,7 @@ def cmd_price(args: argparse.Namespace) -> int:
         audio_input_tokens=args.audio_input,
         audio_output_tokens=args.audio_output,
         total_tokens=args.input + args.output,
+        cached_audio_input_tokens=args.cached_audio,
     )
     at = args.at or _now()
     cost = book.price(

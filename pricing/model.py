@@ -14,7 +14,8 @@ from typing import Literal
 
 #: Price kinds, in display order. Token buckets of a call are mutually exclusive
 #: (see ``pricing.usage.token_buckets``), one bucket per kind.
-KINDS: tuple[str, ...] = ("input", "cached_input", "cache_write", "output", "audio_input", "audio_output")
+KINDS: tuple[str, ...] = ("input", "cached_input", "cache_write", "output", "audio_input", "cached_audio_input",
+                          "audio_output")
 
 #: USD per this many tokens: every price in a table is per 1M tokens.
 TOKENS_PER_PRICE_UNIT = Decimal(1_000_000)

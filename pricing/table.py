@@ -426,14 +426,8 @@ class _Parser:
         region = self._string(label, raw, "region", required=False)
         if deployment_type is None:
             return None, ()
-        if not is_regional(deployment_type):
-            if region is not None:
-                self.fail(
-                    label,
-                    "region",
-                    f"{deployment_type} prices do not vary by region; region only applies to Standard",
-                )
-            return None, ("",)
+        if not is_regional(deployment_type) and region is None:
+            return None, ("",)  # one price in every region (the usual case for Global and Data Zone)
         if region is None:
             self.fail(
                 label,

@@ -39,21 +39,27 @@ def token_buckets(usage: UsageLike) -> dict[str, int]:
     """Mutually exclusive token counts per price kind (only the non-zero ones).
 
     Each token is billed exactly once: text input is what is left of the input
-    after cached, cache-write and audio tokens (clamped at 0); text output is the
-    output minus audio output. Reasoning tokens stay inside output and are billed
-    at the output rate, never added a second time.
+    after cached, cache-write and (uncached) audio tokens (clamped at 0); text
+    output is the output minus audio output. Cached audio (``cached_audio_input_tokens``,
+    a part of both the cached and the audio counts, optional on the usage object)
+    is its own bucket. Reasoning tokens stay inside output and are billed at the
+    output rate, never added a second time.
     """
+    cached_audio = min(getattr(usage, "cached_audio_input_tokens", 0) or 0, usage.cached_input_tokens,
+                       usage.audio_input_tokens)
+    uncached_audio = usage.audio_input_tokens - cached_audio
     text_input = max(
         0,
-        usage.input_tokens - usage.cached_input_tokens - usage.cache_write_input_tokens - usage.audio_input_tokens,
+        usage.input_tokens - usage.cached_input_tokens - usage.cache_write_input_tokens - uncached_audio,
     )
     text_output = max(0, usage.output_tokens - usage.audio_output_tokens)
     counts = {
         "input": text_input,
-        "cached_input": usage.cached_input_tokens,
+        "cached_input": usage.cached_input_tokens - cached_audio,
         "cache_write": usage.cache_write_input_tokens,
         "output": text_output,
-        "audio_input": usage.audio_input_tokens,
+        "audio_input": uncached_audio,
+        "cached_audio_input": cached_audio,
         "audio_output": usage.audio_output_tokens,
     }
     return {kind: n for kind, n in counts.items() if n > 0}

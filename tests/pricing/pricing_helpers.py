@@ -20,6 +20,7 @@ class FakeUsage:
     reasoning_output_tokens: int = 0
     audio_input_tokens: int = 0
     audio_output_tokens: int = 0
+    cached_audio_input_tokens: int = 0
     total_tokens: int = 0
 
 

@@ -29,13 +29,16 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["pricing", "list", "--at", "2026-11-01"], capsys)
     assert code == 0
-    assert out.startswith("price table 2026-11-25.1; prices in force on 2026-11-01, USD per 1M tokens")
+    assert out.startswith("price table 2026-12-01.1; prices in force on 2026-11-01, USD per 1M tokens")
     lines = out.splitlines()
     header = lines[1].split()
     assert header[:3] == ["model", "deployment", "type"]
     row = next(line for line in lines if line.startswith("gpt-4.1-mini ") and "GlobalStandard" in line)
-    assert row.split() == ["gpt-4.1-mini", "GlobalStandard", "0.4", "0.1", "-", "1.6", "-", "-"]
-    assert "region group regional-base: eastus, eastus2, westus, westeurope" in out
+    assert row.split() == ["gpt-4.1-mini", "GlobalStandard", "0.4", "0.1", "-", "1.6", "-", "-", "-"]
+    # Azure prices US Government regions at 1.25x Global (Retail meters, 2026-08-11 snapshot).
+    gov = next(line for line in lines if line.startswith("gpt-4.1-mini ") and " us-gov " in line)
+    assert gov.split() == ["gpt-4.1-mini", "DataZoneStandard", "us-gov", "0.55", "0.138", "-", "2.2", "-", "-", "-"]
+    assert "region group us-gov: usgovarizona, usgovvirginia" in out
     assert "GlobalProvisionedManaged" in out
 
 
@@ -45,16 +48,16 @@ def test_list_filters(capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert code == 0
     rows = [line.split() for line in out.splitlines()[2:] if line.startswith("o3")]
-    assert ["o3", "GlobalStandard", "10", "2.5", "-", "40", "-", "-"] in rows
+    assert ["o3", "GlobalStandard", "10", "2.5", "-", "40", "-", "-", "-"] in rows
     assert all(r[1] == "GlobalStandard" for r in rows)
 
 
 def test_show_with_correction(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(["pricing", "show", "gpt-5-chat-2025-08-07"], capsys)
+    code, out, _ = run(["pricing", "show", "gpt-5.5-pro-2026-04-23"], capsys)
     assert code == 0
-    assert "gpt-5-chat:GlobalStandard@2025-08-07" in out
-    assert "2025-08-07 to open, recorded 2025-08-07: input 5, cached 1.25, output 20" in out
-    assert "corrected 2025-08-08: input 5 -> 1.25, cached 1.25 -> 0.125, output 20 -> 10" in out
+    assert "gpt-5.5-pro:GlobalStandard@2026-04-23" in out
+    assert "2026-04-23 to open, recorded 2026-04-23: input 60, cached 6, output 360" in out
+    assert "corrected 2026-04-29: input 60 -> 30, cached 6 -> 3, output 360 -> 180" in out
 
 
 def test_show_history_of_o3(capsys: pytest.CaptureFixture[str]) -> None:
@@ -62,6 +65,7 @@ def test_show_history_of_o3(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert "2025-04-16 to 2025-06-01: input 10, cached 2.5, output 40" in out
     assert "2025-06-01 to open: input 2, cached 0.5, output 8" in out
+    assert "note: meters: o3 0416 Inp glbl Tokens; o3 0416 Outp glbl Tokens; o3 0416 cached Inp glbl Tokens" in out
 
 
 def test_show_unknown(capsys: pytest.CaptureFixture[str]) -> None:
@@ -138,7 +142,7 @@ def test_price_breakdown(capsys: pytest.CaptureFixture[str]) -> None:
     assert ["output", "863", "2", "0.001726", "incl.", "512", "reasoning"] in rows
     assert ["total", "0.0019791"] in rows
     assert "basis: list" in out
-    assert "row: gpt-5-mini:GlobalStandard@2025-08-07/cached_input" in out
+    assert "row: gpt-5-mini:GlobalStandard@2025-08-01/cached_input" in out
 
 
 def test_price_regional_and_believed_at(capsys: pytest.CaptureFixture[str]) -> None:
@@ -160,9 +164,9 @@ def test_price_regional_and_believed_at(capsys: pytest.CaptureFixture[str]) -> N
     assert code == 0
     assert ["total", "3.025"] in [line.split() for line in out.splitlines()]
     code, out, _ = run(
-        ["price", "gpt-5-chat", "--input", "1000000", "--at", "2025-08-07", "--believed-at", "2025-08-07"], capsys
+        ["price", "gpt-5.5-pro", "--input", "1000000", "--at", "2026-04-23", "--believed-at", "2026-04-23"], capsys
     )
-    assert ["total", "5"] in [line.split() for line in out.splitlines()]
+    assert ["total", "60"] in [line.split() for line in out.splitlines()]
 
 
 def test_price_unknown_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
@@ -214,5 +218,5 @@ def test_python_m_meter_pricing_list() -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("price table 2026-11-25.1")
+    assert done.stdout.startswith("price table 2026-12-01.1")
     assert "gpt-5.6-luna" in done.stdout

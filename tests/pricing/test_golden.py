@@ -29,6 +29,10 @@ GOLDEN = [
         "gpt-5-mini",
         "0.0019791",
     ),
+    # case 07: Azure's 2024 streamed answer names gpt-4-32k (only version 0613; meters
+    # 'gpt-4-32K-Inp-glbl' 0.06 and 'gpt-4-32K-Outp-glbl' 0.12 per 1K):
+    # 24 x 60 + 2 x 120 = 1440 + 240 = 1680 per 1M
+    ("07", "gpt-4-32k", FakeUsage(24, 0, 0, 2, 0, total_tokens=26), "gpt-4-32k-0613", "0.00168"),
     # case 08: 15 x 0.25 + 12 x 2 = 3.75 + 24 = 27.75 per 1M
     ("08", "gpt-5-mini-2025-08-07", FakeUsage(15, 0, 0, 12, 0, total_tokens=27), "gpt-5-mini", "0.00002775"),
     # case 17: 8 x 0.13 = 1.04 per 1M
@@ -51,20 +55,29 @@ def test_golden_cost(book: PriceBook, case: str, model: str, usage: FakeUsage, r
     assert cost.total == Decimal(expected)
     assert isinstance(cost.total, Decimal)
     assert cost.currency == "USD"
-    assert cost.table_version == "2026-11-25.1"
+    assert cost.table_version == "2026-12-01.1"
 
 
 def test_golden_case_02_breakdown(book: PriceBook) -> None:
     cost = book.price(FakeUsage(16, 0, 0, 22, 0, total_tokens=38), model="gpt-4.1-mini-2025-04-14", at=AT)
     assert cost.amounts == {"input": Decimal("0.0000064"), "output": Decimal("0.0000352")}
     assert cost.row_ids == (
-        "gpt-4.1-mini:GlobalStandard@2025-04-14/input",
-        "gpt-4.1-mini:GlobalStandard@2025-04-14/output",
+        "gpt-4.1-mini:GlobalStandard@2025-04-01/input",
+        "gpt-4.1-mini:GlobalStandard@2025-04-01/output",
     )
 
 
 def test_golden_case_01_gpt35_turbo_is_unknown(book: PriceBook) -> None:
-    """Azure's 2024 answer names gpt-35-turbo; the facts carry no price for it, so: unknown, not 0."""
+    """Azure's 2024 answer names gpt-35-turbo without a version. Azure bills its versions differently
+    (0301/0613 at 1.5 / 2, 1106 at 1 / 2, 0125 at 0.5 / 1.5 per 1M), and the answer does not say
+    which one served it: unknown, not a guess and not 0. The deployment map names the version."""
     cost = book.price(FakeUsage(15, 0, 0, 24, 0, total_tokens=39), model="gpt-35-turbo", at=AT)
     assert cost.basis == "unknown"
     assert cost.total is None
+
+
+def test_golden_case_01_with_the_version_named(book: PriceBook) -> None:
+    """Named by the deployment map, version 0125 is priced from its meters ('gpt-35-turbo16K-0125
+    Inp-glbl' 0.0005 and 'Outp-glbl' 0.0015 per 1K): 15 x 0.5 + 24 x 1.5 = 7.5 + 36 = 43.5 per 1M."""
+    cost = book.price(FakeUsage(15, 0, 0, 24, 0, total_tokens=39), model="gpt-35-turbo-0125", at=AT)
+    assert (cost.basis, cost.model, cost.total) == ("list", "gpt-3.5-turbo-0125", Decimal("0.0000435"))

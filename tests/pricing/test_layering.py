@@ -35,12 +35,12 @@ model = "acme-private"
 
 def test_user_rows_win_where_they_apply(tmp_path: Path) -> None:
     book = PriceBook.load(write_table(tmp_path, NEGOTIATED))
-    assert book.version == "2026-11-25.1+user-1"
+    assert book.version == "2026-12-01.1+user-1"
     cost = book.price(FakeUsage(M, 0, 0, M), model="gpt-4.1", at=utc(2026, 2, 1))
     # input from the user table (1.5), output still the list price (8)
     assert cost.total == Decimal("9.5")
-    assert cost.row_ids == ("gpt-4.1:GlobalStandard@2026-01-01/input", "gpt-4.1:GlobalStandard@2025-04-14/output")
-    assert cost.table_version == "user-1+2026-11-25.1"
+    assert cost.row_ids == ("gpt-4.1:GlobalStandard@2026-01-01/input", "gpt-4.1:GlobalStandard@2025-04-01/output")
+    assert cost.table_version == "user-1+2026-12-01.1"
     before = book.price(FakeUsage(M, 0, 0, M), model="gpt-4.1", at=utc(2025, 12, 31))
     assert before.total == Decimal("10")
 
@@ -56,7 +56,7 @@ def test_private_model_and_alias(tmp_path: Path) -> None:
 def test_user_correction_of_a_builtin_row(tmp_path: Path) -> None:
     body = """
 [[correction]]
-corrects = "gpt-4.1-mini:GlobalStandard@2025-04-14"
+corrects = "gpt-4.1-mini:GlobalStandard@2025-04-01"
 recorded_at = 2026-03-01
 input = "0.35"
 source = "invoice 2026-02"

@@ -23,7 +23,8 @@ def total(book: PriceBook, model: str, usage: FakeUsage, **kw: object) -> Decima
 
 
 def test_cached_cache_write_and_reasoning_gpt56(book: PriceBook) -> None:
-    # gpt-5.6 Global: input 5, cached 0.5, cache write 6.25, output 30 (USD per 1M).
+    # gpt-5.6 (sol) Global: input 5, cached 0.5, cache write 6.25, output 30 (USD per 1M; meters from
+    # 2026-07-01, the standard price before the 2026-09-01 promotion).
     usage = FakeUsage(
         input_tokens=10_000,
         cached_input_tokens=4_000,
@@ -31,7 +32,7 @@ def test_cached_cache_write_and_reasoning_gpt56(book: PriceBook) -> None:
         output_tokens=3_000,
         reasoning_output_tokens=1_000,
     )
-    cost = book.price(usage, model="gpt-5.6", at=utc(2026, 6, 1))
+    cost = book.price(usage, model="gpt-5.6", at=utc(2026, 8, 11))
     # text input 10000-4000-2000 = 4000 x 5 = 0.02; cached 4000 x 0.5 = 0.002;
     # cache write 2000 x 6.25 = 0.0125; output 3000 x 30 = 0.09 (reasoning inside it)
     assert cost.amounts == {
@@ -51,7 +52,7 @@ def test_cache_write_on_models_that_do_not_charge_it_is_billed_as_input(book: Pr
     # 500 x 2 = 0.001; 300 x 0.5 = 0.00015; 200 x 2 = 0.0004; 100 x 8 = 0.0008
     assert cost.total == Decimal("0.00235")
     assert cost.unit_prices["cache_write"] == Decimal("2")
-    assert "gpt-4.1:GlobalStandard@2025-04-14/input" in cost.row_ids
+    assert "gpt-4.1:GlobalStandard@2025-04-01/input" in cost.row_ids
 
 
 def test_reasoning_tokens_are_never_added_twice(book: PriceBook) -> None:
@@ -100,22 +101,19 @@ def test_no_floats_anywhere(book: PriceBook) -> None:
         ("o3-2025-04-16", "GlobalStandard", date(2025, 5, 31), date(2025, 6, 1), FakeUsage(M, 0, 0, M), "50", "10"),
         # o1-mini: 3 / 12 -> 1.1 / 4.4 (2025-03)
         ("o1-mini", "GlobalStandard", date(2025, 2, 28), date(2025, 3, 1), FakeUsage(M, 0, 0, M), "15", "5.5"),
-        # gpt-4o-transcribe audio in 6 -> 2.5 (2026-05-14)
-        (
-            "gpt-4o-transcribe",
-            "GlobalStandard",
-            date(2026, 5, 13),
-            date(2026, 5, 14),
-            FakeUsage(M, 0, 0, 0, 0, M),
-            "6",
-            "2.5",
-        ),
-        # gpt-5.6-terra 2.5 / 15 -> 2 / 12 (2026-07-30); 100k in + 100k out (under the 272k tier)
-        ("gpt-5.6-terra", "GlobalStandard", date(2026, 7, 29), date(2026, 7, 30), FakeUsage(K, 0, 0, K), "1.75", "1.4"),
-        # gpt-5.6-luna 1 / 6 -> 0.2 / 1.2 (2026-07-30)
-        ("gpt-5.6-luna", "GlobalStandard", date(2026, 7, 29), date(2026, 7, 30), FakeUsage(K, 0, 0, K), "0.7", "0.14"),
-        # gpt-5.6-sol 5 / 30 -> 4 / 20 (2026-08-21)
-        ("gpt-5.6-sol", "GlobalStandard", date(2026, 8, 20), date(2026, 8, 21), FakeUsage(K, 0, 0, K), "3.5", "2.4"),
+        # Azure's dates, not OpenAI's announcements (OpenAI cut luna and terra on 2026-07-30 and
+        # sol on 2026-08-21; Azure's meters re-priced from 2026-08-01 and 2026-09-01):
+        # gpt-5.6-terra 2.5 / 15 -> 2 / 12 (2026-08-01); 100k in + 100k out (under the 272k tier)
+        ("gpt-5.6-terra", "GlobalStandard", date(2026, 7, 31), date(2026, 8, 1), FakeUsage(K, 0, 0, K), "1.75", "1.4"),
+        # gpt-5.6-luna 1 / 6 -> 0.2 / 1.2 (2026-08-01)
+        ("gpt-5.6-luna", "GlobalStandard", date(2026, 7, 31), date(2026, 8, 1), FakeUsage(K, 0, 0, K), "0.7", "0.14"),
+        # gpt-5.6-sol 5 / 30 -> 4 / 20, the promotion (2026-09-01)
+        ("gpt-5.6-sol", "GlobalStandard", date(2026, 8, 31), date(2026, 9, 1), FakeUsage(K, 0, 0, K), "3.5", "2.4"),
+        # Data Zone and Regional embeddings: 1.0x -> 1.1x Global on 2025-09-01 (Azure's uplift)
+        ("text-embedding-3-small", "Standard:eastus", date(2025, 8, 31), date(2025, 9, 1), FakeUsage(M), "0.02",
+         "0.022"),
+        ("gpt-4o-2024-05-13", "DataZoneStandard", date(2025, 8, 31), date(2025, 9, 1), FakeUsage(M, 0, 0, M), "20",
+         "22"),
         # bare gpt-4o alias moved from 2024-05-13 (5 / 15) to 2024-11-20 (2.5 / 10) in 2025-03
         ("gpt-4o", "GlobalStandard", date(2025, 2, 28), date(2025, 3, 1), FakeUsage(M, 0, 0, M), "20", "12.5"),
     ],
@@ -130,8 +128,19 @@ def test_price_changes_at_the_effective_date(
     price_before: str,
     price_after: str,
 ) -> None:
-    assert total(book, model, usage, deployment_type=dtype, at=before) == Decimal(price_before)
-    assert total(book, model, usage, deployment_type=dtype, at=after) == Decimal(price_after)
+    dtype, _, region = dtype.partition(":")
+    where = {"deployment_type": dtype, "region": region or None}
+    assert total(book, model, usage, **where, at=before) == Decimal(price_before)
+    assert total(book, model, usage, **where, at=after) == Decimal(price_after)
+
+
+def test_transcription_audio_has_no_invented_cut(book: PriceBook) -> None:
+    """Azure meters gpt-4o-transcribe audio input at 6 and mini at 3 per 1M throughout: the 2.5 / 1.25
+    'cut' of earlier tables has no source (Retail snapshot 2026-08-11, meters '...-aud-inp-glbl')."""
+    audio = FakeUsage(M, 0, 0, 0, 0, M)
+    for at in (date(2025, 6, 1), date(2026, 5, 14), date(2026, 11, 1)):
+        assert total(book, "gpt-4o-transcribe", audio, at=at) == Decimal("6")
+        assert total(book, "gpt-4o-mini-transcribe", audio, at=at) == Decimal("3")
 
 
 def test_o3_change_is_keyed_to_the_call_time_in_utc(book: PriceBook) -> None:
@@ -155,21 +164,6 @@ def test_row_ids_name_the_row_in_force(book: PriceBook) -> None:
 # ---- corrections --------------------------------------------------------------
 
 
-def test_gpt5_chat_correction_believed_and_true(book: PriceBook) -> None:
-    usage = FakeUsage(M, 0, 0, M)  # 1M in + 1M out
-    believed = book.price(usage, model="gpt-5-chat", at=utc(2025, 8, 7), believed_at=date(2025, 8, 7))
-    assert believed.total == Decimal("25")  # 5 + 20, the wrong first entry
-    assert believed.row_ids == (
-        "gpt-5-chat:GlobalStandard@2025-08-07/input",
-        "gpt-5-chat:GlobalStandard@2025-08-07/output",
-    )
-    true = book.price(usage, model="gpt-5-chat", at=utc(2025, 8, 7))
-    assert true.total == Decimal("11.25")  # 1.25 + 10
-    assert "gpt-5-chat:GlobalStandard@2025-08-07/input#corrected@2025-08-08" in true.row_ids
-    on_the_day = book.price(usage, model="gpt-5-chat", at=utc(2025, 8, 7), believed_at=date(2025, 8, 8))
-    assert on_the_day.total == Decimal("11.25")
-
-
 def test_gpt55_pro_correction_believed_and_true(book: PriceBook) -> None:
     usage = FakeUsage(K, 0, 0, K)  # 100k in + 100k out
     at = utc(2026, 4, 25)
@@ -182,7 +176,8 @@ def test_gpt55_pro_correction_believed_and_true(book: PriceBook) -> None:
 
 
 def test_rows_recorded_later_are_not_believed_earlier(book: PriceBook) -> None:
-    cost = book.price(FakeUsage(1, 0, 0, 1), model="gpt-5-chat", at=utc(2025, 8, 7), believed_at=date(2025, 8, 6))
+    # gpt-5.5-pro's first entry was recorded 2026-04-23: a day earlier nothing was known.
+    cost = book.price(FakeUsage(1, 0, 0, 1), model="gpt-5.5-pro", at=utc(2026, 4, 23), believed_at=date(2026, 4, 22))
     assert cost.basis == "unknown"
 
 
@@ -194,11 +189,12 @@ def test_rows_recorded_later_are_not_believed_earlier(book: PriceBook) -> None:
     [
         ("GlobalStandard", None, "12.5"),  # 2.5 + 10
         ("DataZoneStandard", None, "13.75"),  # 2.75 + 11
-        ("Standard", "eastus2", "13.75"),  # regional base
-        ("Standard", "West Europe", "13.75"),  # region names are normalised
-        ("Standard", "swedencentral", "15.125"),  # 3.025 + 12.1
+        ("Standard", "eastus2", "13.75"),  # 1.1x Global
+        ("Standard", "East US 2", "13.75"),  # region names are normalised
+        ("Standard", "swedencentral", "15.125"),  # 3.025 + 12.1: 1.21x
         ("Standard", "japaneast", "15.125"),
         ("GlobalBatch", None, "6.25"),  # 1.25 + 5
+        ("DataZoneBatch", None, "6.875"),  # 1.375 + 5.5
         ("global-standard", None, "12.5"),  # aliases
         ("dz", None, "13.75"),
         ("regional", "eastus", "13.75"),
@@ -212,10 +208,22 @@ def test_gpt4o_1120_by_deployment_type(book: PriceBook, dtype: str, region: str 
     assert cost.assumed_deployment_type is False
 
 
-def test_gpt4o_0513_has_no_data_zone_uplift(book: PriceBook) -> None:
+def test_a_region_azure_does_not_sell_in_is_unknown(book: PriceBook) -> None:
+    """No Standard meter for gpt-4o-2024-11-20 in westeurope: unknown, not another region's price."""
+    cost = book.price(FakeUsage(M, 0, 0, M), model="gpt-4o-2024-11-20", deployment_type="Standard",
+                      region="westeurope", at=utc(2026, 1, 1))
+    assert (cost.basis, cost.total) == ("unknown", None)
+
+
+def test_gpt4o_0513_data_zone_and_regional_uplift(book: PriceBook) -> None:
+    """Priced as Global until Azure's 2025-09-01 uplift, 1.1x after (meters 'gpt-4o-0513 ... DZone')."""
     usage = FakeUsage(M, 0, 0, M)
     for dtype, region in (("GlobalStandard", None), ("DataZoneStandard", None), ("Standard", "eastus2")):
         assert total(book, "gpt-4o-2024-05-13", usage, deployment_type=dtype, region=region, at=utc(2025, 1, 1)) == 20
+    for dtype, region, after in (("GlobalStandard", None, "20"), ("DataZoneStandard", None, "22"),
+                                 ("Standard", "eastus2", "22"), ("Standard", "westus", "22")):
+        assert total(book, "gpt-4o-2024-05-13", usage, deployment_type=dtype, region=region,
+                     at=utc(2025, 9, 1)) == Decimal(after)
 
 
 def test_gpt5_data_zone_batch(book: PriceBook) -> None:
@@ -225,18 +233,26 @@ def test_gpt5_data_zone_batch(book: PriceBook) -> None:
 
 
 def test_priority(book: PriceBook) -> None:
-    usage = FakeUsage(K, 0, 0, K)  # 100k x 10 + 100k x 60
-    assert total(book, "gpt-5.5", usage, deployment_type="GlobalPriority", at=utc(2026, 6, 1)) == Decimal("7")
-    assert total(book, "gpt-5.5", usage, deployment_type="priority", at=utc(2026, 6, 1)) == Decimal("7")
-    # no long-context priority price in the facts: unknown rather than the standard rate
+    """Priority is not 2x everywhere: gpt-5.5 is 2.5x (12.5 / 75), gpt-4.1-mini 1.75x (0.7 / 2.8)."""
+    usage = FakeUsage(K, 0, 0, K)  # 100k x 12.5 + 100k x 75
+    assert total(book, "gpt-5.5", usage, deployment_type="GlobalPriority", at=utc(2026, 6, 1)) == Decimal("8.75")
+    assert total(book, "gpt-5.5", usage, deployment_type="priority", at=utc(2026, 6, 1)) == Decimal("8.75")
+    assert total(book, "gpt-4.1-mini", usage, deployment_type="priority", at=utc(2026, 6, 1)) == Decimal("0.35")
+    # no long-context Priority meter: unknown rather than the standard rate
     big = FakeUsage(300_000, 0, 0, 10)
     assert book.price(big, model="gpt-5.5", deployment_type="GlobalPriority", at=utc(2026, 6, 1)).basis == "unknown"
 
 
-def test_embeddings_cost_the_same_regionally(book: PriceBook) -> None:
+def test_embeddings_regional_and_data_zone(book: PriceBook) -> None:
+    """Global 0.02; Data Zone and US Regional 1.1x since 2025-09-01; US Gov 1.25x; westeurope 0.027
+    (meter 'text-embedding-3-small-regional', 2.7e-05 per 1K)."""
     usage = FakeUsage(input_tokens=M)
-    for dtype, region in (("GlobalStandard", None), ("Standard", "eastus")):
-        assert total(book, "text-embedding-3-small", usage, deployment_type=dtype, region=region) == Decimal("0.02")
+    at = utc(2026, 11, 1)
+    for dtype, region, expected in (("GlobalStandard", None, "0.02"), ("DataZoneStandard", None, "0.022"),
+                                    ("Standard", "eastus", "0.022"), ("Standard", "usgovarizona", "0.025"),
+                                    ("Standard", "westeurope", "0.027")):
+        assert total(book, "text-embedding-3-small", usage, deployment_type=dtype, region=region, at=at) == Decimal(
+            expected), (dtype, region)
 
 
 def test_batch_cached_tokens_without_a_batch_cache_price_are_unknown(book: PriceBook) -> None:
@@ -250,18 +266,17 @@ def test_batch_cached_tokens_without_a_batch_cache_price_are_unknown(book: Price
 
 
 @pytest.mark.parametrize(
-    ("dtype", "region", "reason_part"),
+    ("model", "dtype", "region", "reason_part"),
     [
-        ("Standard", None, "no region given"),
-        ("Standard", "brazilsouth", "in brazilsouth"),
-        ("DataZoneBatch", None, "DataZoneBatch"),
-        ("Standard", "eastus2", "Standard in eastus2"),  # gpt-5 has no regional price in the facts
+        ("gpt-4o-2024-11-20", "Standard", None, "no region given"),
+        ("gpt-4o-2024-11-20", "Standard", "brazilsouth", "in brazilsouth"),
+        ("codex-mini", "DataZoneBatch", None, "DataZoneBatch"),  # no Data Zone Batch meter
+        ("gpt-5", "Standard", "eastus2", "Standard in eastus2"),  # no regional meter
     ],
 )
 def test_missing_deployment_or_region_is_unknown(
-    book: PriceBook, dtype: str, region: str | None, reason_part: str
+    book: PriceBook, model: str, dtype: str, region: str | None, reason_part: str
 ) -> None:
-    model = "gpt-5" if region == "eastus2" else "gpt-4o-2024-11-20"
     cost = book.price(FakeUsage(10, 0, 0, 10), model=model, deployment_type=dtype, region=region, at=utc(2026, 1, 1))
     assert cost.basis == "unknown"
     assert cost.total is None
@@ -305,8 +320,8 @@ def test_long_context_cliff_gpt54(book: PriceBook) -> None:
     assert above.total == Decimal("1.382505")
     assert above.long_context is True
     assert above.row_ids == (
-        "gpt-5.4:GlobalStandard:>272000@2026-03-05/input",
-        "gpt-5.4:GlobalStandard:>272000@2026-03-05/output",
+        "gpt-5.4:GlobalStandard:>272000@2026-03-01/input",
+        "gpt-5.4:GlobalStandard:>272000@2026-03-01/output",
     )
 
 
@@ -317,21 +332,22 @@ def test_long_context_counts_cached_tokens_toward_the_threshold(book: PriceBook)
 
 
 def test_long_context_gpt56_cache_write(book: PriceBook) -> None:
-    cost = book.price(FakeUsage(300_000, 0, 100_000, 0), model="gpt-5.6", at=utc(2026, 6, 1))
+    cost = book.price(FakeUsage(300_000, 0, 100_000, 0), model="gpt-5.6", at=utc(2026, 8, 11))
     # 200000 x 10 = 2; 100000 x 12.5 = 1.25
     assert cost.total == Decimal("3.25")
 
 
 def test_long_context_without_a_long_context_row_is_unknown(book: PriceBook) -> None:
+    # gpt-5.5 has long-context meters for Global and Data Zone but not for Priority
     cost = book.price(
-        FakeUsage(300_000, 0, 0, 10), model="gpt-5.4", deployment_type="DataZoneStandard", at=utc(2026, 6, 1)
+        FakeUsage(300_000, 0, 0, 10), model="gpt-5.5", deployment_type="GlobalPriority", at=utc(2026, 6, 1)
     )
     assert cost.basis == "unknown"
     assert cost.reason is not None and "long context" in cost.reason
     short = book.price(
-        FakeUsage(1000, 0, 0, 10), model="gpt-5.4", deployment_type="DataZoneStandard", at=utc(2026, 6, 1)
+        FakeUsage(1000, 0, 0, 10), model="gpt-5.5", deployment_type="GlobalPriority", at=utc(2026, 6, 1)
     )
-    assert short.total == Decimal("0.000165") + Decimal("0.00275")  # 10 x 16.5 + 1000 x 2.75
+    assert short.total == Decimal("0.0125") + Decimal("0.00075")  # 1000 x 12.5 + 10 x 75
 
 
 def test_models_without_a_tier_never_switch(book: PriceBook) -> None:
@@ -362,17 +378,17 @@ def test_unknown_model_is_unknown_warned_once_and_counted(book: PriceBook, caplo
 
 
 def test_missing_price_kind_is_unknown_with_partial_amounts(book: PriceBook) -> None:
-    # o1-pro has no cached-input price
-    cost = book.price(FakeUsage(1000, 500, 0, 100), model="o1-pro", at=utc(2026, 1, 1))
+    # o3-pro has no cached-input meter: input 20, output 80
+    cost = book.price(FakeUsage(1000, 500, 0, 100), model="o3-pro", at=utc(2026, 1, 1))
     assert cost.basis == "unknown"
     assert cost.total is None
-    assert cost.amounts == {"input": Decimal("0.075"), "cached_input": None, "output": Decimal("0.06")}
-    assert cost.reason == "no cached_input price for o1-pro on GlobalStandard at 2026-01-01"
-    assert book.unpriced_calls == {"o1-pro": 1}
+    assert cost.amounts == {"input": Decimal("0.01"), "cached_input": None, "output": Decimal("0.008")}
+    assert cost.reason == "no cached_input price for o3-pro on GlobalStandard at 2026-01-01"
+    assert book.unpriced_calls == {"o3-pro": 1}
 
 
 def test_unused_missing_kind_does_not_matter(book: PriceBook) -> None:
-    assert book.price(FakeUsage(1000, 0, 0, 100), model="o1-pro", at=utc(2026, 1, 1)).basis == "list"
+    assert book.price(FakeUsage(1000, 0, 0, 100), model="o3-pro", at=utc(2026, 1, 1)).basis == "list"
 
 
 def test_audio_tokens_on_a_text_model_are_unknown(book: PriceBook) -> None:

@@ -28,9 +28,17 @@ from pricing import PriceBook
         # not priced: unknown rather than a wrong family price
         ("gpt-4o-2025-01-01", None),  # gpt-4o versions differ in price: no family fallback
         ("gpt-4o-realtime-preview", None),  # two versions at different prices
-        ("gpt-35-turbo", None),  # Azure spelling, but the facts carry no price
+        ("gpt-35-turbo", None),  # Azure's answer names no version; 0613, 1106 and 0125 differ in price
         ("gpt-3.5-turbo", None),
-        ("o1-preview-2024-09-12", None),
+        ("gpt-4", None),  # 0613 (30 / 60) and turbo-2024-04-09 (10 / 30) are both served as gpt-4
+        # legacy versions Azure still meters, named in full (Azure or OpenAI spelling)
+        ("gpt-35-turbo-0125", "gpt-3.5-turbo-0125"),
+        ("gpt-3.5-turbo-1106", "gpt-3.5-turbo-1106"),
+        ("gpt-35-turbo-16k", "gpt-3.5-turbo-16k-0613"),  # the only 16k-only version
+        ("gpt-4-32k", "gpt-4-32k-0613"),
+        ("gpt-4-turbo", "gpt-4-turbo-2024-04-09"),
+        ("o1-preview-2024-09-12", "o1-preview"),  # meters 'o1 preview' since 2024-10-01
+        ("chat-latest", "chat-latest-2026-05-28"),  # the alias today
         ("my-deployment", None),
         ("", None),
     ],

@@ -1,191 +1,225 @@
-"""Importing a saved Azure Retail Prices API answer into this table format."""
+"""`meter pricing check` and `meter pricing import-azure-retail` on saved Retail Prices answers."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import tomllib
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from pricing_helpers import FIXTURES
+from pricing_helpers import write_table
 
-from pricing import PriceBook, PricingFileError
+from pricing import PriceBook
 from pricing import cli as pricing_cli
-from pricing.retail_import import (
-    ImportResult,
-    MeterMeaning,
-    UnmappedMeter,
-    import_retail,
-    load_retail_answer,
-    parse_meter_name,
-    per_million_factor,
-)
+from pricing.meters import UnmappedMeter, parse_meter
+from pricing.retail import load_retail
+from pricing.retail_import import import_retail
 from pricing.table import parse_table
 
-SAMPLE = FIXTURES / "openai-sample.json"
+ROOT = Path(__file__).resolve().parents[2]
+SNAPSHOT = ROOT / "data" / "azure-retail" / "2026-08-11-azure-openai.json"
 
 
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        ("gpt 4o 1120 Inp glbl", MeterMeaning("gpt-4o-2024-11-20", "input", "GlobalStandard")),
-        ("gpt 4o 1120 cached Inp glbl", MeterMeaning("gpt-4o-2024-11-20", "cached_input", "GlobalStandard")),
-        ("gpt-4o-0806-Outp-DZone", MeterMeaning("gpt-4o-2024-08-06", "output", "DataZoneStandard")),
-        ("gpt 4.1 cached Inp Data Zone", MeterMeaning("gpt-4.1", "cached_input", "DataZoneStandard")),
-        ("o3 0416 Batch Inp glbl", MeterMeaning("o3-2025-04-16", "input", "GlobalBatch")),
-        ("GPT 5 Rsng Inp DZone", MeterMeaning("gpt-5", "input", "DataZoneStandard")),
-        ("gpt 4o mini0718 BatchOutp DataZone", MeterMeaning("gpt-4o-mini-2024-07-18", "output", "DataZoneBatch")),
-        ("gpt-4o-mini-0718-Input-global", MeterMeaning("gpt-4o-mini-2024-07-18", "input", "GlobalStandard")),
-        ("gpt 4.1 nano Outp regional", MeterMeaning("gpt-4.1-nano", "output", "Standard")),
-        ("gpt 4o 1120 Inp rgnl", MeterMeaning("gpt-4o-2024-11-20", "input", "Standard")),
-        ("gpt 5 mini cached Inp dz", MeterMeaning("gpt-5-mini", "cached_input", "DataZoneStandard")),
-        ("gpt 5.1 Inp glbl Priority", MeterMeaning("gpt-5.1", "input", "GlobalPriority")),
-        ("gpt 5.6 cached write Inp glbl", MeterMeaning("gpt-5.6", "cache_write", "GlobalStandard")),
-        ("gpt realtime aud Outp glbl", MeterMeaning("gpt-realtime", "audio_output", "GlobalStandard")),
-        ("text embedding 3 large Inp glbl", MeterMeaning("text-embedding-3-large", "input", "GlobalStandard")),
-    ],
-)
-def test_meter_names(name: str, expected: MeterMeaning) -> None:
-    assert parse_meter_name(name) == expected
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    parser = argparse.ArgumentParser(prog="meter")
+    pricing_cli.add_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    code = args.handler(args)
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
-@pytest.mark.parametrize(
-    ("name", "reason"),
-    [
-        ("Embedding Ada Inp", "no deployment scope"),
-        ("gpt 4o 1120 glbl", "no token direction"),
-        ("gpt 4o 0999 Inp glbl", "unknown version code 0999"),
-        ("gpt image 1 Img Inp glbl", "image tokens"),
-        ("gpt realtime aud cached Inp glbl", "cached audio input"),
-        ("Inp glbl", "no model name"),
-        ("gpt 4o Batch Inp regnl", "regional Batch"),
-    ],
-)
-def test_unmappable_meter_names(name: str, reason: str) -> None:
-    with pytest.raises(UnmappedMeter, match=reason):
-        parse_meter_name(name)
+def _page(items: list[dict[str, object]], next_link: str | None = None) -> dict[str, object]:
+    return {"BillingCurrency": "USD", "Items": items, "NextPageLink": next_link, "Count": len(items)}
 
 
-@pytest.mark.parametrize(
-    ("unit", "factor"),
-    [
-        ("1K", Decimal(1000)),
-        ("1M", Decimal(1)),
-        (" 1k ", Decimal(1000)),
-        ("1 Hour", None),
-        ("1/Hour", None),
-        ("1/Day", None),
-        ("100", None),
-        ("1 Second", None),
-    ],
-)
-def test_units(unit: str, factor: Decimal | None) -> None:
-    assert per_million_factor(unit) == factor
+def _item(name: str, price: float, region: str = "eastus2", start: str = "2025-04-01", unit: str = "1K",
+          product: str = "Azure OpenAI") -> dict[str, object]:
+    """An item as the Retail Prices API returns it (one region per item)."""
+    return {"currencyCode": "USD", "tierMinimumUnits": 0.0, "retailPrice": price, "unitPrice": price,
+            "armRegionName": region, "effectiveStartDate": f"{start}T00:00:00Z", "meterName": name,
+            "productName": product, "serviceName": "Foundry Models", "unitOfMeasure": unit, "type": "Consumption"}
 
 
-def _sample_result() -> ImportResult:
-    book = PriceBook.load()
-    result = import_retail(
-        load_retail_answer(SAMPLE),
-        version="sample-1",
-        published=date(2026, 11, 25),
-        source_name="test",
-        resolve_model=lambda name, day: book.resolve_model(name, at=day),
-    )
-    return result
+def _snapshot_items(model: str) -> list[dict[str, object]]:
+    """Every meter of one model in the 2026-08-11 snapshot, one item per region as the API returns them."""
+    data = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+    out = []
+    for item in data["items"]:
+        try:
+            if parse_meter(item["meterName"], item["productName"]).model != model:
+                continue
+        except UnmappedMeter:
+            continue
+        for region in item["regions"]:
+            out.append(_item(item["meterName"], float(item["retailPrice"]), region, item["effectiveStartDate"][:10],
+                             item["unitOfMeasure"], item["productName"]))
+    return out
 
 
-def test_sample_import_rows() -> None:
-    table = parse_table(tomllib.loads(_sample_result().toml), "imported.toml")
-    prices = {(r.model, r.deployment_type, r.region, r.kind): r.usd_per_1m for r in table.rows}
-    assert prices == {
-        ("gpt-4o-2024-11-20", "GlobalStandard", None, "input"): Decimal("2.5"),  # 0.0025 per 1K
-        ("gpt-4o-2024-11-20", "GlobalStandard", None, "cached_input"): Decimal("1.25"),
-        ("gpt-4o-2024-11-20", "GlobalStandard", None, "output"): Decimal("10"),  # same meter in two regions
-        ("gpt-4o-2024-11-20", "DataZoneStandard", None, "input"): Decimal("2.75"),
-        ("gpt-4o-2024-08-06", "DataZoneStandard", None, "output"): Decimal("11"),
-        ("gpt-4o-2024-11-20", "Standard", "eastus2", "input"): Decimal("2.75"),
-        ("gpt-4o-2024-11-20", "Standard", "swedencentral", "input"): Decimal("3.025"),
-        ("gpt-4o-mini-2024-07-18", "DataZoneBatch", None, "output"): Decimal("0.33"),
-        ("gpt-4o-mini-2024-07-18", "GlobalStandard", None, "input"): Decimal("0.15"),
-        ("gpt-4.1", "DataZoneStandard", None, "cached_input"): Decimal("0.55"),
-        ("gpt-4.1-nano", "Standard", "eastus", "output"): Decimal("0.44"),
-        ("o3", "GlobalBatch", None, "input"): Decimal("1"),  # 1M unit, o3-2025-04-16 -> o3
-        ("gpt-5", "DataZoneStandard", None, "input"): Decimal("1.375"),
-        ("gpt-5-mini", "DataZoneStandard", None, "cached_input"): Decimal("0.0275"),
-        ("text-embedding-3-large", "GlobalStandard", None, "input"): Decimal("0.13"),
-    }
-    assert {r.effective_from for r in table.rows if r.model == "o3"} == {date(2025, 6, 1)}
-    assert table.version == "sample-1"
+# A user's answer for every gpt-4.1-mini meter (real names and prices): it agrees with the built-ins.
+AGREES = _snapshot_items("gpt-4.1-mini")
+# ... and the same answer after a made-up price change of its Global output meter (the API returns
+# only the current price of a meter, with its new start date)
+_GLOBAL_OUTPUT = "gpt 4.1 mini Outp glbl Tokens"
+CHANGED = [{**i, "retailPrice": 0.0012, "unitPrice": 0.0012, "effectiveStartDate": "2026-10-01T00:00:00Z"}
+           for i in AGREES if i["meterName"] == _GLOBAL_OUTPUT]
+AFTER_CHANGE = [i for i in AGREES if i["meterName"] != _GLOBAL_OUTPUT] + CHANGED
+NEW_MODEL = _snapshot_items("gpt-5.4-mini")
 
 
-def test_sample_import_report() -> None:
-    report = _sample_result().report()
-    assert report.splitlines()[0] == "mapped 16 of 22 items into 13 price entries"
-    assert "'Provisioned Managed Global': unit '1 Hour' is not a token unit (1K or 1M)" in report
-    assert "'Provisioned Throughput Units': unit '1/Month' is not a token unit" in report
-    assert "'gpt 4o 1120 Inp glbl': type 'Reservation' is not pay-as-you-go consumption" in report
-    assert "'gpt image 1 Img Inp glbl': image tokens have no price kind in this table" in report
-    assert "'gpt 4o 0999 Inp glbl': unknown version code 0999" in report
-    assert "'Embedding Ada Inp': no deployment scope" in report
+def _answer(tmp_path: Path, items: list[dict[str, object]], name: str = "answer.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(_page(items)), encoding="utf-8")
+    os.utime(path, (1_790_000_000, 1_790_000_000))  # "fetched" 2026-09-21 (the file's modification date)
+    return path
 
 
-def test_conflicting_meters_are_reported() -> None:
-    item = {
-        "meterName": "gpt 4.1 Inp glbl",
-        "unitOfMeasure": "1M",
-        "retailPrice": Decimal("2"),
-        "effectiveStartDate": "2025-04-14T00:00:00Z",
-        "type": "Consumption",
-    }
-    other = {**item, "meterName": "gpt-4.1-Input-global", "retailPrice": Decimal("3")}
-    result = import_retail({"Items": [item, other]}, version="v", published=date(2026, 1, 1))
-    assert result.mapped == 1
-    assert "conflicts with meter 'gpt 4.1 Inp glbl' (2 vs 3 per 1M); kept the first" in result.report()
+def test_check_of_the_bundled_snapshot(capsys: pytest.CaptureFixture[str]) -> None:
+    """Against the excerpt the built-ins were generated from, only the reviewed luna / terra change
+    after the snapshot disagrees (see data/azure-retail/exceptions.toml)."""
+    code, out, _ = run(["pricing", "check", str(SNAPSHOT)], capsys)
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0] == f"Retail data: {SNAPSHOT}: fetched 2026-08-11"
+    assert "agree within 0.5 %: 14939" in lines
+    assert "disagree: 888:" in lines
+    assert "missing from the tables: 0" in lines
+    assert "rows priced where Azure has no meter: 0" in lines
+    assert "models priced that the data has no meter for (1; not compared): gpt-5.5-pro" in lines
+    differ = [line for line in lines if line.startswith("  gpt-")]
+    assert differ and all(line.startswith(("  gpt-5.6-luna ", "  gpt-5.6-terra ")) for line in differ)
+    assert all("the row starts 2026-08-01, after the meter" in line for line in differ)
 
 
-def test_two_start_dates_become_consecutive_entries() -> None:
-    old = {
-        "meterName": "o3 Inp glbl",
-        "unitOfMeasure": "1M",
-        "retailPrice": Decimal("10"),
-        "effectiveStartDate": "2025-04-16T00:00:00Z",
-    }
-    new = {**old, "retailPrice": Decimal("2"), "effectiveStartDate": "2025-06-01T00:00:00Z"}
-    result = import_retail({"Items": [new, old]}, version="v", published=date(2026, 1, 1))
-    table = parse_table(tomllib.loads(result.toml), "x.toml")
-    assert [(r.effective_from, r.effective_until, r.usd_per_1m) for r in table.rows] == [
-        (date(2025, 4, 16), date(2025, 6, 1), Decimal("10")),
-        (date(2025, 6, 1), None, Decimal("2")),
-    ]
+def test_check_clean(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["pricing", "check", str(_answer(tmp_path, AGREES))], capsys)
+    assert code == 0
+    assert "no fetch date in the file, using its modification date 2026-09-21" in out
+    assert "agree within 0.5 %: 393" in out
+    assert out.splitlines()[-1] == "ok: the tables agree with the data"
 
 
-def test_not_an_api_answer(tmp_path: Path) -> None:
-    path = tmp_path / "x.json"
-    path.write_text('{"value": []}', encoding="utf-8")
-    with pytest.raises(PricingFileError, match="not a Retail Prices API answer: no Items list"):
-        load_retail_answer(path)
+def test_check_lists_changes_and_missing_meters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _answer(tmp_path, AFTER_CHANGE + NEW_MODEL)
+    code, out, _ = run(["pricing", "check", str(path), "--at", "2026-11-01"], capsys)
+    assert code == 1
+    assert "data of 2026-11-01 (--at)" in out
+    assert f"agree within 0.5 %: {len(AGREES) - len(CHANGED) + len(NEW_MODEL)}" in out
+    assert f"disagree: {len(CHANGED)}:" in out
+    assert ("gpt-4.1-mini GlobalStandard output on 2026-10-01: table 1.6 (gpt-4.1-mini:GlobalStandard@2025-04-01/"
+            f"output), meter 'gpt 4.1 mini Outp glbl Tokens' 1.2 from 2026-10-01 [{len(CHANGED)} regions (") in out
+    assert "missing from the tables: 0" in out
 
 
-def test_cli_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_finds_a_meter_no_table_has(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    item = _item("gpt-4-32K-Input-regional Tokens", 0.06, "polandcentral", start="2024-06-01")
+    other = _item("gpt-4-32K-Input-regional Tokens", 0.06, "newregion", start="2026-10-01")
+    code, out, _ = run(["pricing", "check", str(_answer(tmp_path, [item, other]))], capsys)
+    assert code == 1
+    assert ("gpt-4-32k-0613 Standard input: no row; meter 'gpt-4-32K-Input-regional Tokens' 60 from 2026-10-01 "
+            "[newregion]") in out
+
+
+def test_import_writes_exactly_what_check_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    answer = _answer(tmp_path, AFTER_CHANGE)
     out_file = tmp_path / "retail.toml"
-    parser = argparse.ArgumentParser(prog="meter")
-    pricing_cli.add_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["pricing", "import-azure-retail", str(SAMPLE), "-o", str(out_file), "--version", "r1"])
-    assert args.handler(args) == 0
-    _, err = capsys.readouterr()
-    assert "mapped 16 of 22 items into 13 price entries" in err
-    book = PriceBook.load(out_file)  # the output layers cleanly on the built-ins
-    assert book.version == "2026-11-25.1+r1"
+    code, _, err = run(["pricing", "import-azure-retail", str(answer), "-o", str(out_file), "--version", "r1"],
+                       capsys)
+    assert code == 0
+    assert "wrote 1 price entries for 1 prices:" in err
+    assert "gpt-4.1-mini GlobalStandard output: table 1.6 (gpt-4.1-mini:GlobalStandard@2025-04-01/output), meter 1.2" \
+        in err
+    table = parse_table(tomllib.loads(out_file.read_text(encoding="utf-8")), str(out_file))
+    assert [(r.model, r.deployment_type, r.regions, r.kind, r.usd_per_1m, r.effective_from) for r in table.rows] == [
+        ("gpt-4.1-mini", "GlobalStandard", ("",), "output", Decimal("1.2"), date(2026, 10, 1)),
+    ]
+    assert table.version == "r1"
+    # layered on the built-ins, the same answer now checks clean
+    code, out, _ = run(["pricing", "check", str(answer), "--table", str(out_file)], capsys)
+    assert (code, out.splitlines()[-1]) == (0, "ok: the tables agree with the data")
+    book = PriceBook.load(out_file)
+    assert book.version == "2026-12-01.1+r1"
 
 
-def test_cli_import_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
-    parser = argparse.ArgumentParser(prog="meter")
-    pricing_cli.add_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["pricing", "import-azure-retail", str(SAMPLE)])
-    assert args.handler(args) == 0
-    out, _ = capsys.readouterr()
-    assert out.startswith("# Imported from the Azure Retail Prices API")
+def test_import_keeps_a_newer_built_in_change(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The snapshot predates the luna / terra re-pricing: importing it must not bring the old price back."""
+    out_file = tmp_path / "retail.toml"
+    code, _, err = run(["pricing", "import-azure-retail", str(SNAPSHOT), "-o", str(out_file)], capsys)
+    assert code == 0
+    assert "wrote 0 price entries" in err
+    assert "kept 48 newer built-in prices (the data predates them):" in err
+    assert parse_table(tomllib.loads(out_file.read_text(encoding="utf-8")), str(out_file)).rows == ()
+
+
+def test_import_all_is_the_generated_table(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out_file = tmp_path / "all.toml"
+    code, _, err = run(["pricing", "import-azure-retail", str(SNAPSHOT), "--all", "-o", str(out_file)], capsys)
+    assert code == 0
+    assert "wrote 406 price entries" in err
+    ours = tomllib.loads(out_file.read_text(encoding="utf-8"))
+    builtin = tomllib.loads((ROOT / "pricing" / "data" / "20-azure-retail.toml").read_text(encoding="utf-8"))
+    assert ours["price"] == builtin["price"]
+    assert ours["region_groups"] == builtin["region_groups"]
+
+
+def test_import_of_a_global_key_writes_every_region_of_it(tmp_path: Path) -> None:
+    """One region priced apart must not become the Global price of every region."""
+    items = [_item("gpt 4.1 mini Outp glbl Tokens", 0.0012, r, start="2026-10-01") for r in ("eastus2", "westus")]
+    items.append(_item("gpt 4.1 mini Outp glbl Tokens", 0.0015, "usgovvirginia", start="2026-10-01"))
+    path = _answer(tmp_path, items)
+    result = import_retail(PriceBook.load(), load_retail(path), version="v", published=date(2026, 12, 1),
+                           source_name="test", at=date(2026, 11, 1))
+    table = parse_table(tomllib.loads(result.toml), "x.toml")
+    assert sorted((r.regions, r.usd_per_1m) for r in table.rows) == [
+        (("",), Decimal("1.2")), (("usgovvirginia",), Decimal("1.5"))]
+
+
+def test_import_to_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["pricing", "import-azure-retail", str(_answer(tmp_path, NEW_MODEL + AFTER_CHANGE))], capsys)
+    assert code == 0
+    assert out.startswith("# Imported from Azure Retail Prices data by `meter pricing import-azure-retail`.")
     assert 'version = "azure-retail-' in out
+
+
+def test_several_page_files_and_a_missing_last_page(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    one = tmp_path / "page-0.json"
+    one.write_text(json.dumps(_page(AGREES[:1], "https://prices.azure.com/api/retail/prices?$skip=1000")))
+    two = tmp_path / "page-1.json"
+    two.write_text(json.dumps(_page(AGREES[1:])))
+    code, out, err = run(["pricing", "check", str(one), str(two), "--at", "2026-11-01"], capsys)
+    assert code == 0 and f"agree within 0.5 %: {len(AGREES)}" in out and err == ""
+    code, _, err = run(["pricing", "check", str(one), "--at", "2026-11-01"], capsys)
+    assert "warning: every page read has a NextPageLink: the answer's last page is missing" in err
+
+
+@pytest.mark.parametrize("command", ["check", "import-azure-retail"])
+def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(_page([_item("gpt 4.1 mini Inp glbl Tokens", 0.0004), {**AGREES[0], "meterName": 3}])))
+    code, out, err = run(["pricing", command, str(path)], capsys)
+    assert code == 1 and out == ""
+    assert err.startswith(f"error: {path}: Items[1]: field 'meterName': missing or not a string")
+    bad_table = write_table(tmp_path, "[[price]]\nmodel = 1\n")
+    code, _, err = run(["pricing", command, str(_answer(tmp_path, AGREES)), "--table", str(bad_table)], capsys)
+    assert code == 1 and "error:" in err and "user.toml" in err
+
+
+def test_import_cannot_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["pricing", "import-azure-retail", str(_answer(tmp_path, CHANGED)), "-o",
+                        str(tmp_path / "no" / "such" / "dir.toml")], capsys)
+    assert code == 1 and "cannot write" in err
+
+
+def test_check_runs_as_the_meter_command(tmp_path: Path) -> None:
+    """The user's path: a fresh `python -m meter` process, as documented."""
+    done = subprocess.run([sys.executable, "-m", "meter", "pricing", "check", str(_answer(tmp_path, AGREES))],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "ok: the tables agree with the data"

@@ -130,13 +130,6 @@ PRICE_CASES = [
         "no price given; set at least one of",
     ),
     (
-        "region on a global type",
-        ('output = "2"', 'output = "2"\nregion = "eastus"'),
-        "price[0] (my-model@2026-01-01)",
-        "region",
-        "GlobalStandard prices do not vary by region",
-    ),
-    (
         "regional without region",
         ('"GlobalStandard"', '"Standard"'),
         "price[0] (my-model@2026-01-01)",
@@ -315,5 +308,5 @@ def test_alias_to_a_model_without_rows(tmp_path: Path) -> None:
 
 def test_builtin_table_is_valid() -> None:
     book = PriceBook.load()
-    assert book.version == "2026-11-25.1"
+    assert book.version == "2026-12-01.1"
     assert all(row.source for row in book.rows())
