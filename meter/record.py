@@ -26,8 +26,11 @@ class Usage:
 
     Subsets, not addends: ``cached_input_tokens`` and ``cache_write_input_tokens``
     are parts of ``input_tokens``; ``reasoning_output_tokens`` is part of
-    ``output_tokens``; the audio counts are parts of input and output. This is how
-    Azure and OpenAI report them, and adding a subset to its total double counts.
+    ``output_tokens``; the audio counts are parts of input and output, and
+    ``cached_audio_input_tokens`` is part of both ``cached_input_tokens`` and
+    ``audio_input_tokens`` (realtime-class models bill cached audio at its own rate).
+    This is how Azure and OpenAI report them, and adding a subset to its total double
+    counts.
     ``total_tokens`` is what the service sent (input + output when it sent none).
     """
 
@@ -39,6 +42,7 @@ class Usage:
     audio_input_tokens: int = 0
     audio_output_tokens: int = 0
     total_tokens: int = 0
+    cached_audio_input_tokens: int = 0
 
     @property
     def uncached_input_tokens(self) -> int:

@@ -39,6 +39,15 @@ def _has_int(obj: Any, key: str) -> bool:
     return isinstance(obj, dict) and _valid(obj.get(key))
 
 
+def _cached_audio(details: Any) -> int:
+    """``cached_tokens_details.audio_tokens`` (realtime-class models), capped by the cached and audio counts
+    it is a part of, so a wrong detail can never bill more tokens than were reported."""
+    if type(details) is not dict:
+        return 0
+    cached_audio = _int(details.get("cached_tokens_details"), "audio_tokens")
+    return min(cached_audio, _int(details, "cached_tokens"), _int(details, "audio_tokens"))
+
+
 def from_chat(usage: Any) -> Usage | None:
     """Chat Completions and embeddings usage (``prompt_tokens`` / ``completion_tokens``)."""
     if not isinstance(usage, dict) or not _counts(usage, "prompt_tokens", "completion_tokens"):
@@ -58,6 +67,7 @@ def from_chat(usage: Any) -> Usage | None:
         audio_input_tokens=_int(prompt, "audio_tokens"),
         audio_output_tokens=_int(completion, "audio_tokens"),
         total_tokens=total,
+        cached_audio_input_tokens=_cached_audio(prompt),
     )
 
 
@@ -79,4 +89,5 @@ def from_responses(usage: Any) -> Usage | None:
         audio_input_tokens=_int(details_in, "audio_tokens"),
         audio_output_tokens=_int(details_out, "audio_tokens"),
         total_tokens=total,
+        cached_audio_input_tokens=_cached_audio(details_in),
     )

@@ -55,3 +55,45 @@ def test_responses_shape() -> None:
                         "output_tokens_details": {"reasoning_tokens": 54}})
     assert u == Usage(input_tokens=1220, cache_write_input_tokens=1217, output_tokens=100,
                       reasoning_output_tokens=54, total_tokens=1320)
+
+
+def test_cached_audio_is_read_where_the_service_splits_cached_tokens() -> None:
+    """``cached_tokens_details.audio_tokens`` (realtime-class models): a part of both the cached and the
+    audio input counts, so it is capped by both and never adds tokens."""
+    chat = from_chat({
+        "prompt_tokens": 1000, "completion_tokens": 10,
+        "prompt_tokens_details": {"cached_tokens": 300, "audio_tokens": 600,
+                                  "cached_tokens_details": {"text_tokens": 100, "audio_tokens": 200}},
+    })
+    assert chat is not None and (chat.cached_input_tokens, chat.audio_input_tokens, chat.cached_audio_input_tokens) \
+        == (300, 600, 200)
+    resp = from_responses({
+        "input_tokens": 1000, "output_tokens": 10,
+        "input_tokens_details": {"cached_tokens": 300, "audio_tokens": 100,
+                                 "cached_tokens_details": {"audio_tokens": 250}},
+    })
+    assert resp is not None and resp.cached_audio_input_tokens == 100  # capped by the audio count
+    plain = from_chat({"prompt_tokens": 5, "completion_tokens": 1})
+    assert plain is not None and plain.cached_audio_input_tokens == 0
+    garbage = from_chat({"prompt_tokens": 5, "completion_tokens": 1,
+                         "prompt_tokens_details": {"cached_tokens_details": "x", "cached_tokens": 2}})
+    assert garbage is not None and garbage.cached_audio_input_tokens == 0
+
+
+def test_cached_audio_is_priced_at_its_own_rate() -> None:
+    """gpt-4o-realtime-preview-2024-10-01 Global: cached audio 20, cached text 2.5, audio 100 per 1M
+    (meters 'gpt4o realtime cached audio inp glbl' 0.02, 'cached text' 0.0025, 'audio inp' 0.1 per 1K)."""
+    from datetime import date
+    from decimal import Decimal
+
+    from pricing import PriceBook
+
+    usage = from_chat({
+        "prompt_tokens": 1000, "completion_tokens": 0,
+        "prompt_tokens_details": {"cached_tokens": 300, "audio_tokens": 600,
+                                  "cached_tokens_details": {"audio_tokens": 200}},
+    })
+    cost = PriceBook.load().price(usage, model="gpt-4o-realtime-preview-2024-10-01", at=date(2026, 11, 1))
+    # text in 1000 - 300 - 400 = 300 x 5; cached text 100 x 2.5; audio 400 x 100; cached audio 200 x 20
+    assert cost.tokens == {"input": 300, "cached_input": 100, "audio_input": 400, "cached_audio_input": 200}
+    assert cost.total == Decimal("0.0015") + Decimal("0.00025") + Decimal("0.04") + Decimal("0.004")
