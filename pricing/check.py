@@ -85,6 +85,13 @@ class CheckResult:
     unmetered_models: list[str] = field(default_factory=list)
     """Models the tables price on ``day`` that the data has no meter for at all (hand-written rows)."""
 
+    def unmapped_by_category(self) -> dict[str, int]:
+        """How many token prices the parser left out, per category."""
+        out: dict[str, int] = {}
+        for _, category, _ in self.unmapped:
+            out[category] = out.get(category, 0) + 1
+        return dict(sorted(out.items()))
+
     @property
     def clean(self) -> bool:
         """Nothing disagrees, nothing is missing, nothing is priced without a meter."""

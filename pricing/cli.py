@@ -365,6 +365,15 @@ def _retail(args: argparse.Namespace) -> tuple[RetailData, date, str] | None:
     return data, min(days), "; ".join(said)
 
 
+def _retail_and_book(args: argparse.Namespace) -> tuple[RetailData, date, str, PriceBook] | None:
+    """Both inputs of check and import, or ``None`` once every error is printed."""
+    loaded = _retail(args)
+    book = _load(args)
+    if loaded is None or book is None:
+        return None
+    return (*loaded, book)
+
+
 def _regions(regions: list[str]) -> str:
     named = [r or "every region" for r in sorted(set(regions))]
     if len(named) <= 4:
@@ -391,11 +400,10 @@ def _grouped_findings(findings: Iterable[Finding]) -> list[str]:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """The tables against a saved Retail answer; exit code 1 when anything disagrees or is missing."""
-    loaded = _retail(args)
-    book = _load(args)
-    if loaded is None or book is None:
+    inputs = _retail_and_book(args)
+    if inputs is None:
         return 1
-    data, day, said = loaded
+    data, day, said, book = inputs
     items = openai_items(data.items)
     result = check(book, items, at=day)
     tokens = sum(1 for i in items if i.is_token_price)
@@ -416,12 +424,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         more = f", and {len(result.unmetered_models) - len(shown)} more" if len(result.unmetered_models) > 8 else ""
         print(f"models priced that the data has no meter for ({len(result.unmetered_models)}; not compared): "
               + ", ".join(shown) + more)
-    categories: dict[str, int] = {}
-    for _, category, _ in result.unmapped:
-        categories[category] = categories.get(category, 0) + 1
+    categories = result.unmapped_by_category()
     if categories:
         print("not compared (no token price kind in the tables): "
-              + ", ".join(f"{c} {n}" for c, n in sorted(categories.items())))
+              + ", ".join(f"{c} {n}" for c, n in categories.items()))
     if result.clean:
         print("ok: the tables agree with the data")
         return 0
@@ -432,11 +438,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_import_azure_retail(args: argparse.Namespace) -> int:
     """Write what the Retail answer has and the tables lack; report what was left out."""
-    loaded = _retail(args)
-    book = _load(args)
-    if loaded is None or book is None:
+    inputs = _retail_and_book(args)
+    if inputs is None:
         return 1
-    data, day, said = loaded
+    data, day, said, book = inputs
     today = _now().date()
     names = ", ".join(Path(f).name for f in args.files)
     result = import_retail(

@@ -110,9 +110,6 @@ def import_retail(
     """The user table for ``data`` on top of ``book`` (see the module docstring)."""
     items = [i for i in openai_items(data.items) if i.is_token_price]
     result = check(book, items, at=at or data.fetched)
-    unmapped: dict[str, int] = {}
-    for _, category, _ in result.unmapped:
-        unmapped[category] = unmapped.get(category, 0) + 1
     if everything:
         write = {k: "all" for k in filter(None, map(_item_key, items))}
         keep: dict[_Key, str] = {}
@@ -137,5 +134,5 @@ def import_retail(
         entries=len(entries(read)[0]),
         written=[f"{_describe(k)}: {why}" for k, why in sorted(write.items()) if not everything],
         kept=[f"{_describe(k)}: {why}" for k, why in sorted(keep.items())],
-        unmapped=unmapped,
+        unmapped=result.unmapped_by_category(),
     )
