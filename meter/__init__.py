@@ -10,10 +10,10 @@ from meter._version import __version__
 from meter.adapters.transport import AsyncMeteredTransport, MeteredTransport
 from meter.adapters.wrap import wrap
 from meter.attribution import attribute
-from meter.meter import Meter, default_meter, set_default_meter
+from meter.core.record import AzureHeaders, CallRecord, Usage
+from meter.hub import Meter, default_meter, set_default_meter
 from meter.otel_setup import setup_otel
 from meter.queued import QueuedSubscriber
-from meter.record import AzureHeaders, CallRecord, Usage
 from meter.serve import metrics_asgi_app, metrics_wsgi_app, start_metrics_server
 
 __all__ = [

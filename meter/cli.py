@@ -7,10 +7,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-import meter.demo
+import meter.apps.demo
 import pricing.cli
 from meter._version import __version__
-from meter.proxy import add_command as add_proxy_command
+from meter.apps.proxy import add_command as add_proxy_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     pricing.cli.add_commands(commands)
     add_proxy_command(commands)
-    meter.demo.add_command(commands)
+    meter.apps.demo.add_command(commands)
     return parser
 
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from meter.record import CallRecord
+from meter.core.record import CallRecord
 from pricing import Cost, DeploymentInfo, PriceBook, canonical_deployment_type, load_deployment_map
 
 DEPLOYMENTS_ENV = "METER_DEPLOYMENTS"

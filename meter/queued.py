@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from meter.record import CallRecord
+from meter.core.record import CallRecord
 
 logger = logging.getLogger("meter")
 

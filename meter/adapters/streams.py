@@ -12,7 +12,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from meter.adapters import orphans
-from meter.call import Call
+from meter.core.call import Call
 
 
 class _EndsCall:

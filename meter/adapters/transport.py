@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx2
 
-from meter.call import Call
-from meter.meter import Meter, default_meter, default_meter_or_none
+from meter.core.call import Call
+from meter.hub import Meter, default_meter, default_meter_or_none
 
 _STACKS: dict[type, ModuleType] = {}
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from meter.adapters.transport import AsyncMeteredTransport, MeteredTransport
-from meter.meter import Meter, default_meter
+from meter.hub import Meter, default_meter
 
 T = TypeVar("T")
 

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 from meter.adapters.transport import AsyncMeteredTransport, MeteredTransport
-from meter.meter import Meter, default_meter, default_meter_or_none
+from meter.hub import Meter, default_meter, default_meter_or_none
 
 __all__ = ["instrument", "is_instrumented", "uninstrument"]
 

@@ -16,9 +16,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from meter import names
 from meter._version import __version__
-from meter.call import Call
-from meter.record import CallRecord
-from meter.route import Route
+from meter.core.call import Call
+from meter.core.record import CallRecord
+from meter.core.route import Route
 from meter.sinks import content
 
 _KEY = "otel.span"

@@ -22,8 +22,8 @@ from typing import Any, Literal
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from meter import names
-from meter.call import Call
-from meter.record import CallRecord
+from meter.core.call import Call
+from meter.core.record import CallRecord
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 

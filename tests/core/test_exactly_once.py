@@ -6,7 +6,7 @@ import sys
 import threading
 
 import meter
-from meter.meter import Meter
+from meter.hub import Meter
 
 
 def test_concurrent_endings_emit_one_record() -> None:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from meter.request import accepts_stream_options, estimate_input_tokens, parse_body, with_include_usage
-from meter.route import Route, match
+from meter.core.request import accepts_stream_options, estimate_input_tokens, parse_body, with_include_usage
+from meter.core.route import Route, match
 
 BODY = b'{"messages":[{"role":"user","content":"hi"}],"model":"gpt-4o","stream":true}'
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meter.route import match
+from meter.core.route import match
 
 AZ = "res.openai.azure.com"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meter.sse import SSEScanner
+from meter.core.sse import SSEScanner
 from tests.support.splits import split_at
 
 STREAM = (
@@ -58,7 +58,7 @@ def test_junk_never_raises(parts: list[bytes]) -> None:
 
 
 def test_oversized_event_is_dropped_not_kept(monkeypatch: object) -> None:
-    import meter.sse as sse
+    import meter.core.sse as sse
 
     scanner = SSEScanner()
     old = sse.MAX_EVENT_BYTES

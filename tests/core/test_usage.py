@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from meter.record import Usage
-from meter.usage import from_chat, from_responses
+from meter.core.record import Usage
+from meter.core.usage import from_chat, from_responses
 
 
 def test_chat_full_details() -> None:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from meter.emulator import Emulator
+from meter.apps.emulator import Emulator
 from tests.support.emulator_fixtures import API_KEY, API_VERSION, emu, fresh_emulator_log
 
 __all__ = ["API_KEY", "API_VERSION", "emu", "fresh_emulator_log"]

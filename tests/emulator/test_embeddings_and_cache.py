@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from meter.emulator import Emulator
+from meter.apps.emulator import Emulator
 
 LONG = " ".join(f"word{i}" for i in range(300))
 

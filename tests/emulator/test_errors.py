@@ -6,7 +6,7 @@ import httpx
 import openai
 import pytest
 
-from meter.emulator import Emulator
+from meter.apps.emulator import Emulator
 from tests.emulator.conftest import API_KEY, API_VERSION
 
 MESSAGES = [{"role": "user", "content": "Hello"}]

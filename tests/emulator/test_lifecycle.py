@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from meter.emulator import Deployment, Emulator, EmulatorConfig, create_app
+from meter.apps.emulator import Deployment, Emulator, EmulatorConfig, create_app
 from tests.emulator.conftest import API_KEY, API_VERSION
 
 MESSAGES = [{"role": "user", "content": "Lifecycle"}]
@@ -59,7 +59,7 @@ async def test_create_app_runs_under_any_asgi_server() -> None:
 
 
 def test_cli_prints_url_and_key() -> None:
-    process = subprocess.Popen([sys.executable, "-m", "meter.emulator", "--port", "0", "--api-key", "cli-key"],
+    process = subprocess.Popen([sys.executable, "-m", "meter.apps.emulator", "--port", "0", "--api-key", "cli-key"],
                                stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None

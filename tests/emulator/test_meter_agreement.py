@@ -7,7 +7,7 @@ from typing import Any
 import openai
 
 import meter
-from meter.emulator import Emulator
+from meter.apps.emulator import Emulator
 from tests.emulator.conftest import API_KEY, API_VERSION
 
 MESSAGES = [{"role": "user", "content": "Meter me carefully"}]

@@ -6,7 +6,7 @@ import time
 
 import openai
 
-from meter.emulator import Emulator, EmulatorConfig
+from meter.apps.emulator import Emulator, EmulatorConfig
 from tests.emulator.conftest import API_KEY, API_VERSION
 
 MESSAGES = [{"role": "user", "content": "Pace yourself"}]

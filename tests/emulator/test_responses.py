@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from meter.emulator import Emulator
+from meter.apps.emulator import Emulator
 from tests.emulator.conftest import API_KEY, sse_events
 
 ORDER = [

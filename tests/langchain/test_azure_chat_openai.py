@@ -10,7 +10,7 @@ import prometheus_client
 import pytest
 
 import meter
-from meter.emulator import Emulator
+from meter.apps.emulator import Emulator
 
 langchain_openai: Any = pytest.importorskip(
     "langchain_openai", reason="langchain-openai is not installed: pip install meter[langchain] (optional test extra)")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import meter
-from meter.emulator import Emulator
+from meter.apps.emulator import Emulator
 from pricing import PriceBook
 from tests.litellm.conftest import API_KEY, DEPLOYMENT_TYPE, DEPLOYMENTS
 

@@ -11,8 +11,8 @@ import prometheus_client
 import pytest
 
 import meter
-from meter.emulator import Emulator
-from meter.proxy import ProxyServer
+from meter.apps.emulator import Emulator
+from meter.apps.proxy import ProxyServer
 from pricing import PriceBook
 from tests.litellm.conftest import API_KEY, DEPLOYMENT_TYPE, DEPLOYMENTS
 from tests.support.waiting import wait_until

@@ -10,7 +10,7 @@ import httpx2
 import pytest
 
 import meter
-from meter import observe
+from meter.core import observe
 from tests.support.cases import OWN_CASES, load_cases
 from tests.support.replay import ReplayServer, case_response
 
@@ -86,7 +86,7 @@ def test_a_parser_fault_is_counted_and_the_caller_unaffected(monkeypatch: pytest
 
 
 def test_a_fault_while_beginning_lets_the_call_through(monkeypatch: pytest.MonkeyPatch) -> None:
-    from meter import meter as meter_mod
+    from meter import hub as meter_mod
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("route bug")

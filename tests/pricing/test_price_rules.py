@@ -437,7 +437,7 @@ def test_zero_usage_costs_zero_for_a_known_model(book: PriceBook) -> None:
 
 
 def test_meter_usage_is_accepted_when_meter_imports() -> None:
-    record = pytest.importorskip("meter.record")
+    record = pytest.importorskip("meter.core.record")
     usage = record.Usage(input_tokens=16, output_tokens=22, total_tokens=38)
     cost = PriceBook.load().price(usage, model="gpt-4.1-mini-2025-04-14", at=utc(2026, 11, 1))
     assert cost.total == Decimal("0.0000416")

@@ -14,8 +14,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import meter
-from meter.emulator import Emulator
-from meter.proxy import ProxyServer
+from meter.apps.emulator import Emulator
+from meter.apps.proxy import ProxyServer
 from tests.support.emulator_fixtures import API_KEY, API_VERSION, emu, fresh_emulator_log
 from tests.support.waiting import wait_until
 

@@ -12,8 +12,8 @@ import time
 import httpx2
 import openai
 
+from meter.apps.emulator import Emulator, EmulatorConfig
 from meter.cli import build_parser
-from meter.emulator import Emulator, EmulatorConfig
 from tests.proxy.conftest import API_VERSION
 from tests.support.otlp_receiver import OtlpReceiver
 

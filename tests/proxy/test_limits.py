@@ -11,8 +11,8 @@ import httpx
 import httpx2
 import pytest
 
-from meter.emulator import Emulator, EmulatorConfig
-from meter.proxy import ProxyServer
+from meter.apps.emulator import Emulator, EmulatorConfig
+from meter.apps.proxy import ProxyServer
 from tests.proxy.conftest import API_KEY, API_VERSION, Metered
 from tests.proxy.upstream import ScriptedUpstream
 

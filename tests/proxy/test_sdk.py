@@ -9,8 +9,8 @@ from typing import Any
 import openai
 import pytest
 
-from meter.emulator import Emulator
-from meter.proxy import ProxyServer
+from meter.apps.emulator import Emulator
+from meter.apps.proxy import ProxyServer
 from tests.proxy.conftest import API_KEY, API_VERSION, Metered
 
 MESSAGES: Any = [{"role": "user", "content": "Proxy me carefully"}]

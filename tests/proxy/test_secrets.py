@@ -11,8 +11,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import generate_latest
 
-from meter.emulator import Emulator, EmulatorConfig
-from meter.proxy import ProxyServer
+from meter.apps.emulator import Emulator, EmulatorConfig
+from meter.apps.proxy import ProxyServer
 from tests.proxy.conftest import API_VERSION, Metered
 
 SECRET = "sk-SECRET-d1st1nct1ve-7f3a9c"

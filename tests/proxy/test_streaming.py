@@ -8,8 +8,8 @@ import time
 
 import httpx2
 
-from meter.emulator import Emulator, EmulatorConfig
-from meter.proxy import ProxyServer
+from meter.apps.emulator import Emulator, EmulatorConfig
+from meter.apps.proxy import ProxyServer
 from tests.proxy.conftest import API_KEY, API_VERSION, Metered, wait_until
 from tests.proxy.upstream import BIG_TOTAL, ScriptedUpstream
 

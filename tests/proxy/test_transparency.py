@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from meter.emulator import Emulator
-from meter.proxy import ProxyServer
-from meter.proxy.headers import HOP_BY_HOP
+from meter.apps.emulator import Emulator
+from meter.apps.proxy import ProxyServer
+from meter.apps.proxy.headers import HOP_BY_HOP
 from tests.proxy.conftest import API_KEY, API_VERSION, Metered
 from tests.proxy.upstream import FIXED_GZIP, FIXED_JSON, ScriptedUpstream
 

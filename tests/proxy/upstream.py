@@ -21,8 +21,8 @@ from typing import Self
 
 import uvicorn
 
-from meter._background import bind
-from meter.proxy.asgi import Receive, Scope, Send, wait_for_disconnect
+from meter.apps.background import bind
+from meter.apps.proxy.asgi import Receive, Scope, Send, wait_for_disconnect
 
 FIXED_JSON = json.dumps({"id": "fixed-1", "object": "thing", "data": ["x" * 200] * 20}).encode()
 FIXED_GZIP = gzip.compress(FIXED_JSON, mtime=0)

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 
 import meter
 from meter import names
-from meter.emulator import Emulator
+from meter.apps.emulator import Emulator
 from tests.reliability.conftest import soak
 from tests.support.emulator_fixtures import API_KEY, API_VERSION
 

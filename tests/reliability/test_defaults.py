@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from meter.emulator import Emulator
+from meter.apps.emulator import Emulator
 from tests.reliability.fresh import run_fresh
 from tests.support.emulator_fixtures import API_KEY, API_VERSION
 
@@ -220,7 +220,7 @@ def test_a_default_meter_that_cannot_be_built_inside_a_call_never_raises_into_it
     import httpx2
 
     import meter
-    import meter.meter as hub
+    import meter.hub as hub
 
     client = meter.wrap(httpx2.Client())  # built fine here
     monkeypatch.setattr(hub, "_default", None)  # as if it had never been built

@@ -16,7 +16,7 @@ import httpx2
 import pytest
 
 import meter
-from meter.emulator import Emulator
+from meter.apps.emulator import Emulator
 from tests.support.emulator_fixtures import API_KEY, API_VERSION
 
 CHAT = "/openai/deployments/gpt-4o-mini/chat/completions?api-version=" + API_VERSION

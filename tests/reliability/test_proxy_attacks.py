@@ -21,9 +21,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import meter
-from meter.proxy import ProxyServer
-from meter.proxy.headers import MAX_HEADER_BYTES, MAX_HEADER_COUNT
-from meter.proxy.target import BadTarget, upstream_url
+from meter.apps.proxy import ProxyServer
+from meter.apps.proxy.headers import MAX_HEADER_BYTES, MAX_HEADER_COUNT
+from meter.apps.proxy.target import BadTarget, upstream_url
 from tests.reliability.conftest import soak
 from tests.support.recorder import RecordingServer, raw_request
 

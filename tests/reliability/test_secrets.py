@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from prometheus_client import CollectorRegistry, generate_latest
 
 import meter
-from meter.emulator import Emulator, EmulatorConfig
+from meter.apps.emulator import Emulator, EmulatorConfig
 from tests.support.emulator_fixtures import API_VERSION
 from tests.support.otlp_receiver import OtlpReceiver
 

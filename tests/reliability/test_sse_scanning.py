@@ -21,8 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import meter
-import meter.sse as sse
-from meter.sse import SSEScanner
+import meter.core.sse as sse
+from meter.core.sse import SSEScanner
 from tests.reliability.conftest import soak
 from tests.support.memory import peak_kib, rss_kib
 from tests.support.replay import CannedResponse, ReplayServer

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from meter.emulator import Emulator
+from meter.apps.emulator import Emulator
 
 API_KEY = "emulator-key"
 API_VERSION = "2024-10-21"

@@ -1,0 +1,1 @@
+"""Applications built on meter's public API: the Azure emulator, the metering proxy, the demo."""

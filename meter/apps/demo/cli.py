@@ -1,0 +1,158 @@
+"""The ``meter demo`` command: wiring of emulator, meter, metrics server, workload and report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+import meter
+from meter.costing import region_key
+from pricing import DeploymentInfo
+
+DEFAULT_METRICS_PORT = 9464
+
+
+def add_command(commands: Any) -> None:
+    """Register ``meter demo`` on the ``meter`` command's sub-parsers."""
+    parser = commands.add_parser(
+        "demo", help="run a metered workload against an embedded Azure OpenAI emulator",
+        description="Start an Azure OpenAI emulator on a loopback port, serve Prometheus metrics, drive a mixed "
+                    "workload through the openai SDK wrapped by meter, and print what meter measured.")
+    parser.add_argument("--requests", type=int, default=40, help="calls in the workload (default 40)")
+    parser.add_argument("--concurrency", type=int, default=4, help="calls in flight at once (default 4)")
+    parser.add_argument("--seconds", type=float, default=0.0,
+                        help="after the workload, keep generating load for this long (fills a dashboard)")
+    parser.add_argument("--serve", action="store_true", help="keep /metrics (and the emulator) up until Ctrl-C")
+    parser.add_argument("--json", action="store_true", help="print a machine-readable summary instead of a table")
+    parser.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT,
+                        help=f"Prometheus port on 127.0.0.1 (default {DEFAULT_METRICS_PORT}; 0 picks a free one)")
+    parser.add_argument("--metrics-addr", default="127.0.0.1", help="address for /metrics (default 127.0.0.1)")
+    parser.set_defaults(handler=run_demo)
+
+
+class Progress:
+    """A one-line progress bar on a terminal; silent when stderr is not one (logs, CI)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self._lock = threading.Lock()
+        self._live = sys.stderr.isatty()
+
+    def step(self, _: Any = None) -> None:
+        with self._lock:
+            self.done += 1
+            if self._live:
+                width = 30
+                filled = int(width * min(self.done, self.total) / max(1, self.total))
+                sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} calls")
+                sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self._live:
+            sys.stderr.write("\n")
+
+
+def _tracing() -> tuple[Any, Any, str]:
+    """OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set; otherwise spans are kept in memory for a summary."""
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        tracer_provider, meter_provider = meter.setup_otel(service_name="meter-demo", set_global=False)
+        return tracer_provider, meter_provider, "otlp"
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer_provider.memory = exporter  # type: ignore[attr-defined]
+    return tracer_provider, None, "memory"
+
+
+def _span_summary(tracer_provider: Any) -> str:
+    spans = tracer_provider.memory.get_finished_spans()
+    by_name = Counter(s.name for s in spans)
+    errors = sum(1 for s in spans if not s.status.is_ok)
+    top = ", ".join(f"{n} x {name}" for name, n in by_name.most_common(6))
+    return (f"{len(spans)} spans ({errors} with status ERROR): {top}\n"
+            "  set OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 to send them to Jaeger or any OTLP backend")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Run the whole demo; returns the exit code."""
+    from meter.apps.demo.report import Summary
+    from meter.apps.demo.workload import ONCE, Clients, plan, run, run_for
+    from meter.apps.emulator import Emulator, EmulatorConfig
+
+    registry = CollectorRegistry()
+    tracer_provider, meter_provider, tracing = _tracing()
+    records: list[meter.CallRecord] = []
+    records_lock = threading.Lock()
+
+    def keep(record: meter.CallRecord) -> None:
+        with records_lock:
+            records.append(record)
+
+    config = EmulatorConfig(latency_s=0.005, ttft_s=0.02, tokens_per_s=800)
+    with Emulator(config) as emulator:
+        deployments = {d.name: DeploymentInfo(d.model, d.deployment_type, region_key(d.region))
+                       for d in config.deployments}
+        m = meter.Meter(on_record=keep, registry=registry, tracer_provider=tracer_provider,
+                        meter_provider=meter_provider, deployments=deployments, label_keys=("team",))
+        server, _ = meter.start_metrics_server(args.metrics_port, addr=args.metrics_addr, registry=registry)
+        metrics_url = f"http://{args.metrics_addr}:{server.server_port}/metrics"
+        started = time.monotonic()
+        steps = plan(args.requests)
+        progress = Progress(len(steps))
+        if not args.json:
+            print(f"meter demo: emulator at {emulator.url}, metrics at {metrics_url}")
+            print(f"  {len(steps)} calls through the openai SDK (concurrency {args.concurrency})")
+        clients = Clients(emulator, m)
+        try:
+            once = [s for s in steps if s in ONCE]  # one at a time: the 429 must hit its own call
+            run(clients, once, 1, progress.step)
+            run(clients, [s for s in steps if s not in ONCE], args.concurrency, progress.step)
+            if args.seconds > 0:
+                progress.total += int(args.seconds * 10)
+                run_for(clients, args.seconds, args.concurrency, progress.step)
+        finally:
+            progress.finish()
+            clients.close()
+        tracer_provider.force_flush()
+        elapsed = time.monotonic() - started
+        summary = Summary.of(list(records))
+        if args.json:
+            print(json.dumps({**summary.as_json(), "metrics_url": metrics_url, "emulator_url": emulator.url,
+                              "seconds": round(elapsed, 3)}, indent=2), flush=True)
+        else:
+            print(summary.table())
+            print(f"\n{len(records)} records in {elapsed:.1f} s. Where to look next:")
+            print(f"  metrics: curl {metrics_url}   (Prometheus text; OpenMetrics with exemplars on request)")
+            if tracing == "otlp":
+                print(f"  traces:  exported over OTLP to {os.environ.get('OTEL_EXPORTER_OTLP_ENDPOINT')}")
+            else:
+                print("  traces:  " + _span_summary(tracer_provider))
+            print("  dashboards: dashboards/ (Grafana + Prometheus rules; docker compose up there)")
+        if args.serve:
+            if not args.json:
+                print(f"\nserving {metrics_url} until Ctrl-C", flush=True)
+            _wait_for_signal()
+        server.shutdown()
+    return 0
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass

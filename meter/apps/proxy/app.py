@@ -1,0 +1,270 @@
+"""``ProxyApp``: the metering reverse proxy as a raw ASGI callable.
+
+Why raw ASGI and not Starlette: a transparent proxy needs exact control over
+what goes on the wire. Starlette's responses add or normalise headers
+(``content-type``, ``content-length``) and its request body helpers buffer or
+re-chunk; here the status, the header list and every raw body chunk of the
+upstream answer are handed to the server as they are, and nothing else is.
+
+Each request: wait for a concurrency slot, read the body (the meter reads the
+request from memory), send it upstream through ``meter.AsyncMeteredTransport``,
+and relay the answer chunk by chunk with ``aiter_raw`` (no decoding, no
+re-encoding). The next upstream chunk is read only after ``send`` returned, and
+the server's ``send`` waits while its write buffer is full, so a slow client
+slows the upstream read instead of filling memory. A watcher on ``receive``
+notices the caller leaving and cancels the relay at once (even while the
+upstream is still thinking), which closes the upstream response: the meter
+records that call as ``aborted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine, Iterable
+from typing import Any
+from urllib.parse import quote
+
+import httpx2
+
+from meter.adapters.transport import AsyncMeteredTransport
+from meter.apps.proxy.asgi import (
+    CLIENT_CLOSED,
+    BodyTooLarge,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    send_error,
+    wait_for_disconnect,
+)
+from meter.apps.proxy.headers import HeadersTooLarge, check_limits, request_headers, response_headers
+from meter.apps.proxy.target import BadTarget, HostPolicy, upstream_url
+from meter.hub import Meter
+
+logger = logging.getLogger("meter.proxy")
+
+DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_REFUSED_METHODS = frozenset({"CONNECT", "TRACE"})
+"""Not a reverse proxy's to forward: tunnels, and echoes of the caller's headers (its key)."""
+
+
+class _Exchange:
+    """What the access log line says about one request (never headers, bodies or the query string).
+
+    ``status`` stays ``CLIENT_CLOSED`` unless an answer was sent to the end.
+    """
+
+    def __init__(self) -> None:
+        self.status = CLIENT_CLOSED
+        self.sent_bytes = 0
+
+
+def upstream_base(upstream: str) -> httpx2.URL:
+    """The validated upstream URL (``http``/``https`` with a host); its path, if any, prefixes every request."""
+    url = httpx2.URL(upstream)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"the upstream must be an http(s) URL with a host, got {upstream!r}")
+    if url.query or url.fragment:
+        raise ValueError("the upstream URL must not have a query string or a fragment")
+    return url
+
+
+class ProxyApp:
+    """An ASGI app relaying every request to ``upstream`` through a metered transport.
+
+    ``meter`` defaults to ``Meter(hosts=[upstream host], inject_stream_usage=False)``:
+    the proxy promises to add nothing to responses, and injecting
+    ``stream_options.include_usage`` would add a usage chunk the caller did not
+    ask for (streams without it get estimated usage); pass a meter of your own
+    to choose otherwise (list the upstream host in its ``hosts`` so OpenAI-style
+    ``/v1/...`` paths are metered; Azure ``/openai/...`` paths are on any host).
+
+    Requests beyond ``max_concurrency`` wait for a slot up to ``queue_timeout``
+    seconds, then get a 503 (waiting rather than refusing at once absorbs
+    bursts; the timeout keeps a queue from growing without end). A slot is held
+    from reading the body to the last relayed byte, so memory is bounded by
+    ``max_concurrency * max_request_bytes`` plus one chunk per stream.
+    ``transport`` replaces the inner ``httpx2.AsyncHTTPTransport`` (custom TLS,
+    an egress proxy: environment proxy variables are not read).
+
+    Requests go only to the upstream: the URL is built from the upstream's
+    scheme, host and port and the caller's origin-form path and query (see
+    ``meter.apps.proxy.target``); other request targets, ``CONNECT``/``TRACE``, a
+    ``Host`` the proxy does not answer to (``allowed_hosts`` adds names, ``"*"``
+    any) get a 400 / 405, and headers past the limits in ``meter.apps.proxy.headers``
+    a 431, before anything is forwarded.
+    """
+
+    def __init__(self, upstream: str, meter: Meter | None = None, *, max_concurrency: int = 64,
+                 connect_timeout: float = 10.0, read_timeout: float = 300.0, queue_timeout: float = 60.0,
+                 max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+                 transport: httpx2.AsyncBaseTransport | None = None,
+                 allowed_hosts: Iterable[str] | None = None) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        base = upstream_base(upstream)
+        self._base = base
+        self._hosts = HostPolicy(allowed_hosts)
+        self.upstream = str(base).rstrip("/")
+        self.meter = meter if meter is not None else Meter(hosts=[base.host], inject_stream_usage=False)
+        self.max_concurrency = max_concurrency
+        self.queue_timeout = queue_timeout
+        self.max_request_bytes = max_request_bytes
+        # write and pool share the read timeout; the pool never waits anyway: it has a connection per slot
+        self._timeout = httpx2.Timeout(read_timeout, connect=connect_timeout).as_dict()
+        inner = transport or httpx2.AsyncHTTPTransport(
+            limits=httpx2.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency))
+        # The transport is called directly, not through an AsyncClient: a client would keep upstream
+        # cookies in one jar shared by every caller and log each full URL (query string included) at INFO.
+        self.transport = AsyncMeteredTransport(inner, meter=self.meter)
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self.in_flight = 0  # requests holding a slot (reading the body, waiting upstream or relaying)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":  # websockets are not proxied
+            return
+        started = time.monotonic()
+        exchange = _Exchange()
+        answered = False
+
+        async def tracked(message: Any) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.start":
+                answered = True
+            await send(message)
+
+        try:
+            await self._handle(scope, receive, tracked, exchange)
+        except Exception as exc:
+            # A bug here must not become the server's 500 page with a traceback, nor log one that could
+            # quote the request: a one-line log with the exception's type, and Azure's error shape.
+            logger.error("internal error on %s %s: %s", scope["method"], _printable(scope["path"]),
+                         type(exc).__name__)
+            if not answered:
+                exchange.status = await send_error(send, 500, "ProxyInternalError", "the proxy failed on this request")
+        finally:
+            logger.info("%s %s %d %.3fs %dB", scope["method"], _printable(scope["path"]), exchange.status,
+                        time.monotonic() - started, exchange.sent_bytes)
+
+    async def aclose(self) -> None:
+        """Close the upstream connection pool."""
+        await self.transport.aclose()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, exchange: _Exchange) -> None:
+        try:
+            url = self._target(scope)
+        except HeadersTooLarge as exc:
+            exchange.status = await send_error(send, 431, "ProxyHeadersTooLarge", str(exc))
+            return
+        except _MethodRefused as exc:
+            exchange.status = await send_error(send, 405, "ProxyMethodNotAllowed", str(exc))
+            return
+        except BadTarget as exc:
+            exchange.status = await send_error(send, 400, "ProxyBadRequest", str(exc))
+            return
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self.queue_timeout)
+        except TimeoutError:
+            exchange.status = await send_error(send, 503, "ProxyOverloaded",
+                                               "too many concurrent requests; retry later")
+            return
+        self.in_flight += 1
+        try:
+            try:
+                body = await read_body(receive, self.max_request_bytes)
+            except BodyTooLarge:
+                exchange.status = await send_error(send, 413, "ProxyRequestTooLarge",
+                                                   f"the request body exceeds {self.max_request_bytes} bytes")
+                return
+            if body is None:
+                return
+            request = self._upstream_request(scope, url, body)
+            await _until_disconnect(receive, self._relay(request, send, exchange))
+        finally:
+            self.in_flight -= 1
+            self._slots.release()
+
+    def _target(self, scope: Scope) -> httpx2.URL:
+        """Check the request head and build the upstream URL; raises before anything is forwarded."""
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        check_limits(headers)
+        method: str = scope["method"]
+        if method in _REFUSED_METHODS:
+            raise _MethodRefused(f"{method} is not forwarded by this proxy")
+        host = next((value for name, value in headers if name.lower() == b"host"), None)
+        server = scope.get("server")
+        self._hosts.check(None if host is None else host.decode("latin-1"), server[0] if server else None)
+        raw_path: bytes = scope.get("raw_path") or quote(scope["path"]).encode()
+        return upstream_url(self._base, raw_path, scope.get("query_string", b""))
+
+    def _upstream_request(self, scope: Scope, url: httpx2.URL, body: bytes) -> httpx2.Request:
+        method: str = scope["method"]
+        return httpx2.Request(method, url, headers=request_headers(scope["headers"]),
+                              content=body if body or method in _BODY_METHODS else None,
+                              extensions={"timeout": self._timeout})
+
+    async def _relay(self, request: httpx2.Request, send: Send, exchange: _Exchange) -> None:
+        try:
+            response: httpx2.Response = await self.transport.handle_async_request(request)
+        except httpx2.TimeoutException:
+            exchange.status = await send_error(send, 504, "ProxyUpstreamTimeout", "the upstream did not answer in time")
+            return
+        except httpx2.TransportError as exc:
+            exchange.status = await send_error(send, 502, "ProxyUpstreamError",
+                                               f"the upstream could not be reached ({type(exc).__name__})")
+            return
+        try:
+            await send({"type": "http.response.start", "status": response.status_code,
+                        "headers": response_headers(response.headers.raw)})
+            async for chunk in response.aiter_raw():
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    exchange.sent_bytes += len(chunk)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            exchange.status = response.status_code
+        except httpx2.TransportError as exc:
+            # The head is out, so no error answer is possible: returning without finishing the body makes
+            # the server cut the connection, and the client sees a truncated response, not a clean end.
+            exchange.status = 502
+            logger.warning("upstream failed mid-response (%s); cutting the client connection", type(exc).__name__)
+        finally:
+            await response.aclose()
+
+
+class _MethodRefused(ValueError):
+    """A method the proxy does not forward (answered 405)."""
+
+
+async def _until_disconnect(receive: Receive, work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work``, cancelling it if the caller disconnects first (the relay then closes the upstream)."""
+    relay = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(wait_for_disconnect(receive))
+    try:
+        await asyncio.wait({relay, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when this task is cancelled (server shutdown): never leave the relay running
+        watch.cancel()
+        relay.cancel()  # a no-op once it is done
+        await asyncio.wait({relay, watch})
+    if not relay.cancelled():
+        relay.result()  # re-raise a bug in the relay for the server to report
+
+
+def _printable(path: str) -> str:
+    """The path as one log line can hold it (control characters escaped, no log forging)."""
+    return path if path.isprintable() else path.encode("unicode_escape").decode("ascii")

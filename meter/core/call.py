@@ -1,0 +1,447 @@
+"""One metered call from request to record: the state machine every adapter drives.
+
+Adapters (httpx / httpx2, sync / async) only translate their stack's objects
+into the calls below: ``on_response`` when headers arrive, ``on_chunk`` per raw
+body chunk, then exactly one of ``on_end`` (body exhausted), ``on_close``
+(caller closed the body), ``on_error`` (the inner transport raised, or the task
+was cancelled). The record is built and emitted exactly once, by whichever of
+those comes first; later ones are no-ops.
+
+Every method here swallows its own exceptions (counting them as metering
+faults): a bug in meter must never reach the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from meter.core import observe, sse
+from meter.core.decode import DecodedTooLarge, Decoder, decoder_for
+from meter.core.record import AzureHeaders, CallRecord, Outcome, Usage, UsageSource
+from meter.core.request import RequestInfo
+from meter.core.route import Route
+from meter.core.sse import SSEScanner
+
+if TYPE_CHECKING:
+    from meter.hub import Meter
+
+MAX_JSON_BODY_BYTES = 32 * 1024 * 1024
+"""Non-streaming bodies larger than this (decoded) are passed through but not parsed (a fault is counted)."""
+
+
+class _StopReading(Exception):
+    """Raised inside a decoder's output to stop decoding a body meter no longer reads."""
+
+
+class Headers(Protocol):
+    """The part of httpx/httpx2 request ``Headers`` meter uses (case-insensitive ``get``)."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+
+ResponseHeaders = Mapping[str, str]
+"""Response headers as a plain mapping with lower-case names, built once by the adapter
+(one pass over the headers instead of a case-insensitive scan per lookup)."""
+
+
+def _header_int(headers: ResponseHeaders, name: str) -> int | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        return None
+    return value if value >= 0 else None  # Azure's -1 means "unknown"
+
+
+def _retry_after(headers: ResponseHeaders) -> float | None:
+    for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        try:
+            return float(raw) * scale
+        except ValueError:
+            continue
+    return None
+
+
+def azure_headers(headers: ResponseHeaders) -> AzureHeaders:
+    """The response headers of interest, with Azure's quirks normalised."""
+    spilled = headers.get("x-ms-is-spilled-over")
+    return AzureHeaders(
+        region=headers.get("x-ms-region"),
+        apim_request_id=headers.get("apim-request-id"),
+        request_id=headers.get("x-request-id"),
+        client_request_id=headers.get("x-ms-client-request-id"),
+        deployment_name=headers.get("x-ms-deployment-name"),
+        served_model=headers.get("x-ms-served-model"),
+        spilled_over=None if spilled is None else str(spilled).strip().lower() == "true",
+        ratelimit_remaining_tokens=_header_int(headers, "x-ratelimit-remaining-tokens"),
+        ratelimit_remaining_requests=_header_int(headers, "x-ratelimit-remaining-requests"),
+        ratelimit_limit_tokens=_header_int(headers, "x-ratelimit-limit-tokens"),
+        ratelimit_limit_requests=_header_int(headers, "x-ratelimit-limit-requests"),
+        retry_after_s=_retry_after(headers),
+    )
+
+
+_EMPTY_HEADERS = AzureHeaders()
+
+
+class Call:
+    """State of one metered call. Created by ``Meter.begin``; driven by an adapter."""
+
+    def __init__(
+        self,
+        meter: Meter,
+        route: Route,
+        info: RequestInfo,
+        request_body: dict[str, Any] | None,
+        input_estimate: int,
+        attributes: dict[str, str],
+        attempt: int | None,
+        correlation_id: str | None = None,
+    ) -> None:
+        self.meter = meter
+        self.route = route
+        self.info = info
+        self.request_body = request_body
+        """The parsed request, kept only when content capture is on."""
+        self._input_estimate = input_estimate
+        self.attributes = attributes
+        self.attempt = attempt
+        self.correlation_id = correlation_id
+        self.context: dict[str, Any] = {}
+        """Per-call state of sinks that act at start (e.g. an OTel span), keyed by sink."""
+        self.started_ns = time.time_ns()
+        self.started_at = datetime.fromtimestamp(self.started_ns / 1e9, UTC)
+        self._t0 = time.perf_counter()
+        self.trace_id: str | None = None
+        self.span_id: str | None = None
+        """The trace this call belongs to (set by the OTel sink, or taken from the caller's span)."""
+        self._ttft: float | None = None
+        self.status_code: int | None = None
+        self._azure = _EMPTY_HEADERS
+        self._sse = False
+        self._sniff = False
+        self._decoder: Decoder | None = None
+        self._scanner: SSEScanner | None = None
+        self._observer: observe.ChatStreamObserver | observe.ResponsesStreamObserver | None = None
+        self._body: list[bytes] | None = None
+        self._body_size = 0
+        self._broken = False
+        self._skip = False
+        """No more chunks to look at (broken, or the record is out)."""
+        self._feed: Callable[[bytes], None] | None = None
+        self._take: Callable[[bytes], bool] | None = None
+        """The observer's one-chunk-one-delta fast path (streams only)."""
+        self._eof = False
+        self.obs = observe.Observation()
+        self._untracked = False
+        self._done = False
+        self._lock = threading.Lock()
+        """Held while the record is built: one ending builds it (see ``_finish``)."""
+        self._reading = False
+        """A chunk is being read right now (see ``_wait_for_reader``)."""
+
+    # -- events from the adapter ------------------------------------------------------------
+
+    def on_response(self, status_code: int, headers: ResponseHeaders) -> None:
+        """Status and headers (lower-case names) arrived; choose how the body will be read."""
+        try:
+            self.status_code = status_code
+            self._azure = azure_headers(headers)
+            content_type = str(headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+            try:
+                self._decoder = decoder_for(headers.get("content-encoding"))
+            except ValueError as exc:  # an encoding meter cannot undo: the body is not read at all
+                self._sse = content_type == "text/event-stream"
+                self._stop_reading()
+                self._fault("content_encoding", exc)
+                return
+            if content_type == "text/event-stream":
+                self._start_sse()
+            elif content_type:
+                self._body = []
+            else:
+                self._sniff = True  # no Content-Type: decide on the first bytes
+        except Exception as exc:
+            self._fault("response_headers", exc)
+
+    def _start_sse(self) -> None:
+        self._sse = True
+        self._scanner = SSEScanner()
+        capture = self.meter.capture_content
+        if self.route.api == "responses":
+            self._observer = observe.ResponsesStreamObserver(self.obs, self._first_token, self._scanner, capture)
+        else:
+            self._observer = observe.ChatStreamObserver(self.obs, self._first_token, self._scanner, capture,
+                                                        single_choice=self.info.choices == 1)
+        self._scanner.on_oversized = self._observer.on_oversized
+        scanner, on_event = self._scanner, self._observer.on_event
+
+        def feed(data: bytes) -> None:
+            scanner.feed(data, on_event)
+
+        self._feed = feed
+        if self._decoder is None:  # the fast path reads raw bytes; encoded bodies take the scanner
+            self._take = self._observer.take
+
+    def on_chunk(self, chunk: bytes) -> None:
+        """One raw body chunk, exactly as the caller receives it. Runs per chunk: kept lean."""
+        self._reading = True  # before the test of _skip; _finish sets _skip, then waits while this is set
+        if self._skip:
+            self._reading = False
+            return
+        try:
+            take = self._take
+            if take is not None and take(chunk):
+                return
+            if self._decoder is not None:
+                self._decoder.decode(chunk, self._consume)  # in bounded pieces
+            elif self._feed is not None:
+                self._feed(chunk)
+            else:
+                self._on_body_chunk(chunk)
+        except _StopReading:
+            pass
+        except DecodedTooLarge as exc:
+            self._stop_reading()
+            self._fault("decoded_too_large", exc)
+        except Exception as exc:
+            self._stop_reading()
+            self._fault("parse", exc)
+        finally:
+            self._reading = False
+
+    def _stop_reading(self) -> None:
+        """Nothing more is read from this body: its usage stays unknown (``None``), never guessed."""
+        self._skip = True
+        self._broken = True
+        self._body = None
+
+    def _consume(self, data: bytes) -> None:
+        """Decoded body bytes (a piece of a chunk)."""
+        if self._skip:
+            raise _StopReading
+        if self._feed is not None:
+            self._feed(data)
+        else:
+            self._on_body_chunk(data)
+
+    def _on_body_chunk(self, data: bytes) -> None:
+        if self._sniff:
+            head = data.lstrip()
+            if not head:
+                return
+            self._sniff = False
+            if head.startswith((b"data:", b"event:", b":")):
+                self._start_sse()
+                assert self._feed is not None
+                self._feed(data)
+                return
+            self._body = []
+        if self._body is not None:
+            self._body_size += len(data)
+            if self._body_size > MAX_JSON_BODY_BYTES:
+                self._stop_reading()
+                self._fault("body_too_large", ValueError(f"a JSON body over {MAX_JSON_BODY_BYTES} bytes"))
+                raise _StopReading
+            self._body.append(data)
+
+    def on_end(self) -> None:
+        """The body was read to its end."""
+        self._eof = True
+        self._finish(None)
+
+    def on_close(self) -> None:
+        """The caller closed the body (maybe before its end: then the call was aborted)."""
+        self._finish(None)
+
+    def on_untracked(self, exc: BaseException) -> None:
+        """The adapter could not follow the response (a fault, counted): record what is known now.
+
+        The caller gets the response untouched; its body is never seen, so usage is unknown.
+        """
+        self._fault("attach", exc)
+        self._untracked = True
+        self._stop_reading()
+        self._finish(None)
+
+    def on_error(self, exc: BaseException) -> None:
+        """The inner transport raised, or the caller's task was cancelled or closed the iterator."""
+        self._finish(exc)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _first_token(self) -> None:
+        if self._ttft is None:
+            self._ttft = time.perf_counter() - self._t0
+
+    def _fault(self, kind: str, exc: BaseException) -> None:
+        self.meter.record_fault(kind, exc)
+
+    @property
+    def finished(self) -> bool:
+        """The record was built (or is being built): later endings are no-ops."""
+        return self._done
+
+    def _finish(self, exc: BaseException | None) -> None:
+        # The end of a stream, a close from another thread and a finalised response may race,
+        # and a chunk may be in ``on_chunk`` on another thread: the lock makes the test-and-set
+        # atomic and waits for that chunk, so exactly one ending builds the record, from a
+        # state no chunk is changing. Subscribers run after the lock is released.
+        duration = time.perf_counter() - self._t0
+        if self._done:
+            return
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+            self._skip = True
+            self._wait_for_reader()
+            try:
+                record = self._build(exc, duration)
+            except Exception as build_exc:
+                self._fault("record", build_exc)
+                return
+        self.meter.emit(record, self)
+
+    def _wait_for_reader(self) -> None:
+        """Let a chunk that another thread is reading finish before the record is built from the state.
+
+        No lock per chunk (that cost a third of the per-chunk time): ``on_chunk`` sets ``_reading``
+        before it tests ``_skip``, and this runs after ``_skip`` is set, so either the chunk sees
+        ``_skip`` and stops, or this sees ``_reading`` and waits (the interpreter orders the two
+        threads' reads and writes). Bounded: a reader stuck for a second is not waited for.
+        """
+        if not self._reading:
+            return
+        deadline = time.monotonic() + 1.0
+        while self._reading and time.monotonic() < deadline:
+            time.sleep(0.0001)
+
+    def _read_body(self) -> None:
+        """Parse a complete non-streaming body (success JSON or error JSON)."""
+        if self._body is None or self._broken or self.status_code is None:
+            return
+        body = b"".join(self._body)
+        self._body = None
+        if not body.strip():
+            return
+        try:
+            observe.read_json_body(self.route.api, self.status_code, body, self.obs,
+                                   capture=self.meter.capture_content)
+        except Exception as exc:
+            self._fault("parse", exc)
+
+    def _flush_stream(self) -> None:
+        if self._scanner is None or self._observer is None or self._broken:
+            return
+        try:
+            for event in self._scanner.flush():
+                self._observer.on_event(event)
+        except Exception as exc:
+            self._fault("parse", exc)
+
+    def _outcome(self, exc: BaseException | None) -> tuple[Outcome, str | None]:
+        obs = self.obs
+        if exc is not None:
+            if not isinstance(exc, GeneratorExit | asyncio.CancelledError | KeyboardInterrupt):
+                return "transport_error", type(exc).__name__
+            if not obs.ended:
+                return "aborted", type(exc).__name__
+            # The caller stopped iterating (or was cancelled) after the end marker: the outcome
+            # follows what the stream delivered, not how its iterator was closed.
+        status = self.status_code
+        if status is not None and status >= 400:
+            return "http_error", obs.error_kind or str(status)
+        if self._untracked:  # the body went to the caller unseen: as far as meter knows, it went fine
+            return "ok", None
+        if obs.failed:
+            return "http_error", obs.error_kind or "error"
+        if not self._eof and not obs.ended:
+            # Closed before the end. A stream whose end marker ([DONE], a terminal
+            # Responses event) was seen is complete even if the caller stopped there.
+            return "aborted", None
+        if obs.status == "incomplete":
+            return "incomplete", obs.incomplete_reason
+        if self._sse and not obs.ended and not obs.finish_reasons:
+            return "incomplete", "stream_ended_early"
+        return "ok", None
+
+    def _usage(self, outcome: Outcome) -> tuple[Usage | None, UsageSource | None]:
+        obs = self.obs
+        if obs.usage is not None:
+            return obs.usage, "stream" if self._sse else "response"
+        status = self.status_code
+        if self._broken:  # meter stopped reading (a fault, a cap): what it did not see is unknown
+            return None, None
+        if not self._sse or status is None or status >= 400 or obs.failed:
+            return None, None
+        if self.route.operation != "create":
+            return None, None  # a retrieve/resume that saw no usage has nothing to estimate
+        # A stream the service accepted but whose usage never came (old api-version without
+        # include_usage, stream cut short): estimate, and say so.
+        output = obs.content_events
+        input_tokens = self._input_estimate
+        return Usage(input_tokens=input_tokens, output_tokens=output,
+                     total_tokens=input_tokens + output), "estimated"
+
+    def _build(self, exc: BaseException | None, duration: float) -> CallRecord:
+        if self._sse:
+            if self._eof:
+                self._flush_stream()
+            scanner = self._scanner
+            if scanner is not None and scanner.overflowed:  # read from its head and tail only: say so
+                self._fault("event_too_large", ValueError(
+                    f"{scanner.overflowed} SSE event(s) over {sse.MAX_EVENT_BYTES} bytes"))
+        elif self._eof:
+            self._read_body()
+        outcome, error_type = self._outcome(exc)
+        usage, source = self._usage(outcome)
+        obs = self.obs
+        route = self.route
+        failed_body = not self._sse and ((self.status_code or 0) >= 400 or obs.failed)
+        deployment = route.deployment
+        if deployment is None and route.deployment_from_body:
+            deployment = self.info.model
+        response_id = obs.response_id or route.response_id
+        provisional = (source == "estimated" and self.info.background and route.api == "responses"
+                       and route.operation == "create" and response_id is not None)
+        return CallRecord(
+            api=route.api,
+            operation=route.operation,
+            stream=self._sse,
+            provider=route.provider,
+            deployment=deployment,
+            request_model=self.info.model,
+            response_model=obs.response_model or self._azure.served_model,
+            response_id=response_id,
+            server_address=route.server_address,
+            server_port=route.server_port,
+            api_version=route.api_version,
+            status_code=self.status_code,
+            outcome=outcome,
+            error_type=error_type,
+            error_code=obs.error_code if outcome == "http_error" else None,
+            usage=usage,
+            usage_source=source,
+            finish_reasons=None if failed_body else obs.finish_list(route.api),
+            started_at=self.started_at,
+            duration_s=duration,
+            time_to_first_token_s=self._ttft if self._sse else None,
+            azure=self._azure,
+            attributes=self.attributes,
+            attempt=self.attempt,
+            correlation_id=self.correlation_id,
+            trace_id=self.trace_id,
+            span_id=self.span_id,
+            provisional=provisional,
+        )
