@@ -22,10 +22,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from meter.core.record import CallRecord
+from meter.core.record import AzureHeaders, Usage
 from pricing import Cost, DeploymentInfo, PriceBook, canonical_deployment_type, load_deployment_map
 
 DEPLOYMENTS_ENV = "METER_DEPLOYMENTS"
@@ -76,7 +76,7 @@ def region_key(header_region: str | None) -> str | None:
 
 
 class Costing:
-    """Turns a record's usage into a ``pricing.Cost`` (or leaves it ``None`` when there is no usage)."""
+    """Turns a call's usage into a ``pricing.Cost`` (``None`` when there is no usage)."""
 
     def __init__(self, book: PriceBook, deployments: Mapping[str, DeploymentInfo]) -> None:
         self.book = book
@@ -84,44 +84,48 @@ class Costing:
         self._chosen: dict[tuple[str | None, str | None, str | None, date], str | None] = {}
         """Model choice per (served, deployment, mapped model, day): resolving is the slow part."""
 
-    def price(self, record: CallRecord) -> CallRecord:
-        """The record with ``cost``, ``deployment_type`` and ``region`` filled in."""
-        mapped = self.deployments.get(record.deployment) if record.deployment else None
+    def price(
+        self,
+        deployment: str | None,
+        response_model: str | None,
+        usage: Usage | None,
+        estimated: bool,
+        at: datetime,
+        azure: AzureHeaders,
+    ) -> tuple[Cost | None, str | None, str | None]:
+        """The cost (``None`` without usage), the deployment type and the region a call is priced for."""
+        mapped = self.deployments.get(deployment) if deployment else None
         deployment_type = mapped.deployment_type if mapped else None
-        region = (mapped.region if mapped else None) or region_key(record.azure.region)
-        if record.azure.spilled_over and deployment_type in _SPILLOVER_TARGET:
+        region = (mapped.region if mapped else None) or region_key(azure.region)
+        if azure.spilled_over and deployment_type in _SPILLOVER_TARGET:
             deployment_type = _SPILLOVER_TARGET[deployment_type]
-        if record.usage is None:
-            record.deployment_type = deployment_type
-            record.region = region
-            return record
-        model = self._model(record, mapped)
+        if usage is None:
+            return None, deployment_type, region
+        model = self._model(response_model, deployment, mapped, at)
         cost: Cost = self.book.price(
-            record.usage,
+            usage,
             model=model,
             deployment_type=deployment_type,
             region=region,
-            at=record.started_at,
-            estimated=record.usage_source == "estimated",
+            at=at,
+            estimated=estimated,
         )
-        record.cost = cost
-        record.deployment_type = cost.deployment_type or deployment_type
-        record.region = region
-        return record
+        return cost, cost.deployment_type or deployment_type, region
 
-    def _model(self, record: CallRecord, mapped: DeploymentInfo | None) -> str | None:
-        key = (record.response_model, record.deployment, mapped.model if mapped else None, record.started_at.date())
+    def _model(self, served: str | None, deployment: str | None, mapped: DeploymentInfo | None,
+               at: datetime) -> str | None:
+        key = (served, deployment, mapped.model if mapped else None, at.date())
         try:
             return self._chosen[key]
         except KeyError:
             pass
         if len(self._chosen) > 4096:
             self._chosen.clear()
-        chosen = self._chosen[key] = self._choose(record, mapped)
+        chosen = self._chosen[key] = self._choose(served, deployment, mapped, at)
         return chosen
 
-    def _choose(self, record: CallRecord, mapped: DeploymentInfo | None) -> str | None:
-        served = record.response_model
+    def _choose(self, served: str | None, deployment: str | None, mapped: DeploymentInfo | None,
+                at: datetime) -> str | None:
         candidates = []
         if served and _DATED.search(served):
             candidates.append(served)
@@ -129,10 +133,10 @@ class Costing:
             candidates.append(mapped.model)
         if served:
             candidates.append(served)
-        if record.deployment:
-            candidates.append(record.deployment)
+        if deployment:
+            candidates.append(deployment)
         for name in candidates:
-            if self.book.resolve_model(name, record.started_at) is not None:
+            if self.book.resolve_model(name, at) is not None:
                 return name
         # None of them is known: price the best guess so the book reports it as unknown.
         return candidates[0] if candidates else None

@@ -1,10 +1,16 @@
-"""``Meter``: the configuration hub. Recognises calls, prices records, fans them out.
+"""``Meter``: the configuration hub. Recognises calls, finishes their records, fans them out.
 
-Transports hold a ``Meter`` (or use the process-wide default one). The meter
-turns a request into a ``Call`` (or ``None`` for foreign traffic), and when the
-call's record is final it prices it and hands it to every subscriber. Each
-subscriber is isolated: one that raises is counted and logged, the others
-still get the record, and the caller never sees the exception.
+The data flows one way. Transports hand the hub a request; the hub turns it into
+an immutable ``CallStart`` (route, request facts, attribution, start time, the
+trace it belongs to) and a ``Call``, the per-call state machine the transport
+drives. The call knows nothing of the hub: it hands its ``CallEnd`` to the
+``CallOutput`` it was made with. The hub then decides what only it can (is this
+Responses id already counted, what does the call cost), builds the one final
+``CallRecord`` and gives it to every sink and subscriber. Sinks keep their own
+per-call state (returned when the call starts, handed back with the record).
+Each sink and subscriber is isolated: one that raises is counted and logged, the
+others still get the record, and the caller never sees the exception. Sinks are
+built only when configured (``otel=False`` never imports OpenTelemetry).
 """
 
 from __future__ import annotations
@@ -13,14 +19,15 @@ import contextlib
 import logging
 import os
 import threading
-from collections import OrderedDict
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from meter import attribution, names
 from meter.core import route as route_mod
-from meter.core.call import Call, Headers
+from meter.core.call import Call, CallEnd, Headers
+from meter.core.finish import build_record, deployment, started_at
 from meter.core.record import CallRecord
 from meter.core.request import (
     RequestInfo,
@@ -30,11 +37,14 @@ from meter.core.request import (
     stream_hint,
     with_include_usage,
 )
+from meter.core.start import CallStart
 from meter.costing import Costing, DeploymentSpec, load_deployments
+from meter.dedupe import ResponseDedupe
 from meter.sinks import content
-from meter.sinks.otel import OTelSink
-from meter.sinks.prometheus import PrometheusSink
 from pricing import PriceBook
+
+if TYPE_CHECKING:
+    from meter.sinks.otel import OTelSink
 
 logger = logging.getLogger("meter")
 _DEFAULT_REGISTRY: Any = object()
@@ -48,11 +58,15 @@ RecordCallback = Callable[[CallRecord], None]
 
 
 class Sink(Protocol):
-    """A subscriber that also acts when a call starts (e.g. to open a span)."""
+    """A subscriber that also acts when a call starts.
 
-    def start(self, call: Call) -> None: ...
+    ``start`` returns the sink's own state for the call (or ``None``); ``finish``
+    gets the final record and that state back. A sink never sees the call itself.
+    """
 
-    def finish(self, record: CallRecord, call: Call) -> None: ...
+    def start(self, start: CallStart) -> Any: ...
+
+    def finish(self, record: CallRecord, state: Any) -> None: ...
 
     def fault(self, kind: str) -> None: ...
 
@@ -128,20 +142,28 @@ class Meter:
         self.inject_stream_usage = inject_stream_usage
         self.capture_content = content.capture_from_env() if capture_content is None else capture_content
         keys = tuple(label_keys)
+        self._tracer: OTelSink | None = None
+        """The OTel sink: it opens each call's span before the call's start is made (the start carries its ids)."""
+        self._current_trace: Callable[[], tuple[str | None, str | None]] | None = None
+        """Without meter's own span: read the caller's current span, for Prometheus exemplars."""
         if otel:
-            self._sinks.append(OTelSink(tracer_provider, meter_provider, self.capture_content, content_max_chars,
-                                        keys))
+            from meter.sinks.otel import OTelSink
+
+            self._tracer = OTelSink(tracer_provider, meter_provider, self.capture_content, content_max_chars, keys)
         if prometheus:
             from prometheus_client import REGISTRY
 
+            from meter.sinks.prometheus import PrometheusSink, multiprocess_mode
+
             self._sinks.append(PrometheusSink(REGISTRY if registry is _DEFAULT_REGISTRY else registry,
                                               namespace, keys, max_label_values))
+            if not multiprocess_mode():  # exemplars need a trace id; multiprocess mode stores none
+                from meter.sinks.trace_link import current_trace_ids
+
+                self._current_trace = current_trace_ids
         self._sinks.extend(sinks)
         self._hosts = frozenset(h.lower() for h in hosts)
-        self._dedupe_size = dedupe_size
-        self._counted: OrderedDict[str, None] = OrderedDict()
-        self._estimated: OrderedDict[str, None] = OrderedDict()
-        """Response ids whose only usage so far is a provisional estimate."""
+        self._dedupe = ResponseDedupe(dedupe_size)
         self._lock = threading.Lock()
         self._faults: dict[str, int] = {}
         self._logged: set[str] = set()
@@ -192,44 +214,72 @@ class Meter:
             route = route_mod.match(method, host, port, path, query, self._hosts)
             if route is None:
                 return None
+            started_ns = time.time_ns()
             raw = body() if method == "POST" else None
-            if raw is not None and (route.deployment_from_body or self.capture_content or stream_hint(raw)):
+            capture = self.capture_content
+            if raw is not None and (route.deployment_from_body or capture or stream_hint(raw)):
                 info, parsed = parse_body(raw)
             else:  # a non-streaming call on a deployment path: nothing in the body is needed
                 info, parsed = RequestInfo(model=model_hint(raw)), None
             new_body = with_include_usage(route, info, raw, parsed) if self.inject_stream_usage else None
-            call = Call(
-                self, route, info,
-                parsed if self.capture_content else None,
+            request_body = parsed if capture else None
+            span_state = None
+            trace_id = span_id = None
+            if self._tracer is not None:
+                try:
+                    span_state, trace_id, span_id = self._tracer.open(route, info, started_ns, request_body)
+                except Exception as exc:
+                    self.record_fault("sink_start", exc)
+            if trace_id is None and self._current_trace is not None:
+                trace_id, span_id = self._current_trace()
+            start = CallStart(
+                route, info, attribution.current(), _attempt(headers), _correlation_id(method, path, raw),
+                started_ns, trace_id, span_id, capture, request_body,
                 estimate_input_tokens(parsed) if info.stream else 0,
-                attribution.current(),
-                _attempt(headers),
-                _correlation_id(method, path, raw),
             )
         except Exception as exc:
             self.record_fault("begin", exc)
             return None
+        states: list[Any] = []
         for sink in self._sinks:
             try:
-                sink.start(call)
+                states.append(sink.start(start))
             except Exception as exc:
+                states.append(None)
                 self.record_fault("sink_start", exc)
-        return call, new_body
+        return Call(start, _Pending(self, span_state, states)), new_body
 
-    def emit(self, record: CallRecord, call: Call) -> None:
-        """Finish a record (dedupe, pricing) and hand it to every subscriber."""
+    def finish(self, start: CallStart, end: CallEnd, span_state: Any, states: list[Any]) -> None:
+        """Turn a call's end into its one final record (dedupe, pricing) and hand it out."""
+        at = started_at(start)
+        usage, usage_source, repeat, supersedes = end.usage, end.usage_source, False, False
         try:
-            record = self._dedupe(record)
+            usage, usage_source, repeat, supersedes = self._dedupe.check(
+                start.route.api, end.response_id, end.usage, end.usage_source, end.provisional)
         except Exception as exc:
             self.record_fault("dedupe", exc)
+        cost = deployment_type = region = None
         if self.costing is not None:
             try:
-                record = self.costing.price(record)
+                cost, deployment_type, region = self.costing.price(
+                    deployment(start), end.response_model, usage, usage_source == "estimated", at, end.azure)
             except Exception as exc:
                 self.record_fault("pricing", exc)
-        for sink in self._sinks:
+        try:
+            record = build_record(start, end, at=at, usage=usage, usage_source=usage_source, repeat=repeat,
+                                  supersedes_estimate=supersedes, cost=cost, deployment_type=deployment_type,
+                                  region=region)
+        except Exception as exc:
+            self.record_fault("record", exc)
+            return
+        if self._tracer is not None:
             try:
-                sink.finish(record, call)
+                self._tracer.finish(record, span_state)
+            except Exception as exc:
+                self.record_fault("sink", exc)
+        for sink, state in zip(self._sinks, states, strict=False):
+            try:
+                sink.finish(record, state)
             except Exception as exc:
                 self.record_fault("sink", exc)
         for callback in self._callbacks:
@@ -251,45 +301,22 @@ class Meter:
             logger.warning("meter: metering fault (%s): %s: %s; the call itself was not affected",
                            kind, type(exc).__name__, exc, exc_info=exc)
 
-    # -- internals -----------------------------------------------------------------------------
 
-    def _dedupe(self, record: CallRecord) -> CallRecord:
-        """Count a Responses id's usage once, however often it is retrieved or resumed.
+class _Pending:
+    """The ``CallOutput`` of one call: where its end goes, with the sinks' states for it."""
 
-        An estimate never counts as the id's usage. A provisional one (a background
-        response whose create stream dropped) is remembered, so the service's usage
-        for that id, when a retrieve or resume brings it, says it supersedes it.
-        """
-        if record.api != "responses" or record.usage is None or not record.response_id:
-            return record
-        key = record.response_id
-        if record.usage_source == "estimated":
-            if record.provisional:
-                with self._lock:
-                    _remember(self._estimated, key, self._dedupe_size)
-            return record
-        with self._lock:
-            if key in self._counted:
-                self._counted.move_to_end(key)
-                repeat = True
-                supersedes = False
-            else:
-                _remember(self._counted, key, self._dedupe_size)
-                repeat = False
-                supersedes = key in self._estimated
-                self._estimated.pop(key, None)
-        if repeat:
-            return record.replace(usage=None, usage_source=None, repeat=True)
-        if supersedes:
-            record.supersedes_estimate = True
-        return record
+    __slots__ = ("_meter", "_span_state", "_states")
 
+    def __init__(self, meter: Meter, span_state: Any, states: list[Any]) -> None:
+        self._meter = meter
+        self._span_state = span_state
+        self._states = states
 
-def _remember(ids: OrderedDict[str, None], key: str, size: int) -> None:
-    ids[key] = None
-    ids.move_to_end(key)
-    if len(ids) > size:
-        ids.popitem(last=False)
+    def finished(self, start: CallStart, end: CallEnd) -> None:
+        self._meter.finish(start, end, self._span_state, self._states)
+
+    def fault(self, kind: str, exc: BaseException) -> None:
+        self._meter.record_fault(kind, exc)
 
 
 _builtin_book: PriceBook | None = None

@@ -33,6 +33,8 @@ from pricing.usage import UsageLike, token_buckets
 logger = logging.getLogger("pricing")
 
 _Key = tuple[str, str, str, str, int]
+_Quote = tuple[Decimal, tuple[str, ...], tuple[str, ...]]
+"""USD per 1M tokens, the row (and correction) ids used, their table versions."""
 
 
 def builtin_table_paths() -> list[Path]:
@@ -58,6 +60,9 @@ class PriceBook:
         self.version: str = "+".join(dict.fromkeys(t.version for t in self.tables)) or "(empty)"
         """The versions of the tables, each once (the built-in files share one version)."""
         self._index: dict[_Key, list[PriceRow]] = {}
+        self._quotes: dict[tuple[str, str, str, str, int, date, date | None], _Quote | None] = {}
+        self._dtype_names: dict[str, str] = {}
+        self._region_names: dict[str, str] = {}
         self._rows_by_id: dict[str, PriceRow] = {}
         self._corrections: dict[str, list[Correction]] = {}
         self._tiers: dict[str, tuple[int, ...]] = {}
@@ -261,10 +266,17 @@ class PriceBook:
             estimated=estimated,
             book_version=self.version,
         )
-        try:
-            dtype = DEFAULT_DEPLOYMENT_TYPE if deployment_type is None else canonical_deployment_type(deployment_type)
-        except ValueError as exc:
-            return self._unknown(call, None, None, str(exc))
+        if deployment_type is None:
+            dtype = DEFAULT_DEPLOYMENT_TYPE
+        else:
+            dtype = self._dtype_names.get(deployment_type, "")
+            if not dtype:
+                try:
+                    dtype = canonical_deployment_type(deployment_type)
+                except ValueError as exc:
+                    return self._unknown(call, None, None, str(exc))
+                if len(self._dtype_names) < 256:
+                    self._dtype_names[deployment_type] = dtype
         day = call.at.date()
         resolved = None if model is None else self._resolver.resolve(model, day)
         if is_provisioned(dtype):
@@ -278,7 +290,13 @@ class PriceBook:
         if resolved is None:
             reason = "no model name given" if model is None else f"unknown model {model!r}: no price rows match it"
             return self._unknown(call, None, dtype, reason)
-        region_key = normalize_region(region) if region else ""
+        region_key = ""
+        if region:
+            region_key = self._region_names.get(region, "")
+            if not region_key:
+                region_key = normalize_region(region)
+                if len(self._region_names) < 1024:
+                    self._region_names[region] = region_key
         if is_regional(dtype) and not region_key:
             return self._unknown(
                 call, resolved, dtype, f"{dtype} (regional) prices differ per region; no region given"
@@ -313,23 +331,21 @@ class PriceBook:
                 lookup_kind = "input"
             elif kind == "cached_audio_input" and not own_cached_audio:
                 lookup_kind = "cached_input"
-            row = self.find_row(model, dtype, region_key, lookup_kind, tier, day, believed)
-            if row is None:
+            quote = self._quote(model, dtype, region_key, lookup_kind, tier, day, believed)
+            if quote is None:
                 amounts[kind] = None
                 missing.append(kind)
                 continue
-            unit, corr = self.row_price(row, believed)
+            unit, used_ids, used_versions = quote
             amount = count * unit / TOKENS_PER_PRICE_UNIT
             amounts[kind] = amount
             unit_prices[kind] = unit
             total += amount
-            for used_id, version in (
-                (row.id, row.table_version),
-                (corr.id, corr.table_version) if corr else ("", ""),
-            ):
-                if used_id and used_id not in row_ids:
+            for used_id in used_ids:
+                if used_id not in row_ids:
                     row_ids.append(used_id)
-                if version and version not in versions:
+            for version in used_versions:
+                if version not in versions:
                     versions.append(version)
         reason = None
         if missing:
@@ -349,6 +365,31 @@ class PriceBook:
             long_context=bool(tier),
             reason=reason,
         )
+
+    def _quote(self, model: str, dtype: str, region_key: str, kind: str, tier: int, day: date,
+               believed: date | None) -> _Quote | None:
+        """The unit price of one kind on one day, with the row (and correction) ids behind it.
+
+        Looked up once per key and then reused: the book never changes after it is built, and a
+        day's key set is small (the models, types and regions actually called).
+        """
+        key = (model, dtype, region_key, kind, tier, day, believed)
+        try:
+            return self._quotes[key]
+        except KeyError:
+            pass
+        row = self.find_row(model, dtype, region_key, kind, tier, day, believed)
+        quote: _Quote | None = None
+        if row is not None:
+            unit, corr = self.row_price(row, believed)
+            if corr is None:
+                quote = (unit, (row.id,), (row.table_version,))
+            else:
+                quote = (unit, (row.id, corr.id), tuple(dict.fromkeys((row.table_version, corr.table_version))))
+        if len(self._quotes) >= 16_384:  # bounded (days go by); rebuilt from the index on demand
+            self._quotes.clear()
+        self._quotes[key] = quote
+        return quote
 
     def _unknown(self, call: _Call, resolved: str | None, dtype: str | None, reason: str) -> Cost:
         self._count_unknown(call.requested_model, reason)

@@ -1,14 +1,17 @@
-"""One metered call from request to record: the state machine every adapter drives.
+"""One metered call from request to its end: the state machine every adapter drives.
 
 Adapters (httpx / httpx2, sync / async) only translate their stack's objects
 into the calls below: ``on_response`` when headers arrive, ``on_chunk`` per raw
 body chunk, then exactly one of ``on_end`` (body exhausted), ``on_close``
 (caller closed the body), ``on_error`` (the inner transport raised, or the task
-was cancelled). The record is built and emitted exactly once, by whichever of
-those comes first; later ones are no-ops.
+was cancelled). Whichever of those comes first builds the call's ``CallEnd``
+and hands it, with the ``CallStart``, to the ``CallOutput`` the call was made
+with, exactly once; later ones are no-ops.
 
-Every method here swallows its own exceptions (counting them as metering
-faults): a bug in meter must never reach the caller.
+The state machine knows nothing of ``Meter``, sinks or pricing: its only way
+out is the small ``CallOutput`` protocol it defines. Every method here swallows
+its own exceptions (reporting them as metering faults): a bug in meter must
+never reach the caller.
 """
 
 from __future__ import annotations
@@ -17,18 +20,13 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from meter.core import observe, sse
 from meter.core.decode import DecodedTooLarge, Decoder, decoder_for
-from meter.core.record import AzureHeaders, CallRecord, Outcome, Usage, UsageSource
-from meter.core.request import RequestInfo
-from meter.core.route import Route
+from meter.core.record import AzureHeaders, Outcome, Usage, UsageSource
 from meter.core.sse import SSEScanner
-
-if TYPE_CHECKING:
-    from meter.hub import Meter
+from meter.core.start import CallStart
 
 MAX_JSON_BODY_BYTES = 32 * 1024 * 1024
 """Non-streaming bodies larger than this (decoded) are passed through but not parsed (a fault is counted)."""
@@ -36,6 +34,35 @@ MAX_JSON_BODY_BYTES = 32 * 1024 * 1024
 
 class _StopReading(Exception):
     """Raised inside a decoder's output to stop decoding a body meter no longer reads."""
+
+
+class CallEnd(NamedTuple):
+    """What the state machine saw of a call, from response head to its end."""
+
+    status_code: int | None
+    outcome: Outcome
+    error_type: str | None
+    error_code: str | None
+    usage: Usage | None
+    usage_source: UsageSource | None
+    finish_reasons: tuple[str, ...] | None
+    duration_s: float
+    time_to_first_token_s: float | None
+    azure: AzureHeaders
+    response_model: str | None
+    response_id: str | None
+    stream: bool
+    provisional: bool
+    output_text: tuple[str, ...] | None
+    """The completion text, only when the start says ``capture``."""
+
+
+class CallOutput(Protocol):
+    """Where a call's end goes: once ``finished``, and ``fault`` for each metering fault on the way."""
+
+    def finished(self, start: CallStart, end: CallEnd) -> None: ...
+
+    def fault(self, kind: str, exc: BaseException) -> None: ...
 
 
 class Headers(Protocol):
@@ -95,36 +122,12 @@ _EMPTY_HEADERS = AzureHeaders()
 
 
 class Call:
-    """State of one metered call. Created by ``Meter.begin``; driven by an adapter."""
+    """State of one metered call. Made by the hub with its ``CallStart``; driven by an adapter."""
 
-    def __init__(
-        self,
-        meter: Meter,
-        route: Route,
-        info: RequestInfo,
-        request_body: dict[str, Any] | None,
-        input_estimate: int,
-        attributes: dict[str, str],
-        attempt: int | None,
-        correlation_id: str | None = None,
-    ) -> None:
-        self.meter = meter
-        self.route = route
-        self.info = info
-        self.request_body = request_body
-        """The parsed request, kept only when content capture is on."""
-        self._input_estimate = input_estimate
-        self.attributes = attributes
-        self.attempt = attempt
-        self.correlation_id = correlation_id
-        self.context: dict[str, Any] = {}
-        """Per-call state of sinks that act at start (e.g. an OTel span), keyed by sink."""
-        self.started_ns = time.time_ns()
-        self.started_at = datetime.fromtimestamp(self.started_ns / 1e9, UTC)
+    def __init__(self, start: CallStart, out: CallOutput) -> None:
+        self.start = start
+        self._out = out
         self._t0 = time.perf_counter()
-        self.trace_id: str | None = None
-        self.span_id: str | None = None
-        """The trace this call belongs to (set by the OTel sink, or taken from the caller's span)."""
         self._ttft: float | None = None
         self.status_code: int | None = None
         self._azure = _EMPTY_HEADERS
@@ -137,7 +140,7 @@ class Call:
         self._body_size = 0
         self._broken = False
         self._skip = False
-        """No more chunks to look at (broken, or the record is out)."""
+        """No more chunks to look at (broken, or the end is out)."""
         self._feed: Callable[[bytes], None] | None = None
         self._take: Callable[[bytes], bool] | None = None
         """The observer's one-chunk-one-delta fast path (streams only)."""
@@ -146,7 +149,7 @@ class Call:
         self._untracked = False
         self._done = False
         self._lock = threading.Lock()
-        """Held while the record is built: one ending builds it (see ``_finish``)."""
+        """Held while the end is built: one ending builds it (see ``_finish``)."""
         self._reading = False
         """A chunk is being read right now (see ``_wait_for_reader``)."""
 
@@ -177,12 +180,12 @@ class Call:
     def _start_sse(self) -> None:
         self._sse = True
         self._scanner = SSEScanner()
-        capture = self.meter.capture_content
-        if self.route.api == "responses":
+        capture = self.start.capture
+        if self.start.route.api == "responses":
             self._observer = observe.ResponsesStreamObserver(self.obs, self._first_token, self._scanner, capture)
         else:
             self._observer = observe.ChatStreamObserver(self.obs, self._first_token, self._scanner, capture,
-                                                        single_choice=self.info.choices == 1)
+                                                        single_choice=self.start.info.choices == 1)
         self._scanner.on_oversized = self._observer.on_oversized
         scanner, on_event = self._scanner, self._observer.on_event
 
@@ -285,18 +288,18 @@ class Call:
             self._ttft = time.perf_counter() - self._t0
 
     def _fault(self, kind: str, exc: BaseException) -> None:
-        self.meter.record_fault(kind, exc)
+        self._out.fault(kind, exc)
 
     @property
     def finished(self) -> bool:
-        """The record was built (or is being built): later endings are no-ops."""
+        """The end was built (or is being built): later endings are no-ops."""
         return self._done
 
     def _finish(self, exc: BaseException | None) -> None:
         # The end of a stream, a close from another thread and a finalised response may race,
         # and a chunk may be in ``on_chunk`` on another thread: the lock makes the test-and-set
-        # atomic and waits for that chunk, so exactly one ending builds the record, from a
-        # state no chunk is changing. Subscribers run after the lock is released.
+        # atomic and waits for that chunk, so exactly one ending builds the end, from a
+        # state no chunk is changing. The output runs after the lock is released.
         duration = time.perf_counter() - self._t0
         if self._done:
             return
@@ -307,14 +310,14 @@ class Call:
             self._skip = True
             self._wait_for_reader()
             try:
-                record = self._build(exc, duration)
+                end = self._build(exc, duration)
             except Exception as build_exc:
                 self._fault("record", build_exc)
                 return
-        self.meter.emit(record, self)
+        self._out.finished(self.start, end)
 
     def _wait_for_reader(self) -> None:
-        """Let a chunk that another thread is reading finish before the record is built from the state.
+        """Let a chunk that another thread is reading finish before the end is built from the state.
 
         No lock per chunk (that cost a third of the per-chunk time): ``on_chunk`` sets ``_reading``
         before it tests ``_skip``, and this runs after ``_skip`` is set, so either the chunk sees
@@ -336,8 +339,8 @@ class Call:
         if not body.strip():
             return
         try:
-            observe.read_json_body(self.route.api, self.status_code, body, self.obs,
-                                   capture=self.meter.capture_content)
+            observe.read_json_body(self.start.route.api, self.status_code, body, self.obs,
+                                   capture=self.start.capture)
         except Exception as exc:
             self._fault("parse", exc)
 
@@ -385,16 +388,16 @@ class Call:
             return None, None
         if not self._sse or status is None or status >= 400 or obs.failed:
             return None, None
-        if self.route.operation != "create":
+        if self.start.route.operation != "create":
             return None, None  # a retrieve/resume that saw no usage has nothing to estimate
         # A stream the service accepted but whose usage never came (old api-version without
         # include_usage, stream cut short): estimate, and say so.
         output = obs.content_events
-        input_tokens = self._input_estimate
+        input_tokens = self.start.input_estimate
         return Usage(input_tokens=input_tokens, output_tokens=output,
                      total_tokens=input_tokens + output), "estimated"
 
-    def _build(self, exc: BaseException | None, duration: float) -> CallRecord:
+    def _build(self, exc: BaseException | None, duration: float) -> CallEnd:
         if self._sse:
             if self._eof:
                 self._flush_stream()
@@ -407,41 +410,26 @@ class Call:
         outcome, error_type = self._outcome(exc)
         usage, source = self._usage(outcome)
         obs = self.obs
-        route = self.route
+        start = self.start
+        route = start.route
         failed_body = not self._sse and ((self.status_code or 0) >= 400 or obs.failed)
-        deployment = route.deployment
-        if deployment is None and route.deployment_from_body:
-            deployment = self.info.model
         response_id = obs.response_id or route.response_id
-        provisional = (source == "estimated" and self.info.background and route.api == "responses"
+        provisional = (source == "estimated" and start.info.background and route.api == "responses"
                        and route.operation == "create" and response_id is not None)
-        return CallRecord(
-            api=route.api,
-            operation=route.operation,
-            stream=self._sse,
-            provider=route.provider,
-            deployment=deployment,
-            request_model=self.info.model,
-            response_model=obs.response_model or self._azure.served_model,
-            response_id=response_id,
-            server_address=route.server_address,
-            server_port=route.server_port,
-            api_version=route.api_version,
-            status_code=self.status_code,
-            outcome=outcome,
-            error_type=error_type,
-            error_code=obs.error_code if outcome == "http_error" else None,
-            usage=usage,
-            usage_source=source,
-            finish_reasons=None if failed_body else obs.finish_list(route.api),
-            started_at=self.started_at,
-            duration_s=duration,
-            time_to_first_token_s=self._ttft if self._sse else None,
-            azure=self._azure,
-            attributes=self.attributes,
-            attempt=self.attempt,
-            correlation_id=self.correlation_id,
-            trace_id=self.trace_id,
-            span_id=self.span_id,
-            provisional=provisional,
+        return CallEnd(
+            self.status_code,
+            outcome,
+            error_type,
+            obs.error_code if outcome == "http_error" else None,
+            usage,
+            source,
+            None if failed_body else obs.finish_list(route.api),
+            duration,
+            self._ttft if self._sse else None,
+            self._azure,
+            obs.response_model or self._azure.served_model,
+            response_id,
+            self._sse,
+            provisional,
+            tuple(obs.output_text) if start.capture and obs.output_text else None,
         )

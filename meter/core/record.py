@@ -3,9 +3,9 @@
 Plain slotted dataclasses. ``Usage`` is frozen (it is small and shared into
 costs); ``CallRecord`` and ``AzureHeaders`` are built once per call on the hot
 path, where a frozen dataclass's per-field ``object.__setattr__`` costs more
-than the rest of the record: they are not frozen, but one record goes to every
-subscriber, so subscribers must treat it as read-only (``record.replace(...)``
-makes a changed copy).
+than the rest of the record: they are not frozen, but they are final when anyone
+sees them (one record goes to every subscriber), so everyone treats them as
+read-only (``record.replace(...)`` makes a changed copy).
 """
 
 from __future__ import annotations
@@ -82,8 +82,9 @@ class CallRecord:
     ``error_type`` is a low-cardinality label (the service's error code, else its
     error type, else the HTTP status, else the exception class); ``error_code`` is
     the service's own ``error.code`` verbatim, ``None`` when it sent none.
-    ``cost`` is filled by the pricing stage (a ``pricing.Cost``) or ``None`` when
-    no price book is configured.
+    ``cost`` is a ``pricing.Cost``, or ``None`` when no price book is configured or
+    there is no usage. Built once, deduplicated and priced, by ``meter.core.finish``;
+    the same record goes to every sink and subscriber, which treat it as read-only.
     """
 
     api: Api
@@ -125,6 +126,8 @@ class CallRecord:
     a later retrieve or resume brings the real usage. Metric totals leave it out (never both)."""
     supersedes_estimate: bool = False
     """This record's usage is the service's own for a response id an earlier record had only estimated."""
+    output_text: tuple[str, ...] | None = None
+    """The completion text as returned or streamed, only with ``Meter(capture_content=True)``."""
 
     def replace(self, **changes: Any) -> CallRecord:
         """A copy with some fields changed (records are frozen)."""

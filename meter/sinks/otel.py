@@ -1,8 +1,11 @@
 """OpenTelemetry: one CLIENT span per metered HTTP call, and the GenAI client metrics.
 
 The span starts when the request is sent, in the caller's context (so it
-nests under the caller's current span), and ends when the record is final:
-stream end, early close, or failure. Providers are the ones passed in, else
+nests under the caller's current span): the hub opens it before the call's
+``CallStart`` is made, and the start carries its trace and span ids. It ends
+when the record is final (stream end, early close, or failure), with every
+attribute known then set in one call. The span is this sink's own per-call
+state, handed back to it with the record; nothing else reads it. Providers are the ones passed in, else
 the global ones (no-ops until the application configures them); meter never
 installs a global provider by itself.
 """
@@ -16,29 +19,34 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from meter import names
 from meter._version import __version__
-from meter.core.call import Call
 from meter.core.record import CallRecord
+from meter.core.request import RequestInfo
 from meter.core.route import Route
 from meter.sinks import content
 
-_KEY = "otel.span"
 _API_TYPE = {"chat": "chat_completions", "responses": "responses"}
 
 
-def operation_name(route: Route) -> str:
+def operation_name(api: str, operation: str) -> str:
     """``chat`` for Chat Completions and Responses, ``embeddings``, or the Responses retrieve/cancel names."""
-    if route.api == "embeddings":
+    if api == "embeddings":
         return names.OPERATION_EMBEDDINGS
-    if route.operation in ("retrieve", "resume"):
+    if operation in ("retrieve", "resume"):
         return names.OPERATION_FETCH_RESPONSE
-    if route.operation == "cancel":
+    if operation == "cancel":
         return names.OPERATION_CANCEL_RESPONSE
     return names.OPERATION_CHAT
 
 
-def request_model(call: Call) -> str | None:
-    """The model as requested: on Azure, the deployment alias (path or body)."""
-    return call.route.deployment or call.info.model
+class SpanState:
+    """This sink's per-call state: the open span and what its end needs."""
+
+    __slots__ = ("request_body", "span", "started_ns")
+
+    def __init__(self, span: Any, started_ns: int, request_body: dict[str, Any] | None) -> None:
+        self.span = span
+        self.started_ns = started_ns
+        self.request_body = request_body
 
 
 class OTelSink:
@@ -75,6 +83,7 @@ class OTelSink:
         self.capture_content = capture_content
         self.content_max_chars = content_max_chars
         self.metric_attribute_keys = metric_attribute_keys
+        self._attribute_sets: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._global_traces = tracer_provider is None
         self._global_metrics = meter_provider is None
 
@@ -86,12 +95,13 @@ class OTelSink:
         """Global metrics with no provider installed yet (the API's proxy): nothing would be recorded."""
         return self._global_metrics and type(metrics.get_meter_provider()).__name__ == "_ProxyMeterProvider"
 
-    def start(self, call: Call) -> None:
+    def open(self, route: Route, info: RequestInfo, started_ns: int,
+             request_body: dict[str, Any] | None) -> tuple[SpanState | None, str | None, str | None]:
+        """Start the call's span; returns it as this sink's state, with its trace and span ids."""
         if self._traces_unset():
-            return
-        route = call.route
-        operation = operation_name(route)
-        model = request_model(call)
+            return None, None, None
+        operation = operation_name(route.api, route.operation)
+        model = route.deployment or info.model  # as requested: on Azure, the deployment alias (path or body)
         attributes: dict[str, Any] = {
             names.OPERATION_NAME: operation,
             names.PROVIDER_NAME: route.provider,
@@ -102,26 +112,26 @@ class OTelSink:
         if route.server_port is not None:
             attributes[names.SERVER_PORT] = route.server_port
         span = self._tracer.start_span(f"{operation} {model}" if model else operation, kind=SpanKind.CLIENT,
-                                       attributes=attributes, start_time=call.started_ns)
-        call.context[_KEY] = span
-        span_context = span.get_span_context()
-        if span_context.is_valid:
-            call.trace_id = format(span_context.trace_id, "032x")
-            call.span_id = format(span_context.span_id, "016x")
+                                       attributes=attributes, start_time=started_ns)
+        context = span.get_span_context()
+        if not context.is_valid:
+            return SpanState(span, started_ns, request_body), None, None
+        return (SpanState(span, started_ns, request_body), format(context.trace_id, "032x"),
+                format(context.span_id, "016x"))
 
-    def finish(self, record: CallRecord, call: Call) -> None:
-        span = call.context.pop(_KEY, None)
-        if span is not None:
-            self._end_span(span, record, call)
+    def finish(self, record: CallRecord, state: SpanState | None) -> None:
+        if state is not None:
+            self._end_span(state, record)
         if not self._metrics_unset():
-            self._record_metrics(record, call)
+            self._record_metrics(record)
 
     def fault(self, kind: str) -> None:
         """Faults are counted by the Prometheus sink and the meter; spans carry nothing for them."""
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _end_span(self, span: Any, record: CallRecord, call: Call) -> None:
+    def _end_span(self, state: SpanState, record: CallRecord) -> None:
+        span = state.span
         if not span.is_recording():
             span.end()
             return
@@ -171,10 +181,11 @@ class OTelSink:
             attrs[names.RESPONSE_TIME_TO_FIRST_CHUNK] = record.time_to_first_token_s
             span.add_event(names.FIRST_TOKEN_EVENT,
                            {names.RESPONSE_TIME_TO_FIRST_CHUNK: record.time_to_first_token_s},
-                           timestamp=call.started_ns + int(record.time_to_first_token_s * 1e9))
+                           timestamp=state.started_ns + int(record.time_to_first_token_s * 1e9))
         if self.capture_content:
-            text_in = content.input_messages(call.request_body, self.content_max_chars)
-            text_out = content.output_messages(call.obs.output_text, record.finish_reasons, self.content_max_chars)
+            text_in = content.input_messages(state.request_body, self.content_max_chars)
+            texts = list(record.output_text) if record.output_text else None
+            text_out = content.output_messages(texts, record.finish_reasons, self.content_max_chars)
             if text_in:
                 attrs[names.INPUT_MESSAGES] = text_in
             if text_out:
@@ -183,40 +194,50 @@ class OTelSink:
             attrs[names.ERROR_TYPE] = record.error_type or record.outcome
             span.set_status(Status(StatusCode.ERROR, record.error_type or record.outcome))
         span.set_attributes(attrs)
-        span.end(end_time=call.started_ns + int(record.duration_s * 1e9))
+        span.end(end_time=state.started_ns + int(record.duration_s * 1e9))
 
-    def _metric_attributes(self, record: CallRecord, call: Call) -> dict[str, Any]:
-        attrs: dict[str, Any] = {
-            names.OPERATION_NAME: operation_name(call.route),
+    def _metric_attributes(self, record: CallRecord) -> dict[str, Any]:
+        """The metric attributes of a record, built once per distinct set and reused (the SDK only reads them)."""
+        extra = tuple(record.attributes.get(key) for key in self.metric_attribute_keys)
+        key = (record.api, record.operation, record.provider, record.server_address, record.server_port,
+               record.deployment or record.request_model, record.response_model, extra)
+        attrs = self._attribute_sets.get(key)
+        if attrs is not None:
+            return attrs
+        attrs = {
+            names.OPERATION_NAME: operation_name(record.api, record.operation),
             names.PROVIDER_NAME: record.provider,
             names.SERVER_ADDRESS: record.server_address,
         }
-        model = request_model(call)
+        model = record.deployment or record.request_model
         if model:
             attrs[names.REQUEST_MODEL] = model
         if record.response_model:
             attrs[names.RESPONSE_MODEL] = record.response_model
         if record.server_port is not None:
             attrs[names.SERVER_PORT] = record.server_port
-        for key in self.metric_attribute_keys:
-            if key in record.attributes:
-                attrs[names.ATTRIBUTE_PREFIX + key] = record.attributes[key]
+        for name, value in zip(self.metric_attribute_keys, extra, strict=True):
+            if value is not None:
+                attrs[names.ATTRIBUTE_PREFIX + name] = value
+        if len(self._attribute_sets) >= 1024:  # bounded: free-form models and tags cannot grow it without end
+            self._attribute_sets.clear()
+        self._attribute_sets[key] = attrs
         return attrs
 
-    def _record_metrics(self, record: CallRecord, call: Call) -> None:
-        attrs = self._metric_attributes(record, call)
-        duration_attrs = dict(attrs)
+    def _record_metrics(self, record: CallRecord) -> None:
+        attrs = self._metric_attributes(record)
+        duration_attrs = attrs
         if record.outcome != "ok":
-            duration_attrs[names.ERROR_TYPE] = record.error_type or record.outcome
+            duration_attrs = {**attrs, names.ERROR_TYPE: record.error_type or record.outcome}
         self._duration.record(record.duration_s, duration_attrs)
         if record.stream and record.time_to_first_token_s is not None:
             self._ttfc.record(record.time_to_first_token_s, attrs)
         usage = record.usage
         cost = record.cost
         priced = cost is not None and cost.total is not None
-        # The rule shared with the Prometheus sink: the semconv metrics hold only usage the service
-        # reported (semconv: no offline counting); estimates have their own counters, and a
-        # provisional estimate (its real usage may still come) none.
+        # The rule shared with the Prometheus sink (``prometheus.increments``): the semconv metrics hold
+        # only usage the service reported (semconv: no offline counting); estimates have their own
+        # counters, and a provisional estimate (its real usage may still come) none.
         if usage is not None and record.usage_source == "estimated":
             if not record.provisional:
                 self._estimated_tokens.add(usage.input_tokens, {**attrs, names.TOKEN_TYPE: "input"})

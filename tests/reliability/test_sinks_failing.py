@@ -171,22 +171,34 @@ async def test_a_blocking_subscriber_stalls_the_event_loop(figures: dict[str, ob
     figures["sinks: subscriber blocking 50 ms, async"] = f"event loop stalled up to {max(gaps) * 1000:.0f} ms"
 
 
-def test_a_metric_rejecting_a_sample_is_a_counted_fault(monkeypatch: pytest.MonkeyPatch,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("store", ["aggregate", "multiprocess"])
+def test_a_metric_rejecting_a_sample_is_a_counted_fault(monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
+                                                        caplog: pytest.LogCaptureFixture, store: str) -> None:
+    """Both Prometheus stores: the in-process aggregate one (its additions fail) and the multiprocess one
+    (prometheus-client's ``Counter.inc`` rejects the sample)."""
     caplog.set_level(logging.WARNING, logger="meter")
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     got: list[meter.CallRecord] = []
-    m = meter.Meter(on_record=got.append, registry=CollectorRegistry(), tracer_provider=provider)
-    real_inc = Counter.inc
+    if store == "multiprocess":
+        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+        real_inc = Counter.inc
 
-    def rejecting(self: Any, amount: float = 1, exemplar: Any = None) -> None:
-        if self._name.endswith("input_tokens"):
+        def rejecting(self: Any, amount: float = 1, exemplar: Any = None) -> None:
+            if self._name.endswith("input_tokens"):
+                raise ValueError("sample rejected")
+            real_inc(self, amount, exemplar)
+
+        monkeypatch.setattr(Counter, "inc", rejecting)
+    else:
+        from meter.sinks import prometheus_aggregate
+
+        def rejecting_add(counter: Any, amount: float, trace_id: str | None, now: float) -> None:
             raise ValueError("sample rejected")
-        real_inc(self, amount, exemplar)
 
-    monkeypatch.setattr(Counter, "inc", rejecting)
+        monkeypatch.setattr(prometheus_aggregate, "_add", rejecting_add)
+    m = meter.Meter(on_record=got.append, registry=CollectorRegistry(), tracer_provider=provider)
     client = _client(m)
     for _ in range(20):
         assert client.post(URL, json={}).status_code == 200
