@@ -235,7 +235,7 @@ class OTelSink:
         usage = record.usage
         cost = record.cost
         priced = cost is not None and cost.total is not None
-        # The rule shared with the Prometheus sink (``prometheus.increments``): the semconv metrics hold
+        # The rule shared with the Prometheus sink (``prometheus_rules.increments``): the semconv metrics hold
         # only usage the service reported (semconv: no offline counting); estimates have their own
         # counters, and a provisional estimate (its real usage may still come) none.
         if usage is not None and record.usage_source == "estimated":

@@ -24,7 +24,7 @@ from prometheus_client.utils import floatToGoString
 
 from meter import names
 from meter.core.record import CallRecord
-from meter.sinks.prometheus import LabelGuard, Labels, increments
+from meter.sinks.prometheus_rules import LabelGuard, Labels, increments
 
 _Ex = tuple[str, float, float] | None
 """An exemplar as kept: (trace id, value, unix time)."""

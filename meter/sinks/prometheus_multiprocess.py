@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from meter import names
 from meter.core.record import CallRecord
-from meter.sinks.prometheus import LabelGuard, Labels, increments
+from meter.sinks.prometheus_rules import LabelGuard, Labels, increments
 
 
 class MultiprocessStore:

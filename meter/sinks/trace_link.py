@@ -1,26 +1,24 @@
 """The caller's current trace, for calls without a span of meter's own (Prometheus exemplars).
 
-OpenTelemetry is optional here: without it installed there is no current trace.
+Read only when the application has imported OpenTelemetry itself: a process that never
+imported it has no current span, so ``Meter(otel=False)`` never imports it on its behalf
+(no import time, no memory, no global provider lookups for an app that does not trace).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from typing import Any
 
-_get_span: Callable[[], object] | None = None
-try:
-    from opentelemetry.trace import get_current_span as _imported
-
-    _get_span = _imported
-except ImportError:  # pragma: no cover - opentelemetry is a dependency; kept optional on purpose
-    pass
+_TRACE_MODULE = "opentelemetry.trace"
 
 
 def current_trace_ids() -> tuple[str | None, str | None]:
     """(trace id, span id) of the current span, hex, or ``(None, None)`` when there is none."""
-    if _get_span is None:
+    trace: Any = sys.modules.get(_TRACE_MODULE)
+    if trace is None:  # nobody in this process uses OpenTelemetry: there is no current trace
         return None, None
-    context = _get_span().get_span_context()  # type: ignore[attr-defined]
+    context = trace.get_current_span().get_span_context()
     if not context.is_valid:
         return None, None
     return format(context.trace_id, "032x"), format(context.span_id, "016x")

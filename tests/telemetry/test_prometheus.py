@@ -117,6 +117,32 @@ def test_exemplars_carry_the_trace_ids(workload: tuple[CollectorRegistry, list[m
     assert cost_lines, "the cost counter carries exemplars"
 
 
+def test_without_meter_spans_exemplars_carry_the_callers_trace() -> None:
+    """``otel=False``: no span of meter's own, so the exemplar links to the caller's current span."""
+    registry = CollectorRegistry()
+    records: list[meter.CallRecord] = []
+    m = meter.Meter(otel=False, registry=registry, on_record=records.append)
+
+    def azure(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json={"id": "c1", "object": "chat.completion", "model": "gpt-4o-2024-11-20",
+                                          "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2,
+                                                                   "total_tokens": 5}})
+
+    client = httpx2.Client(transport=meter.MeteredTransport(httpx2.MockTransport(azure), meter=m))
+    tracer = TracerProvider().get_tracer("the caller")
+    with tracer.start_as_current_span("handler") as span:
+        client.post("https://x.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
+                    json={"messages": []})
+    client.post("https://x.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
+                json={"messages": []})
+    callers = format(span.get_span_context().trace_id, "032x")
+    assert [r.trace_id for r in records] == [callers, None]
+    from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
+
+    text = openmetrics(registry).decode()
+    assert f'trace_id="{callers}"' in text
+
+
 def test_several_meters_share_one_registry(server: ReplayServer) -> None:
     registry = CollectorRegistry()
     seen: list[meter.CallRecord] = []

@@ -1,0 +1,200 @@
+"""The shape of the code, checked: imports flow one way, the core stays pure, sinks load lazily.
+
+The import graph is read from the source with ``ast`` (every ``import``, at module level
+or inside a function, except those under ``if TYPE_CHECKING:``), so a lazy import that
+only hides a circle at run time is still a circle here. ``from meter import names``
+counts as an edge to ``meter.names``; ``from meter import Meter`` as one to the package
+``meter`` itself, which re-exports everything, so no module inside ``meter/`` may do it.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.fresh import run_fresh
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _modules(package: str) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for path in sorted((REPO / package).rglob("*.py")):
+        parts = list(path.relative_to(REPO).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _imported_names(path: Path, module: str) -> set[str]:
+    """Every dotted name the file imports (``a.b`` for ``import a.b``, ``a.b.c`` for ``from a.b import c``)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            # ``from a import b``: the name ``a.b`` (a submodule, or an attribute of the module ``a``).
+            names.update(f"{source}.{alias.name}" for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(), filename=str(path)))
+    return names
+
+
+def _graph(package: str) -> dict[str, set[str]]:
+    modules = _modules(package)
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        targets: set[str] = set()
+        for name in _imported_names(path, module):
+            if name in modules:  # a submodule named directly (or the package itself)
+                targets.add(name)
+            elif name.rpartition(".")[0] in modules:  # ``from pkg.mod import attr``
+                targets.add(name.rpartition(".")[0])
+        targets.discard(module)
+        graph[module] = targets
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    counter = 0
+    for root in graph:
+        if root in index:
+            continue
+        work: list[tuple[str, list[str]]] = [(root, sorted(graph[root]))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, todo = work[-1]
+            if todo:
+                nxt = todo.pop()
+                if nxt not in graph:
+                    continue
+                if nxt not in index:
+                    index[nxt] = low[nxt] = counter
+                    counter += 1
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, sorted(graph[nxt])))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_the_cycle_finder_finds_a_circle() -> None:
+    """The check can fail: a made-up graph with a circle through three modules is caught."""
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+@pytest.mark.parametrize("package", ["meter", "pricing", "dashboards"])
+def test_no_import_circle(package: str) -> None:
+    graph = _graph(package)
+    assert len(graph) > 3, f"found no modules under {package}/"
+    assert _cycles(graph) == [], f"import circles in {package}/"
+
+
+def test_only_the_apps_import_the_package_front() -> None:
+    """``meter/__init__.py`` re-exports the library; the library itself never imports it back.
+
+    The apps (demo, proxy, emulator) are the library's users and may use its public API
+    like any other user, as long as the front never imports an app.
+    """
+    graph = _graph("meter")
+    offenders = sorted(module for module, targets in graph.items()
+                       if module != "meter" and "meter" in targets and not module.startswith("meter.apps."))
+    assert offenders == []
+
+    def reachable(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph.get(todo.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    assert sorted(m for m in reachable("meter") if m.startswith("meter.apps.")) == []
+
+
+_PURE_DECOMPRESSORS = {"brotli", "zstandard"}
+"""Optional decoders ``meter.core.decode`` loads when a body says ``br`` or ``zstd``: computation, no I/O."""
+
+
+def test_the_core_imports_only_the_standard_library_and_itself() -> None:
+    """``meter/core`` is the pure part: no I/O libraries, no sinks, no hub, no pricing."""
+    stdlib = set(sys.stdlib_module_names) | {"__future__"}
+    outside: dict[str, set[str]] = {}
+    for module, path in _modules("meter/core").items():
+        for name in _imported_names(path, module):
+            top = name.split(".")[0]
+            if top in stdlib or top in _PURE_DECOMPRESSORS or name == "meter.core" or name.startswith("meter.core."):
+                continue
+            outside.setdefault(module, set()).add(name)
+    assert outside == {}
+
+
+def test_otel_off_never_imports_opentelemetry() -> None:
+    """A metered call with ``Meter(otel=False)`` runs without OpenTelemetry ever being imported."""
+    out = run_fresh("""
+        import sys, httpx, meter
+        from prometheus_client import CollectorRegistry
+
+        def azure(request):
+            return httpx.Response(200, json={"id": "c1", "object": "chat.completion", "model": "gpt-4o-2024-11-20",
+                                             "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2,
+                                                                      "total_tokens": 5}})
+        records = []
+        m = meter.Meter(otel=False, registry=CollectorRegistry(), on_record=records.append)
+        client = httpx.Client(transport=meter.MeteredTransport(httpx.MockTransport(azure), meter=m))
+        client.post("https://x.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
+                    json={"messages": []})
+        assert len(records) == 1 and records[0].usage.input_tokens == 3, records
+        print(sorted(name for name in sys.modules if name.split(".")[0] == "opentelemetry"))
+    """)
+    assert out.strip() == "[]"
