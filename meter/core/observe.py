@@ -91,10 +91,12 @@ class ChatStreamObserver:
     usage object wins; chunk usages are never summed.
     """
 
-    __slots__ = ("capture", "obs", "on_first_token", "scanner", "single_choice")
+    __slots__ = ("capture", "obs", "on_first_token", "scanner", "single_choice", "steady")
 
     def __init__(self, obs: Observation, on_first_token: Callable[[], None], scanner: SSEScanner,
                  capture: bool = False, single_choice: bool = True) -> None:
+        self.steady = False
+        """Output flowing, identity known, one choice, no capture: ``take`` may count deltas."""
         self.obs = obs
         self.on_first_token = on_first_token
         self.scanner = scanner
@@ -105,31 +107,44 @@ class ChatStreamObserver:
         """Count ``chunk`` right here if it is exactly one steady-state delta event.
 
         The hot path of a chat stream: with the scanner between events, identity
-        known and output flowing, a chunk that is one ``data:`` line whose usage
-        is null and whose (single) choice has a null finish reason is just one
-        more delta. Both Azure's and OpenAI's key orders put those fields near
-        the end, so the checks look at the tail. Anything else: ``False``, and
-        the chunk goes through the scanner and ``on_event``.
+        known and output flowing, a chunk that is one ``data:`` line whose
+        (single) choice has a null finish reason, with a null usage or none at
+        all and no error, is just one more delta. Azure's key order (and
+        OpenAI's) puts ``usage`` last when it is there, so that case is decided
+        from the tail; a chunk without ``usage`` (an api-version or gateway that
+        leaves it out, keys sorted) is checked for the keys that would matter.
+        An unescaped ``"key":`` only occurs as a JSON key (quotes inside text are
+        escaped), so these byte tests cannot be fooled by generated text; at worst
+        they send a chunk to the full path. Anything else: ``False``, and the
+        chunk goes through the scanner and ``on_event``.
         """
-        obs = self.obs
-        if (
-            obs.content_events
-            and self.single_choice
-            and obs.response_id is not None
-            and not self.capture
-            and self.scanner.idle
-            and chunk.endswith(b'"usage":null}\n\n')
-            and chunk.count(b"\n") == 2
-            and chunk.startswith(b"data: ")
-        ):
-            i = chunk.rfind(b'"finish_reason":', max(0, len(chunk) - 512))
+        if not self.steady:
+            obs = self.obs
+            if not (obs.content_events and self.single_choice and obs.response_id is not None and not self.capture):
+                return False
+            self.steady = True  # all four only ever turn true: decided once per stream
+        if not (self.scanner.idle and chunk.endswith(b"}\n\n") and chunk.startswith(b"data: {")):
+            return False
+        n = len(chunk)
+        if chunk.find(b"\n") != n - 2 or b"\r" in chunk:  # exactly one line, as the scanner would see it
+            return False
+        if chunk.endswith(b'"usage":null}\n\n'):
+            i = chunk.rfind(b'"finish_reason":', max(0, n - 512))
             if i < 0:
                 i = chunk.find(b'"finish_reason":')
-            if i >= 0 and chunk[i + 16:i + 17] == b"n":
-                obs.content_events += 1
-                return True
+        else:
+            i = chunk.rfind(b'"finish_reason":')
+            # Without a null usage at the end, look after the choice for a usage or an error object:
+            # both Azure's sorted keys and OpenAI's order put the top-level keys that follow the
+            # choices there. A usage object earlier in a delta chunk could be missed, and would not
+            # matter: usage is cumulative, the last one wins, and the last one comes with the finish
+            # reason or in a chunk without choices, which both take the full path.
+            if i < 0 or chunk.find(b'"usage"', i) >= 0 or chunk.find(b'"error"', i) >= 0:
+                return False
+        if i >= 0 and chunk[i + 16:i + 17] == b"n":
+            self.obs.content_events += 1
+            return True
         return False
-
 
     def on_event(self, data: bytes) -> None:
         obs = self.obs
@@ -218,10 +233,12 @@ class ChatStreamObserver:
 class ResponsesStreamObserver:
     """Responses API SSE: keyed on the JSON ``type``, never on the ``event:`` line."""
 
-    __slots__ = ("capture", "obs", "on_first_token", "scanner")
+    __slots__ = ("capture", "obs", "on_first_token", "scanner", "steady")
 
     def __init__(self, obs: Observation, on_first_token: Callable[[], None], scanner: SSEScanner,
                  capture: bool = False) -> None:
+        self.steady = False
+        """Output flowing, identity known, no capture: ``take`` may count deltas."""
         self.obs = obs
         self.on_first_token = on_first_token
         self.scanner = scanner
@@ -229,19 +246,26 @@ class ResponsesStreamObserver:
 
     def take(self, chunk: bytes) -> bool:
         """Count ``chunk`` right here if it is exactly one ``*.delta`` event (the hot path)."""
-        obs = self.obs
-        if not (obs.content_events and obs.response_id is not None and not self.capture
-                and self.scanner.idle and chunk.endswith(b"\n\n")):
+        if not self.steady:
+            obs = self.obs
+            if not (obs.content_events and obs.response_id is not None and not self.capture):
+                return False
+            self.steady = True  # all three only ever turn true: decided once per stream
+        if not (self.scanner.idle and chunk.endswith(b"\n\n") and b"\r" not in chunk):
             return False
-        lines = chunk.count(b"\n")
-        if not ((lines == 3 and chunk.startswith(b"event: ")) or (lines == 2 and chunk.startswith(b"data: "))):
+        if chunk.startswith(b"event: "):
+            start = chunk.find(b"\n") + 1
+            if chunk.find(b"\n", start) != len(chunk) - 2:
+                return False
+        elif chunk.find(b"\n") == len(chunk) - 2:
+            start = 0
+        else:
             return False
-        start = chunk.find(b'data: {"type":"')
-        if start < 0:
+        if not chunk.startswith(b'data: {"type":"', start):
             return False
         end = chunk.find(b'"', start + 15)
         if chunk[start + 15:end].endswith(b".delta"):
-            obs.content_events += 1
+            self.obs.content_events += 1
             return True
         return False
 

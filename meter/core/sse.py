@@ -38,8 +38,8 @@ Oversized = Callable[[bytes, bytes], None]
 class SSEScanner:
     """Feed raw (decoded) bytes; get back the data payloads of completed events."""
 
-    __slots__ = ("_cr", "_data", "_data_size", "_head", "_idle", "_line", "_line_kind", "_line_size", "_over",
-                 "_tail", "on_oversized", "overflowed")
+    __slots__ = ("_cr", "_data", "_data_size", "_head", "_line", "_line_kind", "_line_size", "_over", "_tail",
+                 "idle", "on_oversized", "overflowed")
 
     def __init__(self, on_oversized: Oversized | None = None) -> None:
         self._line: list[bytes] = []
@@ -49,8 +49,9 @@ class SSEScanner:
         self._data: list[bytes] = []
         self._data_size = 0
         self._cr = False
-        self._idle = True
-        """Nothing pending between events: the one-event-per-chunk fast path applies."""
+        self.idle = True
+        """Nothing pending between events: the next bytes start a new event, so the
+        one-event-per-chunk fast paths apply. A plain attribute (read per chunk), kept by ``feed``."""
         self._over = False
         """The current event passed ``MAX_EVENT_BYTES``: only its head and tail are kept."""
         self._head = b""
@@ -67,7 +68,7 @@ class SSEScanner:
         # Fast path: the chunk is exactly one whole "data: ...\n\n" event (how servers
         # usually flush), and nothing is pending from earlier chunks.
         if (
-            self._idle
+            self.idle
             and chunk.startswith(b"data: ")
             and chunk.find(b"\n") == len(chunk) - 2
             and chunk[-1] == 10
@@ -79,7 +80,7 @@ class SSEScanner:
             return [chunk[6:-2]]
         events: list[bytes] = []
         emit = on_event if on_event is not None else events.append
-        self._idle = False
+        self.idle = False
         n = len(chunk)
         pos = 0
         if self._cr:
@@ -105,13 +106,8 @@ class SSEScanner:
                 cr = chunk.find(b"\r", pos)
         if pos < n:
             self._partial(chunk[pos:] if pos else chunk)
-        self._idle = not self._line and not self._line_kind and not self._data and not self._cr and not self._over
+        self.idle = not self._line and not self._line_kind and not self._data and not self._cr and not self._over
         return events
-
-    @property
-    def idle(self) -> bool:
-        """No unfinished line or event is held: the next bytes start a new event."""
-        return self._idle
 
     def flush(self) -> list[bytes]:
         """End of stream: dispatch a last event that lacked its blank line (lenient)."""
@@ -120,7 +116,7 @@ class SSEScanner:
             self._line_end(b"", events.append)
         self._dispatch(events.append)
         self._cr = False
-        self._idle = True
+        self.idle = True
         return events
 
     # -- internals --------------------------------------------------------------------------
