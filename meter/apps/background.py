@@ -26,7 +26,12 @@ def bind(host: str, port: int) -> socket.socket:
     It listens at once, so clients that connect before uvicorn is serving wait
     in the backlog instead of being refused.
     """
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on accepted sockets whose
+    # ``proto`` says TCP. Without it a response written in two pieces (head, then body) waited
+    # for the client's delayed ACK: 40 ms on every keep-alive request after the first.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
+                         socket.IPPROTO_TCP)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
