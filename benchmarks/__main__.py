@@ -1,0 +1,130 @@
+"""Run meter's benchmarks and print them as Markdown tables (and optionally JSON).
+
+    python -m benchmarks                 # everything, the full run behind docs/benchmarks.md
+    python -m benchmarks --quick         # a smoke run: every part, few calls (CI runs this)
+    python -m benchmarks --only overhead --rounds 3 --out result.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from importlib import metadata
+from typing import Any
+
+SECTIONS = ("overhead", "memory", "startup", "proxy")
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "machine": platform.machine(), "cpus": str(_cpus())}
+    for dist in ("meter", "openai", "httpx2", "httpx", "prometheus-client", "opentelemetry-sdk"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "-"
+    return out
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _overhead_table(result: dict[str, Any]) -> str:
+    from benchmarks.overhead import ARMS
+
+    lines = ["| scenario | raw µs | " + " | ".join(f"{arm} µs (ratio, p90 ratio)" for arm in ARMS[1:]) + " |",
+             "|---|---:|" + "---:|" * (len(ARMS) - 1)]
+    for scenario, arms in result.items():
+        cells = [f"{arms[arm]['median_us']:,.0f} (**{arms[arm]['ratio']:.3f}x**, {arms[arm]['p90_ratio']:.2f}x)"
+                 for arm in ARMS[1:]]
+        lines.append(f"| {scenario} | {arms['raw']['median_us']:,.0f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _memory_table(result: dict[str, Any]) -> str:
+    stream, calls = result["stream"], result["calls"]
+    return "\n".join([
+        "| measurement | raw | meter |", "|---|---:|---:|",
+        f"| peak RSS, one {stream['events']:,}-event chat stream (MB) | {stream['raw']['peak_mb']:.1f} | "
+        f"{stream['meter']['peak_mb']:.1f} |",
+        f"| peak RSS growth from 10 % to 100 % of {calls['calls']:,} sequential S1 calls (MB) | "
+        f"{calls['raw']['growth_after_10pct_mb']:.1f} | {calls['full']['growth_after_10pct_mb']:.1f} |",
+    ])
+
+
+def _startup_table(result: dict[str, Any]) -> str:
+    lines = ["| process | `import meter` s | first `Meter()` s | total s | RSS added MB |", "|---|---:|---:|---:|---:|"]
+    for name, row in result.items():
+        lines.append(f"| {name} | {row['import_s']:.3f} | {row['first_meter_s']:.3f} | {row['total_s']:.3f} | "
+                     f"{row['rss_added_mb']:.1f} |")
+    return "\n".join(lines)
+
+
+def _proxy_table(result: dict[str, Any]) -> str:
+    lines = [f"concurrency {result['concurrency']}", "",
+             "| body | direct req/s | proxy req/s | ratio | direct p50 / p99 ms | proxy p50 / p99 ms | p50 added ms |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for mode in ("json", "stream"):
+        r = result[mode]
+        lines.append(f"| {mode} | {r['direct']['rps']:,.0f} | {r['proxy']['rps']:,.0f} | "
+                     f"**{r['throughput_ratio']:.2f}x** | "
+                     f"{r['direct']['p50_ms']:.2f} / {r['direct']['p99_ms']:.2f} | "
+                     f"{r['proxy']['p50_ms']:.2f} / {r['proxy']['p99_ms']:.2f} | {r['p50_added_ms']:+.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: every part, few calls, no conclusions")
+    parser.add_argument("--only", choices=SECTIONS, action="append", help="run only this part (repeatable)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per scenario (default 3)")
+    parser.add_argument("--calls", type=int, default=1500, help="JSON calls per arm per round (default 1500)")
+    parser.add_argument("--stream-calls", type=int, default=120, help="stream calls per arm per round (default 120)")
+    parser.add_argument("--deltas", type=int, default=500, help="delta events per stream (default 500)")
+    parser.add_argument("--out", metavar="FILE", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.calls, args.stream_calls, args.deltas = 1, 20, 4, 50
+    sections = tuple(args.only or SECTIONS)
+    results: dict[str, Any] = {"versions": _versions(), "args": vars(args)}
+    started = time.perf_counter()
+    print(f"# meter benchmarks ({', '.join(f'{k} {v}' for k, v in results['versions'].items())})\n")
+    if "overhead" in sections:
+        from benchmarks import overhead
+
+        results["overhead"] = overhead.run(args.rounds, args.calls, args.stream_calls, args.deltas)
+        print(f"## Per-call overhead ({args.rounds} rounds x {args.calls} JSON / {args.stream_calls} stream calls "
+              f"per arm, {args.deltas} deltas per stream)\n\n{_overhead_table(results['overhead'])}\n", flush=True)
+    if "memory" in sections:
+        from benchmarks import memory
+
+        results["memory"] = {"stream": memory.long_stream(1_000 if args.quick else 100_000),
+                             "calls": memory.sequential_calls(100 if args.quick else 10_000)}
+        print(f"## Memory\n\n{_memory_table(results['memory'])}\n", flush=True)
+    if "startup" in sections:
+        from benchmarks import startup
+
+        results["startup"] = startup.measure(1 if args.quick else 5)
+        print(f"## Start-up (median of {1 if args.quick else 5} fresh processes)\n\n"
+              f"{_startup_table(results['startup'])}\n", flush=True)
+    if "proxy" in sections:
+        from benchmarks import proxy
+
+        results["proxy"] = proxy.run(1 if args.quick else args.rounds, 80 if args.quick else 4000,
+                                     16 if args.quick else 400, 4 if args.quick else 8)
+        print(f"## Proxy\n\n{_proxy_table(results['proxy'])}\n", flush=True)
+    results["seconds"] = time.perf_counter() - started
+    print(f"({results['seconds']:.0f} s)")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""The benchmark harness runs end to end (``python -m benchmarks --quick``): a smoke test, no timing asserted.
+
+What it checks is that every part produced its numbers and that the metered arms really
+metered (a harness that silently measured raw against raw would report a perfect 1.0).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_quick_run_produces_every_section(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    result = json.loads(out.read_text())
+    overhead = result["overhead"]
+    assert sorted(overhead) == ["A1", "A2", "A3", "A4", "S1", "S2", "S3", "S4"]
+    for arms in overhead.values():
+        assert sorted(arms) == ["full", "pricing", "prometheus", "raw"]
+        assert all(arm["median_us"] > 0 and arm["samples"] > 0 for arm in arms.values())
+    memory = result["memory"]
+    assert memory["stream"]["meter"]["peak_mb"] > 0 and memory["calls"]["full"]["peak_mb_at"]
+    assert set(result["startup"]) == {"cold", "after_openai"}
+    for mode in ("json", "stream"):
+        proxy = result["proxy"][mode]
+        assert proxy["direct"]["requests"] > 0 and proxy["proxy"]["requests"] > 0
+        assert proxy["direct"]["errors"] == 0 and proxy["proxy"]["errors"] == 0
+    for heading in ("Per-call overhead", "Memory", "Start-up", "Proxy"):
+        assert f"## {heading}" in done.stdout
+
+
+def test_the_metered_arms_meter() -> None:
+    """Each meter arm produces records (and the full arm spans); the raw arm is the bare transport."""
+    code = """
+import meter
+from benchmarks.azure import Answers
+from benchmarks import overhead
+records = []
+for arm in overhead.ARMS:
+    client = overhead.sync_client(arm, Answers(5))
+    transport = client._client._transport
+    if arm == "raw":
+        assert not isinstance(transport, meter.MeteredTransport), transport
+        continue
+    assert isinstance(transport, meter.MeteredTransport), transport
+    transport.meter.subscribe(records.append)
+    for scenario in ("S1", "S2", "S3", "S4"):
+        overhead.sync_call(scenario)(client)
+assert len(records) == 12, len(records)
+assert all(r.usage is not None and r.cost is not None and r.cost.total is not None for r in records), records
+spans = [r.trace_id for r in records[-4:]]
+assert all(spans), spans
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-4000:]
