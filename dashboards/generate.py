@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from dashboards import alerts, grafana, stack
+from dashboards import alerts, boards, stack
 
 ROOT = Path(__file__).resolve().parent
 
@@ -33,7 +33,7 @@ def _json(doc: dict[str, Any]) -> str:
 
 def render(settings: alerts.Settings | None = None) -> dict[str, str]:
     """Relative path (under dashboards/) -> file contents, for every generated file."""
-    files = {f"grafana/{name}": _json(doc) for name, doc in grafana.all_dashboards().items()}
+    files = {f"grafana/{name}": _json(doc) for name, doc in boards.all_dashboards().items()}
     files["grafana/provisioning/datasources/datasources.yml"] = _yaml(stack.datasources())
     files["grafana/provisioning/dashboards/dashboards.yml"] = _yaml(stack.dashboard_provider())
     files["prometheus/prometheus.yml"] = _yaml(stack.prometheus_config(), stack.PROMETHEUS_HEADER)

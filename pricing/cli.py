@@ -11,17 +11,15 @@ import argparse
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 from pricing.book import PriceBook
-from pricing.check import TOLERANCE, Finding, check
+from pricing.cli_common import load_book, money, now, text_table
+from pricing.cli_retail import cmd_check, cmd_import_azure_retail
 from pricing.deployment_types import DEPLOYMENT_TYPES, canonical_deployment_type
 from pricing.errors import PricingFileError
 from pricing.model import KINDS, PriceRow
-from pricing.retail import RetailData, combine, load_retail, openai_items
-from pricing.retail_import import import_retail
 
 _KIND_HEADERS = {
     "input": "input",
@@ -152,31 +150,6 @@ def _deployment_type(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _load(args: argparse.Namespace) -> PriceBook | None:
-    try:
-        return PriceBook.load(*args.table)
-    except PricingFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None
-
-
-def _money(value: Decimal | None) -> str:
-    if value is None:
-        return "unknown"
-    return format(value.normalize(), "f") if value else "0"
-
-
-def _table(rows: Iterable[list[str]], header: list[str]) -> str:
-    """Left-aligned text columns."""
-    all_rows = [header, *rows]
-    widths = [max(len(r[i]) for r in all_rows) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in all_rows)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 # ---- pricing list / show / diff -----------------------------------------------------
 
 
@@ -207,10 +180,10 @@ def _grouped(book: PriceBook, rows: Iterable[PriceRow]) -> dict[_Group, dict[str
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Every model with the prices in force at ``--at`` (USD per 1M tokens)."""
-    book = _load(args)
+    book = load_book(args)
     if book is None:
         return 1
-    at = args.at or _now()
+    at = args.at or now()
     rows = [
         r
         for r in book.effective_rows(at)
@@ -220,11 +193,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     groups = _grouped(book, rows)
     lines = [
         [g.model, g.deployment_type, g.region, _tier_text(g.tier)]
-        + [_money(groups[g][k]) if k in groups[g] else "-" for k in KINDS]
+        + [money(groups[g][k]) if k in groups[g] else "-" for k in KINDS]
         for g in sorted(groups, key=_Group.sort_key)
     ]
     print(f"price table {book.version}; prices in force on {at.date().isoformat()}, USD per 1M tokens")
-    print(_table(lines, ["model", "deployment type", "region", "tier", *(_KIND_HEADERS[k] for k in KINDS)]))
+    print(text_table(lines, ["model", "deployment type", "region", "tier", *(_KIND_HEADERS[k] for k in KINDS)]))
     region_groups = {r.region: r.regions for r in rows if r.region and r.regions != (r.region,)}
     for name, members in sorted(region_groups.items()):
         print(f"region group {name}: {', '.join(members)}")
@@ -235,7 +208,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """All entries of one model over time, each with its source and corrections."""
-    book = _load(args)
+    book = load_book(args)
     if book is None:
         return 1
     model = args.model.lower() if args.model.lower() in book.models() else book.resolve_model(args.model)
@@ -260,7 +233,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     for entry_rows in ordered:
         first = entry_rows[0]
         until = first.effective_until.isoformat() if first.effective_until else "open"
-        prices = ", ".join(f"{_KIND_HEADERS[r.kind]} {_money(r.usd_per_1m)}" for r in entry_rows)
+        prices = ", ".join(f"{_KIND_HEADERS[r.kind]} {money(r.usd_per_1m)}" for r in entry_rows)
         recorded = f", recorded {first.recorded_at}" if first.recorded_at else ""
         print(f"\n{first.entry_id}")
         print(f"  {first.effective_from} to {until}{recorded}: {prices}")
@@ -272,7 +245,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             for corr in book.corrections_for(row.id):
                 key = (corr.recorded_at.isoformat(), corr.reason, corr.source)
                 changes.setdefault(key, []).append(
-                    f"{_KIND_HEADERS[row.kind]} {_money(row.usd_per_1m)} -> {_money(corr.usd_per_1m)}"
+                    f"{_KIND_HEADERS[row.kind]} {money(row.usd_per_1m)} -> {money(corr.usd_per_1m)}"
                 )
         for (recorded, reason, source), parts in sorted(changes.items()):
             print(f"  corrected {recorded}: {', '.join(parts)}" + (f" ({reason})" if reason else ""))
@@ -285,7 +258,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if len(args.at) != 2:
         print("error: give exactly two dates: --at D1 --at D2", file=sys.stderr)
         return 1
-    book = _load(args)
+    book = load_book(args)
     if book is None:
         return 1
     first, second = (_grouped(book, book.effective_rows(at)) for at in args.at)
@@ -302,8 +275,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
                         group.region,
                         _tier_text(group.tier),
                         _KIND_HEADERS[kind],
-                        "-" if old is None else _money(old),
-                        "-" if new is None else _money(new),
+                        "-" if old is None else money(old),
+                        "-" if new is None else money(new),
                     ]
                 )
     d1, d2 = (at.date().isoformat() for at in args.at)
@@ -311,7 +284,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if not lines:
         print("no differences")
         return 0
-    print(_table(lines, ["model", "deployment type", "region", "tier", "kind", d1, d2]))
+    print(text_table(lines, ["model", "deployment type", "region", "tier", "kind", d1, d2]))
     return 0
 
 
@@ -337,136 +310,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _retail(args: argparse.Namespace) -> tuple[RetailData, date, str] | None:
-    """The files as one answer, the day it holds for, and a line saying where that day came from."""
-    parts: list[RetailData] = []
-    days: list[date] = []
-    said: list[str] = []
-    try:
-        for file in args.files:
-            data = load_retail(file)
-            parts.append(data)
-            if data.fetched is not None:
-                days.append(data.fetched)
-                said.append(f"{file}: fetched {data.fetched}")
-            else:
-                day = datetime.fromtimestamp(Path(file).stat().st_mtime, UTC).date()
-                days.append(day)
-                said.append(f"{file}: no fetch date in the file, using its modification date {day}")
-    except PricingFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None
-    data = combine(parts)
-    if data.incomplete:
-        print("warning: every page read has a NextPageLink: the answer's last page is missing",
-              file=sys.stderr)
-    if args.at is not None:
-        return data, args.at.date(), f"data of {args.at.date()} (--at)"
-    return data, min(days), "; ".join(said)
-
-
-def _retail_and_book(args: argparse.Namespace) -> tuple[RetailData, date, str, PriceBook] | None:
-    """Both inputs of check and import, or ``None`` once every error is printed."""
-    loaded = _retail(args)
-    book = _load(args)
-    if loaded is None or book is None:
-        return None
-    return (*loaded, book)
-
-
-def _regions(regions: list[str]) -> str:
-    named = [r or "every region" for r in sorted(set(regions))]
-    if len(named) <= 4:
-        return ", ".join(named)
-    return f"{len(named)} regions ({', '.join(named[:3])}, ...)"
-
-
-def _grouped_findings(findings: Iterable[Finding]) -> list[str]:
-    """One line per row and meter price, with the regions it holds for."""
-    groups: dict[tuple[str, ...], list[str]] = {}
-    for f in findings:
-        tier = f" above {f.key.above_input_tokens}" if f.key.above_input_tokens else ""
-        head = f"{f.key.model} {f.key.deployment_type} {f.key.kind}{tier}"
-        if f.row is None:
-            text = f"{head}: no row; meter {f.meter!r} {_money(f.meter_price)} from {f.start}"
-        else:
-            later = (f"; the row starts {f.row.effective_from}, after the meter: a change the data does not show"
-                     if f.row.effective_from > f.start else "")
-            text = (f"{head} on {f.day}: table {_money(f.table_price)} ({f.row.id}), "
-                    f"meter {f.meter!r} {_money(f.meter_price)} from {f.start}{later}")
-        groups.setdefault((text,), []).append(f.region)
-    return [f"{text} [{_regions(regions)}]" for (text,), regions in groups.items()]
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    """The tables against a saved Retail answer; exit code 1 when anything disagrees or is missing."""
-    inputs = _retail_and_book(args)
-    if inputs is None:
-        return 1
-    data, day, said, book = inputs
-    items = openai_items(data.items)
-    result = check(book, items, at=day)
-    tokens = sum(1 for i in items if i.is_token_price)
-    print(f"Retail data: {said}")
-    print(f"tables: {book.version}; {tokens} Azure OpenAI token prices (meter x region), "
-          f"compared on each meter's start and on {day}")
-    print(f"agree within {_money(TOLERANCE * 100)} %: {result.agree}")
-    differ = _grouped_findings(result.differ)
-    print(f"disagree: {len(result.differ)}" + (":" if differ else ""))
-    print("".join(f"  {line}\n" for line in differ), end="")
-    missing = _grouped_findings(result.missing)
-    print(f"missing from the tables: {len(result.missing)}" + (":" if missing else ""))
-    print("".join(f"  {line}\n" for line in missing), end="")
-    print(f"rows priced where Azure has no meter: {len(result.no_meter)}" + (":" if result.no_meter else ""))
-    print("".join(f"  {n.what}\n" for n in result.no_meter), end="")
-    if result.unmetered_models:
-        shown = result.unmetered_models[:8]
-        more = f", and {len(result.unmetered_models) - len(shown)} more" if len(result.unmetered_models) > 8 else ""
-        print(f"models priced that the data has no meter for ({len(result.unmetered_models)}; not compared): "
-              + ", ".join(shown) + more)
-    categories = result.unmapped_by_category()
-    if categories:
-        print("not compared (no token price kind in the tables): "
-              + ", ".join(f"{c} {n}" for c, n in categories.items()))
-    if result.clean:
-        print("ok: the tables agree with the data")
-        return 0
-    print("run `meter pricing import-azure-retail` on the same files to write the missing and changed prices "
-          "as a user table")
-    return 1
-
-
-def cmd_import_azure_retail(args: argparse.Namespace) -> int:
-    """Write what the Retail answer has and the tables lack; report what was left out."""
-    inputs = _retail_and_book(args)
-    if inputs is None:
-        return 1
-    data, day, said, book = inputs
-    today = _now().date()
-    names = ", ".join(Path(f).name for f in args.files)
-    result = import_retail(
-        book,
-        data,
-        version=args.table_version or f"azure-retail-{today.isoformat()}",
-        published=today,
-        source_name=f"saved answer {names}",
-        at=day,
-        everything=args.all,
-    )
-    print(f"Retail data: {said}", file=sys.stderr)
-    if args.output:
-        try:
-            Path(args.output).write_text(result.toml, encoding="utf-8")
-        except OSError as exc:
-            print(f"error: {args.output}: cannot write: {exc.strerror or exc}", file=sys.stderr)
-            return 1
-        print(f"wrote {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(result.toml)
-    print(result.report(), file=sys.stderr)
-    return 0
-
-
 # ---- price -------------------------------------------------------------------------
 
 
@@ -485,7 +328,7 @@ class _CliUsage:
 
 def cmd_price(args: argparse.Namespace) -> int:
     """Price one call from token counts and print the breakdown (exit 1 when unknown)."""
-    book = _load(args)
+    book = load_book(args)
     if book is None:
         return 1
     usage = _CliUsage(
@@ -499,7 +342,7 @@ def cmd_price(args: argparse.Namespace) -> int:
         total_tokens=args.input + args.output,
         cached_audio_input_tokens=args.cached_audio,
     )
-    at = args.at or _now()
+    at = args.at or now()
     cost = book.price(
         usage,
         model=args.model,
@@ -523,9 +366,9 @@ def cmd_price(args: argparse.Namespace) -> int:
     for kind, tokens in cost.tokens.items():
         note = f"incl. {args.reasoning} reasoning" if kind == "output" and args.reasoning else ""
         unit = cost.unit_prices.get(kind)
-        lines.append([kind, str(tokens), "-" if unit is None else _money(unit), _money(cost.amounts[kind]), note])
-    lines.append(["total", "", "", _money(cost.total), ""])
-    print(_table(lines, ["kind", "tokens", "USD/1M", "USD", ""]))
+        lines.append([kind, str(tokens), "-" if unit is None else money(unit), money(cost.amounts[kind]), note])
+    lines.append(["total", "", "", money(cost.total), ""])
+    print(text_table(lines, ["kind", "tokens", "USD/1M", "USD", ""]))
     print(f"basis: {cost.basis}" + (f" ({cost.reason})" if cost.reason else ""))
     for row_id in cost.row_ids:
         print(f"row: {row_id}")

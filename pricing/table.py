@@ -23,14 +23,16 @@ import itertools
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from pricing.deployment_types import canonical_deployment_type, is_provisioned, is_regional, normalize_region
 from pricing.errors import PricingFileError, Problem
 from pricing.model import KINDS, Alias, Correction, ModelInfo, PriceRow, PriceTable
+from pricing.table_fields import MAX_PRICE, MIN_PRICE_EXPONENT, FieldChecker
+
+__all__ = ["MAX_PRICE", "MAX_TABLE_BYTES", "MIN_PRICE_EXPONENT", "entry_id", "load_table", "parse_table"]
 
 _TOP_LEVEL = frozenset({"table", "sources", "region_groups", "model", "alias", "price", "correction"})
 _TABLE_FIELDS = frozenset({"version", "published", "currency", "description"})
@@ -56,12 +58,6 @@ _ALIAS_FIELDS = frozenset({"name", "model", "effective_from", "effective_until",
 
 MAX_TABLE_BYTES = 16 * 1024 * 1024
 """A price table file larger than this is refused (the built-in tables are a few hundred KiB)."""
-MAX_PRICE = Decimal("1000000")
-"""USD per 1M tokens above this is not a price but a typo (the dearest list price is a few hundred)."""
-MIN_PRICE_EXPONENT = -12
-"""Prices are kept to at most 12 decimal places (a millionth of a cent per 1M tokens and then some)."""
-
-
 def load_table(path: str | Path) -> PriceTable:
     """Read and validate one table file; raises ``PricingFileError`` on any problem."""
     file = str(path)
@@ -114,17 +110,12 @@ class _Span:
     entry: str
 
 
-class _Parser:
-    """Collects every problem of one file instead of stopping at the first."""
+class _Parser(FieldChecker):
+    """Collects every problem of one file instead of stopping at the first; the sections and the file."""
 
     def __init__(self, file: str) -> None:
-        self.file = file
-        self.problems: list[Problem] = []
-        self.sources: dict[str, str] = {}
+        super().__init__(file)
         self.region_groups: dict[str, tuple[str, ...]] = {}
-
-    def fail(self, entry: str, field_name: str, problem: str) -> None:
-        self.problems.append(Problem(self.file, entry, field_name, problem))
 
     # ---- whole file -------------------------------------------------------
 
@@ -208,89 +199,6 @@ class _Parser:
             else:
                 self.fail("[region_groups]", key, "must be a non-empty list of region names")
         return out
-
-    # ---- field helpers ----------------------------------------------------
-
-    def _unknown_fields(self, entry: str, raw: Mapping[str, Any], allowed: frozenset[str]) -> None:
-        for key in raw:
-            if key not in allowed:
-                self.fail(entry, key, f"unknown field; expected one of {', '.join(sorted(allowed))}")
-
-    def _string(self, entry: str, raw: Mapping[str, Any], key: str, *, required: bool) -> str | None:
-        value = raw.get(key)
-        if value is None:
-            if required:
-                self.fail(entry, key, "missing (required)")
-            return None
-        if not isinstance(value, str) or not value.strip():
-            self.fail(entry, key, "must be a non-empty string")
-            return None
-        return value.strip()
-
-    def _date(self, entry: str, raw: Mapping[str, Any], key: str, *, required: bool) -> date | None:
-        value = raw.get(key)
-        if value is None:
-            if required:
-                self.fail(entry, key, "missing (required); write a date like 2025-06-01")
-            return None
-        if isinstance(value, datetime):
-            self.fail(entry, key, f"{value.isoformat()} is a date-time; write a plain date like 2025-06-01")
-            return None
-        if isinstance(value, date):
-            return value
-        if isinstance(value, str):
-            try:
-                return date.fromisoformat(value)
-            except ValueError:
-                pass
-        self.fail(entry, key, f"{value!r} is not a date; write a date like 2025-06-01")
-        return None
-
-    def _price_value(self, entry: str, key: str, value: Any) -> Decimal | None:
-        if isinstance(value, bool) or not isinstance(value, str):
-            self.fail(
-                entry,
-                key,
-                f'{value!r} is not a decimal string; write it quoted, like "2.5" (floats lose precision)',
-            )
-            return None
-        try:
-            price = Decimal(value.strip())
-        except InvalidOperation:
-            self.fail(entry, key, f"{value!r} is not a decimal number (USD per 1M tokens)")
-            return None
-        if not price.is_finite():
-            self.fail(entry, key, f"{value!r} is not a finite decimal number")
-            return None
-        if price < 0:
-            self.fail(entry, key, f"{value!r} is negative; prices must be >= 0")
-            return None
-        if price > MAX_PRICE:
-            self.fail(entry, key, f"{value!r} is more than {MAX_PRICE} USD per 1M tokens; a typo?")
-            return None
-        exponent = price.as_tuple().exponent
-        if isinstance(exponent, int) and exponent < MIN_PRICE_EXPONENT and price != price.quantize(
-                Decimal(1).scaleb(MIN_PRICE_EXPONENT)):
-            self.fail(entry, key, f"{value!r} has more than {-MIN_PRICE_EXPONENT} decimal places")
-            return None
-        return price
-
-    def _source(self, entry: str, raw: Mapping[str, Any]) -> str | None:
-        value = self._string(entry, raw, "source", required=True)
-        if value is None:
-            return None
-        return self.sources.get(value, value)
-
-    def _kinds(self, entry: str, raw: Mapping[str, Any]) -> dict[str, Decimal]:
-        prices: dict[str, Decimal] = {}
-        present = [k for k in KINDS if k in raw]
-        if not present:
-            self.fail(entry, "input", f"no price given; set at least one of {', '.join(KINDS)}")
-        for kind in present:
-            price = self._price_value(entry, kind, raw[kind])
-            if price is not None:
-                prices[kind] = price
-        return prices
 
     # ---- sections ---------------------------------------------------------
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx2
 
+from meter.adapters.parts import RequestPart, ResponsePart
 from meter.core.call import Call
 from meter.hub import Meter, default_meter, default_meter_or_none
 
@@ -29,7 +30,7 @@ A context variable rather than a request extension: it is set around the inner c
 only, and a request object reused with ``client.send(request)`` carries nothing over."""
 
 
-def _stack(request: Any) -> ModuleType:
+def _stack(request: RequestPart) -> ModuleType:
     """The adapter module for the request's stack (``httpx`` or ``httpx2``), by request type."""
     kind = type(request)
     stack = _STACKS.get(kind)
@@ -40,7 +41,7 @@ def _stack(request: Any) -> ModuleType:
     return stack
 
 
-def _body(request: Any) -> bytes | None:
+def _body(request: RequestPart) -> bytes | None:
     """The request body if it is already in memory; a streaming upload is never read."""
     try:
         content = request.content
@@ -49,7 +50,7 @@ def _body(request: Any) -> bytes | None:
     return content if isinstance(content, bytes) else None
 
 
-def _in_memory(stack: ModuleType, response: Any, call: Call) -> bool:
+def _in_memory(stack: ModuleType, response: ResponsePart, call: Call) -> bool:
     """Meter a body that is already in memory (mock transports, pre-read responses) at once.
 
     Such a response may be marked read already, so its stream would never be
@@ -64,7 +65,7 @@ def _in_memory(stack: ModuleType, response: Any, call: Call) -> bool:
     return True
 
 
-def start(meter: Meter, request: Any) -> tuple[Call, Any] | None:
+def start(meter: Meter, request: RequestPart) -> tuple[Call, RequestPart] | None:
     """Begin metering ``request``; returns the call and the request to send (maybe rewritten).
 
     Never raises: a fault lets the request through unmetered (and is counted).
@@ -84,7 +85,8 @@ def start(meter: Meter, request: Any) -> tuple[Call, Any] | None:
         try:
             headers = request.headers.copy()
             headers["content-length"] = str(len(new_body))
-            request = type(request)(
+            same_stack: Any = type(request)  # httpx.Request or httpx2.Request: rebuild with its own class
+            request = same_stack(
                 method=request.method,
                 url=request.url,
                 headers=headers,
@@ -96,7 +98,7 @@ def start(meter: Meter, request: Any) -> tuple[Call, Any] | None:
     return call, request
 
 
-def attach(call: Call, request: Any, response: Any, is_async: bool) -> Any:
+def attach(call: Call, request: RequestPart, response: ResponsePart, is_async: bool) -> ResponsePart:
     """Hand the response head to the call and wrap the body so the call sees every chunk.
 
     Never raises: if the response cannot be followed, it goes to the caller as it

@@ -83,7 +83,7 @@ class OTelSink:
         self.capture_content = capture_content
         self.content_max_chars = content_max_chars
         self.metric_attribute_keys = metric_attribute_keys
-        self._attribute_sets: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._attribute_sets: dict[tuple[Any, ...], _AttributeSet] = {}
         self._global_traces = tracer_provider is None
         self._global_metrics = meter_provider is None
 
@@ -196,15 +196,15 @@ class OTelSink:
         span.set_attributes(attrs)
         span.end(end_time=state.started_ns + int(record.duration_s * 1e9))
 
-    def _metric_attributes(self, record: CallRecord) -> dict[str, Any]:
+    def _metric_attributes(self, record: CallRecord) -> _AttributeSet:
         """The metric attributes of a record, built once per distinct set and reused (the SDK only reads them)."""
         extra = tuple(record.attributes.get(key) for key in self.metric_attribute_keys)
         key = (record.api, record.operation, record.provider, record.server_address, record.server_port,
                record.deployment or record.request_model, record.response_model, extra)
-        attrs = self._attribute_sets.get(key)
-        if attrs is not None:
-            return attrs
-        attrs = {
+        found = self._attribute_sets.get(key)
+        if found is not None:
+            return found
+        attrs: dict[str, Any] = {
             names.OPERATION_NAME: operation_name(record.api, record.operation),
             names.PROVIDER_NAME: record.provider,
             names.SERVER_ADDRESS: record.server_address,
@@ -221,11 +221,12 @@ class OTelSink:
                 attrs[names.ATTRIBUTE_PREFIX + name] = value
         if len(self._attribute_sets) >= 1024:  # bounded: free-form models and tags cannot grow it without end
             self._attribute_sets.clear()
-        self._attribute_sets[key] = attrs
-        return attrs
+        found = self._attribute_sets[key] = _AttributeSet(attrs)
+        return found
 
     def _record_metrics(self, record: CallRecord) -> None:
-        attrs = self._metric_attributes(record)
+        sets = self._metric_attributes(record)
+        attrs = sets.base
         duration_attrs = attrs
         if record.outcome != "ok":
             duration_attrs = {**attrs, names.ERROR_TYPE: record.error_type or record.outcome}
@@ -240,12 +241,30 @@ class OTelSink:
         # counters, and a provisional estimate (its real usage may still come) none.
         if usage is not None and record.usage_source == "estimated":
             if not record.provisional:
-                self._estimated_tokens.add(usage.input_tokens, {**attrs, names.TOKEN_TYPE: "input"})
-                self._estimated_tokens.add(usage.output_tokens, {**attrs, names.TOKEN_TYPE: "output"})
+                self._estimated_tokens.add(usage.input_tokens, sets.input)
+                self._estimated_tokens.add(usage.output_tokens, sets.output)
                 if priced:
-                    self._estimated_cost.add(float(cost.total), {**attrs, names.COST_BASIS: cost.basis})
+                    self._estimated_cost.add(float(cost.total), sets.with_basis(cost.basis))
         elif usage is not None:
-            self._tokens.record(usage.input_tokens, {**attrs, names.TOKEN_TYPE: "input"})
-            self._tokens.record(usage.output_tokens, {**attrs, names.TOKEN_TYPE: "output"})
+            self._tokens.record(usage.input_tokens, sets.input)
+            self._tokens.record(usage.output_tokens, sets.output)
             if priced:
-                self._cost.add(float(cost.total), {**attrs, names.COST_BASIS: cost.basis})
+                self._cost.add(float(cost.total), sets.with_basis(cost.basis))
+
+
+class _AttributeSet:
+    """One metric attribute set and the variants the token and cost metrics add to it, built once."""
+
+    __slots__ = ("_bases", "base", "input", "output")
+
+    def __init__(self, base: dict[str, Any]) -> None:
+        self.base = base
+        self.input = {**base, names.TOKEN_TYPE: "input"}
+        self.output = {**base, names.TOKEN_TYPE: "output"}
+        self._bases: dict[str, dict[str, Any]] = {}
+
+    def with_basis(self, basis: str) -> dict[str, Any]:
+        found = self._bases.get(basis)
+        if found is None:
+            found = self._bases[basis] = {**self.base, names.COST_BASIS: basis}
+        return found

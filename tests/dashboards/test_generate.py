@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 import yaml
 
-from dashboards import alerts, generate, grafana
+from dashboards import alerts, boards, generate, grafana
 from dashboards import queries as q
 from meter import names
 from tests.support.prometheus import promtool_check_rules, promtool_test_rules, require_prometheus
 
 ROOT = Path(generate.__file__).resolve().parent
 REPO = ROOT.parent
-DASHBOARDS = grafana.all_dashboards()
+DASHBOARDS = boards.all_dashboards()
 
 
 def test_committed_files_equal_the_generator_output() -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from dashboards import alerts, grafana
+from dashboards import alerts, boards, grafana
 from dashboards import queries as q
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.processes import read_json
@@ -37,7 +37,7 @@ LOAD_SECONDS = 8
 NEVER_INCREMENTED_BY_THE_DEMO = {q.METERING_FAULTS, q.LABEL_OVERFLOW}
 """The demo has no metering faults and no label overflow: these families are exposed (HELP/TYPE) with no series."""
 
-DASHBOARDS = grafana.all_dashboards()
+DASHBOARDS = boards.all_dashboards()
 PANEL_EXPRS = [(d["uid"], title, expr) for d in DASHBOARDS.values() for title, expr in grafana.panel_exprs(d)]
 ALERTS = alerts.alerts()
 

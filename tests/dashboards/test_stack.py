@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dashboards import generate, grafana
+from dashboards import boards, generate
 from dashboards import queries as q
 
 ROOT = Path(generate.__file__).resolve().parent
@@ -94,14 +94,14 @@ def test_dashboard_provider_points_at_the_mounted_dashboards() -> None:
     assert provider["type"] == "file"
     folder = container_file("grafana", provider["options"]["path"])
     assert folder == ROOT / "grafana"
-    assert {p.name for p in folder.glob("*.json")} == set(grafana.all_dashboards())
+    assert {p.name for p in folder.glob("*.json")} == set(boards.all_dashboards())
     assert container_file("grafana", "/etc/grafana/provisioning/datasources/datasources.yml").is_file()
     assert container_file("grafana", "/etc/grafana/provisioning/dashboards/dashboards.yml").is_file()
     home = SERVICES["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert json.loads(container_file("grafana", home).read_text())["uid"] == "meter-cost"
 
 
-@pytest.mark.parametrize("file", sorted(grafana.all_dashboards()))
+@pytest.mark.parametrize("file", sorted(boards.all_dashboards()))
 def test_dashboards_resolve_with_the_provisioned_datasource(file: str) -> None:
     # DS_PROMETHEUS is a datasource variable of type prometheus: the provisioned default Prometheus fills it
     dash = json.loads((ROOT / "grafana" / file).read_text())
