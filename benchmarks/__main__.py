@@ -66,10 +66,10 @@ def _startup_table(result: dict[str, Any]) -> str:
 
 
 def _proxy_table(result: dict[str, Any]) -> str:
-    lines = [f"concurrency {result['concurrency']}", "",
+    lines = [f"saturated: {result['concurrency']} clients; then one client at a time", "",
              "| body | direct req/s | proxy req/s | ratio | direct p50 / p99 ms | proxy p50 / p99 ms | p50 added ms |",
              "|---|---:|---:|---:|---:|---:|---:|"]
-    for mode in ("json", "stream"):
+    for mode in ("json", "stream", "json, 1 client", "stream, 1 client"):
         r = result[mode]
         lines.append(f"| {mode} | {r['direct']['rps']:,.0f} | {r['proxy']['rps']:,.0f} | "
                      f"**{r['throughput_ratio']:.2f}x** | "

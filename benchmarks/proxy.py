@@ -98,11 +98,16 @@ def run(rounds: int, requests: int, stream_requests: int, concurrency: int) -> d
         proxy, proxied = _serve(_PROXY, upstream)
         try:
             out: dict[str, Any] = {"concurrency": concurrency}
-            for mode, total in (("json", requests), ("stream", stream_requests)):
+            # Saturated (``concurrency`` clients: throughput, and latency with queueing) and one client
+            # at a time (latency alone: what the proxy adds to one call on an idle machine).
+            plan = (("json", requests, concurrency), ("stream", stream_requests, concurrency),
+                    ("json, 1 client", max(50, requests // 8), 1),
+                    ("stream, 1 client", max(20, stream_requests // 4), 1))
+            for mode, total, clients in plan:
                 phases: dict[str, list[dict[str, Any]]] = {"direct": [], "proxy": []}
                 for _ in range(rounds):
                     for target, url in (("direct", upstream), ("proxy", proxied)):
-                        code = _LOAD.format(url=url, total=total, concurrency=concurrency, stream=mode == "stream")
+                        code = _LOAD.format(url=url, total=total, concurrency=clients, stream=mode.startswith("stream"))
                         phases[target].append(run_python(code, timeout=600))
                 summary = {target: {key: statistics.median(p[key] for p in runs) for key in runs[0]}
                            for target, runs in phases.items()}

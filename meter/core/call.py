@@ -29,6 +29,10 @@ from meter.core.record import AzureHeaders, Outcome, Usage, UsageSource
 from meter.core.sse import SSEScanner
 from meter.core.start import CallStart
 
+HELD_CHUNKS = 32
+"""Steady-state chunks held before they are looked at together (see ``Call.on_chunk``)."""
+HELD_CHUNK_BYTES = 8192
+"""A chunk larger than this is looked at at once (with those held before it): holding stays small."""
 MAX_JSON_BODY_BYTES = 32 * 1024 * 1024
 """Non-streaming bodies larger than this (decoded) are passed through but not parsed (a fault is counted)."""
 
@@ -98,6 +102,8 @@ class Call:
         self._feed: Callable[[bytes], None] | None = None
         self._take: Callable[[bytes], bool] | None = None
         """The observer's one-chunk-one-delta fast path (streams only)."""
+        self._held: list[bytes] | None = None
+        """Chunks not looked at yet (steady state only; see ``on_chunk``)."""
         self._eof = False
         self.obs = observe.Observation()
         self._untracked = False
@@ -151,14 +157,46 @@ class Call:
             self._take = self._observer.take
 
     def on_chunk(self, chunk: bytes) -> None:
-        """One raw body chunk, exactly as the caller receives it. Runs per chunk: kept lean."""
+        """One raw body chunk, exactly as the caller receives it. Runs per chunk: kept lean.
+
+        Once a stream is in its steady state (plain deltas), chunks are held and looked at
+        ``HELD_CHUNKS`` at a time: the same checks, in the same order, but in a tight loop
+        instead of one at a time between the SDK's own work, which keeps evicting meter's
+        code and data from the CPU caches (per chunk, the same test costs about 3x in place).
+        Held chunks are references, not copies, bounded in count and size, and always looked
+        at before the call's end is built.
+        """
         self._reading = True  # before the test of _skip; _finish sets _skip, then waits while this is set
         if self._skip:
             self._reading = False
             return
+        held = self._held
+        if held is not None:
+            held.append(chunk)
+            if len(held) < HELD_CHUNKS and len(chunk) <= HELD_CHUNK_BYTES:
+                self._reading = False
+                return
+            self._held = []
+            try:
+                for piece in held:
+                    self._look(piece)
+                    if self._skip:
+                        break
+            finally:
+                self._reading = False
+            return
+        try:
+            self._look(chunk)
+        finally:
+            self._reading = False
+
+    def _look(self, chunk: bytes) -> None:
+        """Read one chunk into the call's state; a fault stops reading (and is counted), never raises."""
         try:
             take = self._take
             if take is not None and take(chunk):
+                if self._held is None:
+                    self._held = []  # steady state: hold the next chunks and look at them in batches
                 return
             if self._decoder is not None:
                 self._decoder.decode(chunk, self._consume)  # in bounded pieces
@@ -174,8 +212,16 @@ class Call:
         except Exception as exc:
             self._stop_reading()
             self._fault("parse", exc)
-        finally:
-            self._reading = False
+
+    def _look_at_held(self) -> None:
+        """The chunks still held, read before the end is built (the caller has seen them all)."""
+        held = self._held
+        self._held = None
+        if held:
+            for piece in held:
+                if self._broken:
+                    break
+                self._look(piece)
 
     def _stop_reading(self) -> None:
         """Nothing more is read from this body: its usage stays unknown (``None``), never guessed."""
@@ -264,6 +310,7 @@ class Call:
             self._skip = True
             self._wait_for_reader()
             try:
+                self._look_at_held()
                 end = self._build(exc, duration)
             except Exception as build_exc:
                 self._fault("record", build_exc)

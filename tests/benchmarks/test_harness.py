@@ -28,7 +28,7 @@ def test_quick_run_produces_every_section(tmp_path: Path) -> None:
     memory = result["memory"]
     assert memory["stream"]["meter"]["peak_mb"] > 0 and memory["calls"]["full"]["peak_mb_at"]
     assert set(result["startup"]) == {"cold", "after_openai"}
-    for mode in ("json", "stream"):
+    for mode in ("json", "stream", "json, 1 client", "stream, 1 client"):
         proxy = result["proxy"][mode]
         assert proxy["direct"]["requests"] > 0 and proxy["proxy"]["requests"] > 0
         assert proxy["direct"]["errors"] == 0 and proxy["proxy"]["errors"] == 0

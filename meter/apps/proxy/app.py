@@ -252,17 +252,35 @@ class _MethodRefused(ValueError):
 
 
 async def _until_disconnect(receive: Receive, work: Coroutine[Any, Any, None]) -> None:
-    """Run ``work``, cancelling it if the caller disconnects first (the relay then closes the upstream)."""
-    relay = asyncio.ensure_future(work)
+    """Run ``work`` in this task, cancelling it if the caller disconnects first (the relay then closes the upstream).
+
+    One watcher task per request, not a second task for the work and an ``asyncio.wait`` over both:
+    the work runs here, and the watcher cancels this task when ``http.disconnect`` arrives. That
+    cancel is ours to take back (``uncancel``); any other cancellation (server shutdown) goes on.
+    """
+    task = asyncio.current_task()
+    assert task is not None
     watch = asyncio.ensure_future(wait_for_disconnect(receive))
+    gone = over = False
+
+    def caller_left(done: asyncio.Future[None]) -> None:
+        # Runs from the loop, maybe after the work ended (the callback was already queued): then nothing.
+        nonlocal gone
+        if not over and not done.cancelled() and done.exception() is None:
+            gone = True
+            task.cancel()
+
+    watch.add_done_callback(caller_left)
     try:
-        await asyncio.wait({relay, watch}, return_when=asyncio.FIRST_COMPLETED)
-    finally:  # also when this task is cancelled (server shutdown): never leave the relay running
+        await work
+    except asyncio.CancelledError:
+        if not gone or task.uncancel() > 0:  # not (only) ours: a shutdown or an outer cancel goes on
+            raise
+    finally:
+        over = True
+        watch.remove_done_callback(caller_left)
         watch.cancel()
-        relay.cancel()  # a no-op once it is done
-        await asyncio.wait({relay, watch})
-    if not relay.cancelled():
-        relay.result()  # re-raise a bug in the relay for the server to report
+        work.close()  # a no-op once it ran; closes it if it never started
 
 
 def _printable(path: str) -> str:
