@@ -34,6 +34,8 @@ logger = logging.getLogger("pricing")
 
 _Key = tuple[str, str, str, str, int]
 _Quote = tuple[Decimal, tuple[str, ...], tuple[str, ...]]
+_Plan = tuple[tuple[tuple[str, Decimal | None], ...], tuple[str, ...], str | None, str | None]
+"""Per bucket used, its unit price (``None``: no row); the row ids; the table version(s); why unknown."""
 """USD per 1M tokens, the row (and correction) ids used, their table versions."""
 
 
@@ -61,6 +63,7 @@ class PriceBook:
         """The versions of the tables, each once (the built-in files share one version)."""
         self._index: dict[_Key, list[PriceRow]] = {}
         self._quotes: dict[tuple[str, str, str, str, int, date, date | None], _Quote | None] = {}
+        self._plans: dict[tuple[str, str, str, int, date, date | None, tuple[str, ...]], _Plan] = {}
         self._dtype_names: dict[str, str] = {}
         self._region_names: dict[str, str] = {}
         self._rows_by_id: dict[str, PriceRow] = {}
@@ -309,9 +312,52 @@ class PriceBook:
         return self._price_buckets(call, resolved, dtype, region_key, tier)
 
     def _price_buckets(self, call: _Call, model: str, dtype: str, region_key: str, tier: int) -> Cost:
-        """Price every token bucket of the call; any bucket without a row makes the call unknown."""
+        """Price every token bucket of the call; any bucket without a row makes the call unknown.
+
+        Everything but the multiplication depends only on the key below (the model, type,
+        region, tier, day and which buckets the call used), so it is worked out once per key
+        (``_plan``) and a call only multiplies its counts by the planned unit prices.
+        """
         day = call.at.date()
         believed = None if call.believed_at is None else call.believed_at.date()
+        tokens = call.tokens
+        key = (model, dtype, region_key, tier, day, believed, tuple(tokens))
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plan(model, dtype, region_key, tier, day, believed, tuple(tokens))
+            if len(self._plans) >= 16_384:  # bounded (days go by); rebuilt on demand
+                self._plans.clear()
+            self._plans[key] = plan
+        units, row_ids, table_version, reason = plan
+        amounts: dict[str, Decimal | None] = {}
+        unit_prices: dict[str, Decimal] = {}
+        total = Decimal(0)
+        for kind, unit in units:
+            if unit is None:
+                amounts[kind] = None
+                continue
+            amount = tokens[kind] * unit / TOKENS_PER_PRICE_UNIT
+            amounts[kind] = amount
+            unit_prices[kind] = unit
+            total += amount
+        if reason is not None:
+            self._count_unknown(call.requested_model, reason)
+        return call.cost(
+            total=None if reason is not None else total,
+            amounts=amounts,
+            unit_prices=unit_prices,
+            basis="unknown" if reason is not None else "list",
+            model=model,
+            deployment_type=dtype,
+            table_version=table_version,
+            row_ids=row_ids,
+            long_context=bool(tier),
+            reason=reason,
+        )
+
+    def _plan(self, model: str, dtype: str, region_key: str, tier: int, day: date, believed: date | None,
+              kinds_used: tuple[str, ...]) -> _Plan:
+        """The unit price of each bucket (``None``: no row), the rows behind them, and why not, if not."""
         # Models before GPT-5.6 do not charge extra for cache writes: without any
         # cache_write row for the model, written tokens are billed as input.
         kinds = self._model_kinds.get(model, ())
@@ -319,13 +365,11 @@ class PriceBook:
         # Cached audio has its own rate only where Azure meters it (gpt-realtime-mini, the 2024-10-01
         # realtime preview ...); elsewhere it is billed as cached input, as the service reports it.
         own_cached_audio = "cached_audio_input" in kinds
-        amounts: dict[str, Decimal | None] = {}
-        unit_prices: dict[str, Decimal] = {}
+        units: list[tuple[str, Decimal | None]] = []
         row_ids: list[str] = []
         versions: list[str] = []
         missing: list[str] = []
-        total = Decimal(0)
-        for kind, count in call.tokens.items():
+        for kind in kinds_used:
             lookup_kind = kind
             if kind == "cache_write" and not charges_cache_write:
                 lookup_kind = "input"
@@ -333,14 +377,11 @@ class PriceBook:
                 lookup_kind = "cached_input"
             quote = self._quote(model, dtype, region_key, lookup_kind, tier, day, believed)
             if quote is None:
-                amounts[kind] = None
+                units.append((kind, None))
                 missing.append(kind)
                 continue
             unit, used_ids, used_versions = quote
-            amount = count * unit / TOKENS_PER_PRICE_UNIT
-            amounts[kind] = amount
-            unit_prices[kind] = unit
-            total += amount
+            units.append((kind, unit))
             for used_id in used_ids:
                 if used_id not in row_ids:
                     row_ids.append(used_id)
@@ -352,19 +393,7 @@ class PriceBook:
             where = dtype + (f" in {region_key}" if region_key else "")
             tier_text = f" for input above {tier} tokens (long context)" if tier else ""
             reason = f"no {', '.join(missing)} price for {model} on {where}{tier_text} at {day.isoformat()}"
-            self._count_unknown(call.requested_model, reason)
-        return call.cost(
-            total=None if missing else total,
-            amounts=amounts,
-            unit_prices=unit_prices,
-            basis="unknown" if missing else "list",
-            model=model,
-            deployment_type=dtype,
-            table_version="+".join(versions) if versions else None,
-            row_ids=tuple(row_ids),
-            long_context=bool(tier),
-            reason=reason,
-        )
+        return tuple(units), tuple(row_ids), "+".join(versions) if versions else None, reason
 
     def _quote(self, model: str, dtype: str, region_key: str, kind: str, tier: int, day: date,
                believed: date | None) -> _Quote | None:
