@@ -216,12 +216,12 @@ class Call:
     def _look_at_held(self) -> None:
         """The chunks still held, read before the end is built (the caller has seen them all)."""
         held = self._held
-        self._held = None
         if held:
             for piece in held:
                 if self._broken:
                     break
                 self._look(piece)
+        self._held = None
 
     def _stop_reading(self) -> None:
         """Nothing more is read from this body: its usage stays unknown (``None``), never guessed."""
@@ -315,6 +315,13 @@ class Call:
             except Exception as build_exc:
                 self._fault("record", build_exc)
                 return
+            finally:
+                # The stream readers point back at this call (the first-token callback) and at each other
+                # (scanner <-> observer): cut both, so a finished call is freed by reference counting,
+                # not left for the cyclic collector.
+                if self._scanner is not None:
+                    self._scanner.on_oversized = None
+                self._observer = self._scanner = self._feed = self._take = self._decoder = None
         self._out.finished(self.start, end)
 
     def _wait_for_reader(self) -> None:
