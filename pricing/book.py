@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from importlib import resources
@@ -25,7 +24,8 @@ from pricing.deployment_types import (
     normalize_region,
 )
 from pricing.errors import PricingFileError, Problem
-from pricing.model import TOKENS_PER_PRICE_UNIT, Basis, Correction, Cost, PriceRow, PriceTable
+from pricing.model import TOKENS_PER_PRICE_UNIT, Correction, Cost, PriceRow, PriceTable
+from pricing.pricing_call import PricingCall
 from pricing.resolve import ModelResolver
 from pricing.table import load_table
 from pricing.usage import UsageLike, token_buckets
@@ -34,9 +34,9 @@ logger = logging.getLogger("pricing")
 
 _Key = tuple[str, str, str, str, int]
 _Quote = tuple[Decimal, tuple[str, ...], tuple[str, ...]]
+"""USD per 1M tokens, the row (and correction) ids used, their table versions."""
 _Plan = tuple[tuple[tuple[str, Decimal | None], ...], tuple[str, ...], str | None, str | None]
 """Per bucket used, its unit price (``None``: no row); the row ids; the table version(s); why unknown."""
-"""USD per 1M tokens, the row (and correction) ids used, their table versions."""
 
 
 def builtin_table_paths() -> list[Path]:
@@ -259,7 +259,7 @@ class PriceBook:
         ``believed_at`` answers "what did we believe then": corrections recorded
         after it are ignored. Never returns $0 for something it cannot price.
         """
-        call = _Call(
+        call = PricingCall(
             tokens=token_buckets(usage),
             requested_model=model,
             assumed=deployment_type is None,
@@ -311,7 +311,7 @@ class PriceBook:
                 break
         return self._price_buckets(call, resolved, dtype, region_key, tier)
 
-    def _price_buckets(self, call: _Call, model: str, dtype: str, region_key: str, tier: int) -> Cost:
+    def _price_buckets(self, call: PricingCall, model: str, dtype: str, region_key: str, tier: int) -> Cost:
         """Price every token bucket of the call; any bucket without a row makes the call unknown.
 
         Everything but the multiplication depends only on the key below (the model, type,
@@ -420,7 +420,7 @@ class PriceBook:
         self._quotes[key] = quote
         return quote
 
-    def _unknown(self, call: _Call, resolved: str | None, dtype: str | None, reason: str) -> Cost:
+    def _unknown(self, call: PricingCall, resolved: str | None, dtype: str | None, reason: str) -> Cost:
         self._count_unknown(call.requested_model, reason)
         return call.cost(
             total=None,
@@ -440,51 +440,3 @@ class PriceBook:
             self._warned.add(name)
         if first:
             logger.warning("cannot price calls of model %r: %s (cost reported as unknown, not 0)", name, reason)
-
-
-@dataclass(frozen=True, slots=True)
-class _Call:
-    """What one price() call knows before any row is looked up; builds the Cost."""
-
-    tokens: dict[str, int]
-    requested_model: str | None
-    assumed: bool
-    region: str | None
-    at: datetime
-    believed_at: datetime | None
-    estimated: bool
-    book_version: str
-
-    def cost(
-        self,
-        *,
-        total: Decimal | None,
-        amounts: dict[str, Decimal | None],
-        basis: Basis,
-        model: str | None,
-        deployment_type: str | None,
-        unit_prices: dict[str, Decimal] | None = None,
-        table_version: str | None = None,
-        row_ids: tuple[str, ...] = (),
-        long_context: bool = False,
-        reason: str | None = None,
-    ) -> Cost:
-        return Cost(
-            total=total,
-            amounts=amounts,
-            tokens=self.tokens,
-            unit_prices=unit_prices or {},
-            basis=basis,
-            model=model,
-            requested_model=self.requested_model,
-            deployment_type=deployment_type,
-            assumed_deployment_type=self.assumed,
-            region=self.region,
-            at=self.at,
-            believed_at=self.believed_at,
-            table_version=table_version or self.book_version,
-            row_ids=row_ids,
-            estimated=self.estimated,
-            long_context=long_context,
-            reason=reason,
-        )
