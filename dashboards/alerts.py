@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from dashboards import queries as q
+from dashboards.queries import DEFAULT, Queries
 
 GROUP = "meter-llm"
 
@@ -51,7 +51,7 @@ def _fmt(value: float) -> str:
     return f"{value:g}"
 
 
-def alerts(settings: Settings | None = None) -> list[Alert]:
+def alerts(settings: Settings | None = None, q: Queries = DEFAULT) -> list[Alert]:
     s = settings or Settings()
     burn_1h, burn_5m = q.budget_burn_rate("1h"), q.budget_burn_rate("5m")
     burn_6h, burn_30m = q.budget_burn_rate("6h"), q.budget_burn_rate("30m")
@@ -119,7 +119,7 @@ def alerts(settings: Settings | None = None) -> list[Alert]:
     ]
 
 
-def rules_document(settings: Settings | None = None) -> dict[str, Any]:
+def rules_document(settings: Settings | None = None, q: Queries = DEFAULT) -> dict[str, Any]:
     """The alerts.yml contents: the budget recording rule first (same group, so it is evaluated first)."""
     s = settings or Settings()
     rules: list[dict[str, Any]] = [{
@@ -127,7 +127,7 @@ def rules_document(settings: Settings | None = None) -> dict[str, Any]:
         "expr": f"vector({_fmt(s.monthly_budget_usd)})",
         "labels": {"currency": "USD"},
     }]
-    for a in alerts(s):
+    for a in alerts(s, q):
         rules.append({
             "alert": a.name,
             "expr": a.expr,
@@ -169,14 +169,14 @@ def _silent(alertname: str, eval_time: str) -> dict[str, Any]:
     return {"eval_time": eval_time, "alertname": alertname, "exp_alerts": []}
 
 
-def rule_tests(settings: Settings | None = None) -> dict[str, Any]:
+def rule_tests(settings: Settings | None = None, q: Queries = DEFAULT) -> dict[str, Any]:
     """``promtool test rules`` cases: at least one firing and one silent case per alert.
 
     The expectations are written by hand (not derived from the rules), with spend expressed as a
     multiple of the allowed rate so the cases hold for any budget.
     """
     s = settings or Settings()
-    a = {alert.name: alert for alert in alerts(s)}
+    a = {alert.name: alert for alert in alerts(s, q)}
     per_minute = s.monthly_budget_usd / (q.SECONDS_PER_MONTH / 60)  # USD/min that uses the budget in 30 days
 
     def spend(multiple: float, minutes: int) -> str:

@@ -6,14 +6,16 @@ every expression comes from ``dashboards.queries``, the one place metric names a
 
 from __future__ import annotations
 
-from dashboards import queries as q
-from dashboards.grafana import Json, Panel, Target, bars, dashboard, heatmap, series, stat
+from collections.abc import Callable
 
-S = q.sel
+from dashboards.grafana import Json, Panel, Target, bars, dashboard, heatmap, series, stat
+from dashboards.queries import DEFAULT, Queries
+
 BY_DEPLOYMENT = ("deployment",)
 
 
-def cost_dashboard() -> Json:
+def cost_dashboard(q: Queries = DEFAULT) -> Json:
+    S = q.sel
     cost, requests = S(q.COST_USD), S(q.REQUESTS)
 
     def spend_rate_by(label: str) -> Panel:
@@ -22,11 +24,15 @@ def cost_dashboard() -> Json:
                       "currencyUSD", f"USD per hour, per {label}. Exemplar dots link to the call's trace in Jaeger.",
                       stack=True)
 
+    def by_attribution(panel: Callable[[str], Panel]) -> list[Panel]:
+        """The panel for the first attribution label (``Meter(label_keys=...)``), none without one."""
+        return [panel(q.attribution)] if q.attribution else []
+
     def spend_by(label: str, title: str) -> Panel:
         return bars(f"Spend by {title} (range)", [Target(q.sum_by((label,), q.increase(cost)), "{{" + label + "}}")],
                     "currencyUSD", f"USD spent in the selected time range, per {title}.")
 
-    return dashboard("meter-cost", "meter / Cost", "Spend in USD from meter's cost counter.", [
+    return dashboard(q, "meter-cost", "meter / Cost", "Spend in USD from meter's cost counter.", [
         [
             stat("Spend (range)", q.sum_by((), q.increase(cost)), "currencyUSD",
                  "USD spent in the selected time range (increase of the cost counter).", decimals=4),
@@ -48,8 +54,9 @@ def cost_dashboard() -> Json:
                  decimals=0),
         ],
         [spend_rate_by("deployment"), spend_rate_by("model")],
-        [spend_rate_by("team"), spend_rate_by("deployment_type")],
-        [spend_by("deployment", "deployment"), spend_by("model", "model"), spend_by("team", "team"),
+        [*by_attribution(spend_rate_by), spend_rate_by("deployment_type")],
+        [spend_by("deployment", "deployment"), spend_by("model", "model"),
+         *by_attribution(lambda label: spend_by(label, label.replace("_", " "))),
          spend_by("deployment_type", "deployment type")],
         [
             series("Cost per 1k requests by deployment",
@@ -71,7 +78,8 @@ def cost_dashboard() -> Json:
     ])
 
 
-def tokens_dashboard() -> Json:
+def tokens_dashboard(q: Queries = DEFAULT) -> Json:
+    S = q.sel
     inp, cached, out = S(q.INPUT_TOKENS), S(q.CACHED_INPUT_TOKENS), S(q.OUTPUT_TOKENS)
     reasoning, write = S(q.REASONING_OUTPUT_TOKENS), S(q.CACHE_WRITE_INPUT_TOKENS)
 
@@ -80,7 +88,7 @@ def tokens_dashboard() -> Json:
                       [Target(q.sum_by(BY_DEPLOYMENT, q.rate(selector)), "{{deployment}}")], "short", description,
                       stack=True)
 
-    return dashboard("meter-tokens", "meter / Tokens", "Token usage from meter's token counters.", [
+    return dashboard(q, "meter-tokens", "meter / Tokens", "Token usage from meter's token counters.", [
         [
             stat("Input tokens (range)", q.sum_by((), q.increase(inp)), "short",
                  "Billable input tokens, cached and cache-write included.", decimals=0),
@@ -111,10 +119,11 @@ def tokens_dashboard() -> Json:
                    "short", "Average input and output tokens per metered call."),
         ],
         [
-            bars("Tokens by team (range)",
-                 [Target(q.sum_by(("team",), q.increase(inp)), "input {{team}}"),
-                  Target(q.sum_by(("team",), q.increase(out)), "output {{team}}")],
-                 "short", "Input and output tokens in the range, per attribution team.", width=12),
+            *([bars(f"Tokens by {team.replace('_', ' ')} (range)",
+                    [Target(q.sum_by((team,), q.increase(inp)), "input {{" + team + "}}"),
+                     Target(q.sum_by((team,), q.increase(out)), "output {{" + team + "}}")],
+                    "short", f"Input and output tokens in the range, per attribution {team.replace('_', ' ')}.",
+                    width=12)] if (team := q.attribution) else []),
             bars("Tokens by model (range)",
                  [Target(q.sum_by(("model",), q.increase(inp)), "input {{model}}"),
                   Target(q.sum_by(("model",), q.increase(out)), "output {{model}}")],
@@ -123,13 +132,14 @@ def tokens_dashboard() -> Json:
     ])
 
 
-def latency_dashboard() -> Json:
+def latency_dashboard(q: Queries = DEFAULT) -> Json:
+    S = q.sel
     dur, ttft = S(q.DURATION_BUCKET), S(q.TTFT_BUCKET)
 
     def percentiles(selector: str) -> list[Target]:
         return [Target(q.quantile(p, selector), f"p{round(p * 100)}", exemplar=True) for p in (0.5, 0.95, 0.99)]
 
-    return dashboard("meter-latency", "meter / Latency",
+    return dashboard(q, "meter-latency", "meter / Latency",
                      "Call duration and time to first token; exemplars link to traces.", [
         [
             stat("Duration p50", q.quantile(0.5, dur), "s", "Median call duration to the last byte.", width=6,
@@ -166,14 +176,15 @@ def latency_dashboard() -> Json:
     ])
 
 
-def errors_dashboard() -> Json:
+def errors_dashboard(q: Queries = DEFAULT) -> Json:
+    S = q.sel
     requests = S(q.REQUESTS)
     errors = S(q.REQUESTS, q.ERROR)
     throttled = S(q.REQUESTS, q.THROTTLED)
     aborted = S(q.REQUESTS, q.ABORTED)
     tokens_headroom = q.headroom(q.RATELIMIT_REMAINING_TOKENS, q.RATELIMIT_LIMIT_TOKENS)
     requests_headroom = q.headroom(q.RATELIMIT_REMAINING_REQUESTS, q.RATELIMIT_LIMIT_REQUESTS)
-    return dashboard("meter-errors", "meter / Errors and limits",
+    return dashboard(q, "meter-errors", "meter / Errors and limits",
                      "Failures, throttling, rate-limit headroom and metering health.", [
         [
             stat("Error ratio (range)",
@@ -222,9 +233,9 @@ def errors_dashboard() -> Json:
     ])
 
 
-def all_dashboards() -> dict[str, Json]:
-    """File name (under dashboards/grafana/) -> dashboard JSON."""
-    return {f"{d['uid']}.json": d for d in (cost_dashboard(), tokens_dashboard(), latency_dashboard(),
-                                            errors_dashboard())}
+def all_dashboards(q: Queries = DEFAULT) -> dict[str, Json]:
+    """File name (under dashboards/grafana/) -> dashboard JSON, for the metrics ``q`` names."""
+    return {f"{d['uid']}.json": d for d in (cost_dashboard(q), tokens_dashboard(q), latency_dashboard(q),
+                                            errors_dashboard(q))}
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from dashboards import alerts, boards, stack
+from dashboards.queries import Queries
 
 ROOT = Path(__file__).resolve().parent
 
@@ -31,18 +32,23 @@ def _json(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
-def render(settings: alerts.Settings | None = None) -> dict[str, str]:
-    """Relative path (under dashboards/) -> file contents, for every generated file."""
-    files = {f"grafana/{name}": _json(doc) for name, doc in boards.all_dashboards().items()}
+def render(settings: alerts.Settings | None = None, q: Queries | None = None) -> dict[str, str]:
+    """Relative path (under dashboards/) -> file contents, for every generated file.
+
+    ``q`` names the metrics (namespace, attribution labels); by default meter's defaults, built
+    now from :mod:`meter.names`.
+    """
+    q = q if q is not None else Queries()
+    files = {f"grafana/{name}": _json(doc) for name, doc in boards.all_dashboards(q).items()}
     files["grafana/provisioning/datasources/datasources.yml"] = _yaml(stack.datasources())
     files["grafana/provisioning/dashboards/dashboards.yml"] = _yaml(stack.dashboard_provider())
     files["prometheus/prometheus.yml"] = _yaml(stack.prometheus_config(), stack.PROMETHEUS_HEADER)
     budget = (settings or alerts.Settings()).monthly_budget_usd
-    files["prometheus/alerts.yml"] = _yaml(alerts.rules_document(settings), GENERATED + (
+    files["prometheus/alerts.yml"] = _yaml(alerts.rules_document(settings, q), GENERATED + (
         f"# Monthly budget: USD {budget:g} (recording rule below). Change it with\n"
         "#   python -m dashboards.generate --monthly-budget-usd <USD>\n"
         "# or edit the `vector(...)` of the recording rule (or replace it with your own budget series).\n"))
-    files["prometheus/tests/alerts_test.yml"] = _yaml(alerts.rule_tests(settings))
+    files["prometheus/tests/alerts_test.yml"] = _yaml(alerts.rule_tests(settings, q))
     files["compose.yaml"] = _yaml(stack.compose(), stack.COMPOSE_HEADER)
     return files
 

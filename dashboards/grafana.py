@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dashboards import queries as q
+from dashboards.queries import Queries
 
 SCHEMA_VERSION = 39
 """Grafana 10.3/11.x; newer Grafana migrates it upward on load."""
@@ -169,18 +169,19 @@ def _query_variable(name: str, label: str, metric_selector: str) -> Json:
     }
 
 
-def variables() -> list[Json]:
-    """``DS_PROMETHEUS`` then ``deployment``, ``model`` (by deployment), ``team`` (by deployment and model)."""
+def variables(q: Queries) -> list[Json]:
+    """``DS_PROMETHEUS`` then ``deployment``, ``model`` (by deployment), one per attribution label (by both)."""
     return [
         {"name": DS_VARIABLE, "label": "Data source", "type": "datasource", "query": "prometheus",
          "current": {}, "hide": 0, "includeAll": False, "multi": False, "options": [], "refresh": 1, "regex": ""},
         _query_variable("deployment", "Deployment", q.REQUESTS),
         _query_variable("model", "Model", q.sel(q.REQUESTS, filters=q.DEPLOYMENT_FILTER)),
-        _query_variable("team", "Team", q.sel(q.REQUESTS, filters=q.FILTER[:2])),
+        *(_query_variable(key, key.replace("_", " ").capitalize(), q.sel(q.REQUESTS, filters=q.FILTER[:2]))
+          for key in q.label_keys),
     ]
 
 
-def dashboard(uid: str, title: str, description: str, rows: Sequence[Sequence[Panel]]) -> Json:
+def dashboard(q: Queries, uid: str, title: str, description: str, rows: Sequence[Sequence[Panel]]) -> Json:
     return {
         "uid": uid,
         "title": title,
@@ -202,7 +203,7 @@ def dashboard(uid: str, title: str, description: str, rows: Sequence[Sequence[Pa
         "links": [{"title": "meter dashboards", "type": "dashboards", "tags": ["meter"], "asDropdown": True,
                    "includeVars": True, "keepTime": True, "icon": "external link", "targetBlank": False,
                    "tooltip": "", "url": ""}],
-        "templating": {"list": variables()},
+        "templating": {"list": variables(q)},
         "panels": layout(rows),
     }
 

@@ -5,7 +5,7 @@ and the values its queries returned, so docs can show what each dashboard holds 
     render_dashboard(dashboard, values, Path("docs/dashboards/meter-cost.png"))
 
 ``prometheus_query`` is any ``expr -> [{"metric": {...}, "value": [ts, "v"]}]`` (Prometheus' instant
-query result); expressions go through :func:`dashboards.queries.substitute_macros` first.
+query result); expressions go through :meth:`dashboards.queries.Queries.substitute_macros` first.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from dashboards.queries import substitute_macros
+from dashboards.queries import DEFAULT
 
 QueryFn = Callable[[str], list[dict[str, Any]]]
 
@@ -67,7 +67,7 @@ def panel_value(panel: Mapping[str, Any], query: QueryFn) -> str:
     unit = str(panel.get("fieldConfig", {}).get("defaults", {}).get("unit", "short"))
     rows: list[tuple[str, float]] = []
     for target in panel["targets"]:
-        for sample in query(substitute_macros(target["expr"])):
+        for sample in query(DEFAULT.substitute_macros(target["expr"])):
             rows.append((legend(target.get("legendFormat", ""), sample["metric"]), _number(sample)))
     if not rows:
         return "no data"

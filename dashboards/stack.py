@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboards import queries as q
+from dashboards.queries import EXEMPLAR_TRACE_ID_LABEL
 
 PROMETHEUS_IMAGE = "prom/prometheus:v2.55.1"
 GRAFANA_IMAGE = "grafana/grafana:11.3.0"
@@ -67,7 +67,7 @@ def datasources() -> dict[str, Any]:
                     "httpMethod": "POST",
                     # The exemplar label meter writes is trace_id; clicking an exemplar opens the trace in Jaeger.
                     "exemplarTraceIdDestinations": [
-                        {"name": q.EXEMPLAR_TRACE_ID_LABEL, "datasourceUid": JAEGER_DATASOURCE_UID},
+                        {"name": EXEMPLAR_TRACE_ID_LABEL, "datasourceUid": JAEGER_DATASOURCE_UID},
                     ],
                 },
             },

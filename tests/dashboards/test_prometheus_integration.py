@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from dashboards import alerts, boards, grafana
-from dashboards import queries as q
+from dashboards.queries import DEFAULT as q
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.processes import read_json
 from tests.support.prometheus import PrometheusServer, free_port, require_prometheus

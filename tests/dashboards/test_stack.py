@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from dashboards import boards, generate
-from dashboards import queries as q
+from dashboards.queries import DEFAULT as q
 
 ROOT = Path(generate.__file__).resolve().parent
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
