@@ -181,6 +181,13 @@ def variables(q: Queries) -> list[Json]:
     ]
 
 
+def select_datasource(dash: Json, uid: str) -> None:
+    """Make ``uid`` the datasource the dashboard's ``DS_PROMETHEUS`` variable starts on."""
+    for variable in dash["templating"]["list"]:
+        if variable["name"] == DS_VARIABLE:
+            variable["current"] = {"selected": True, "text": uid, "value": uid}
+
+
 def dashboard(q: Queries, uid: str, title: str, description: str, rows: Sequence[Sequence[Panel]]) -> Json:
     return {
         "uid": uid,

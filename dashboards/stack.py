@@ -24,18 +24,18 @@ GRAFANA_DASHBOARDS_PATH = "/var/lib/grafana/dashboards/meter"
 GRAFANA_PROVISIONING_PATH = "/etc/grafana/provisioning"
 
 
-def prometheus_config() -> dict[str, Any]:
-    """Scrapes the compose demo and a typical app on the Docker host; exemplar storage sized explicitly."""
+def prometheus_config(demo: bool = True, app_target: str = APP_TARGET) -> dict[str, Any]:
+    """Scrapes the compose demo (``demo``) and a typical app at ``app_target``; exemplar storage sized explicitly."""
+    jobs: list[dict[str, Any]] = [{"job_name": "meter-demo", "static_configs": [{"targets": [DEMO_TARGET]}]}] if demo \
+        else []
+    jobs.append({"job_name": "llm-app", "metrics_path": "/metrics",
+                 "static_configs": [{"targets": [app_target], "labels": {"app": "my-llm-app"}}]})
     return {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
         # Exemplars (trace ids on counters and histograms) are kept only with --enable-feature=exemplar-storage.
         "storage": {"exemplars": {"max_exemplars": 100000}},
         "rule_files": ["alerts.yml"],
-        "scrape_configs": [
-            {"job_name": "meter-demo", "static_configs": [{"targets": [DEMO_TARGET]}]},
-            {"job_name": "llm-app", "metrics_path": "/metrics",
-             "static_configs": [{"targets": [APP_TARGET], "labels": {"app": "my-llm-app"}}]},
-        ],
+        "scrape_configs": jobs,
     }
 
 
@@ -50,13 +50,13 @@ PROMETHEUS_HEADER = f"""\
 """
 
 
-def datasources() -> dict[str, Any]:
+def datasources(prometheus_uid: str = PROMETHEUS_DATASOURCE_UID) -> dict[str, Any]:
     return {
         "apiVersion": 1,
         "datasources": [
             {
                 "name": "Prometheus",
-                "uid": PROMETHEUS_DATASOURCE_UID,
+                "uid": prometheus_uid,
                 "type": "prometheus",
                 "access": "proxy",
                 "url": "http://prometheus:9090",
@@ -106,7 +106,19 @@ DEMO_COMMAND = (
 )
 
 
-def compose() -> dict[str, Any]:
+def compose(demo: bool = True) -> dict[str, Any]:
+    """The stack; with ``demo`` a container running ``meter demo`` from the repository (mounted at /src).
+
+    Without it (an export from the installed package) Prometheus scrapes meter's metrics on the
+    Docker host instead: ``meter demo --serve --metrics-addr 0.0.0.0``, or an application of yours.
+    """
+    doc = _compose()
+    if not demo:
+        del doc["services"]["demo"]
+    return doc
+
+
+def _compose() -> dict[str, Any]:
     return {
         "name": "meter",
         "services": {
@@ -167,4 +179,14 @@ COMPOSE_HEADER = """\
 #   Grafana http://localhost:3000 (anonymous editor; folder "meter"), Prometheus http://localhost:9090,
 #   Jaeger http://localhost:16686, the demo's /metrics http://localhost:9464/metrics.
 # The demo installs meter from the repository (mounted read-only at /src) and generates load for an hour.
+"""
+
+
+EXPORT_COMPOSE_HEADER = """\
+# Prometheus + Grafana + Jaeger for meter's dashboards (written by `meter dashboards export`).
+#   docker compose up            (in this folder)
+#   then, on this machine: meter demo --serve --metrics-addr 0.0.0.0   (or your app's /metrics on port 9464)
+#   Grafana http://localhost:3000 (anonymous editor; folder "meter"), Prometheus http://localhost:9090,
+#   Jaeger http://localhost:16686 (send spans with OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318).
+# Without Docker: prometheus --config.file=prometheus/prometheus-local.yml --enable-feature=exemplar-storage
 """

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+import dashboards.export
 import meter.apps.demo
 import pricing.cli
 from meter._version import __version__
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     pricing.cli.add_commands(commands)
     add_proxy_command(commands)
     meter.apps.demo.add_command(commands)
+    dashboards.export.add_commands(commands)
     return parser
 
 

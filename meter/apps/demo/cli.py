@@ -15,10 +15,20 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 import meter
+from meter import names
 from meter.costing import region_key
 from pricing import DeploymentInfo
 
 DEFAULT_METRICS_PORT = 9464
+
+
+def _label_keys(text: str) -> tuple[str, ...]:
+    """``team,feature`` -> ``("team", "feature")``; an empty text: no attribution labels."""
+    keys = tuple(key.strip() for key in text.split(",") if key.strip())
+    for key in keys:
+        if not key.isidentifier():
+            raise argparse.ArgumentTypeError(f"{key!r} is not a label name (letters, digits and _)")
+    return keys
 
 
 def add_command(commands: Any) -> None:
@@ -36,6 +46,11 @@ def add_command(commands: Any) -> None:
     parser.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT,
                         help=f"Prometheus port on 127.0.0.1 (default {DEFAULT_METRICS_PORT}; 0 picks a free one)")
     parser.add_argument("--metrics-addr", default="127.0.0.1", help="address for /metrics (default 127.0.0.1)")
+    parser.add_argument("--namespace", default=names.DEFAULT_NAMESPACE,
+                        help="prefix of the Prometheus metric names, as Meter(namespace=...) (default %(default)s)")
+    parser.add_argument("--label-keys", type=_label_keys, default=("team",), metavar="KEY[,KEY...]",
+                        help="attribution labels, as Meter(label_keys=...): the first carries the workload's "
+                             "teams, further ones the kind of call (default team)")
     parser.set_defaults(handler=run_demo)
 
 
@@ -107,7 +122,8 @@ def run_demo(args: argparse.Namespace) -> int:
         deployments = {d.name: DeploymentInfo(d.model, d.deployment_type, region_key(d.region))
                        for d in config.deployments}
         m = meter.Meter(on_record=keep, registry=registry, tracer_provider=tracer_provider,
-                        meter_provider=meter_provider, deployments=deployments, label_keys=("team",))
+                        meter_provider=meter_provider, deployments=deployments, namespace=args.namespace,
+                        label_keys=args.label_keys)
         server, _ = meter.start_metrics_server(args.metrics_port, addr=args.metrics_addr, registry=registry)
         metrics_url = f"http://{args.metrics_addr}:{server.server_port}/metrics"
         started = time.monotonic()
@@ -119,17 +135,17 @@ def run_demo(args: argparse.Namespace) -> int:
         clients = Clients(emulator, m)
         try:
             once = [s for s in steps if s in ONCE]  # one at a time: the 429 must hit its own call
-            run(clients, once, 1, progress.step)
-            run(clients, [s for s in steps if s not in ONCE], args.concurrency, progress.step)
+            run(clients, once, 1, progress.step, args.label_keys)
+            run(clients, [s for s in steps if s not in ONCE], args.concurrency, progress.step, args.label_keys)
             if args.seconds > 0:
                 progress.total += int(args.seconds * 10)
-                run_for(clients, args.seconds, args.concurrency, progress.step)
+                run_for(clients, args.seconds, args.concurrency, progress.step, args.label_keys)
         finally:
             progress.finish()
             clients.close()
         tracer_provider.force_flush()
         elapsed = time.monotonic() - started
-        summary = Summary.of(list(records))
+        summary = Summary.of(list(records), args.label_keys[0] if args.label_keys else None)
         if args.json:
             print(json.dumps({**summary.as_json(), "metrics_url": metrics_url, "emulator_url": emulator.url,
                               "seconds": round(elapsed, 3)}, indent=2), flush=True)
@@ -141,13 +157,30 @@ def run_demo(args: argparse.Namespace) -> int:
                 print(f"  traces:  exported over OTLP to {os.environ.get('OTEL_EXPORTER_OTLP_ENDPOINT')}")
             else:
                 print("  traces:  " + _span_summary(tracer_provider))
-            print("  dashboards: dashboards/ (Grafana + Prometheus rules; docker compose up there)")
+            for line in dashboard_hints(args.namespace, args.label_keys):
+                print(line)
         if args.serve:
             if not args.json:
                 print(f"\nserving {metrics_url} until Ctrl-C", flush=True)
             _wait_for_signal()
         server.shutdown()
     return 0
+
+
+def dashboard_hints(namespace: str, label_keys: tuple[str, ...]) -> list[str]:
+    """Commands that work from the installed package (no source tree) to see these metrics in Grafana."""
+    options = ""
+    if namespace != names.DEFAULT_NAMESPACE:
+        options += f" --namespace {namespace}"
+    if label_keys != ("team",):
+        options += f" --label-keys {','.join(label_keys) or chr(39) * 2}"
+    return [
+        f"  dashboards: meter dashboards export ./meter-dashboards{options}",
+        "              (Grafana dashboards, alert rules with promtool tests, prometheus.yml, compose.yaml), then",
+        "              cd meter-dashboards && docker compose up   (Prometheus, Grafana :3000, Jaeger :16686)",
+        f"              and run this demo with --serve --metrics-addr 0.0.0.0{options}",
+        "              without Docker: prometheus --config.file=meter-dashboards/prometheus/prometheus-local.yml",
+    ]
 
 
 def _wait_for_signal() -> None:

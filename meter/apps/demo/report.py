@@ -70,12 +70,13 @@ class Summary:
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     @classmethod
-    def of(cls, records: list[meter.CallRecord]) -> Summary:
+    def of(cls, records: list[meter.CallRecord], team_key: str | None = "team") -> Summary:
+        """Tally ``records``; "teams" are the values of the attribution label ``team_key``."""
         summary = cls()
         for record in records:
             summary.total.add(record)
             summary.deployments[record.deployment or "?"].add(record)
-            summary.teams[record.attributes.get("team", "")].add(record)
+            summary.teams[record.attributes.get(team_key, "") if team_key else ""].add(record)
             label = record.outcome if not record.error_type else f"{record.outcome} ({record.error_type})"
             summary.outcomes[label] += 1
         return summary

@@ -155,13 +155,23 @@ def plan(requests: int) -> list[Step]:
     return steps
 
 
-def run(clients: Clients, steps: list[Step], concurrency: int, on_done: Callable[[Step], None]) -> None:
+def tags(step: Step, label_keys: tuple[str, ...]) -> dict[str, str]:
+    """The attribution tags of a step: its team under the first label key; a further key gets the
+    step's kind (``chat``, ``responses``, ``embeddings``), so every dashboard variable has values."""
+    if not label_keys:
+        return {}
+    kind = step.name.split()[0]
+    return {label_keys[0]: step.team, **{key: kind for key in label_keys[1:]}}
+
+
+def run(clients: Clients, steps: list[Step], concurrency: int, on_done: Callable[[Step], None],
+        label_keys: tuple[str, ...] = ("team",)) -> None:
     """Run the steps: sync ones on ``concurrency`` threads, async ones on an event loop beside them."""
     sync_steps = [s for s in steps if not s.is_async]
     async_steps = [s for s in steps if s.is_async]
 
     def one(step: Step) -> None:
-        with meter.attribute(team=step.team):
+        with meter.attribute(**tags(step, label_keys)):
             step.run(clients)
         on_done(step)
 
@@ -171,7 +181,7 @@ def run(clients: Clients, steps: list[Step], concurrency: int, on_done: Callable
 
         async def one_async(step: Step) -> None:
             async with gate:
-                with meter.attribute(team=step.team):
+                with meter.attribute(**tags(step, label_keys)):
                     await step.run(clients)
             on_done(step)
 
@@ -186,12 +196,13 @@ def run(clients: Clients, steps: list[Step], concurrency: int, on_done: Callable
     loop_thread.join()
 
 
-def run_for(clients: Clients, seconds: float, concurrency: int, on_done: Callable[[Step], None]) -> int:
+def run_for(clients: Clients, seconds: float, concurrency: int, on_done: Callable[[Step], None],
+            label_keys: tuple[str, ...] = ("team",)) -> int:
     """Keep the mix going for ``seconds`` (so a dashboard fills); returns how many steps ran."""
     done = 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         batch = list(MIX)
-        run(clients, batch, concurrency, on_done)
+        run(clients, batch, concurrency, on_done, label_keys)
         done += len(batch)
     return done
