@@ -91,6 +91,9 @@ def panel_values(dashboard: Mapping[str, Any], query: QueryFn) -> dict[str, str]
 def render_dashboard(dashboard: Mapping[str, Any], values: Mapping[str, str], out: Path,
                      *, subtitle: str = "") -> Path:
     """Draw the panel boxes at their gridPos (24 columns; each height unit 30 px in Grafana) into ``out``."""
+    from meter.extras import require
+
+    require("plots", "dashboards.render")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -11,7 +11,9 @@ import dashboards.export
 import meter.apps.demo
 import pricing.cli
 from meter._version import __version__
+from meter.apps.emulator_command import add_command as add_emulator_command
 from meter.apps.proxy import add_command as add_proxy_command
+from meter.extras import MissingExtra
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_proxy_command(commands)
     meter.apps.demo.add_command(commands)
     dashboards.export.add_commands(commands)
+    add_emulator_command(commands)
     return parser
 
 
@@ -39,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         code: int = handler(args)
+    except MissingExtra as exc:  # one line saying what to install, never a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # output piped into `head` and the like: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

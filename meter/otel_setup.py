@@ -15,6 +15,9 @@ from typing import Any
 def setup_otel(service_name: str = "meter", set_global: bool = True,
                metric_export_interval_s: float = 10.0) -> tuple[Any, Any]:
     """Create (and by default install globally) a TracerProvider and a MeterProvider exporting over OTLP/HTTP."""
+    from meter.extras import require
+
+    require("otlp", "meter.setup_otel()")
     from opentelemetry import metrics, trace
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

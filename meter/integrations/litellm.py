@@ -40,6 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 from meter.adapters.transport import AsyncMeteredTransport, MeteredTransport
+from meter.extras import require
 from meter.hub import Meter, default_meter, default_meter_or_none
 
 __all__ = ["instrument", "is_instrumented", "uninstrument"]
@@ -133,11 +134,12 @@ def instrument(meter: Meter | None = None) -> None:
     ``meter`` receives the records; ``None`` means the process-wide
     ``meter.default_meter()`` at the time of each call. Calling ``instrument``
     again switches every instrumented client to the new ``meter``. Imports
-    LiteLLM (``ImportError`` when it is not installed). With no ``meter``, the
-    default meter is built here, so a configuration error raises now rather than
-    inside a LiteLLM call.
+    LiteLLM (``meter.extras.MissingExtra``, an ``ImportError`` naming the extra,
+    when it is not installed). With no ``meter``, the default meter is built here,
+    so a configuration error raises now rather than inside a LiteLLM call.
     """
     global _meter
+    require("litellm", "meter.integrations.litellm.instrument()")
     sync_cls, async_cls = _handler_classes()
     if meter is None:
         default_meter()

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 import meter
 from meter import names
 from meter.costing import region_key
+from meter.extras import require
 from pricing import DeploymentInfo
 
 DEFAULT_METRICS_PORT = 9464
@@ -104,6 +105,7 @@ def _span_summary(tracer_provider: Any) -> str:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run the whole demo; returns the exit code."""
+    require("demo", "meter demo")
     from meter.apps.demo.report import Summary
     from meter.apps.demo.workload import ONCE, Clients, plan, run, run_for
     from meter.apps.emulator import Emulator, EmulatorConfig

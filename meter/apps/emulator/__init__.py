@@ -7,8 +7,13 @@ answered request lands in ``Emulator.usage_log``. See ``Emulator``,
 server and ``python -m meter.apps.emulator`` runs it in the foreground.
 """
 
-from meter.apps.emulator.app import create_app
-from meter.apps.emulator.config import DEFAULT_DEPLOYMENTS, Deployment, EmulatorConfig
-from meter.apps.emulator.server import Emulator
+# The check comes first: without the [emulator] extra, importing the app below would fail on starlette.
+from meter.extras import require
+
+require("emulator", "meter.apps.emulator")
+
+from meter.apps.emulator.app import create_app  # noqa: E402
+from meter.apps.emulator.config import DEFAULT_DEPLOYMENTS, Deployment, EmulatorConfig  # noqa: E402
+from meter.apps.emulator.server import Emulator  # noqa: E402
 
 __all__ = ["DEFAULT_DEPLOYMENTS", "Deployment", "Emulator", "EmulatorConfig", "create_app"]

@@ -52,6 +52,9 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted; returns the exit code."""
+    from meter.extras import require
+
+    require("proxy", "meter proxy")
     import uvicorn
 
     import meter

@@ -25,6 +25,9 @@ GRACEFUL_SHUTDOWN_S = 5.0
 
 def uvicorn_config(app: ProxyApp, **options: Any) -> uvicorn.Config:
     """uvicorn settings that keep the proxy transparent and quiet about secrets."""
+    from meter.extras import require
+
+    require("proxy", "the meter proxy server")
     import uvicorn
 
     return uvicorn.Config(app, access_log=False, server_header=False, date_header=False, lifespan="on",
