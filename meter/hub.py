@@ -44,6 +44,7 @@ from meter.sinks import content
 from pricing import PriceBook
 
 if TYPE_CHECKING:
+    from meter.ledger.writer import LedgerWriter
     from meter.sinks.otel import OTelSink
 
 logger = logging.getLogger("meter")
@@ -104,6 +105,10 @@ class Meter:
         max_label_values: distinct values a guarded label may take before the rest
             read ``other``.
         content_max_chars: cap of captured prompt/completion text per span attribute.
+        ledger: keep every record in a durable ledger: a SQLite file path (or
+            ``sqlite:///path``), opened or created now (``meter.ledger.LedgerError``
+            names it if it cannot be used). Written off the caller's path by a
+            thread; ``close()`` (or interpreter exit) writes what is queued.
 
     ``capture_content=None`` (the default) follows
     ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``; content is off unless asked.
@@ -130,6 +135,7 @@ class Meter:
         label_keys: Iterable[str] = (),
         max_label_values: int = 100,
         content_max_chars: int = 8192,
+        ledger: str | os.PathLike[str] | None = None,
     ) -> None:
         if on_record is None:
             callbacks: list[RecordCallback] = []
@@ -176,8 +182,22 @@ class Meter:
             book = price_book if price_book is not None else (
                 PriceBook.load(*tables) if tables else builtin_price_book())
             self.costing = Costing(book, load_deployments(deployments))
+        self.ledger: LedgerWriter | None = None
+        """The ledger writer (``Meter(ledger=...)``): ``.written``, ``.dropped``, ``.flush()``."""
+        if ledger is not None:  # last: nothing after it can fail and leave a writer thread behind
+            from meter.ledger.open import open_ledger
+            from meter.ledger.writer import LedgerWriter
+            from meter.sinks.ledger import LedgerSink
+
+            self.ledger = LedgerWriter(open_ledger(ledger),
+                                       on_drop=lambda: self.record_fault("ledger_dropped", _LedgerFull()))
+            self._sinks.append(LedgerSink(self.ledger))
 
     # -- public -------------------------------------------------------------------------------
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Write what the ledger has queued and close it (a no-op without a ledger); ``False`` on timeout."""
+        return self.ledger.close(timeout) if self.ledger is not None else True
 
     def subscribe(self, callback: RecordCallback) -> None:
         """Add a record subscriber after construction."""
@@ -300,6 +320,13 @@ class Meter:
         if first:
             logger.warning("meter: metering fault (%s): %s: %s; the call itself was not affected",
                            kind, type(exc).__name__, exc, exc_info=exc)
+
+
+class _LedgerFull(Exception):
+    """The ledger queue was full: a record was dropped (counted; the call was not affected)."""
+
+    def __str__(self) -> str:
+        return "the ledger queue is full (the database is slow or down); records are dropped and counted"
 
 
 class _Pending:

@@ -1,0 +1,57 @@
+"""``CallRecord`` -> ledger rows: pure, no I/O. Money as exact decimal strings, times as ISO 8601 UTC."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from meter.core.record import CallRecord
+from meter.ledger.schema import TOKEN_COLUMNS
+
+
+def new_id() -> str:
+    """A UUIDv7 (RFC 9562): time-ordered, so rows of one period sit together; unique across processes."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms << 80) | (0x7 << 76) | ((rand >> 68) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def call_row(call_id: str, record: CallRecord) -> tuple[Any, ...]:
+    usage = record.usage
+    tokens = tuple(getattr(usage, column) for column in TOKEN_COLUMNS) if usage is not None else (None,) * len(
+        TOKEN_COLUMNS)
+    azure = record.azure
+    return (
+        call_id, record.started_at.astimezone(UTC).isoformat(), record.duration_s, record.time_to_first_token_s,
+        record.api, record.operation, int(record.stream), record.provider, record.server_address, record.server_port,
+        record.deployment, record.deployment_type, record.region, record.request_model, record.response_model,
+        record.response_id, record.api_version, record.status_code, record.outcome, record.error_type,
+        record.error_code, *tokens, record.usage_source, int(record.repeat), int(record.provisional),
+        int(record.supersedes_estimate), record.attempt, record.correlation_id, record.trace_id, record.span_id,
+        azure.region, azure.apim_request_id, azure.request_id, azure.client_request_id,
+        json.dumps(record.attributes, sort_keys=True, ensure_ascii=False),
+    )
+
+
+def cost_row(call_id: str, record: CallRecord, recorded_at: datetime) -> tuple[Any, ...] | None:
+    """The cost as reported with the call (``None`` when the call has no cost: no usage, or pricing off)."""
+    cost = record.cost
+    if cost is None:
+        return None
+    return (
+        call_id, cost.table_version, recorded_at.astimezone(UTC).isoformat(), _money(cost.total), cost.currency,
+        cost.basis, int(cost.estimated), cost.model, cost.deployment_type, cost.region,
+        json.dumps({k: _money(v) for k, v in cost.amounts.items()}, sort_keys=True),
+        json.dumps({k: _money(v) for k, v in cost.unit_prices.items()}, sort_keys=True),
+        json.dumps(list(cost.row_ids)), cost.reason,
+    )

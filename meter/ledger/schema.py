@@ -1,0 +1,58 @@
+"""The ledger schema, versioned: one ``calls`` row per record, one ``costs`` row per (call, price version).
+
+Money is TEXT holding the exact decimal string (never a float). Costs have their own table
+keyed by (call id, table version), so a later re-pricing adds rows and never overwrites what
+was reported at the time. ``meta`` holds the schema version; a ledger written by a newer
+meter is refused rather than half understood. Documented in docs/ledger.md.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+TOKEN_COLUMNS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
+                 "reasoning_output_tokens", "audio_input_tokens", "audio_output_tokens", "cached_audio_input_tokens",
+                 "total_tokens")
+
+CALL_COLUMNS = (
+    "id", "started_at", "duration_s", "time_to_first_token_s", "api", "operation", "stream", "provider",
+    "server_address", "server_port", "deployment", "deployment_type", "region", "request_model", "response_model",
+    "response_id", "api_version", "status_code", "outcome", "error_type", "error_code", *TOKEN_COLUMNS,
+    "usage_source", "repeat", "provisional", "supersedes_estimate", "attempt", "correlation_id", "trace_id",
+    "span_id", "azure_region", "apim_request_id", "request_id", "client_request_id", "attributes",
+)
+
+COST_COLUMNS = ("call_id", "table_version", "recorded_at", "total", "currency", "basis", "estimated", "model",
+                "deployment_type", "region", "amounts", "unit_prices", "row_ids", "reason")
+
+V1 = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS calls (
+    id TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    duration_s REAL NOT NULL,
+    time_to_first_token_s REAL,
+    api TEXT NOT NULL, operation TEXT NOT NULL, stream INTEGER NOT NULL, provider TEXT NOT NULL,
+    server_address TEXT NOT NULL, server_port INTEGER,
+    deployment TEXT, deployment_type TEXT, region TEXT, request_model TEXT, response_model TEXT,
+    response_id TEXT, api_version TEXT, status_code INTEGER, outcome TEXT NOT NULL, error_type TEXT, error_code TEXT,
+    {", ".join(f"{c} INTEGER" for c in TOKEN_COLUMNS)},
+    usage_source TEXT, repeat INTEGER NOT NULL, provisional INTEGER NOT NULL, supersedes_estimate INTEGER NOT NULL,
+    attempt INTEGER, correlation_id TEXT, trace_id TEXT, span_id TEXT,
+    azure_region TEXT, apim_request_id TEXT, request_id TEXT, client_request_id TEXT,
+    attributes TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS calls_started_at ON calls (started_at);
+CREATE INDEX IF NOT EXISTS calls_deployment ON calls (deployment, started_at);
+CREATE TABLE IF NOT EXISTS costs (
+    call_id TEXT NOT NULL REFERENCES calls (id),
+    table_version TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    total TEXT,
+    currency TEXT NOT NULL, basis TEXT NOT NULL, estimated INTEGER NOT NULL,
+    model TEXT, deployment_type TEXT, region TEXT,
+    amounts TEXT NOT NULL, unit_prices TEXT NOT NULL, row_ids TEXT NOT NULL, reason TEXT,
+    PRIMARY KEY (call_id, table_version)
+);
+"""
+"""Schema version 1 (SQLite)."""
