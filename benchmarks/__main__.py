@@ -15,7 +15,7 @@ import time
 from importlib import metadata
 from typing import Any
 
-SECTIONS = ("overhead", "memory", "startup", "proxy")
+SECTIONS = ("overhead", "memory", "startup", "proxy", "ledger")
 
 
 def _versions() -> dict[str, str]:
@@ -118,6 +118,14 @@ def main(argv: list[str] | None = None) -> int:
         results["proxy"] = proxy.run(1 if args.quick else args.rounds, 80 if args.quick else 4000,
                                      16 if args.quick else 400, 4 if args.quick else 8)
         print(f"## Proxy\n\n{_proxy_table(results['proxy'])}\n", flush=True)
+    if "ledger" in sections:
+        from benchmarks import ledger
+
+        results["ledger"] = ledger.run(10_000 if args.quick else 1_000_000)
+        r = results["ledger"]
+        lines = "\n".join(f"| `--by {by}` | {t['groups']:,} | {t['seconds']:.2f} s |" for by, t in r["report"].items())
+        print(f"## meter report on {r['rows']:,} ledger rows ({r['file_mb']:.0f} MB)\n\n"
+              f"| report | groups | time |\n|---|---:|---:|\n{lines}\n", flush=True)
     results["seconds"] = time.perf_counter() - started
     print(f"({results['seconds']:.0f} s)")
     if args.out:

@@ -14,6 +14,7 @@ from meter._version import __version__
 from meter.apps.emulator_command import add_command as add_emulator_command
 from meter.apps.proxy import add_command as add_proxy_command
 from meter.extras import MissingExtra
+from meter.ledger.cli import add_commands as add_ledger_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     meter.apps.demo.add_command(commands)
     dashboards.export.add_commands(commands)
     add_emulator_command(commands)
+    add_ledger_commands(commands)
     return parser
 
 

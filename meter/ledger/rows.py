@@ -26,6 +26,28 @@ def _money(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
+_NANO = Decimal(10) ** 9
+_ATTO = Decimal(10) ** 18
+
+
+def split_money(value: Decimal | None) -> tuple[int | None, int | None]:
+    """``value`` as (whole 1e-9 USD, rest in 1e-18 USD): exact for up to 18 decimal places."""
+    if value is None:
+        return None, None
+    atto = value * _ATTO
+    if atto != atto.to_integral_value():
+        raise ValueError(f"cost {value} has more than 18 decimal places")
+    nano, rest = divmod(int(atto), 10**9)
+    return nano, rest
+
+
+def join_money(nano: int | None, atto: int | None) -> Decimal | None:
+    """The inverse of ``split_money`` (also for sums of each part)."""
+    if nano is None:
+        return None
+    return (Decimal(nano) * _NANO + Decimal(atto or 0)) / _ATTO
+
+
 def call_row(call_id: str, record: CallRecord) -> tuple[Any, ...]:
     usage = record.usage
     tokens = tuple(getattr(usage, column) for column in TOKEN_COLUMNS) if usage is not None else (None,) * len(
@@ -48,8 +70,10 @@ def cost_row(call_id: str, record: CallRecord, recorded_at: datetime) -> tuple[A
     cost = record.cost
     if cost is None:
         return None
+    nano, atto = split_money(cost.total)
     return (
-        call_id, cost.table_version, recorded_at.astimezone(UTC).isoformat(), _money(cost.total), cost.currency,
+        call_id, cost.table_version, recorded_at.astimezone(UTC).isoformat(), 1, 1, _money(cost.total), nano, atto,
+        cost.currency,
         cost.basis, int(cost.estimated), cost.model, cost.deployment_type, cost.region,
         json.dumps({k: _money(v) for k, v in cost.amounts.items()}, sort_keys=True),
         json.dumps({k: _money(v) for k, v in cost.unit_prices.items()}, sort_keys=True),

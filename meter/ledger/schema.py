@@ -22,8 +22,14 @@ CALL_COLUMNS = (
     "span_id", "azure_region", "apim_request_id", "request_id", "client_request_id", "attributes",
 )
 
-COST_COLUMNS = ("call_id", "table_version", "recorded_at", "total", "currency", "basis", "estimated", "model",
-                "deployment_type", "region", "amounts", "unit_prices", "row_ids", "reason")
+COST_COLUMNS = ("call_id", "table_version", "recorded_at", "reported", "current", "total", "total_nano", "total_atto",
+                "currency", "basis", "estimated", "model", "deployment_type", "region", "amounts", "unit_prices",
+                "row_ids", "reason")
+"""``reported`` is 1 on the cost written with the call (what was reported then); ``current`` is 1 on
+the latest pricing of the call (a re-pricing moves it), so a report joins one row per call by flag."""
+"""``total_nano`` + ``total_atto`` are the total split into whole 1e-9 USD and the rest in 1e-18 USD:
+two integers SQL can ``SUM`` exactly (a cost has at most 18 decimal places: a price has at most 12,
+per 1M tokens), so reports add money in the database without floats."""
 
 V1 = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,7 +54,8 @@ CREATE TABLE IF NOT EXISTS costs (
     call_id TEXT NOT NULL REFERENCES calls (id),
     table_version TEXT NOT NULL,
     recorded_at TEXT NOT NULL,
-    total TEXT,
+    reported INTEGER NOT NULL, current INTEGER NOT NULL,
+    total TEXT, total_nano INTEGER, total_atto INTEGER,
     currency TEXT NOT NULL, basis TEXT NOT NULL, estimated INTEGER NOT NULL,
     model TEXT, deployment_type TEXT, region TEXT,
     amounts TEXT NOT NULL, unit_prices TEXT NOT NULL, row_ids TEXT NOT NULL, reason TEXT,

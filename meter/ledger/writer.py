@@ -117,10 +117,26 @@ class LedgerWriter:
                 return
 
     def _write(self, batch: list[tuple[str, CallRecord, datetime]]) -> None:
-        calls = [rows.call_row(call_id, record) for call_id, record, _ in batch]
-        costs = [row for call_id, record, at in batch if (row := rows.cost_row(call_id, record, at)) is not None]
+        calls, costs, bad = [], [], 0
+        for call_id, record, at in batch:
+            try:  # a record that cannot become rows is dropped, counted: it never stops the writer
+                call = rows.call_row(call_id, record)
+                cost = rows.cost_row(call_id, record, at)
+            except Exception as exc:
+                bad += 1
+                logger.warning("meter: ledger %s: a record could not be stored (%s: %s)", self.store.name,
+                               type(exc).__name__, exc)
+                continue
+            calls.append(call)
+            if cost is not None:
+                costs.append(cost)
+        if bad:
+            with self._idle:
+                self.dropped += bad
+                self._pending -= bad
+                self._idle.notify_all()
         pause, written = 0.05, False
-        while True:
+        while calls:
             try:
                 self.store.write(calls, costs)
                 written = True
@@ -134,10 +150,10 @@ class LedgerWriter:
                     break
         with self._idle:
             if written:
-                self.written += len(batch)
+                self.written += len(calls)
             else:
-                self.dropped += len(batch)
-            self._pending -= len(batch)
+                self.dropped += len(calls)
+            self._pending -= len(calls)
             self._idle.notify_all()
 
 

@@ -7,9 +7,11 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -47,6 +49,8 @@ def add_command(commands: Any) -> None:
     parser.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT,
                         help=f"Prometheus port on 127.0.0.1 (default {DEFAULT_METRICS_PORT}; 0 picks a free one)")
     parser.add_argument("--metrics-addr", default="127.0.0.1", help="address for /metrics (default 127.0.0.1)")
+    parser.add_argument("--ledger", default=str(Path(tempfile.gettempdir()) / "meter-demo.sqlite"), metavar="FILE",
+                        help="the SQLite ledger the calls are kept in (default: %(default)s; '' for none)")
     parser.add_argument("--namespace", default=names.DEFAULT_NAMESPACE,
                         help="prefix of the Prometheus metric names, as Meter(namespace=...) (default %(default)s)")
     parser.add_argument("--label-keys", type=_label_keys, default=("team",), metavar="KEY[,KEY...]",
@@ -125,7 +129,7 @@ def run_demo(args: argparse.Namespace) -> int:
                        for d in config.deployments}
         m = meter.Meter(on_record=keep, registry=registry, tracer_provider=tracer_provider,
                         meter_provider=meter_provider, deployments=deployments, namespace=args.namespace,
-                        label_keys=args.label_keys)
+                        label_keys=args.label_keys, ledger=args.ledger or None)
         server, _ = meter.start_metrics_server(args.metrics_port, addr=args.metrics_addr, registry=registry)
         metrics_url = f"http://{args.metrics_addr}:{server.server_port}/metrics"
         started = time.monotonic()
@@ -146,11 +150,12 @@ def run_demo(args: argparse.Namespace) -> int:
             progress.finish()
             clients.close()
         tracer_provider.force_flush()
+        m.close()  # the ledger has every record before the summary names it
         elapsed = time.monotonic() - started
         summary = Summary.of(list(records), args.label_keys[0] if args.label_keys else None)
         if args.json:
             print(json.dumps({**summary.as_json(), "metrics_url": metrics_url, "emulator_url": emulator.url,
-                              "seconds": round(elapsed, 3)}, indent=2), flush=True)
+                              "ledger": args.ledger or None, "seconds": round(elapsed, 3)}, indent=2), flush=True)
         else:
             print(summary.table())
             print(f"\n{len(records)} records in {elapsed:.1f} s. Where to look next:")
@@ -161,6 +166,8 @@ def run_demo(args: argparse.Namespace) -> int:
                 print("  traces:  " + _span_summary(tracer_provider))
             for line in dashboard_hints(args.namespace, args.label_keys):
                 print(line)
+            if args.ledger:
+                print(f"  ledger:  meter report --ledger {args.ledger} --by team,deployment --period day")
         if args.serve:
             if not args.json:
                 print(f"\nserving {metrics_url} until Ctrl-C", flush=True)

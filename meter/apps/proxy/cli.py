@@ -39,6 +39,7 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
                         help="seconds to connect upstream (default: %(default)s)")
     parser.add_argument("--read-timeout", type=float, default=300.0,
                         help="seconds between upstream bytes before a 504 or a cut stream (default: %(default)s)")
+    parser.add_argument("--ledger", metavar="FILE", help="keep every call in this SQLite ledger (see docs/ledger.md)")
     parser.add_argument("--deployments", metavar="FILE",
                         help="deployment map for pricing (TOML or JSON; see docs/pricing.md)")
     parser.add_argument("--allowed-host", action="append", default=None, metavar="NAME", dest="allowed_hosts",
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     import meter
     from meter.apps.proxy.app import ProxyApp, upstream_base
     from meter.apps.proxy.server import uvicorn_config
+    from meter.ledger import LedgerError
 
     try:
         host = upstream_base(args.upstream).host
@@ -70,8 +72,12 @@ def run(args: argparse.Namespace) -> int:
     otel = any(os.environ.get(name) for name in _OTLP_VARIABLES)
     if otel:
         meter.setup_otel(service_name="meter-proxy")
-    m = meter.Meter(hosts=[host], deployments=args.deployments, otel=otel,
-                    inject_stream_usage=args.inject_stream_usage)
+    try:
+        m = meter.Meter(hosts=[host], deployments=args.deployments, otel=otel,
+                        inject_stream_usage=args.inject_stream_usage, ledger=args.ledger)
+    except LedgerError as exc:
+        print(f"meter proxy: {exc}", file=sys.stderr)
+        return 2
     app = ProxyApp(args.upstream, m, max_concurrency=args.max_concurrency, connect_timeout=args.connect_timeout,
                    read_timeout=args.read_timeout, queue_timeout=args.queue_timeout,
                    allowed_hosts=args.allowed_hosts)
@@ -82,4 +88,5 @@ def run(args: argparse.Namespace) -> int:
     # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal: here that is the normal end
     with contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(uvicorn_config(app, host=args.host, port=args.port, log_level="info")).run()
+    m.close()  # the ledger gets what is queued
     return 0

@@ -1,0 +1,68 @@
+"""``meter report`` on a large ledger: the time to group N rows (default 1,000,000) in SQL.
+
+The rows are made in SQLite itself from one real record (a recursive CTE varying the id,
+the time over 30 days, the team and the deployment), so building them is quick and the
+measurement is of the report alone.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+from prometheus_client import CollectorRegistry
+
+import meter
+from meter.ledger.report import report
+
+
+def _seed(path: Path) -> None:
+    def azure(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json={"id": "c", "object": "chat.completion", "model": "gpt-4o-2024-11-20",
+                                          "choices": [], "usage": {"prompt_tokens": 1200, "completion_tokens": 180,
+                                                                   "total_tokens": 1380}})
+
+    m = meter.Meter(registry=CollectorRegistry(), otel=False, prometheus=False, ledger=path)
+    client = httpx2.Client(transport=meter.MeteredTransport(httpx2.MockTransport(azure), meter=m))
+    with meter.attribute(team="search"):
+        client.post("https://x.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
+                    json={"messages": []})
+    m.close()
+
+
+def run(rows: int) -> dict[str, Any]:
+    path = Path(tempfile.mkdtemp()) / "big.sqlite"
+    _seed(path)
+    t0 = time.perf_counter()
+    with sqlite3.connect(path) as db:
+        columns = [r[1] for r in db.execute("PRAGMA table_info(calls)")]
+        cost_columns = [r[1] for r in db.execute("PRAGMA table_info(costs)")]
+        varied = {"id": "printf('%032d', n)", "started_at": "strftime('%Y-%m-%dT%H:%M:%S+00:00', "
+                  "'2026-11-01', '+' || (n % 2592000) || ' seconds')",
+                  "attributes": "json_object('team', 'team-' || (n % 7))", "deployment": "'dep-' || (n % 5)",
+                  "duration_s": "0.2 + (n % 1000) / 1000.0"}
+        select = ", ".join(varied.get(c, c) for c in columns)
+        db.execute("CREATE TEMP TABLE seed AS SELECT * FROM calls")
+        db.execute("CREATE TEMP TABLE seedcost AS SELECT * FROM costs")
+        db.execute("DELETE FROM costs")
+        db.execute("DELETE FROM calls")
+        db.execute(f"""INSERT INTO calls ({', '.join(columns)})
+                       WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM k WHERE n < {rows})
+                       SELECT {select} FROM k, seed""")
+        cost_select = ", ".join("printf('%032d', n)" if c == "call_id" else c for c in cost_columns)
+        db.execute(f"""INSERT INTO costs ({', '.join(cost_columns)})
+                       WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM k WHERE n < {rows})
+                       SELECT {cost_select} FROM k, seedcost""")
+    built = time.perf_counter() - t0
+    timings = {}
+    for by in (("team",), ("team", "deployment", "day")):
+        t0 = time.perf_counter()
+        out = report(path, by)
+        timings[",".join(by)] = {"seconds": time.perf_counter() - t0, "groups": len(out)}
+    size = path.stat().st_size
+    path.unlink()
+    return {"rows": rows, "build_s": built, "file_mb": size / 2**20, "report": timings}

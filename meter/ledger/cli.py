@@ -1,0 +1,118 @@
+"""``meter report``: what the ledger holds, grouped by team, deployment, model, ... and period.
+
+    meter report --ledger meter.sqlite --by team,deployment --period day --since 2026-11-01
+    meter report --ledger meter.sqlite --by team --format csv > november.csv      # or json; --plot spend.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from datetime import date
+from typing import Any
+
+from meter.ledger.errors import LedgerError
+from meter.ledger.report import PERIODS, TOKENS, Row, report
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-01") from None
+
+
+def add_commands(commands: Any) -> None:
+    cmd = commands.add_parser("report", help="spend, tokens, errors and latency from a ledger, grouped",
+                              description=__doc__.splitlines()[0])
+    cmd.add_argument("--ledger", required=True, metavar="FILE", help="the SQLite ledger (Meter(ledger=...))")
+    cmd.add_argument("--by", type=_names, default=(), metavar="KEY[,KEY...]",
+                     help="team (or any attribution key), deployment, model, deployment_type, api, outcome, "
+                          "provider, region")
+    cmd.add_argument("--period", choices=sorted(PERIODS), help="also group by hour, day, week or month (UTC)")
+    cmd.add_argument("--since", type=_day, help="first UTC day (inclusive)")
+    cmd.add_argument("--until", type=_day, help="last UTC day (exclusive)")
+    cmd.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    cmd.add_argument("--as-reported", action="store_true",
+                     help="use the cost recorded with each call, not the latest re-pricing")
+    cmd.add_argument("--plot", metavar="FILE.png", help="also draw spend per period, stacked by the first --by key "
+                                                        "(needs the [plots] extra and --period)")
+    cmd.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    by = (*args.by, *((args.period,) if args.period else ()))
+    if args.plot and not args.period:
+        print("error: --plot needs --period (spend is drawn over time)", file=sys.stderr)
+        return 1
+    try:
+        rows = report(args.ledger, by, args.since, args.until, args.as_reported)
+    except (LedgerError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        print(json.dumps([row.as_json(by) for row in rows], indent=2))
+    elif args.format == "csv":
+        writer = csv.writer(sys.stdout)
+        header = [*by, "calls", "errors", *TOKENS, "cost_usd", "estimated_cost_usd", "unpriced", "estimated",
+                  "p50_s", "p95_s"]
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([row.as_json(by)[column] for column in header])
+    else:
+        print(_table(rows, by))
+    if args.plot:
+        from meter.extras import require
+
+        require("plots", "meter report --plot")
+        _plot(rows, by, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
+def _table(rows: list[Row], by: tuple[str, ...]) -> str:
+    header = [*by, "calls", "errors", "input", "cached", "output", "reasoning", "cost USD", "est. USD", "p50 s",
+              "p95 s"]
+    lines = [[*row.group, str(row.calls), str(row.errors), str(row.tokens["input_tokens"]),
+              str(row.tokens["cached_input_tokens"]), str(row.tokens["output_tokens"]),
+              str(row.tokens["reasoning_output_tokens"]), format(row.cost_usd, "f"),
+              format(row.estimated_cost_usd, "f"), _seconds(row.p50_s), _seconds(row.p95_s)] for row in rows]
+    if not lines:
+        return "no calls in the ledger for that range"
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *lines, strict=True)]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+                     for line in [header, *lines])
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _plot(rows: list[Row], by: tuple[str, ...], out: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    periods = sorted({row.group[-1] for row in rows})
+    stacks: dict[str, list[float]] = {}
+    for row in rows:
+        key = row.group[0] if len(by) > 1 else "all"
+        stacks.setdefault(key, [0.0] * len(periods))[periods.index(row.group[-1])] += float(row.cost_usd)
+    figure, axes = plt.subplots(figsize=(10, 4))
+    bottom = [0.0] * len(periods)
+    for key, values in sorted(stacks.items()):
+        axes.bar(periods, values, bottom=bottom, label=key or "(none)")
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    axes.set_ylabel("USD")
+    axes.set_title(f"spend per {by[-1]}" + (f" by {by[0]}" if len(by) > 1 else ""))
+    axes.legend()
+    figure.autofmt_xdate()
+    figure.savefig(out, dpi=100, bbox_inches="tight")
+    plt.close(figure)
