@@ -11,6 +11,7 @@ import csv
 import json
 import sys
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from meter.ledger.errors import LedgerError
@@ -44,6 +45,46 @@ def add_commands(commands: Any) -> None:
     cmd.add_argument("--plot", metavar="FILE.png", help="also draw spend per period, stacked by the first --by key "
                                                         "(needs the [plots] extra and --period)")
     cmd.set_defaults(handler=run)
+
+    again = commands.add_parser("reprice", help="price the ledger again with today's tables: a dry run, or --apply",
+                                description="Price every call of a ledger again with the built-in tables (and "
+                                            "--tables of your own); show what would change by model, deployment "
+                                            "type and day; --apply records the new costs and keeps the old.")
+    again.add_argument("--ledger", required=True, metavar="FILE")
+    again.add_argument("--tables", nargs="+", default=[], metavar="TOML", help="your price tables, over the built-ins")
+    again.add_argument("--since", type=_day, help="first UTC day (inclusive)")
+    again.add_argument("--until", type=_day, help="last UTC day (exclusive)")
+    again.add_argument("--apply", action="store_true", help="record the new costs (current moves to them)")
+    again.set_defaults(handler=run_reprice)
+
+
+def run_reprice(args: argparse.Namespace) -> int:
+    from meter.ledger.reprice import reprice
+    from pricing import PriceBook, PricingFileError
+
+    try:
+        book = PriceBook.load(*args.tables)
+        result = reprice(args.ledger, book, args.since, args.until, apply=args.apply)
+    except (LedgerError, PricingFileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    header = ["model", "deployment type", "day", "calls", "before USD", "after USD", "change USD", "newly priced",
+              "now unknown"]
+    lines = [[*key, str(c.calls), format(c.before, "f"), format(c.after, "f"), format(c.after - c.before, "f"),
+              str(c.newly_priced), str(c.now_unknown)] for key, c in sorted(result.changes.items())]
+    if lines:
+        widths = [max(len(cell) for cell in column) for column in zip(header, *lines, strict=True)]
+        print("\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+                        for line in [header, *lines]))
+    before = sum((c.before for c in result.changes.values()), Decimal(0))
+    after = sum((c.after for c in result.changes.values()), Decimal(0))
+    print(f"{result.checked} calls with usage checked against price tables {book.version}: {result.changed} would "
+          f"change (USD {format(before, 'f')} -> {format(after, 'f')})")
+    if args.apply:
+        print(f"recorded {result.applied} new costs; the costs reported before are kept (meter report --as-reported)")
+    elif result.changed:
+        print("dry run: nothing was written; --apply records the new costs")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
