@@ -57,6 +57,35 @@ def add_commands(commands: Any) -> None:
     again.add_argument("--apply", action="store_true", help="record the new costs (current moves to them)")
     again.set_defaults(handler=run_reprice)
 
+    admin = commands.add_parser("ledger", help="a ledger's contents and schema, and retention")
+    sub = admin.add_subparsers(dest="ledger_command", metavar="COMMAND")
+    admin.set_defaults(handler=lambda args: (admin.print_help(), 2)[1])
+    for name, text in (("info", "what the ledger holds (calls, dates, price versions, size)"),
+                       ("migrate", "bring the ledger to this meter's schema (creates it if missing)"),
+                       ("prune", "delete the calls started before a UTC day, and their costs")):
+        cmd = sub.add_parser(name, help=text, description=text)
+        cmd.add_argument("--ledger", required=True, metavar="FILE")
+        if name == "prune":
+            cmd.add_argument("--before", type=_day, required=True, metavar="DAY")
+        cmd.set_defaults(handler=run_admin)
+
+
+def run_admin(args: argparse.Namespace) -> int:
+    from meter.ledger import admin
+
+    try:
+        if args.ledger_command == "info":
+            print(json.dumps(admin.info(args.ledger), indent=2))
+        elif args.ledger_command == "migrate":
+            print(f"ledger {args.ledger}: schema version {admin.migrate(args.ledger)}, up to date")
+        else:
+            removed = admin.prune(args.ledger, args.before)
+            print(f"ledger {args.ledger}: removed {removed} calls started before {args.before} (and their costs)")
+    except LedgerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
 
 def run_reprice(args: argparse.Namespace) -> int:
     from meter.ledger.reprice import reprice

@@ -56,6 +56,12 @@ class SQLiteLedger:
         if version > SCHEMA_VERSION:
             raise LedgerError(self.name, f"has schema version {version}, newer than this meter's {SCHEMA_VERSION}: "
                                          "upgrade meter to use it")
+        for table, expected in (("calls", CALL_COLUMNS), ("costs", COST_COLUMNS)):
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            missing = [column for column in expected if column not in have]
+            if missing:
+                raise LedgerError(self.name, f"says schema version {version} but its {table} table lacks "
+                                             f"{', '.join(missing)}: it was not written by this meter")
 
     def write(self, calls: Sequence[tuple[Any, ...]], costs: Sequence[tuple[Any, ...]]) -> None:
         """One transaction per batch: every row of it or none."""

@@ -215,3 +215,40 @@ def test_an_unusable_ledger_is_a_clear_error_at_construction(tmp_path: Path) -> 
         assert "s3cret" not in message
         assert message.startswith(f"ledger {str(where).replace(':s3cret', ':***')}")
     assert threading.active_count() == threads  # no writer thread left behind
+
+
+def test_info_migrate_and_prune(tmp_path: Path) -> None:
+    path = tmp_path / "meter.sqlite"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "meter", "ledger", *args, "--ledger", str(path)],
+                              capture_output=True, text=True, timeout=60, cwd=REPO)
+
+    assert run("migrate").stdout.strip() == f"ledger {path}: schema version {SCHEMA_VERSION}, up to date"
+    m = meter.Meter(registry=CollectorRegistry(), otel=False, ledger=path)
+    for _ in range(3):
+        client(m).post(URL, json={"messages": []})
+    m.close()
+    facts = json.loads(run("info").stdout)
+    assert (facts["calls"], facts["cost_rows"], facts["schema_version"]) == (3, 3, SCHEMA_VERSION)
+    assert run("prune", "--before", "2000-01-01").stdout.strip().endswith("removed 0 calls started before "
+                                                                         "2000-01-01 (and their costs)")
+    assert "removed 3 calls" in run("prune", "--before", "2999-01-01").stdout
+    assert rows(path, "SELECT count(*) FROM costs") == [(0,)]
+    missing = subprocess.run([sys.executable, "-m", "meter", "ledger", "info", "--ledger", str(tmp_path / "no.db")],
+                             capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert missing.returncode == 1 and missing.stderr.startswith("error: ledger") and "Traceback" not in missing.stderr
+
+
+def test_a_ledger_of_another_layout_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); "
+                         "INSERT INTO meta VALUES ('schema_version', '1'); CREATE TABLE calls (id TEXT); "
+                         "CREATE TABLE costs (call_id TEXT);")
+    with pytest.raises(LedgerError, match="its calls table lacks started_at"):
+        meter.Meter(registry=CollectorRegistry(), otel=False, ledger=path)
+    demo = subprocess.run([sys.executable, "-m", "meter", "demo", "--requests", "2", "--metrics-port", "0",
+                           "--ledger", str(path)], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert demo.returncode == 2 and "Traceback" not in demo.stderr
+    assert demo.stderr.startswith(f"error: ledger {path}: says schema version 1"), demo.stderr

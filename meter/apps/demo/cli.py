@@ -20,6 +20,7 @@ import meter
 from meter import names
 from meter.costing import region_key
 from meter.extras import require
+from meter.ledger import LedgerError
 from pricing import DeploymentInfo
 
 DEFAULT_METRICS_PORT = 9464
@@ -127,9 +128,13 @@ def run_demo(args: argparse.Namespace) -> int:
     with Emulator(config) as emulator:
         deployments = {d.name: DeploymentInfo(d.model, d.deployment_type, region_key(d.region))
                        for d in config.deployments}
-        m = meter.Meter(on_record=keep, registry=registry, tracer_provider=tracer_provider,
-                        meter_provider=meter_provider, deployments=deployments, namespace=args.namespace,
-                        label_keys=args.label_keys, ledger=args.ledger or None)
+        try:
+            m = meter.Meter(on_record=keep, registry=registry, tracer_provider=tracer_provider,
+                            meter_provider=meter_provider, deployments=deployments, namespace=args.namespace,
+                            label_keys=args.label_keys, ledger=args.ledger or None)
+        except LedgerError as exc:
+            print(f"error: {exc} (pass --ledger FILE for another, or --ledger '' for none)", file=sys.stderr)
+            return 2
         server, _ = meter.start_metrics_server(args.metrics_port, addr=args.metrics_addr, registry=registry)
         metrics_url = f"http://{args.metrics_addr}:{server.server_port}/metrics"
         started = time.monotonic()
