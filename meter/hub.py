@@ -105,6 +105,10 @@ class Meter:
         max_label_values: distinct values a guarded label may take before the rest
             read ``other``.
         content_max_chars: cap of captured prompt/completion text per span attribute.
+        otel_events: emit one OpenTelemetry event per call
+            (``gen_ai.client.inference.operation.details``, a log record) through
+            ``logger_provider`` or the global one; ``None`` follows
+            ``OTEL_INSTRUMENTATION_GENAI_EMIT_EVENT``. Off by default.
         ledger: keep every record in a durable ledger: a SQLite file path (or
             ``sqlite:///path``), opened or created now (``meter.ledger.LedgerError``
             names it if it cannot be used). Written off the caller's path by a
@@ -136,6 +140,8 @@ class Meter:
         max_label_values: int = 100,
         content_max_chars: int = 8192,
         ledger: str | os.PathLike[str] | None = None,
+        otel_events: bool | None = None,
+        logger_provider: Any = None,
     ) -> None:
         if on_record is None:
             callbacks: list[RecordCallback] = []
@@ -167,6 +173,10 @@ class Meter:
                 from meter.sinks.trace_link import current_trace_ids
 
                 self._current_trace = current_trace_ids
+        if otel_events if otel_events is not None else _events_from_env():
+            from meter.sinks.otel_events import EventSink
+
+            self._sinks.append(EventSink(logger_provider, self.capture_content, content_max_chars))
         self._sinks.extend(sinks)
         self._hosts = frozenset(h.lower() for h in hosts)
         self._dedupe = ResponseDedupe(dedupe_size)
@@ -320,6 +330,11 @@ class Meter:
         if first:
             logger.warning("meter: metering fault (%s): %s: %s; the call itself was not affected",
                            kind, type(exc).__name__, exc, exc_info=exc)
+
+
+def _events_from_env() -> bool:
+    """``OTEL_INSTRUMENTATION_GENAI_EMIT_EVENT`` (read here so an unset variable imports nothing)."""
+    return os.environ.get("OTEL_INSTRUMENTATION_GENAI_EMIT_EVENT", "").strip().lower() in ("true", "1", "yes")
 
 
 class _LedgerFull(Exception):

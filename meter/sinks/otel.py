@@ -38,6 +38,56 @@ def operation_name(api: str, operation: str) -> str:
     return names.OPERATION_CHAT
 
 
+def record_attributes(record: CallRecord) -> dict[str, Any]:
+    """What a finished record says, as GenAI (and meter) attributes: usage, cost, response, outcome, tags.
+
+    Set on the call's span at its end, and carried by the per-call event (``otel_events``).
+    """
+    attrs: dict[str, Any] = {
+        names.OPENAI_API_TYPE: _API_TYPE.get(record.api, record.api),
+        names.OUTCOME: record.outcome,
+        names.REQUEST_STREAM: record.stream,
+    }
+    if record.deployment:
+        attrs[names.DEPLOYMENT] = record.deployment
+    if record.deployment_type:
+        attrs[names.DEPLOYMENT_TYPE] = record.deployment_type
+    if record.response_model:
+        attrs[names.RESPONSE_MODEL] = record.response_model
+    if record.response_id:
+        attrs[names.RESPONSE_ID] = record.response_id
+    if record.finish_reasons:
+        attrs[names.RESPONSE_FINISH_REASONS] = list(record.finish_reasons)
+    if record.azure.apim_request_id:
+        attrs[names.AZURE_REQUEST_ID] = record.azure.apim_request_id
+    if record.attempt is not None:
+        attrs[names.ATTEMPT] = record.attempt
+    usage = record.usage
+    if record.provisional:
+        attrs[names.USAGE_PROVISIONAL] = True
+    if record.supersedes_estimate:
+        attrs[names.USAGE_SUPERSEDES_ESTIMATE] = True
+    if usage is not None:
+        attrs[names.USAGE_SOURCE] = record.usage_source or ""
+        attrs[names.USAGE_INPUT_TOKENS] = usage.input_tokens
+        attrs[names.USAGE_OUTPUT_TOKENS] = usage.output_tokens
+        attrs[names.USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_input_tokens
+        attrs[names.USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.cache_write_input_tokens
+        attrs[names.USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_output_tokens
+    cost = record.cost
+    if cost is not None:
+        attrs[names.COST_BASIS] = cost.basis
+        attrs[names.COST_TABLE_VERSION] = cost.table_version
+        attrs[names.COST_ESTIMATED] = cost.estimated
+        attrs[names.USAGE_COST_CURRENCY] = cost.currency
+        attrs[names.USAGE_COST_SOURCE] = "local"
+        if cost.total is not None:
+            attrs[names.USAGE_COST_AMOUNT] = float(cost.total)
+    for key, value in record.attributes.items():
+        attrs[names.ATTRIBUTE_PREFIX + key] = value
+    return attrs
+
+
 class SpanState:
     """This sink's per-call state: the open span and what its end needs."""
 
@@ -135,48 +185,7 @@ class OTelSink:
         if not span.is_recording():
             span.end()
             return
-        attrs: dict[str, Any] = {
-            names.OPENAI_API_TYPE: _API_TYPE.get(record.api, record.api),
-            names.OUTCOME: record.outcome,
-            names.REQUEST_STREAM: record.stream,
-        }
-        if record.deployment:
-            attrs[names.DEPLOYMENT] = record.deployment
-        if record.deployment_type:
-            attrs[names.DEPLOYMENT_TYPE] = record.deployment_type
-        if record.response_model:
-            attrs[names.RESPONSE_MODEL] = record.response_model
-        if record.response_id:
-            attrs[names.RESPONSE_ID] = record.response_id
-        if record.finish_reasons:
-            attrs[names.RESPONSE_FINISH_REASONS] = list(record.finish_reasons)
-        if record.azure.apim_request_id:
-            attrs[names.AZURE_REQUEST_ID] = record.azure.apim_request_id
-        if record.attempt is not None:
-            attrs[names.ATTEMPT] = record.attempt
-        usage = record.usage
-        if record.provisional:
-            attrs[names.USAGE_PROVISIONAL] = True
-        if record.supersedes_estimate:
-            attrs[names.USAGE_SUPERSEDES_ESTIMATE] = True
-        if usage is not None:
-            attrs[names.USAGE_SOURCE] = record.usage_source or ""
-            attrs[names.USAGE_INPUT_TOKENS] = usage.input_tokens
-            attrs[names.USAGE_OUTPUT_TOKENS] = usage.output_tokens
-            attrs[names.USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_input_tokens
-            attrs[names.USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.cache_write_input_tokens
-            attrs[names.USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_output_tokens
-        cost = record.cost
-        if cost is not None:
-            attrs[names.COST_BASIS] = cost.basis
-            attrs[names.COST_TABLE_VERSION] = cost.table_version
-            attrs[names.COST_ESTIMATED] = cost.estimated
-            attrs[names.USAGE_COST_CURRENCY] = cost.currency
-            attrs[names.USAGE_COST_SOURCE] = "local"
-            if cost.total is not None:
-                attrs[names.USAGE_COST_AMOUNT] = float(cost.total)
-        for key, value in record.attributes.items():
-            attrs[names.ATTRIBUTE_PREFIX + key] = value
+        attrs = record_attributes(record)
         if record.time_to_first_token_s is not None:
             attrs[names.RESPONSE_TIME_TO_FIRST_CHUNK] = record.time_to_first_token_s
             span.add_event(names.FIRST_TOKEN_EVENT,

@@ -182,6 +182,31 @@ def _enum_suffix(name: str, prefix: str) -> str:
     return name.removeprefix(prefix)
 
 
+@dataclass
+class ReceivedLog:
+    """One log record (an event when ``event_name`` is set), decoded from OTLP protobuf."""
+
+    event_name: str
+    time_ns: int
+    trace_id: str
+    span_id: str
+    severity_number: int
+    body: Any
+    attributes: dict[str, Any]
+    scope: str
+
+
+def _decode_logs(request: logs_service_pb2.ExportLogsServiceRequest) -> list[ReceivedLog]:
+    out: list[ReceivedLog] = []
+    for rl in request.resource_logs:
+        for sl in rl.scope_logs:
+            for r in sl.log_records:
+                out.append(ReceivedLog(r.event_name, r.time_unix_nano, r.trace_id.hex(), r.span_id.hex(),
+                                       r.severity_number, r.body.string_value if r.HasField("body") else None,
+                                       decode_attributes(r.attributes), sl.scope.name))
+    return out
+
+
 def _decode_spans(request: trace_service_pb2.ExportTraceServiceRequest) -> list[ReceivedSpan]:
     spans: list[ReceivedSpan] = []
     for rs in request.resource_spans:
@@ -448,6 +473,7 @@ class OtlpReceiver:
         self._exports = 0
         self.spans: list[ReceivedSpan] = []
         self.metrics: list[ReceivedMetric] = []
+        self.logs: list[ReceivedLog] = []
         self.raw_bodies: list[bytes] = []
         self.requests: list[ReceivedRequest] = []
         self.fail_with: int | None = None
@@ -516,8 +542,11 @@ class OtlpReceiver:
                     self.metrics.extend(_decode_metrics(request, export))
                     self._cond.notify_all()
                 return 200, metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString()
-            if path == LOGS_PATH:  # accepted (raw body kept) so a logs exporter doesn't spam retries
-                logs_service_pb2.ExportLogsServiceRequest.FromString(body)
+            if path == LOGS_PATH:
+                logs = _decode_logs(logs_service_pb2.ExportLogsServiceRequest.FromString(body))
+                with self._cond:
+                    self.logs.extend(logs)
+                    self._cond.notify_all()
                 return 200, logs_service_pb2.ExportLogsServiceResponse().SerializeToString()
         except Exception as exc:  # a malformed body is the sender's bug: report it, keep serving
             return 400, f"cannot decode protobuf: {exc}".encode()
@@ -543,6 +572,12 @@ class OtlpReceiver:
         self.wait_for(lambda: len(self.spans) >= n, timeout, f"{n} spans")
         with self._cond:
             return list(self.spans)
+
+    def wait_for_logs(self, n: int, timeout: float = 5.0) -> list[ReceivedLog]:
+        """Wait until at least ``n`` log records arrived and return a snapshot of all of them."""
+        self.wait_for(lambda: len(self.logs) >= n, timeout, f"{n} log records")
+        with self._cond:
+            return list(self.logs)
 
     def wait_for_metric(self, name: str, timeout: float = 5.0) -> list[ReceivedPoint]:
         """Wait until metric ``name`` arrived and return its latest points (see ``metric_points``)."""

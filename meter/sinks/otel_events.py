@@ -1,0 +1,73 @@
+"""One OpenTelemetry event per call: ``gen_ai.client.inference.operation.details``, through the Logs API.
+
+For pipelines past a database: an OpenTelemetry Collector receives every call as a log
+record and routes it (ClickHouse, Kafka, object storage; see docs/ledger.md). The record
+carries the call's GenAI attributes, meter's usage and cost attributes and its tags, and
+the call's trace context (so a backend joins it to the span). Prompt and completion text
+only when content capture is on. Opt-in: ``Meter(otel_events=True)`` or
+``OTEL_INSTRUMENTATION_GENAI_EMIT_EVENT=true``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry._logs import LogRecord, SeverityNumber, get_logger_provider
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+from meter import names
+from meter._version import __version__
+from meter.core.record import CallRecord
+from meter.core.start import CallStart
+from meter.sinks import content
+from meter.sinks.otel import operation_name, record_attributes
+
+EVENT_NAME = "gen_ai.client.inference.operation.details"
+
+
+class EventSink:
+    """Emits the per-call event; its per-call state is the request body (kept only when capturing content)."""
+
+    def __init__(self, logger_provider: Any = None, capture_content: bool = False,
+                 content_max_chars: int = 8192) -> None:
+        provider = logger_provider if logger_provider is not None else get_logger_provider()
+        self._logger = provider.get_logger(names.INSTRUMENTATION_SCOPE, __version__, schema_url=names.SCHEMA_URL)
+        self.capture_content = capture_content
+        self.content_max_chars = content_max_chars
+
+    def start(self, start: CallStart) -> Any:
+        return start.request_body if self.capture_content else None
+
+    def fault(self, kind: str) -> None:
+        """Faults are counted by the meter and the Prometheus sink."""
+
+    def finish(self, record: CallRecord, state: Any) -> None:
+        attrs = record_attributes(record)
+        attrs[names.OPERATION_NAME] = operation_name(record.api, record.operation)
+        attrs[names.PROVIDER_NAME] = record.provider
+        attrs[names.SERVER_ADDRESS] = record.server_address
+        if record.server_port is not None:
+            attrs[names.SERVER_PORT] = record.server_port
+        model = record.deployment or record.request_model
+        if model:
+            attrs[names.REQUEST_MODEL] = model
+        if record.outcome != "ok":
+            attrs[names.ERROR_TYPE] = record.error_type or record.outcome
+        if self.capture_content:
+            text_in = content.input_messages(state, self.content_max_chars)
+            texts = list(record.output_text) if record.output_text else None
+            text_out = content.output_messages(texts, record.finish_reasons, self.content_max_chars)
+            if text_in:
+                attrs[names.INPUT_MESSAGES] = text_in
+            if text_out:
+                attrs[names.OUTPUT_MESSAGES] = text_out
+        context = None
+        if record.trace_id and record.span_id:
+            span = NonRecordingSpan(SpanContext(int(record.trace_id, 16), int(record.span_id, 16), is_remote=False,
+                                                trace_flags=TraceFlags(TraceFlags.SAMPLED)))
+            context = trace.set_span_in_context(span)
+        end_ns = int((record.started_at.timestamp() + record.duration_s) * 1e9)
+        self._logger.emit(LogRecord(timestamp=end_ns, context=context, event_name=EVENT_NAME,
+                                    severity_number=SeverityNumber.INFO if record.outcome == "ok"
+                                    else SeverityNumber.WARN, attributes=attrs))
