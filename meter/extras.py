@@ -18,6 +18,7 @@ EXTRAS = {
     "litellm": ("litellm",),
     "langchain": ("langchain_openai",),
     "plots": ("matplotlib",),
+    "postgres": ("psycopg",),
 }
 """What each extra of ``pyproject.toml`` brings that meter imports (a test checks the two agree)."""
 

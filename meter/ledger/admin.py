@@ -12,12 +12,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from meter.ledger.errors import LedgerError
+from meter.ledger.errors import LedgerError, sqlite_only
 from meter.ledger.schema import SCHEMA_VERSION
 from meter.ledger.sqlite import SQLiteLedger
 
 
 def _existing(path: str | Path) -> Path:
+    sqlite_only(path, "meter ledger")
     if not Path(path).is_file():
         raise LedgerError(str(path), "does not exist")
     return Path(path)

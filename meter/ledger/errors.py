@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 
+def sqlite_only(where: object, what: str) -> None:
+    """Reports, re-pricing and administration read SQLite ledgers only, for now: say so for a URL."""
+    text = str(where)
+    if text.startswith(("postgresql://", "postgres://")):
+        scheme, _, rest = text.partition("://")
+        host = rest.rpartition("@")[2]
+        raise LedgerError(f"{scheme}://{host}", f"{what} reads SQLite ledgers only in this version of meter; "
+                                                "query the PostgreSQL tables directly (docs/ledger.md)")
+
+
 class LedgerError(Exception):
     """The ledger cannot be opened, is corrupt, or was written by a newer meter."""
 

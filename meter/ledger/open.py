@@ -1,4 +1,4 @@
-"""``open_ledger``: a ledger from what the user wrote (a path, ``sqlite:///path``; PostgreSQL later)."""
+"""``open_ledger``: a ledger from what the user wrote (a path, ``sqlite:///path``, ``postgresql://...``)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import os
 from pathlib import Path
 
 from meter.ledger.errors import LedgerError
+from meter.ledger.postgres import PostgresLedger
 from meter.ledger.sqlite import SQLiteLedger
 
 
-def open_ledger(where: str | os.PathLike[str]) -> SQLiteLedger:
+def open_ledger(where: str | os.PathLike[str]) -> SQLiteLedger | PostgresLedger:
     text = os.fspath(where)
     if text.startswith(("postgresql://", "postgres://")):
-        raise LedgerError(_redacted(text), "PostgreSQL ledgers are not supported by this version of meter yet; "
-                                           "use a SQLite file")
+        return PostgresLedger(text, _redacted(text))
     path = text.removeprefix("sqlite:///") if text.startswith("sqlite:///") else text
     if not path:
         raise LedgerError(repr(text), "no path given")

@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from meter.ledger.errors import LedgerError
+from meter.ledger.errors import LedgerError, sqlite_only
 from meter.ledger.rows import join_money
 
 COLUMNS = {"deployment": "deployment", "model": "response_model", "deployment_type": "deployment_type",
@@ -68,6 +68,7 @@ def group_expression(name: str) -> str:
 def report(path: str | Path, by: tuple[str, ...], since: date | None = None, until: date | None = None,
            as_reported: bool = False) -> list[Row]:
     """One row per group, in group order; calls from ``since`` (inclusive) to ``until`` (exclusive), UTC days."""
+    sqlite_only(path, "meter report")
     if not Path(path).is_file():
         raise LedgerError(str(path), "does not exist")
     groups = [group_expression(name) for name in by]

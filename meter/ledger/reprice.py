@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from meter.core.record import Usage
-from meter.ledger.errors import LedgerError
+from meter.ledger.errors import LedgerError, sqlite_only
 from meter.ledger.rows import split_money
 from meter.ledger.schema import COST_COLUMNS
 from pricing import PriceBook
@@ -56,6 +56,7 @@ class Repricing:
 
 def reprice(path: str | Path, book: PriceBook, since: date | None = None, until: date | None = None,
             apply: bool = False) -> Repricing:
+    sqlite_only(path, "meter reprice")
     if not Path(path).is_file():
         raise LedgerError(str(path), "does not exist")
     where, params = ["c.input_tokens IS NOT NULL"], []

@@ -14,7 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 DISTRIBUTION = {"openai": "openai", "starlette": "starlette", "uvicorn": "uvicorn",
                 "opentelemetry.sdk": "opentelemetry-sdk",
                 "opentelemetry.exporter.otlp.proto.http": "opentelemetry-exporter-otlp-proto-http",
-                "litellm": "litellm", "langchain_openai": "langchain-openai", "matplotlib": "matplotlib"}
+                "litellm": "litellm", "langchain_openai": "langchain-openai", "matplotlib": "matplotlib",
+                "psycopg": "psycopg"}
 
 
 @pytest.mark.parametrize("part", sorted(extras.EXTRAS))

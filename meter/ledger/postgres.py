@@ -1,0 +1,126 @@
+"""The PostgreSQL ledger: one database shared by any number of processes and hosts (``[postgres]`` extra).
+
+The same rows as the SQLite ledger (``schema``), with PostgreSQL types: times are
+``timestamptz``, money ``numeric`` (exact, summed exactly in SQL). ``calls`` and ``costs``
+are partitioned by the month the call started, so retention drops whole partitions
+instead of deleting rows; a batch creates the partitions it needs. Inserts are
+``ON CONFLICT DO NOTHING`` on the record's id: several writers, and a batch sent again
+after an error, never duplicate a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from meter.extras import require
+from meter.ledger.errors import LedgerError
+from meter.ledger.schema import CALL_COLUMNS, COST_COLUMNS, SCHEMA_VERSION, TOKEN_COLUMNS
+
+DDL = f"""
+CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS calls (
+    id text NOT NULL, started_at timestamptz NOT NULL, duration_s double precision NOT NULL,
+    time_to_first_token_s double precision, api text NOT NULL, operation text NOT NULL, stream boolean NOT NULL,
+    provider text NOT NULL, server_address text NOT NULL, server_port integer, deployment text,
+    deployment_type text, region text, request_model text, response_model text, response_id text,
+    api_version text, status_code integer, outcome text NOT NULL, error_type text, error_code text,
+    {", ".join(f"{c} bigint" for c in TOKEN_COLUMNS)},
+    usage_source text, repeat boolean NOT NULL, provisional boolean NOT NULL, supersedes_estimate boolean NOT NULL,
+    attempt integer, correlation_id text, trace_id text, span_id text, azure_region text, apim_request_id text,
+    request_id text, client_request_id text, attributes jsonb NOT NULL,
+    PRIMARY KEY (id, started_at)
+) PARTITION BY RANGE (started_at);
+CREATE INDEX IF NOT EXISTS calls_deployment ON calls (deployment, started_at);
+CREATE TABLE IF NOT EXISTS costs (
+    call_id text NOT NULL, call_started_at timestamptz NOT NULL, table_version text NOT NULL,
+    recorded_at timestamptz NOT NULL, reported boolean NOT NULL, current boolean NOT NULL, total numeric,
+    total_nano bigint, total_atto bigint, currency text NOT NULL, basis text NOT NULL, estimated boolean NOT NULL,
+    model text, deployment_type text, region text, amounts jsonb NOT NULL, unit_prices jsonb NOT NULL,
+    row_ids jsonb NOT NULL, reason text,
+    PRIMARY KEY (call_id, table_version, call_started_at)
+) PARTITION BY RANGE (call_started_at);
+"""
+
+_BOOLEAN_CALLS = {"stream", "repeat", "provisional", "supersedes_estimate"}
+_BOOLEAN_COSTS = {"reported", "current", "estimated"}
+
+
+def _month(day: date) -> tuple[date, date]:
+    first = day.replace(day=1)
+    return first, (first.replace(year=first.year + 1, month=1) if first.month == 12
+                   else first.replace(month=first.month + 1))
+
+
+class PostgresLedger:
+    """One PostgreSQL ledger; the connection is the writer thread's (a pool of one per process)."""
+
+    def __init__(self, url: str, name: str) -> None:
+        require("postgres", "a PostgreSQL ledger")
+        import psycopg
+
+        self.name = name
+        try:
+            self._db = psycopg.connect(url, connect_timeout=10, autocommit=True)
+        except psycopg.Error as exc:
+            raise LedgerError(name, f"cannot be opened ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})"
+                              ) from None
+        try:
+            self._check_or_create()
+        except psycopg.Error as exc:
+            self._db.close()
+            raise LedgerError(name, f"is not a usable ledger ({str(exc).strip().splitlines()[0]})") from None
+        self._months: set[date] = set()
+        call_values = ", ".join("%s" for _ in CALL_COLUMNS)
+        cost_columns = ("call_started_at", *COST_COLUMNS)
+        self._insert_call = (f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES ({call_values}) "
+                             "ON CONFLICT DO NOTHING")
+        self._insert_cost = (f"INSERT INTO costs ({', '.join(cost_columns)}) "
+                             f"VALUES ({', '.join('%s' for _ in cost_columns)}) ON CONFLICT DO NOTHING")
+        self._bool_calls = [i for i, c in enumerate(CALL_COLUMNS) if c in _BOOLEAN_CALLS]
+        self._bool_costs = [i for i, c in enumerate(COST_COLUMNS) if c in _BOOLEAN_COSTS]
+
+    def _check_or_create(self) -> None:
+        with self._db.transaction():
+            self._db.execute("SELECT pg_advisory_xact_lock(7150)")  # writers starting at once create it once
+            self._db.execute(DDL)
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO meta VALUES ('schema_version', %s)", (str(SCHEMA_VERSION),))
+            elif not str(row[0]).isdigit() or int(row[0]) > SCHEMA_VERSION:
+                raise LedgerError(self.name, f"has schema version {row[0]}, newer than this meter's "
+                                             f"{SCHEMA_VERSION}: upgrade meter to use it")
+
+    def _partitions(self, days: set[date]) -> None:
+        for day in days:
+            first, after = _month(day)
+            if first in self._months:
+                continue
+            suffix = f"y{first.year}m{first.month:02d}"
+            with self._db.transaction():
+                self._db.execute("SELECT pg_advisory_xact_lock(7151)")
+                for table in ("calls", "costs"):
+                    self._db.execute(f"CREATE TABLE IF NOT EXISTS {table}_{suffix} PARTITION OF {table} "
+                                     f"FOR VALUES FROM ('{first.isoformat()}') TO ('{after.isoformat()}')")
+            self._months.add(first)
+
+    def write(self, calls: Sequence[tuple[Any, ...]], costs: Sequence[tuple[Any, ...]]) -> None:
+        started = {row[0]: row[1] for row in calls}
+        self._partitions({date.fromisoformat(row[1][:10]) for row in calls})
+        call_rows = [self._booleans(row, self._bool_calls) for row in calls]
+        cost_rows = [(started[row[0]], *self._booleans(row, self._bool_costs)) for row in costs]
+        with self._db.transaction(), self._db.cursor() as cursor:
+            cursor.executemany(self._insert_call, call_rows)
+            if cost_rows:
+                cursor.executemany(self._insert_cost, cost_rows)
+
+    @staticmethod
+    def _booleans(row: tuple[Any, ...], positions: list[int]) -> tuple[Any, ...]:
+        values = list(row)
+        for i in positions:
+            values[i] = bool(values[i])
+        return tuple(values)
+
+    def close(self) -> None:
+        self._db.close()
