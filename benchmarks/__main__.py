@@ -13,6 +13,7 @@ import platform
 import sys
 import time
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 SECTIONS = ("overhead", "memory", "startup", "proxy", "ledger")
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stream-calls", type=int, default=120, help="stream calls per arm per round (default 120)")
     parser.add_argument("--deltas", type=int, default=500, help="delta events per stream (default 500)")
     parser.add_argument("--out", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--postgres-url", metavar="URL", help="also measure ledger inserts into this PostgreSQL")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.calls, args.stream_calls, args.deltas = 1, 20, 4, 50
@@ -126,6 +128,16 @@ def main(argv: list[str] | None = None) -> int:
         lines = "\n".join(f"| `--by {by}` | {t['groups']:,} | {t['seconds']:.2f} s |" for by, t in r["report"].items())
         print(f"## meter report on {r['rows']:,} ledger rows ({r['file_mb']:.0f} MB)\n\n"
               f"| report | groups | time |\n|---|---:|---:|\n{lines}\n", flush=True)
+        import tempfile
+
+        n = 2_000 if args.quick else 50_000
+        r["insert_per_s"] = {"sqlite": ledger.insert_throughput(str(Path(tempfile.mkdtemp()) / "t.sqlite"), n)}
+        if args.postgres_url:
+            r["insert_per_s"]["postgresql"] = ledger.insert_throughput(args.postgres_url, n)
+        r["per_call_us"] = ledger.per_call(50 if args.quick else 2000, 1 if args.quick else 3)
+        inserts = ", ".join(f"{k} {v:,.0f} records/s" for k, v in r["insert_per_s"].items())
+        calls = ", ".join(f"{k} {v:.0f} µs" for k, v in r["per_call_us"].items())
+        print(f"insert throughput ({n:,} records): {inserts}\nS1 median: {calls}\n", flush=True)
     results["seconds"] = time.perf_counter() - started
     print(f"({results['seconds']:.0f} s)")
     if args.out:

@@ -66,3 +66,69 @@ def run(rows: int) -> dict[str, Any]:
     size = path.stat().st_size
     path.unlink()
     return {"rows": rows, "build_s": built, "file_mb": size / 2**20, "report": timings}
+
+
+def _record() -> meter.CallRecord:
+    records: list[meter.CallRecord] = []
+
+    def azure(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json={"id": "c", "object": "chat.completion", "model": "gpt-4o-2024-11-20",
+                                          "choices": [], "usage": {"prompt_tokens": 1200, "completion_tokens": 180,
+                                                                   "total_tokens": 1380}})
+
+    m = meter.Meter(registry=CollectorRegistry(), otel=False, prometheus=False, on_record=records.append)
+    with meter.attribute(team="search"):
+        httpx2.Client(transport=meter.MeteredTransport(httpx2.MockTransport(azure), meter=m)).post(
+            "https://x.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
+            json={"messages": []})
+    return records[0]
+
+
+def insert_throughput(where: str, records: int = 50_000) -> float:
+    """Records per second the writer stores into ``where`` (queued as fast as possible, timed to the flush)."""
+    from meter.ledger.open import open_ledger
+    from meter.ledger.writer import LedgerWriter
+
+    record = _record()
+    writer = LedgerWriter(open_ledger(where), max_queue=records + 1)
+    t0 = time.perf_counter()
+    for _ in range(records):
+        writer.put(record)
+    assert writer.flush(timeout=600) and writer.dropped == 0
+    elapsed = time.perf_counter() - t0
+    writer.close()
+    return records / elapsed
+
+
+def per_call(calls: int = 2000, rounds: int = 3) -> dict[str, float]:
+    """Median S1 time through the SDK: pricing + Prometheus, without and with a SQLite ledger, interleaved."""
+    import statistics
+
+    import openai
+
+    from benchmarks.azure import Answers, AzureTransport
+    from benchmarks.overhead import API_VERSION, ENDPOINT, sync_call
+
+    answers = Answers(10)
+    folder = Path(tempfile.mkdtemp())
+    clients = {}
+    for arm, ledger in (("prometheus", None), ("prometheus + ledger", str(folder / "l.sqlite"))):
+        m = meter.Meter(otel=False, registry=CollectorRegistry(), ledger=ledger)
+        transport = meter.MeteredTransport(AzureTransport(answers), meter=m)
+        clients[arm] = openai.AzureOpenAI(api_key="k", api_version=API_VERSION, azure_endpoint=ENDPOINT,
+                                          http_client=httpx2.Client(transport=transport), max_retries=0)
+    call = sync_call("S1")
+    for _ in range(100):
+        for c in clients.values():
+            call(c)
+    medians: dict[str, list[float]] = {arm: [] for arm in clients}
+    for _ in range(rounds):
+        times: dict[str, list[float]] = {arm: [] for arm in clients}
+        for i in range(calls):
+            for arm in (list(clients) if i % 2 else list(clients)[::-1]):
+                t0 = time.perf_counter()
+                call(clients[arm])
+                times[arm].append(time.perf_counter() - t0)
+        for arm, values in times.items():
+            medians[arm].append(statistics.median(values))
+    return {arm: statistics.median(values) * 1e6 for arm, values in medians.items()}

@@ -130,8 +130,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps([row.as_json(by) for row in rows], indent=2))
     elif args.format == "csv":
         writer = csv.writer(sys.stdout)
-        header = [*by, "calls", "errors", *TOKENS, "cost_usd", "estimated_cost_usd", "unpriced", "estimated",
-                  "p50_s", "p95_s"]
+        header = [*by, "calls", "errors", *TOKENS, "estimated_input_tokens", "estimated_output_tokens", "cost_usd",
+                  "estimated_cost_usd", "unpriced", "estimated", "p50_s", "p95_s"]
         writer.writerow(header)
         for row in rows:
             writer.writerow([row.as_json(by)[column] for column in header])

@@ -38,6 +38,7 @@ class Row:
     calls: int
     errors: int
     tokens: dict[str, int]
+    """The token families of the usage the service reported; estimated usage in ``estimated_*_tokens``."""
     cost_usd: Decimal
     """Exact, from the usage the service reported; calls that could not be priced add nothing (they are
     counted in ``unpriced``), and estimates are never in it."""
@@ -95,7 +96,10 @@ def report(path: str | Path, by: tuple[str, ...], since: date | None = None, unt
             FROM base
         )
         SELECT {names}, COUNT(*), SUM(outcome != 'ok'),
-               {", ".join(f"COALESCE(SUM({t}), 0)" for t in TOKENS)},
+               {", ".join(f"COALESCE(SUM(CASE WHEN usage_source IS NOT 'estimated' THEN {t} END), 0)"
+                          for t in TOKENS)},
+               COALESCE(SUM(CASE WHEN usage_source = 'estimated' THEN input_tokens END), 0),
+               COALESCE(SUM(CASE WHEN usage_source = 'estimated' THEN output_tokens END), 0),
                COALESCE(SUM(CASE WHEN NOT cost_estimated THEN total_nano END), 0),
                COALESCE(SUM(CASE WHEN NOT cost_estimated THEN total_atto END), 0),
                COALESCE(SUM(CASE WHEN cost_estimated THEN total_nano END), 0),
@@ -112,8 +116,9 @@ def report(path: str | Path, by: tuple[str, ...], since: date | None = None, unt
     width = max(1, len(groups))
     out = []
     for row in result:
-        tokens = dict(zip(TOKENS, row[width + 2:width + 2 + len(TOKENS)], strict=True))
-        rest = row[width + 2 + len(TOKENS):]
+        counted = (*TOKENS, "estimated_input_tokens", "estimated_output_tokens")
+        tokens = dict(zip(counted, row[width + 2:width + 2 + len(counted)], strict=True))
+        rest = row[width + 2 + len(counted):]
         out.append(Row(tuple(str(g) for g in row[:width]) if groups else (), row[width], row[width + 1], tokens,
                        join_money(rest[0], rest[1]) or Decimal(0), join_money(rest[2], rest[3]) or Decimal(0),
                        rest[4], rest[5], rest[6], rest[7]))

@@ -2,10 +2,11 @@
 
 Each block runs in a fresh interpreter with a timeout, after a short prelude that binds the
 names the prose leaves to the reader (``tp``, ``mp``, ``my_registry``, ``app``, ``usage`` ...);
-a page's blocks run in order, each after the ones before it on the page,
-and with the placeholders replaced by the emulator's (``https://my-resource.openai.azure.com``,
-``api_key="..."``, ``openai.AzureOpenAI(...)``; the table is ``PLACEHOLDERS``). The emulator
-serves the deployment names the docs use. A block that cannot run anywhere (a file of the
+a page's blocks run in order, each after the ones before it on the page, and with the
+placeholders replaced by real servers' (``https://my-resource.openai.azure.com``,
+``api_key="..."``, ``openai.AzureOpenAI(...)``, the docs' PostgreSQL URL; the table is
+``_placeholders``). The emulator serves the deployment names the docs use; a real PostgreSQL
+server stands for the docs' database. A block that cannot run anywhere (a file of the
 reader's own) is marked ``<!-- illustrative: why -->`` on the line before it; there are at
 most ``MAX_ILLUSTRATIVE`` of those.
 """
@@ -24,6 +25,7 @@ import pytest
 
 from meter.apps.emulator import DEFAULT_DEPLOYMENTS, Deployment, Emulator, EmulatorConfig
 from meter.apps.proxy import ProxyServer
+from tests.support.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -64,12 +66,13 @@ BLOCKS = _blocks()
 
 
 @pytest.fixture(scope="module")
-def servers() -> Iterator[tuple[str, str]]:
-    with Emulator(EmulatorConfig(deployments=DEPLOYMENTS, api_key=KEY)) as emu, ProxyServer(emu.url) as proxy:
-        yield emu.url, proxy.url
+def servers() -> Iterator[tuple[str, str, str]]:
+    with Emulator(EmulatorConfig(deployments=DEPLOYMENTS, api_key=KEY)) as emu, ProxyServer(emu.url) as proxy, \
+            PostgresServer() as pg:
+        yield emu.url, proxy.url, pg.url
 
 
-def _placeholders(emulator: str, proxy: str) -> list[tuple[str, str]]:
+def _placeholders(emulator: str, proxy: str, postgres: str) -> list[tuple[str, str]]:
     endpoint = f'azure_endpoint="{emulator}", api_key="{KEY}", api_version="2024-10-21"'
     return [
         ('"https://my-resource.openai.azure.com"', f'"{emulator}"'),
@@ -80,6 +83,7 @@ def _placeholders(emulator: str, proxy: str) -> list[tuple[str, str]]:
         ("AzureOpenAI(...)", f"AzureOpenAI({endpoint})"),
         ("AzureOpenAI(..., ", f"AzureOpenAI({endpoint}, "),
         ("start_metrics_server(9464)", "start_metrics_server(0)"),
+        ('"postgresql://meter@db:5432/meter"', f'"{postgres}"'),
     ]
 
 
@@ -105,10 +109,10 @@ def test_the_docs_have_python_blocks_and_few_illustrative_ones() -> None:
 
 @pytest.mark.parametrize(("where", "code"), [(w, c) for w, c, marked in BLOCKS if not marked],
                          ids=[w for w, _, marked in BLOCKS if not marked])
-def test_the_block_runs_against_the_emulator(servers: tuple[str, str], where: str, code: str,
+def test_the_block_runs_against_the_emulator(servers: tuple[str, str, str], where: str, code: str,
                                              tmp_path: Path) -> None:
-    emulator, proxy = servers
-    for placeholder, value in _placeholders(emulator, proxy):
+    emulator, proxy, postgres = servers
+    for placeholder, value in _placeholders(emulator, proxy, postgres):
         code = code.replace(placeholder, value)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("METER_", "OTEL_", "PROMETHEUS_"))}
     env.update(PYTHONPATH=str(REPO), OPENAI_API_KEY=KEY, AZURE_OPENAI_API_KEY=KEY, AZURE_OPENAI_ENDPOINT=emulator,
