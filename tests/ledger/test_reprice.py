@@ -122,3 +122,32 @@ def test_the_command(ledger: tuple[Path, Path, list[meter.CallRecord]]) -> None:
     assert applied.returncode == 0 and "recorded 4 new costs" in applied.stdout
     bad = run("--tables", str(path.parent / "missing.toml"))
     assert bad.returncode == 1 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+
+
+CORRECTION = """[table]
+version = "fix-2026-12"
+published = 2026-12-01
+
+[[correction]]
+corrects = "gpt-4o-2024-11-20:GlobalStandard@2024-12-01"
+recorded_at = 2026-12-01
+source = "Azure price sheet, reissued"
+reason = "output was listed 10x"
+output = "9"
+"""
+
+
+def test_after_a_price_correction_exactly_the_affected_rows_change(ledger: tuple[Path, Path, list[meter.CallRecord]],
+                                                                  tmp_path: Path) -> None:
+    path, _, records = ledger
+    fix = tmp_path / "fix.toml"
+    fix.write_text(CORRECTION)
+    result = reprice(path, PriceBook.load(fix), apply=True)
+    (key, change), = result.changes.items()  # only gpt-4o's calls; the unknown model stays unknown: no change
+    assert key[0] == "gpt-4o-2024-11-20" and key[1] == "GlobalStandard"
+    assert change.calls == 3 and change.newly_priced == 0 and change.now_unknown == 0
+    old_output = records[0].cost.amounts["output"]
+    assert change.before - change.after == 3 * (old_output - Decimal("0.9"))  # 100k output tokens at $9, not $10
+    assert result.table_version is not None and result.table_version.endswith("+fix-2026-12")
+    assert report(path, ())[0].cost_usd == report(path, (), as_reported=True)[0].cost_usd - 3 * (
+        old_output - Decimal("0.9"))
