@@ -1,6 +1,20 @@
-"""``LedgerError``: a ledger that cannot be used, said once, at construction, with its name."""
+"""``LedgerError`` (a ledger that cannot be used, said with its name) and checks the ledger tools share."""
 
 from __future__ import annotations
+
+from datetime import date
+
+
+def day_range(column: str, since: date | None, until: date | None) -> tuple[list[str], list[str]]:
+    """SQL conditions (and their parameters) for ``since <= column < until``, UTC days, either end open."""
+    where, params = [], []
+    if since is not None:
+        where.append(f"{column} >= ?")
+        params.append(since.isoformat())
+    if until is not None:
+        where.append(f"{column} < ?")
+        params.append(until.isoformat())
+    return where, params
 
 
 def sqlite_only(where: object, what: str) -> None:

@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from meter.ledger.errors import LedgerError, sqlite_only
+from meter.ledger.errors import LedgerError, day_range, sqlite_only
 from meter.ledger.rows import join_money
 
 COLUMNS = {"deployment": "deployment", "model": "response_model", "deployment_type": "deployment_type",
@@ -75,13 +75,7 @@ def report(path: str | Path, by: tuple[str, ...], since: date | None = None, unt
     groups = [group_expression(name) for name in by]
     keys = ", ".join(f"{expr} AS g{i}" for i, expr in enumerate(groups)) or "'' AS g0"
     names = ", ".join(f"g{i}" for i in range(max(1, len(groups))))
-    where, params = [], []
-    if since is not None:
-        where.append("started_at >= ?")
-        params.append(since.isoformat())
-    if until is not None:
-        where.append("started_at < ?")
-        params.append(until.isoformat())
+    where, params = day_range("started_at", since, until)
     pick = "reported" if as_reported else "current"
     sql = f"""
         WITH base AS (

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from meter.core.record import Usage
-from meter.ledger.errors import LedgerError, sqlite_only
+from meter.ledger.errors import LedgerError, day_range, sqlite_only
 from meter.ledger.rows import split_money
 from meter.ledger.schema import COST_COLUMNS
 from pricing import PriceBook
@@ -59,13 +59,8 @@ def reprice(path: str | Path, book: PriceBook, since: date | None = None, until:
     sqlite_only(path, "meter reprice")
     if not Path(path).is_file():
         raise LedgerError(str(path), "does not exist")
-    where, params = ["c.input_tokens IS NOT NULL"], []
-    if since is not None:
-        where.append("c.started_at >= ?")
-        params.append(since.isoformat())
-    if until is not None:
-        where.append("c.started_at < ?")
-        params.append(until.isoformat())
+    where, params = day_range("c.started_at", since, until)
+    where.insert(0, "c.input_tokens IS NOT NULL")
     sql = f"""SELECT c.id, c.started_at, c.usage_source, c.deployment, c.response_model, c.deployment_type, c.region,
                      {", ".join("c." + u for u in _USAGE)}, k.table_version, k.total, k.model, k.deployment_type,
                      k.region

@@ -12,6 +12,8 @@ import json
 import os
 from typing import Any
 
+from meter import names
+
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 _ON = frozenset({"span_only", "span_and_event", "true", "1"})
 
@@ -71,3 +73,16 @@ def output_messages(texts: list[str] | None, finish_reasons: tuple[str, ...] | N
     message = {"role": "assistant", "parts": [{"type": "text", "content": "".join(texts)}],
                "finish_reason": finish_reasons[0] if finish_reasons else None}
     return _cap_texts([message], limit)
+
+
+def message_attributes(request_body: dict[str, Any] | None, output_text: tuple[str, ...] | None,
+                       finish_reasons: tuple[str, ...] | None, limit: int) -> dict[str, str]:
+    """``gen_ai.input.messages`` / ``gen_ai.output.messages`` for a span or an event (only call with capture on)."""
+    out: dict[str, str] = {}
+    text_in = input_messages(request_body, limit)
+    text_out = output_messages(list(output_text) if output_text else None, finish_reasons, limit)
+    if text_in:
+        out[names.INPUT_MESSAGES] = text_in
+    if text_out:
+        out[names.OUTPUT_MESSAGES] = text_out
+    return out

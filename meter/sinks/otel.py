@@ -192,13 +192,8 @@ class OTelSink:
                            {names.RESPONSE_TIME_TO_FIRST_CHUNK: record.time_to_first_token_s},
                            timestamp=state.started_ns + int(record.time_to_first_token_s * 1e9))
         if self.capture_content:
-            text_in = content.input_messages(state.request_body, self.content_max_chars)
-            texts = list(record.output_text) if record.output_text else None
-            text_out = content.output_messages(texts, record.finish_reasons, self.content_max_chars)
-            if text_in:
-                attrs[names.INPUT_MESSAGES] = text_in
-            if text_out:
-                attrs[names.OUTPUT_MESSAGES] = text_out
+            attrs.update(content.message_attributes(state.request_body, record.output_text, record.finish_reasons,
+                                                    self.content_max_chars))
         if record.outcome != "ok":
             attrs[names.ERROR_TYPE] = record.error_type or record.outcome
             span.set_status(Status(StatusCode.ERROR, record.error_type or record.outcome))

@@ -55,13 +55,8 @@ class EventSink:
         if record.outcome != "ok":
             attrs[names.ERROR_TYPE] = record.error_type or record.outcome
         if self.capture_content:
-            text_in = content.input_messages(state, self.content_max_chars)
-            texts = list(record.output_text) if record.output_text else None
-            text_out = content.output_messages(texts, record.finish_reasons, self.content_max_chars)
-            if text_in:
-                attrs[names.INPUT_MESSAGES] = text_in
-            if text_out:
-                attrs[names.OUTPUT_MESSAGES] = text_out
+            attrs.update(content.message_attributes(state, record.output_text, record.finish_reasons,
+                                                    self.content_max_chars))
         context = None
         if record.trace_id and record.span_id:
             span = NonRecordingSpan(SpanContext(int(record.trace_id, 16), int(record.span_id, 16), is_remote=False,
