@@ -34,3 +34,18 @@ def test_a_missing_module_names_the_extra_and_the_module(monkeypatch: pytest.Mon
     assert str(caught.value) == ("meter demo needs the [demo] extra: pip install 'meter[demo]' "
                                  "(missing: surely_not_installed_module)")
     extras.require("emulator")  # installed in the test environment: no error
+
+
+def test_the_emulator_command_defaults_are_the_emulator_s() -> None:
+    """``meter emulator`` spells its defaults without importing the emulator (an extra): they must agree."""
+    import argparse
+
+    from meter.apps.emulator import EmulatorConfig
+    from meter.apps.emulator_command import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([])
+    config = EmulatorConfig()
+    assert (args.api_key, args.region, args.latency, args.ttft, args.tokens_per_s) == (
+        config.api_key, config.region, config.latency_s, config.ttft_s, config.tokens_per_s)
