@@ -128,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
         lines = "\n".join(f"| `--by {by}` | {t['groups']:,} | {t['seconds']:.2f} s |" for by, t in r["report"].items())
         print(f"## meter report on {r['rows']:,} ledger rows ({r['file_mb']:.0f} MB)\n\n"
               f"| report | groups | time |\n|---|---:|---:|\n{lines}\n", flush=True)
+        if args.postgres_url:
+            r["postgresql"] = ledger.run_postgres(args.postgres_url, 10_000 if args.quick else 1_000_000)
+            pg = r["postgresql"]
+            lines = "\n".join(f"| `--by {by}` | {t['groups']:,} | {t['seconds']:.2f} s |"
+                              for by, t in pg["report"].items())
+            print(f"## meter report on {pg['rows']:,} PostgreSQL ledger rows ({pg['database_mb']:.0f} MB)\n\n"
+                  f"| report | groups | time |\n|---|---:|---:|\n{lines}\n", flush=True)
         import tempfile
 
         n = 2_000 if args.quick else 50_000

@@ -26,7 +26,7 @@ def _seed(path: Path) -> None:
                                           "choices": [], "usage": {"prompt_tokens": 1200, "completion_tokens": 180,
                                                                    "total_tokens": 1380}})
 
-    m = meter.Meter(registry=CollectorRegistry(), otel=False, prometheus=False, ledger=path)
+    m = meter.Meter(registry=CollectorRegistry(), otel=False, prometheus=False, ledger=path, label_keys=("team",))
     client = httpx2.Client(transport=meter.MeteredTransport(httpx2.MockTransport(azure), meter=m))
     with meter.attribute(team="search"):
         client.post("https://x.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
@@ -63,9 +63,68 @@ def run(rows: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         out = report(path, by)
         timings[",".join(by)] = {"seconds": time.perf_counter() - t0, "groups": len(out)}
+    t0 = time.perf_counter()
+    one = report(path, ("deployment",), where={"team": "team-3"})
+    timings["deployment where team=team-3"] = {"seconds": time.perf_counter() - t0, "groups": len(one)}
     size = path.stat().st_size
     path.unlink()
     return {"rows": rows, "build_s": built, "file_mb": size / 2**20, "report": timings}
+
+
+def run_postgres(url: str, rows: int) -> dict[str, Any]:
+    """The same report on ``rows`` PostgreSQL rows (in a database of its own, dropped after), built in SQL."""
+    import psycopg
+
+    name = f"meter_bench_{int(time.time())}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    target = url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        m = meter.Meter(registry=CollectorRegistry(), otel=False, prometheus=False, ledger=target,
+                        label_keys=("team",))
+        m.close()
+        seed = Path(tempfile.mkdtemp()) / "seed.sqlite"
+        _seed(seed)
+        from meter.ledger.postgres import PostgresLedger
+        from meter.ledger.schema import CALL_COLUMNS, COST_COLUMNS
+
+        with sqlite3.connect(seed) as db:
+            call = db.execute(f"SELECT {', '.join(CALL_COLUMNS)} FROM calls").fetchone()
+            cost = db.execute(f"SELECT {', '.join(COST_COLUMNS)} FROM costs").fetchone()
+        store = PostgresLedger(target, "bench")
+        store.write([(call[0], "2026-11-01T00:00:00+00:00", *call[2:])], [cost])  # makes November's partitions
+        store.close()
+        t0 = time.perf_counter()
+        with psycopg.connect(target, autocommit=True) as db:
+            varied = {"id": "lpad(n::text, 32, '0')",
+                      "started_at": "'2026-11-01'::timestamptz + (n % 2592000) * interval '1 second'",
+                      "attributes": "jsonb_build_object('team', 'team-' || (n % 7))", "deployment": "'dep-' || (n % 5)",
+                      "duration_s": "0.2 + (n % 1000) / 1000.0"}
+            db.execute(f"""INSERT INTO calls ({', '.join(CALL_COLUMNS)})
+                           SELECT {', '.join(varied.get(c, 'seed.' + c) for c in CALL_COLUMNS)}
+                           FROM generate_series(1, {rows}) AS n, (SELECT * FROM calls) AS seed""")
+            cost_columns = ("call_started_at", *COST_COLUMNS)
+            db.execute(f"""INSERT INTO costs ({', '.join(cost_columns)})
+                           SELECT {', '.join({'call_id': 'c.id', 'call_started_at': 'c.started_at'}.get(x, 'k.' + x)
+                                             for x in cost_columns)}
+                           FROM calls c, (SELECT * FROM costs) AS k WHERE c.id <> k.call_id""")
+            db.execute(f"DELETE FROM costs WHERE call_id = '{call[0]}'")
+            db.execute(f"DELETE FROM calls WHERE id = '{call[0]}'")
+            db.execute("VACUUM ANALYZE")
+            (size,) = db.execute("SELECT pg_database_size(current_database())").fetchall()[0]
+        built = time.perf_counter() - t0
+        timings = {}
+        for by in (("team",), ("team", "deployment", "day")):
+            t0 = time.perf_counter()
+            out = report(target, by)
+            timings[",".join(by)] = {"seconds": time.perf_counter() - t0, "groups": len(out)}
+        t0 = time.perf_counter()
+        one = report(target, ("deployment",), where={"team": "team-3"})
+        timings["deployment where team=team-3"] = {"seconds": time.perf_counter() - t0, "groups": len(one)}
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name}")
+    return {"rows": rows, "build_s": built, "database_mb": size / 2**20, "report": timings}
 
 
 def _record() -> meter.CallRecord:

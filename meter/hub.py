@@ -110,9 +110,10 @@ class Meter:
             ``logger_provider`` or the global one; ``None`` follows
             ``OTEL_INSTRUMENTATION_GENAI_EMIT_EVENT``. Off by default.
         ledger: keep every record in a durable ledger: a SQLite file path (or
-            ``sqlite:///path``), opened or created now (``meter.ledger.LedgerError``
-            names it if it cannot be used). Written off the caller's path by a
-            thread; ``close()`` (or interpreter exit) writes what is queued.
+            ``sqlite:///path``) or a ``postgresql://`` URL, opened or created now
+            (``meter.ledger.LedgerError`` names it if it cannot be used). Written off
+            the caller's path by a thread; ``close()`` (or interpreter exit) writes
+            what is queued. Each of ``label_keys`` gets an index in it.
 
     ``capture_content=None`` (the default) follows
     ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``; content is off unless asked.
@@ -199,7 +200,7 @@ class Meter:
             from meter.ledger.writer import LedgerWriter
             from meter.sinks.ledger import LedgerSink
 
-            self.ledger = LedgerWriter(open_ledger(ledger),
+            self.ledger = LedgerWriter(open_ledger(ledger, keys),
                                        on_drop=lambda: self.record_fault("ledger_dropped", _LedgerFull()))
             self._sinks.append(LedgerSink(self.ledger))
 

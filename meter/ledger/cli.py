@@ -29,13 +29,23 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-01") from None
 
 
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (e.g. team=search)")
+    return key.strip(), value
+
+
 def add_commands(commands: Any) -> None:
     cmd = commands.add_parser("report", help="spend, tokens, errors and latency from a ledger, grouped",
                               description=__doc__.splitlines()[0])
-    cmd.add_argument("--ledger", required=True, metavar="FILE", help="the SQLite ledger (Meter(ledger=...))")
+    cmd.add_argument("--ledger", required=True, metavar="FILE|URL",
+                     help="the ledger: a SQLite file or a postgresql:// URL (Meter(ledger=...))")
     cmd.add_argument("--by", type=_names, default=(), metavar="KEY[,KEY...]",
                      help="team (or any attribution key), deployment, model, deployment_type, api, outcome, "
                           "provider, region")
+    cmd.add_argument("--where", type=_pair, action="append", default=[], metavar="KEY=VALUE",
+                     help="only the calls whose key (as in --by) has that value; repeat to narrow")
     cmd.add_argument("--period", choices=sorted(PERIODS), help="also group by hour, day, week or month (UTC)")
     cmd.add_argument("--since", type=_day, help="first UTC day (inclusive)")
     cmd.add_argument("--until", type=_day, help="last UTC day (exclusive)")
@@ -50,7 +60,7 @@ def add_commands(commands: Any) -> None:
                                 description="Price every call of a ledger again with the built-in tables (and "
                                             "--tables of your own); show what would change by model, deployment "
                                             "type and day; --apply records the new costs and keeps the old.")
-    again.add_argument("--ledger", required=True, metavar="FILE")
+    again.add_argument("--ledger", required=True, metavar="FILE|URL")
     again.add_argument("--tables", nargs="+", default=[], metavar="TOML", help="your price tables, over the built-ins")
     again.add_argument("--since", type=_day, help="first UTC day (inclusive)")
     again.add_argument("--until", type=_day, help="last UTC day (exclusive)")
@@ -64,7 +74,7 @@ def add_commands(commands: Any) -> None:
                        ("migrate", "bring the ledger to this meter's schema (creates it if missing)"),
                        ("prune", "delete the calls started before a UTC day, and their costs")):
         cmd = sub.add_parser(name, help=text, description=text)
-        cmd.add_argument("--ledger", required=True, metavar="FILE")
+        cmd.add_argument("--ledger", required=True, metavar="FILE|URL")
         if name == "prune":
             cmd.add_argument("--before", type=_day, required=True, metavar="DAY")
         cmd.set_defaults(handler=run_admin)
@@ -122,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         print("error: --plot needs --period (spend is drawn over time)", file=sys.stderr)
         return 1
     try:
-        rows = report(args.ledger, by, args.since, args.until, args.as_reported)
+        rows = report(args.ledger, by, args.since, args.until, args.as_reported, dict(args.where))
     except (LedgerError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

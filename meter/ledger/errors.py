@@ -1,30 +1,21 @@
-"""``LedgerError`` (a ledger that cannot be used, said with its name) and checks the ledger tools share."""
+"""``LedgerError``: a ledger that cannot be used, said with its name (a database URL without its password)."""
 
 from __future__ import annotations
 
-from datetime import date
+
+def is_url(where: str) -> bool:
+    """A PostgreSQL ledger is a URL; anything else is a SQLite file."""
+    return where.startswith(("postgresql://", "postgres://"))
 
 
-def day_range(column: str, since: date | None, until: date | None) -> tuple[list[str], list[str]]:
-    """SQL conditions (and their parameters) for ``since <= column < until``, UTC days, either end open."""
-    where, params = [], []
-    if since is not None:
-        where.append(f"{column} >= ?")
-        params.append(since.isoformat())
-    if until is not None:
-        where.append(f"{column} < ?")
-        params.append(until.isoformat())
-    return where, params
-
-
-def sqlite_only(where: object, what: str) -> None:
-    """Reports, re-pricing and administration read SQLite ledgers only, for now: say so for a URL."""
-    text = str(where)
-    if text.startswith(("postgresql://", "postgres://")):
-        scheme, _, rest = text.partition("://")
-        host = rest.rpartition("@")[2]
-        raise LedgerError(f"{scheme}://{host}", f"{what} reads SQLite ledgers only in this version of meter; "
-                                                "query the PostgreSQL tables directly (docs/ledger.md)")
+def redacted(url: str) -> str:
+    """A database URL without its password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}{sep}{user}:***@{host}" if ":" in credentials else f"{scheme}{sep}{user}@{host}"
+    return url
 
 
 class LedgerError(Exception):

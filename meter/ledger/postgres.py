@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 from meter.extras import require
+from meter.ledger.dialect import POSTGRES, attribute_indexes
 from meter.ledger.errors import LedgerError
 from meter.ledger.schema import CALL_COLUMNS, COST_COLUMNS, SCHEMA_VERSION, TOKEN_COLUMNS
 
@@ -32,6 +33,7 @@ CREATE TABLE IF NOT EXISTS calls (
     request_id text, client_request_id text, attributes jsonb NOT NULL,
     PRIMARY KEY (id, started_at)
 ) PARTITION BY RANGE (started_at);
+CREATE INDEX IF NOT EXISTS calls_started_at ON calls (started_at);
 CREATE INDEX IF NOT EXISTS calls_deployment ON calls (deployment, started_at);
 CREATE TABLE IF NOT EXISTS costs (
     call_id text NOT NULL, call_started_at timestamptz NOT NULL, table_version text NOT NULL,
@@ -56,7 +58,7 @@ def _month(day: date) -> tuple[date, date]:
 class PostgresLedger:
     """One PostgreSQL ledger; the connection is the writer thread's (a pool of one per process)."""
 
-    def __init__(self, url: str, name: str) -> None:
+    def __init__(self, url: str, name: str, index_keys: tuple[str, ...] = ()) -> None:
         require("postgres", "a PostgreSQL ledger")
         import psycopg
 
@@ -67,7 +69,7 @@ class PostgresLedger:
             raise LedgerError(name, f"cannot be opened ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})"
                               ) from None
         try:
-            self._check_or_create()
+            self._check_or_create(index_keys)
         except psycopg.Error as exc:
             self._db.close()
             raise LedgerError(name, f"is not a usable ledger ({str(exc).strip().splitlines()[0]})") from None
@@ -81,7 +83,7 @@ class PostgresLedger:
         self._bool_calls = [i for i, c in enumerate(CALL_COLUMNS) if c in _BOOLEAN_CALLS]
         self._bool_costs = [i for i, c in enumerate(COST_COLUMNS) if c in _BOOLEAN_COSTS]
 
-    def _check_or_create(self) -> None:
+    def _check_or_create(self, index_keys: tuple[str, ...]) -> None:
         with self._db.transaction():
             self._db.execute("SELECT pg_advisory_xact_lock(7150)")  # writers starting at once create it once
             self._db.execute(DDL)
@@ -91,6 +93,8 @@ class PostgresLedger:
             elif not str(row[0]).isdigit() or int(row[0]) > SCHEMA_VERSION:
                 raise LedgerError(self.name, f"has schema version {row[0]}, newer than this meter's "
                                              f"{SCHEMA_VERSION}: upgrade meter to use it")
+            for ddl in attribute_indexes(POSTGRES, index_keys):
+                self._db.execute(ddl)
 
     def _partitions(self, days: set[date]) -> None:
         for day in days:

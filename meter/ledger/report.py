@@ -5,31 +5,31 @@ Groups are any of the record's columns a user thinks in (``deployment``, ``model
 (``team``, ``feature`` ...: read from the ``attributes`` JSON), plus a ``period`` (hour,
 day, week starting Monday, month; UTC). Money is summed as two integers (``total_nano``,
 ``total_atto``) and joined into an exact ``Decimal`` afterwards: never a float. Each call
-counts with its latest cost row (``as_reported=True``: the one recorded with the call).
+counts with its current cost row (``as_reported=True``: the one recorded with the call).
+The same query runs on SQLite and PostgreSQL (``dialect``); ``where`` keeps the calls whose
+key has a value (an indexed lookup for the allow-listed attribution keys).
 """
 
 from __future__ import annotations
 
-import re
-import sqlite3
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from meter.ledger.errors import LedgerError, day_range, sqlite_only
+from meter.ledger.connect import connect
+from meter.ledger.dialect import ATTRIBUTE_KEY, PERIOD_NAMES, Dialect, day_range
+from meter.ledger.errors import LedgerError
 from meter.ledger.rows import join_money
 
-COLUMNS = {"deployment": "deployment", "model": "response_model", "deployment_type": "deployment_type",
-           "api": "api", "outcome": "outcome", "provider": "provider", "region": "region"}
-PERIODS = {"hour": "substr(started_at, 1, 13) || ':00'", "day": "substr(started_at, 1, 10)",
-           "week": "date(substr(started_at, 1, 10), '-' || ((CAST(strftime('%w', substr(started_at, 1, 10)) "
-                   "AS INTEGER) + 6) % 7) || ' days')",
-           "month": "substr(started_at, 1, 7)"}
+COLUMNS = {name: f"calls.{column}" for name, column in (
+    ("deployment", "deployment"), ("model", "response_model"), ("deployment_type", "deployment_type"), ("api", "api"),
+    ("outcome", "outcome"), ("provider", "provider"), ("region", "region"))}
+"""Qualified: ``costs`` has a ``deployment_type`` and a ``region`` of its own (what the call was priced as)."""
+PERIODS = PERIOD_NAMES
 TOKENS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
           "reasoning_output_tokens")
-_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -55,65 +55,89 @@ class Row:
                 "unpriced": self.unpriced, "estimated": self.estimated, "p50_s": self.p50_s, "p95_s": self.p95_s}
 
 
-def group_expression(name: str) -> str:
-    """SQL for one group name; a clear ``ValueError`` for a name that is none of them."""
+def value_expression(dialect: Dialect, name: str) -> str:
+    """SQL for a column or an attribution key (NULL when the call has none); ``ValueError`` for neither."""
     if name in COLUMNS:
-        return f"coalesce({COLUMNS[name]}, '')"
-    if name in PERIODS:
-        return PERIODS[name]
-    if _KEY.fullmatch(name):  # an attribution key: validated, so it is safe inside the JSON path
-        return f"coalesce(json_extract(attributes, '$.{name}'), '')"
-    raise ValueError(f"cannot group by {name!r}: use {', '.join([*COLUMNS, *PERIODS])} or an attribution key")
+        return COLUMNS[name]
+    if ATTRIBUTE_KEY.fullmatch(name) and name not in PERIODS:
+        return dialect.attribute(name)
+    raise ValueError(f"cannot group or filter by {name!r}: use {', '.join([*COLUMNS, *PERIODS])} or an attribution key")
 
 
-def report(path: str | Path, by: tuple[str, ...], since: date | None = None, until: date | None = None,
-           as_reported: bool = False) -> list[Row]:
-    """One row per group, in group order; calls from ``since`` (inclusive) to ``until`` (exclusive), UTC days."""
-    sqlite_only(path, "meter report")
-    if not Path(path).is_file():
-        raise LedgerError(str(path), "does not exist")
-    groups = [group_expression(name) for name in by]
+def group_expression(dialect: Dialect, name: str) -> str:
+    """SQL for one group name: a period, or a column / attribution key with ``''`` for none."""
+    period = dialect.period(name)
+    return period if period is not None else f"coalesce({value_expression(dialect, name)}, '')"
+
+
+def _sql(dialect: Dialect, groups: list[str], where: list[str], pick: str) -> str:
     keys = ", ".join(f"{expr} AS g{i}" for i, expr in enumerate(groups)) or "'' AS g0"
     names = ", ".join(f"g{i}" for i in range(max(1, len(groups))))
-    where, params = day_range("started_at", since, until)
-    pick = "reported" if as_reported else "current"
-    sql = f"""
+    join = "cost.call_id = calls.id" + (" AND cost.call_started_at = calls.started_at" if dialect.name != "sqlite"
+                                        else "")
+
+    def count(condition: str) -> str:
+        return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+
+    def total(column: str, condition: str) -> str:
+        return f"COALESCE(SUM(CASE WHEN {condition} THEN {column} END), 0)"
+
+    exact = "coalesce(usage_source, '') <> 'estimated'"
+    return f"""
         WITH base AS (
             SELECT {keys}, outcome, usage_source, duration_s, {", ".join(TOKENS)},
                    cost.total AS cost_total, cost.total_nano, cost.total_atto,
                    cost.estimated AS cost_estimated, cost.call_id AS costed
-            FROM calls LEFT JOIN costs AS cost ON cost.call_id = calls.id AND cost.{pick} = 1
+            FROM calls LEFT JOIN costs AS cost ON {join} AND cost.{pick} = {dialect.true}
             {"WHERE " + " AND ".join(where) if where else ""}
         ), c AS (
             SELECT base.*, ROW_NUMBER() OVER (PARTITION BY {names} ORDER BY duration_s) AS rank,
                    COUNT(*) OVER (PARTITION BY {names}) AS n
             FROM base
         )
-        SELECT {names}, COUNT(*), SUM(outcome != 'ok'),
-               {", ".join(f"COALESCE(SUM(CASE WHEN usage_source IS NOT 'estimated' THEN {t} END), 0)"
-                          for t in TOKENS)},
-               COALESCE(SUM(CASE WHEN usage_source = 'estimated' THEN input_tokens END), 0),
-               COALESCE(SUM(CASE WHEN usage_source = 'estimated' THEN output_tokens END), 0),
-               COALESCE(SUM(CASE WHEN NOT cost_estimated THEN total_nano END), 0),
-               COALESCE(SUM(CASE WHEN NOT cost_estimated THEN total_atto END), 0),
-               COALESCE(SUM(CASE WHEN cost_estimated THEN total_nano END), 0),
-               COALESCE(SUM(CASE WHEN cost_estimated THEN total_atto END), 0),
-               SUM(costed IS NOT NULL AND cost_total IS NULL), SUM(usage_source = 'estimated'),
+        SELECT {names}, COUNT(*), {count("outcome <> 'ok'")},
+               {", ".join(total(t, exact) for t in TOKENS)},
+               {total("input_tokens", "usage_source = 'estimated'")},
+               {total("output_tokens", "usage_source = 'estimated'")},
+               {total("total_nano", "NOT cost_estimated")}, {total("total_atto", "NOT cost_estimated")},
+               {total("total_nano", "cost_estimated")}, {total("total_atto", "cost_estimated")},
+               {count("costed IS NOT NULL AND cost_total IS NULL")}, {count("usage_source = 'estimated'")},
                MIN(CASE WHEN rank >= 0.50 * n THEN duration_s END), MIN(CASE WHEN rank >= 0.95 * n THEN duration_s END)
         FROM c GROUP BY {names} ORDER BY {names}
     """
+
+
+def report(ledger: str | Path, by: tuple[str, ...], since: date | None = None, until: date | None = None,
+           as_reported: bool = False, where: dict[str, str] | None = None) -> list[Row]:
+    """One row per group, in group order; calls from ``since`` (inclusive) to ``until`` (exclusive), UTC days.
+
+    ``where``: only the calls whose column or attribution key has that value (``{"team": "search"}``).
+    """
+    db = connect(ledger)
     try:
-        with sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True) as db:
-            result = db.execute(sql, params).fetchall()
-    except sqlite3.DatabaseError as exc:
-        raise LedgerError(str(path), f"cannot be read ({exc})") from None
+        dialect = db.dialect
+        groups = [group_expression(dialect, name) for name in by]
+        conditions, params = day_range(dialect, "started_at", since, until)
+        for name, value in (where or {}).items():
+            conditions.append(f"{value_expression(dialect, name)} = {dialect.mark}")
+            params.append(value)
+        sql = _sql(dialect, groups, conditions, "reported" if as_reported else "current")
+        try:
+            result = db.rows(sql, params)
+        except db.errors as exc:
+            raise LedgerError(db.name, f"cannot be read ({str(exc).strip().splitlines()[0]})") from None
+    finally:
+        db.close()
     width = max(1, len(groups))
+    counted = (*TOKENS, "estimated_input_tokens", "estimated_output_tokens")
     out = []
     for row in result:
-        counted = (*TOKENS, "estimated_input_tokens", "estimated_output_tokens")
-        tokens = dict(zip(counted, row[width + 2:width + 2 + len(counted)], strict=True))
+        tokens = {name: int(value) for name, value in zip(counted, row[width + 2:width + 2 + len(counted)],
+                                                          strict=True)}
         rest = row[width + 2 + len(counted):]
-        out.append(Row(tuple(str(g) for g in row[:width]) if groups else (), row[width], row[width + 1], tokens,
-                       join_money(rest[0], rest[1]) or Decimal(0), join_money(rest[2], rest[3]) or Decimal(0),
-                       rest[4], rest[5], rest[6], rest[7]))
+        out.append(Row(tuple(str(g) for g in row[:width]) if groups else (), int(row[width]), int(row[width + 1]),
+                       tokens, join_money(int(rest[0]), int(rest[1])) or Decimal(0),
+                       join_money(int(rest[2]), int(rest[3])) or Decimal(0), int(rest[4]), int(rest[5]),
+                       rest[6], rest[7]))
+    out.sort(key=lambda row: row.group)  # in Python: the databases' collations differ, the order must not
     return out

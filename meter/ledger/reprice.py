@@ -11,7 +11,6 @@ new table version (``current`` moves to them) and never touches the rows reporte
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -19,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from meter.core.record import Usage
-from meter.ledger.errors import LedgerError, day_range, sqlite_only
+from meter.ledger.connect import Connection, connect
+from meter.ledger.dialect import day_range
+from meter.ledger.errors import LedgerError
 from meter.ledger.rows import split_money
-from meter.ledger.schema import COST_COLUMNS
 from pricing import PriceBook
 
 _USAGE = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
@@ -54,67 +54,78 @@ class Repricing:
         return sum(c.calls for c in self.changes.values())
 
 
-def reprice(path: str | Path, book: PriceBook, since: date | None = None, until: date | None = None,
+def reprice(ledger: str | Path, book: PriceBook, since: date | None = None, until: date | None = None,
             apply: bool = False) -> Repricing:
-    sqlite_only(path, "meter reprice")
-    if not Path(path).is_file():
-        raise LedgerError(str(path), "does not exist")
-    where, params = day_range("c.started_at", since, until)
+    """Price the calls from ``since`` to ``until`` (UTC days) again; ``apply`` records what changed."""
+    db = connect(ledger, read_only=not apply)
+    try:
+        return _reprice(db, book, since, until, apply)
+    except db.errors as exc:
+        raise LedgerError(db.name, f"cannot be re-priced ({str(exc).strip().splitlines()[0]})") from None
+    finally:
+        db.close()
+
+
+def _reprice(db: Connection, book: PriceBook, since: date | None, until: date | None, apply: bool) -> Repricing:
+    d = db.dialect
+    where, params = day_range(d, "c.started_at", since, until)
     where.insert(0, "c.input_tokens IS NOT NULL")
+    join = "k.call_id = c.id" + ("" if d.name == "sqlite" else " AND k.call_started_at = c.started_at")
     sql = f"""SELECT c.id, c.started_at, c.usage_source, c.deployment, c.response_model, c.deployment_type, c.region,
                      {", ".join("c." + u for u in _USAGE)}, k.table_version, k.total, k.model, k.deployment_type,
                      k.region
-              FROM calls c LEFT JOIN costs k ON k.call_id = c.id AND k.current = 1
+              FROM calls c LEFT JOIN costs k ON {join} AND k.current = {d.true}
               WHERE {" AND ".join(where)} ORDER BY c.started_at"""
     result = Repricing()
     new_rows: list[tuple[Any, ...]] = []
-    superseded: list[tuple[str, str]] = []
+    superseded: list[tuple[Any, ...]] = []
     now = datetime.now(UTC).isoformat()
-    try:
-        with sqlite3.connect(path) as db:
-            for row in db.execute(sql, params):
-                call_id, started, source, deployment, served, dtype, region = row[:7]
-                usage = Usage(**{name: value or 0 for name, value in zip(_USAGE, row[7:7 + len(_USAGE)],
-                                                                          strict=True)})
-                version, total, priced_model, priced_dtype, priced_region = row[7 + len(_USAGE):]
-                at = datetime.fromisoformat(started)
-                cost = book.price(usage, model=priced_model or served or deployment,
-                                  deployment_type=priced_dtype or dtype, region=priced_region or region, at=at,
-                                  estimated=source == "estimated")
-                result.checked += 1
-                before = None if total is None else Decimal(total)
-                if cost.total == before and version is not None:
-                    continue
-                if cost.total is None and before is None:
-                    continue  # unknown stays unknown
-                key = (cost.model or priced_model or served or "?", cost.deployment_type or dtype or "?",
-                       started[:10])
-                change = result.changes.setdefault(key, Change())
-                change.calls += 1
-                change.before += before or 0
-                change.after += cost.total or 0
-                change.newly_priced += before is None
-                change.now_unknown += cost.total is None
-                result.table_version = cost.table_version
-                if cost.table_version == version:
-                    continue  # same version, different total: only possible after a table edit without a version
-                nano, atto = split_money(cost.total)
-                new_rows.append((call_id, cost.table_version, now, 0, 1, None if cost.total is None else
-                                 format(cost.total, "f"), nano, atto, cost.currency, cost.basis, int(cost.estimated),
-                                 cost.model, cost.deployment_type, cost.region,
-                                 json.dumps({k: None if v is None else format(v, "f")
-                                             for k, v in cost.amounts.items()}, sort_keys=True),
-                                 json.dumps({k: format(v, "f") for k, v in cost.unit_prices.items()}, sort_keys=True),
-                                 json.dumps(list(cost.row_ids)), cost.reason))
-                if version is not None:
-                    superseded.append((call_id, version))
-            if apply and new_rows:
-                db.execute("BEGIN")
-                db.executemany("UPDATE costs SET current = 0 WHERE call_id = ? AND table_version = ?", superseded)
-                db.executemany(f"INSERT OR REPLACE INTO costs ({', '.join(COST_COLUMNS)}) "
-                               f"VALUES ({', '.join('?' * len(COST_COLUMNS))})", new_rows)
-                db.execute("COMMIT")
-                result.applied = len(new_rows)
-    except sqlite3.DatabaseError as exc:
-        raise LedgerError(str(path), f"cannot be re-priced ({exc})") from None
+    for row in db.rows(sql, params):
+        call_id, started, source, deployment, served, dtype, region = row[:7]
+        usage = Usage(**{name: int(value or 0) for name, value in zip(_USAGE, row[7:7 + len(_USAGE)], strict=True)})
+        version, total, priced_model, priced_dtype, priced_region = row[7 + len(_USAGE):]
+        at = started if isinstance(started, datetime) else datetime.fromisoformat(started)
+        cost = book.price(usage, model=priced_model or served or deployment,
+                          deployment_type=priced_dtype or dtype, region=priced_region or region, at=at,
+                          estimated=source == "estimated")
+        result.checked += 1
+        before = None if total is None else Decimal(total)
+        if cost.total == before and version is not None:
+            continue
+        if cost.total is None and before is None:
+            continue  # unknown stays unknown
+        key = (cost.model or priced_model or served or "?", cost.deployment_type or dtype or "?",
+               at.astimezone(UTC).date().isoformat())
+        change = result.changes.setdefault(key, Change())
+        change.calls += 1
+        change.before += before or 0
+        change.after += cost.total or 0
+        change.newly_priced += before is None
+        change.now_unknown += cost.total is None
+        result.table_version = cost.table_version
+        if cost.table_version == version:
+            continue  # same version, different total: only possible after a table edit without a version
+        nano, atto = split_money(cost.total)
+        values = (call_id, cost.table_version, now, False, True, None if cost.total is None else
+                  format(cost.total, "f"), nano, atto, cost.currency, cost.basis, cost.estimated,
+                  cost.model, cost.deployment_type, cost.region,
+                  json.dumps({k: None if v is None else format(v, "f") for k, v in cost.amounts.items()},
+                             sort_keys=True),
+                  json.dumps({k: format(v, "f") for k, v in cost.unit_prices.items()}, sort_keys=True),
+                  json.dumps(list(cost.row_ids)), cost.reason)
+        new_rows.append(values if d.name == "sqlite" else (started, *values))
+        if version is not None:
+            superseded.append((call_id, version))
+    if apply and new_rows:
+        m = d.mark
+        columns = db.cost_columns
+        with db.transaction():
+            db.many(f"UPDATE costs SET current = {d.false} WHERE call_id = {m} AND table_version = {m}", superseded)
+            # A row of this version may be there already (priced so once, then moved off): it is kept, and
+            # made current again, never overwritten.
+            db.many(f"INSERT INTO costs ({', '.join(columns)}) VALUES ({', '.join([m] * len(columns))}) "
+                    "ON CONFLICT DO NOTHING", new_rows)
+            db.many(f"UPDATE costs SET current = {d.true} WHERE call_id = {m} AND table_version = {m}",
+                    [(row[columns.index("call_id")], row[columns.index("table_version")]) for row in new_rows])
+        result.applied = len(new_rows)
     return result

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from meter.ledger.dialect import SQLITE, attribute_indexes
 from meter.ledger.errors import LedgerError
 from meter.ledger.schema import CALL_COLUMNS, COST_COLUMNS, SCHEMA_VERSION, V1
 
@@ -20,9 +21,13 @@ BUSY_TIMEOUT_MS = 5000
 
 
 class SQLiteLedger:
-    """One SQLite ledger file (created with the current schema when missing)."""
+    """One SQLite ledger file (created with the current schema when missing).
 
-    def __init__(self, path: str | Path) -> None:
+    ``index_keys``: the allow-listed attribution keys (``Meter(label_keys=...)``), each given an
+    index on (key, started_at) so a report for one team reads only that team's rows.
+    """
+
+    def __init__(self, path: str | Path, index_keys: tuple[str, ...] = ()) -> None:
         self.name = str(path)
         try:
             self._db = sqlite3.connect(self.name, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
@@ -33,6 +38,8 @@ class SQLiteLedger:
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._db.execute("PRAGMA journal_mode = WAL")
             self._check_or_create()
+            for ddl in attribute_indexes(SQLITE, index_keys):
+                self._db.execute(ddl)
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise LedgerError(self.name, f"is not a usable SQLite ledger ({exc})") from None

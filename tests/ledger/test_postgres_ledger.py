@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,12 +25,6 @@ from tests.support.postgres import PostgresServer
 psycopg = pytest.importorskip("psycopg") if os.environ.get("CI") is None else __import__("psycopg")
 REPO = Path(__file__).resolve().parents[2]
 URL = "https://x.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PostgresServer]:
-    with PostgresServer() as server:
-        yield server
 
 
 def _query(url: str, sql: str) -> list[tuple[object, ...]]:

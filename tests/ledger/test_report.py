@@ -125,11 +125,16 @@ def test_the_command_writes_table_csv_and_json(demo: tuple[Path, dict[str, objec
     as_json = json.loads(_meter("report", "--ledger", str(ledger), "--by", "team", "--format", "json").stdout)
     assert [r["cost_usd"] for r in as_csv] == [r["cost_usd"] for r in as_json]
     assert sum(Decimal(r["cost_usd"]) for r in as_json) == report(ledger, ())[0].cost_usd
+    team = as_json[-1]["team"]
+    narrowed = json.loads(_meter("report", "--ledger", str(ledger), "--where", f"team={team}", "--by", "deployment",
+                                 "--format", "json").stdout)
+    assert sum(r["calls"] for r in narrowed) == as_json[-1]["calls"]
 
 
 @pytest.mark.parametrize(("args", "said"), [
     (["--ledger", "/no/such/ledger.sqlite"], "error: ledger /no/such/ledger.sqlite: does not exist"),
-    (["--by", "x-y"], "error: cannot group by 'x-y'"),
+    (["--by", "x-y"], "error: cannot group or filter by 'x-y'"),
+    (["--where", "x-y=1"], "error: cannot group or filter by 'x-y'"),
     (["--plot", "out.png"], "error: --plot needs --period"),
 ])
 def test_bad_input_gets_one_line(demo: tuple[Path, dict[str, object]], args: list[str], said: str) -> None:
