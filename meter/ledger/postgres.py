@@ -63,6 +63,7 @@ class PostgresLedger:
         import psycopg
 
         self.name = name
+        self._url = url
         try:
             self._db = psycopg.connect(url, connect_timeout=10, autocommit=True)
         except psycopg.Error as exc:
@@ -109,7 +110,18 @@ class PostgresLedger:
                                      f"FOR VALUES FROM ('{first.isoformat()}') TO ('{after.isoformat()}')")
             self._months.add(first)
 
+    def _connection(self) -> Any:
+        """The open connection, made again when the server dropped it (a restart, a failover): the writer
+        retries a failed batch, and the retry then finds a live connection instead of the dead one."""
+        if self._db.broken or self._db.closed:
+            import psycopg
+
+            self._db.close()
+            self._db = psycopg.connect(self._url, connect_timeout=10, autocommit=True)
+        return self._db
+
     def write(self, calls: Sequence[tuple[Any, ...]], costs: Sequence[tuple[Any, ...]]) -> None:
+        self._connection()
         started = {row[0]: row[1] for row in calls}
         self._partitions({date.fromisoformat(row[1][:10]) for row in calls})
         call_rows = [self._booleans(row, self._bool_calls) for row in calls]

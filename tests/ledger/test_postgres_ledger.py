@@ -88,3 +88,20 @@ def test_a_server_that_cannot_be_reached_is_a_clear_error(pg: PostgresServer) ->
     message = str(caught.value)
     assert message.startswith("ledger postgresql://meter:***@127.0.0.1:") and "cannot be opened" in message
     assert "s3cret" not in message
+
+
+def test_a_server_restart_loses_nothing(pg_database: str, pg: PostgresServer) -> None:
+    """The server cuts every connection (a restart, a failover): the writer connects again and retries."""
+    from tests.ledger.test_sqlite_ledger import azure
+
+    m = meter.Meter(registry=CollectorRegistry(), otel=False, ledger=pg_database)
+    client = httpx2.Client(transport=meter.MeteredTransport(httpx2.MockTransport(azure), meter=m))
+    for _ in range(20):
+        client.post(URL, json={"messages": []})
+    assert m.ledger is not None and m.ledger.flush(timeout=30)
+    pg.restart()
+    for _ in range(20):
+        client.post(URL, json={"messages": []})
+    assert m.close(timeout=60)
+    assert (m.ledger.written, m.ledger.dropped) == (40, 0)
+    assert _query(pg_database, "SELECT count(*), count(DISTINCT id) FROM calls") == [(40, 40)]
