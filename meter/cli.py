@@ -15,6 +15,7 @@ from meter.apps.emulator_command import add_command as add_emulator_command
 from meter.apps.proxy import add_command as add_proxy_command
 from meter.extras import MissingExtra
 from meter.ledger.cli import add_commands as add_ledger_commands
+from meter.reconcile.cli import add_command as add_reconcile_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     dashboards.export.add_commands(commands)
     add_emulator_command(commands)
     add_ledger_commands(commands)
+    add_reconcile_command(commands)
     return parser
 
 

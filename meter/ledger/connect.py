@@ -37,6 +37,16 @@ class Connection:
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in self.raw.execute(sql, params).fetchall()]
 
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        """Rows one by one, never all in memory (PostgreSQL: a server-side cursor, 5,000 rows a fetch)."""
+        if self.dialect is SQLITE:
+            yield from self.raw.execute(sql, params)
+            return
+        with self.raw.transaction(), self.raw.cursor(name="meter_stream") as cursor:
+            cursor.itersize = 5000
+            cursor.execute(sql, params)
+            yield from cursor
+
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One statement that returns no rows (DDL, UPDATE, DELETE); returns the rows it touched."""
         return int(self.raw.execute(sql, params).rowcount)

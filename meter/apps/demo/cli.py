@@ -35,6 +35,16 @@ def _label_keys(text: str) -> tuple[str, ...]:
     return keys
 
 
+def _plants(text: str) -> tuple[str, ...]:
+    from meter.reconcile.simulate import PLANTS
+
+    kinds = tuple(kind.strip() for kind in text.split(",") if kind.strip())
+    for kind in kinds:
+        if kind not in (*PLANTS, "unmetered"):
+            raise argparse.ArgumentTypeError(f"{kind!r} is not one of unmetered, {', '.join(PLANTS)}")
+    return kinds
+
+
 def add_command(commands: Any) -> None:
     """Register ``meter demo`` on the ``meter`` command's sub-parsers."""
     parser = commands.add_parser(
@@ -52,6 +62,12 @@ def add_command(commands: Any) -> None:
     parser.add_argument("--metrics-addr", default="127.0.0.1", help="address for /metrics (default 127.0.0.1)")
     parser.add_argument("--ledger", default=str(Path(tempfile.gettempdir()) / "meter-demo.sqlite"), metavar="FILE",
                         help="the SQLite ledger the calls are kept in (default: %(default)s; '' for none)")
+    parser.add_argument("--export-costs", metavar="FILE.csv",
+                        help="also write a SIMULATED Azure cost export (EA cost details) of this run, to try "
+                             "meter reconcile on")
+    parser.add_argument("--plant", type=_plants, default=(), metavar="KIND[,KIND...]",
+                        help="differences for meter reconcile to find: unmetered (3 calls not wrapped by meter), "
+                             "discount (gpt-5 billed 15%% below list), unknown-meter, ptu")
     parser.add_argument("--namespace", default=names.DEFAULT_NAMESPACE,
                         help="prefix of the Prometheus metric names, as Meter(namespace=...) (default %(default)s)")
     parser.add_argument("--label-keys", type=_label_keys, default=("team",), metavar="KEY[,KEY...]",
@@ -151,12 +167,19 @@ def run_demo(args: argparse.Namespace) -> int:
             if args.seconds > 0:
                 progress.total += int(args.seconds * 10)
                 run_for(clients, args.seconds, args.concurrency, progress.step, args.label_keys)
+            if "unmetered" in args.plant:
+                unmetered_calls(emulator)
         finally:
             progress.finish()
             clients.close()
         tracer_provider.force_flush()
         m.close()  # the ledger has every record before the summary names it
         elapsed = time.monotonic() - started
+        if args.export_costs:
+            from meter.reconcile.simulate import RESOURCE_ID, write_export
+
+            write_export(args.export_costs, emulator.usage_log, {d.name: d for d in config.deployments},
+                         [p for p in args.plant if p != "unmetered"])
         summary = Summary.of(list(records), args.label_keys[0] if args.label_keys else None)
         if args.json:
             print(json.dumps({**summary.as_json(), "metrics_url": metrics_url, "emulator_url": emulator.url,
@@ -173,12 +196,32 @@ def run_demo(args: argparse.Namespace) -> int:
                 print(line)
             if args.ledger:
                 print(f"  ledger:  meter report --ledger {args.ledger} --by team,deployment --period day")
+            if args.export_costs:
+                print(f"  bill:    wrote a SIMULATED Azure cost export of this run to {args.export_costs}; compare:")
+                print(f"           meter reconcile --ledger {args.ledger or 'LEDGER'} {args.export_costs} "
+                      f"--resource 127.0.0.1={RESOURCE_ID}")
         if args.serve:
             if not args.json:
                 print(f"\nserving {metrics_url} until Ctrl-C", flush=True)
             _wait_for_signal()
         server.shutdown()
     return 0
+
+
+def unmetered_calls(emulator: Any, calls: int = 3) -> None:
+    """Calls straight to the emulator with a plain openai client (no meter): billed, never metered."""
+    import openai
+
+    from meter.apps.demo.workload import API_VERSION
+
+    client = openai.AzureOpenAI(azure_endpoint=emulator.url, api_key=emulator.config.api_key,
+                                api_version=API_VERSION, max_retries=0)
+    try:
+        for _ in range(calls):
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "unwrapped"}],
+                                           max_tokens=20)
+    finally:
+        client.close()
 
 
 def dashboard_hints(namespace: str, label_keys: tuple[str, ...]) -> list[str]:

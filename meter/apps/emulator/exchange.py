@@ -7,6 +7,7 @@ the ledger exactly once.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -72,6 +73,7 @@ class Exchange:
             "usage": usage,
             "status": status,
             "request_id": self.request_id,
+            "at": time.time(),
         })
 
     def error(self, error: Error, billed: dict[str, Any] | None = None, bare: bool = False,

@@ -1,0 +1,119 @@
+"""A SIMULATED Azure cost export of the demo's run, for trying ``meter reconcile`` without an Azure bill.
+
+The demo's emulator keeps its own bill: every answered request and the usage it charged
+(also for a stream the client abandoned, or a prompt the content filter refused). This writes
+that bill as Azure would, in the EA cost-details columns: one row per UTC day and meter, the
+meter names Azure's Retail Prices API uses (read from the notes of meter's own Retail table),
+``Quantity`` in tokens, priced at the list prices in meter's tables. It is labelled in the
+file itself (``SubscriptionName``, ``AdditionalInfo``) as simulated, never an Azure bill.
+
+``plant`` adds known differences, each of a kind ``meter reconcile`` must find:
+``discount`` (gpt-5 billed 15 % below list, as a negotiated price), ``unknown-meter`` (a row
+whose meter name no parser reads) and ``ptu`` (a day of a provisioned deployment's hours).
+Unmetered traffic is planted by the demo itself: real calls to the emulator, not wrapped.
+"""
+
+from __future__ import annotations
+
+import csv
+import tomllib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from meter.core.usage import from_chat, from_responses
+from pricing import PriceBook
+from pricing.book import builtin_table_paths
+from pricing.meters import UnmappedMeter, parse_meter
+
+RESOURCE_ID = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/meter-demo/providers/"
+               "Microsoft.CognitiveServices/accounts/meter-demo")
+PLANTS = ("discount", "unknown-meter", "ptu")
+DISCOUNT = Decimal("0.85")
+
+COLUMNS = ("BillingAccountName", "SubscriptionId", "SubscriptionName", "ResourceGroup", "ResourceLocation", "Date",
+           "ProductName", "MeterCategory", "MeterSubCategory", "MeterId", "MeterName", "MeterRegion",
+           "UnitOfMeasure", "Quantity", "EffectivePrice", "CostInBillingCurrency", "BillingCurrencyCode",
+           "ResourceId", "ResourceName", "Tags", "ChargeType", "PricingModel", "PayGPrice", "UnitPrice",
+           "AdditionalInfo")
+
+
+def meter_names() -> dict[tuple[str, str, str], str]:
+    """(model, token class, deployment type) -> an Azure meter name for it, from the Retail table's notes."""
+    names: dict[tuple[str, str, str], str] = {}
+    for path in builtin_table_paths():
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+        for price in data.get("price", []):
+            note = str(price.get("note", ""))
+            if not note.startswith("meters: "):
+                continue
+            for name in note.removeprefix("meters: ").split("; "):
+                try:
+                    key = parse_meter(name)
+                except UnmappedMeter:
+                    continue
+                if not key.above_input_tokens:
+                    names.setdefault((key.model, key.kind, key.deployment_type), name)
+    return names
+
+
+def _unit(meter: str) -> tuple[str, int]:
+    return ("1M", 1_000_000) if "1m" in meter.lower().split() else ("1K", 1000)
+
+
+def write_export(path: str | Path, entries: Iterable[Mapping[str, Any]], deployments: Mapping[str, Any],
+                 plant: Iterable[str] = (), book: PriceBook | None = None) -> int:
+    """Write the export; returns its rows. ``deployments``: name -> emulator ``Deployment`` (its model, type
+    and region price the calls)."""
+    book = book or PriceBook.load()
+    plants = set(plant)
+    names = meter_names()
+    sums: dict[tuple[date, str, str], tuple[Decimal, Decimal]] = defaultdict(lambda: (Decimal(0), Decimal(0)))
+    for entry in entries:
+        deployment = deployments.get(str(entry.get("deployment")))
+        usage = (from_responses if entry.get("api") == "responses" else from_chat)(entry.get("usage"))
+        if deployment is None or usage is None:
+            continue
+        at = datetime.fromtimestamp(float(entry["at"]), UTC)
+        cost = book.price(usage, model=deployment.model, deployment_type=deployment.deployment_type,
+                          region=str(deployment.region).replace(" ", "").lower(), at=at)
+        if cost.total is None or cost.model is None:
+            continue
+        for kind, amount in cost.amounts.items():
+            meter = names.get((cost.model, kind, deployment.deployment_type))
+            if meter is None or amount is None:
+                continue
+            key = (at.date(), meter, cost.model)
+            sums[key] = (sums[key][0] + cost.tokens.get(kind, 0), sums[key][1] + amount)
+    rows = []
+    for (day, meter, model), (tokens, listed) in sorted(sums.items()):
+        amount = listed * DISCOUNT if "discount" in plants and model == "gpt-5" else listed
+        unit, block = _unit(meter)
+        price = amount / tokens * block if tokens else Decimal(0)
+        rows.append(_row(day, meter, unit, tokens, price, amount, "OnDemand"))
+    days = sorted({day for day, _, _ in sums}) or [datetime.now(UTC).date()]
+    if "unknown-meter" in plants:
+        rows.append(_row(days[0], "gpt 9 ultra 0101 Inp glbl Tokens", "1K", Decimal(120000), Decimal("0.004"),
+                         Decimal("0.48"), "OnDemand"))
+    if "ptu" in plants:
+        rows.append(_row(days[0], "Provisioned Managed Global", "1 Hour", Decimal(24 * 15), Decimal(1),
+                         Decimal(360), "OnDemand"))
+    with Path(path).open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS)
+        writer.writerows(rows)
+    return len(rows)
+
+
+def _row(day: date, meter: str, unit: str, quantity: Decimal, price: Decimal, cost: Decimal,
+         pricing_model: str) -> list[str]:
+    return ["meter demo", "00000000-0000-0000-0000-000000000000",
+            "meter demo (SIMULATED export, not an Azure bill)", "meter-demo", "eastus2",
+            f"{day.month:02d}/{day.day:02d}/{day.year}", "Azure OpenAI", "Cognitive Services", "Azure OpenAI", "",
+            meter, "East US 2", unit, format(quantity, "f"), format(price.normalize(), "f"), format(cost, "f"), "USD",
+            RESOURCE_ID, "meter-demo", "", "Usage", pricing_model, format(price.normalize(), "f"),
+            format(price.normalize(), "f"), '{"simulated": true, "by": "meter demo"}']
