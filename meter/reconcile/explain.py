@@ -331,11 +331,15 @@ def _price_finding(resource: str, model: str, members: list[tuple[Line, BilledCe
         for p in entry["metered"]:
             if p:
                 ratios.add((prices[kind] / p).quantize(Decimal("0.001")))
-    if len(ratios) == 1 and not hints:
+    if len(ratios) == 1 and not hints and len(mismatched) > 1 and len(mismatched) == len(kinds):
         ratio = next(iter(ratios))
         hints.append(f"every price is {abs(1 - ratio):.1%} {'below' if ratio < 1 else 'above'} meter's table: "
                      + ("a negotiated discount" if ratio < 1 else "a region uplift or a price change meter's tables "
                         "lack"))
+    elif not hints and ratios:
+        hints.append(f"only the {', '.join(mismatched)} price{'s' if len(mismatched) > 1 else ''} differ"
+                     f"{'' if len(mismatched) > 1 else 's'}: a price change or correction meter's tables lack, or a "
+                     "stale table")
     if unpriced:
         hints.append(f"meter had no price for {unpriced:,} of the tokens")
     first = min(days) if days else min(line.day for line, _, _ in members)

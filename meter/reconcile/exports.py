@@ -192,12 +192,15 @@ def _read(name: str, reader: Iterator[list[str]]) -> ExportFile:
         acc.rows += 1
         if cost is not None:
             acc.cost = cost if acc.cost is None else acc.cost + cost
-            if price is not None and cost > 0 and block > 1:
-                tolerance = max(Decimal("0.005"), cost * Decimal("0.001"))
-                if abs(quantity * price / block - cost) <= tolerance:
-                    out.tokens_votes += 1
-                elif abs(quantity * price - cost) <= tolerance:
-                    out.blocks_votes += 1
+            # The price is in the billing currency: so is the cost to weigh it against.
+            local = _number(row[ix["cost"]], name, line, names["cost"], False) if use_usd and "cost" in ix else cost
+            if price is not None and local is not None and local > 0 and block > 1:
+                tolerance = local * Decimal("0.001")  # relative: token costs are fractions of a cent
+                as_tokens = abs(quantity * price / block - local) <= tolerance
+                as_blocks = abs(quantity * price - local) <= tolerance
+                if as_tokens != as_blocks:
+                    out.tokens_votes += as_tokens
+                    out.blocks_votes += as_blocks
     _decide_reading(out)
     return out
 
