@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-SECTIONS = ("overhead", "memory", "startup", "proxy", "ledger")
+SECTIONS = ("overhead", "memory", "startup", "proxy", "ledger", "reconcile")
 
 
 def _versions() -> dict[str, str]:
@@ -145,6 +145,14 @@ def main(argv: list[str] | None = None) -> int:
         inserts = ", ".join(f"{k} {v:,.0f} records/s" for k, v in r["insert_per_s"].items())
         calls = ", ".join(f"{k} {v:.0f} µs" for k, v in r["per_call_us"].items())
         print(f"insert throughput ({n:,} records): {inserts}\nS1 median: {calls}\n", flush=True)
+    if "reconcile" in sections:
+        from benchmarks import reconcile
+
+        results["reconcile"] = reconcile.run(20_000 if args.quick else 1_000_000)
+        lines = "\n".join(f"| {int(n):,} | {r['file_mb']:.1f} MB | {r['rows_per_s']:,.0f} rows/s | "
+                          f"{r['max_rss_mb']:.0f} MB |" for n, r in results["reconcile"].items())
+        print(f"## meter reconcile: reading an EA export (gzip)\n\n| rows | file | throughput | peak RSS |\n"
+              f"|---:|---:|---:|---:|\n{lines}\n", flush=True)
     results["seconds"] = time.perf_counter() - started
     print(f"({results['seconds']:.0f} s)")
     if args.out:

@@ -115,6 +115,11 @@ def _money(value: Decimal | None) -> str:
     return "" if value is None else format(value, "f")
 
 
+def _shown(value: Decimal | None) -> str:
+    """Money for people: exact, without the trailing zeros of the arithmetic."""
+    return "" if value is None else format(value.normalize(), "f")
+
+
 def _csv_row(line: Any) -> list[str]:
     return [line.day.isoformat(), line.resource, line.model, line.kind, format(line.billed_tokens, "f"),
             _money(line.billed_cost), str(line.metered_tokens), _money(line.metered_cost), str(line.estimated_tokens),
@@ -158,13 +163,13 @@ def as_table(result: Any, files: list[Any], rows: int, seconds: float) -> str:
     header = ["day", "resource", "model", "class", "billed tok", "billed USD", "metered tok", "metered USD",
               "diff tok", "explanation"]
     out.append(_grid(header, [[line.day.isoformat(), line.resource, line.model, line.kind,
-                               f"{line.billed_tokens:,}", _money(line.billed_cost), f"{line.metered_tokens:,}",
-                               _money(line.metered_cost), f"{line.token_difference:+,}", "+".join(line.explanations)]
+                               f"{line.billed_tokens:,}", _shown(line.billed_cost), f"{line.metered_tokens:,}",
+                               _shown(line.metered_cost), f"{line.token_difference:+,}", "+".join(line.explanations)]
                               for line in result.lines]))
     out.append("")
     out.append(_grid(["resource", "month", "billed tok", "billed USD", "metered tok", "metered USD", "unexplained USD"],
-                     [[r.resource, r.month, f"{r.billed_tokens:,}", format(r.billed_cost, "f"),
-                       f"{r.metered_tokens:,}", format(r.metered_cost, "f"), format(r.unexplained_cost, "f")]
+                     [[r.resource, r.month, f"{r.billed_tokens:,}", _shown(r.billed_cost),
+                       f"{r.metered_tokens:,}", _shown(r.metered_cost), _shown(r.unexplained_cost)]
                       for r in result.rollups]))
     out.append("")
     for finding in result.findings:
@@ -175,6 +180,6 @@ def as_table(result: Any, files: list[Any], rows: int, seconds: float) -> str:
             out.extend("    " + text for text in finding.detail["price_entry"].splitlines())
     unit = "USD" if result.costs_compared else "tokens"
     out.append("")
-    out.append(f"unexplained: {format(result.unexplained, 'f')} {unit} of {format(result.billed_total, 'f')} {unit} "
+    out.append(f"unexplained: {_shown(result.unexplained)} {unit} of {_shown(result.billed_total)} {unit} "
                f"billed ({result.unexplained_share:.2%})")
     return "\n".join(out)

@@ -97,8 +97,8 @@ def write_export(path: str | Path, entries: Iterable[Mapping[str, Any]], deploym
         rows.append(_row(day, meter, unit, tokens, price, amount, "OnDemand"))
     days = sorted({day for day, _, _ in sums}) or [datetime.now(UTC).date()]
     if "unknown-meter" in plants:
-        rows.append(_row(days[0], "gpt 9 ultra 0101 Inp glbl Tokens", "1K", Decimal(120000), Decimal("0.004"),
-                         Decimal("0.48"), "OnDemand"))
+        rows.append(_row(days[0], "gpt 9 ultra 0101 Inp glbl Tokens", "1K", Decimal(300), Decimal("0.004"),
+                         Decimal("0.0012"), "OnDemand"))
     if "ptu" in plants:
         rows.append(_row(days[0], "Provisioned Managed Global", "1 Hour", Decimal(24 * 15), Decimal(1),
                          Decimal(360), "OnDemand"))

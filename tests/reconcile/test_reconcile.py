@@ -283,3 +283,23 @@ def test_the_demo_s_simulated_export_reconciles_with_its_plants(tmp_path: Path) 
     assert [f["model"] for f in by_kind["price"]] == ["gpt-5"] and "negotiated discount" in by_kind["price"][0]["text"]
     assert {f["model"] for f in by_kind["unmetered"]} == {"gpt-4o-mini-2024-07-18"}
     assert len(by_kind["unknown-meter"]) == 1 and len(by_kind["commitment"]) == 1
+
+
+def test_a_bill_in_another_currency_without_usd_compares_quantities(work: Workload, tmp_path: Path) -> None:
+    path = write_ea(tmp_path / "eur.csv", bill(work.entries))
+    text = path.read_text().replace(",USD,", ",EUR,")
+    path.write_text(text)
+    result = run(work.ledger, path)
+    assert not result.costs_compared and "billed in EUR and has no costInUsd" in result.why_not_costs
+    assert kinds(result) == [] and all(line.billed_cost is None for line in result.lines)
+
+
+def test_since_and_until_bound_both_sides(work: Workload, tmp_path: Path) -> None:
+    path = write_ea(tmp_path / "ea.csv", bill(work.entries))
+    day = bill(work.entries)[0].day
+    later = reconcile(combine([read_file(path)], day + timedelta(days=1)),
+                      read_ledger(work.ledger, HOSTS, timedelta(minutes=10), day + timedelta(days=1)))
+    assert later.lines == [] and later.findings == []
+    same = reconcile(combine([read_file(path)], day, day + timedelta(days=1)),
+                     read_ledger(work.ledger, HOSTS, timedelta(minutes=10), day, day + timedelta(days=1)))
+    assert same.lines and kinds(same) == []
