@@ -143,8 +143,10 @@ def run(args: argparse.Namespace) -> int:
         header = [*by, "calls", "errors", *TOKENS, "estimated_input_tokens", "estimated_output_tokens", "cost_usd",
                   "estimated_cost_usd", "unpriced", "estimated", "p50_s", "p95_s"]
         writer.writerow(header)
-        for row in rows:
-            writer.writerow([row.as_json(by)[column] for column in header])
+        for row in rows:  # a group value (a team name ...) never starts a spreadsheet formula
+            values = row.as_json(by)
+            writer.writerow(["'" + v if c in by and isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v
+                             for c, v in ((c, values[c]) for c in header)])
     else:
         print(_table(rows, by))
     if args.plot:

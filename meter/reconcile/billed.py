@@ -14,6 +14,7 @@ reported apart, never compared per token.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -28,9 +29,15 @@ CellKey = tuple[date, str, str, str]
 _COMMITMENT_MODELS = frozenset({"reservation", "savingsplan", "savings plan", "commitment-based", "commitment"})
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def resource_name(resource_id: str) -> str:
-    """The account name at the end of an ARM id (``.../accounts/my-aoai`` -> ``my-aoai``), lower case."""
-    return resource_id.rstrip("/").rsplit("/", 1)[-1].strip().lower()
+    """The account name at the end of an ARM id (``.../accounts/my-aoai`` -> ``my-aoai``), lower case.
+
+    The export is input: control characters (a terminal escape, say) become ``?`` here, before
+    the name reaches a table, a CSV cell or a log."""
+    return _CONTROL.sub("?", resource_id.rstrip("/").rsplit("/", 1)[-1].strip().lower())
 
 
 @dataclass

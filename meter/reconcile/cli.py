@@ -120,8 +120,13 @@ def _shown(value: Decimal | None) -> str:
     return "" if value is None else format(value.normalize(), "f")
 
 
+def _text(value: str) -> str:
+    """A text cell a spreadsheet will not run as a formula (a name from an export may start with ``=``)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+
+
 def _csv_row(line: Any) -> list[str]:
-    return [line.day.isoformat(), line.resource, line.model, line.kind, format(line.billed_tokens, "f"),
+    return [line.day.isoformat(), _text(line.resource), _text(line.model), line.kind, format(line.billed_tokens, "f"),
             _money(line.billed_cost), str(line.metered_tokens), _money(line.metered_cost), str(line.estimated_tokens),
             format(line.token_difference, "f"), _money(line.cost_difference), "+".join(line.explanations),
             format(line.unexplained_tokens, "f"), _money(line.unexplained_cost)]

@@ -106,6 +106,6 @@ def read_header(header: Sequence[str]) -> Layout:
                 break
     for field in REQUIRED:
         if field not in index:
-            raise HeaderProblem(schema.columns[field][0], f"missing: a {schema.name} file needs the column "
+            raise HeaderProblem(schema.columns[field][0], f"missing: {schema.name} files need the column "
                                                           f"{' or '.join(schema.columns[field])}")
     return Layout(schema, index, names)

@@ -303,3 +303,31 @@ def test_since_and_until_bound_both_sides(work: Workload, tmp_path: Path) -> Non
     same = reconcile(combine([read_file(path)], day, day + timedelta(days=1)),
                      read_ledger(work.ledger, HOSTS, timedelta(minutes=10), day, day + timedelta(days=1)))
     assert same.lines and kinds(same) == []
+
+
+@pytest.mark.parametrize(("content", "said"), [
+    (b"Date,MeterName\x00,ResourceId,Quantity\n", "line 1, column MeterName: missing"),
+    (bytes(range(256)) * 4, "is not a CSV text file"),
+    (b"\x1f\x8b\x08\x00garbage", "is not a CSV text file"),
+    (b"Date,MeterName,ResourceId,Quantity\n" + b"x" * 200_000 + b",a,b,1\n", "is not a well-formed CSV file"),
+])
+def test_hostile_files_are_refused_with_one_line(work: Workload, tmp_path: Path, content: bytes, said: str) -> None:
+    path = tmp_path / "hostile.csv"
+    path.write_bytes(content)
+    done = _cli("--ledger", str(work.ledger), str(path))
+    assert done.returncode == 1 and said in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_names_from_an_export_cannot_run_in_a_spreadsheet_or_a_terminal(work: Workload, tmp_path: Path) -> None:
+    hostile = "/subscriptions/x/providers/Microsoft.CognitiveServices/accounts/=HYPERLINK(\"x\")\x1b[2J"
+    charges = [Charge(c.day, c.meter, c.quantity, c.unit, c.block, c.price, resource_id=hostile)
+               for c in bill(work.entries)]
+    path = write_ea(tmp_path / "ea.csv", charges)
+    as_csv = _cli("--ledger", str(work.ledger), str(path), "--format", "csv").stdout
+    import csv
+    import io
+
+    resources = {row["resource"] for row in csv.DictReader(io.StringIO(as_csv))}
+    assert "'=hyperlink(\"x\")?[2j" in resources and "\x1b" not in as_csv, resources
+    assert "\x1b" not in _cli("--ledger", str(work.ledger), str(path)).stdout
