@@ -151,3 +151,19 @@ def test_plot_draws_spend_per_period(demo: tuple[Path, dict[str, object]], tmp_p
     done = _meter("report", "--ledger", str(ledger), "--by", "team", "--period", "hour", "--plot", str(out))
     assert done.returncode == 0, done.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+
+
+def test_a_group_value_never_starts_a_spreadsheet_formula(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry
+
+    import meter
+    from tests.ledger.test_sqlite_ledger import URL, client
+
+    path = tmp_path / "l.sqlite"
+    m = meter.Meter(registry=CollectorRegistry(), otel=False, ledger=path)
+    with meter.attribute(team="=HYPERLINK(\"http://x\")"):
+        client(m).post(URL, json={"messages": []})
+    assert m.close()
+    out = _meter("report", "--ledger", str(path), "--by", "team", "--format", "csv").stdout
+    (row,) = list(csv.DictReader(io.StringIO(out)))
+    assert row["team"] == "'=HYPERLINK(\"http://x\")"
