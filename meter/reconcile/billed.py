@@ -32,6 +32,13 @@ _COMMITMENT_MODELS = frozenset({"reservation", "savingsplan", "savings plan", "c
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def token_class(kind: str, deployment_type: str) -> str:
+    """The class a cell compares: the price kind, with Batch and Priority apart (``input (batch)``): they
+    are billed at their own prices, and batch jobs never pass through meter."""
+    lowered = deployment_type.lower()
+    return kind + (" (batch)" if "batch" in lowered else " (priority)" if "priority" in lowered else "")
+
+
 def resource_name(resource_id: str) -> str:
     """The account name at the end of an ARM id (``.../accounts/my-aoai`` -> ``my-aoai``), lower case.
 
@@ -159,7 +166,8 @@ def _add(out: Billed, f: ExportFile, day: date, resource: str, meter: str, prici
         if acc.cost is not None:
             unknown.cost = acc.cost if unknown.cost is None else unknown.cost + acc.cost
         return
-    cell = out.cells.setdefault((day, resource, key.model, key.kind), BilledCell())
+    cell = out.cells.setdefault((day, resource, key.model, token_class(key.kind, key.deployment_type)),
+                                BilledCell())
     cell.tokens += tokens(acc, f.reading)
     if acc.cost is not None:
         cell.cost = acc.cost if cell.cost is None else cell.cost + acc.cost

@@ -180,7 +180,8 @@ def reconcile(billed: Billed, metered: Metered, window: timedelta = timedelta(mi
                 price = _price(m.cost if m else None, (m.tokens - m.unpriced_tokens) if m else 0)
                 line.unexplained_cost = rest * price if price is not None and billed.costs_compared else Decimal(0)
         if b is not None and m is not None and billed.costs_compared and b.cost is not None:
-            groups[("price", resource, model, "")].append((line, b, m))
+            suffix = kind[kind.index(" ("):] if " (" in kind else ""  # batch and priority have prices of their own
+            groups[("price", resource, model, suffix)].append((line, b, m))
     findings: list[Finding] = []
     for (what, resource, model, kind), members in sorted(groups.items()):
         if what == "timing":
@@ -348,7 +349,7 @@ def _price_finding(resource: str, model: str, members: list[tuple[Line, BilledCe
     if region:
         entry_lines.append(f'region = "{region}"')
     entry_lines.append(f"effective_from = {first.isoformat()}")
-    entry_lines += [f'{kind} = "{format(price, "f")}"' for kind, price in prices.items()]
+    entry_lines += [f'{kind.split(" (")[0]} = "{format(price, "f")}"' for kind, price in prices.items()]
     entry_lines.append('source = "reconciled with the Azure cost export"')
     used = ", ".join(sorted(rows)) or "none (unpriced)"
     per_kind = "; ".join(f"{kind}: export {v['export_per_1m']} vs meter {'/'.join(v['meter_per_1m']) or 'none'} "

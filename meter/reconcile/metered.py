@@ -24,7 +24,7 @@ from meter.core.record import Usage
 from meter.ledger.connect import connect
 from meter.ledger.dialect import day_range
 from meter.ledger.errors import LedgerError
-from meter.reconcile.billed import CellKey
+from meter.reconcile.billed import CellKey, token_class
 from pricing.usage import token_buckets
 
 _USAGE = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
@@ -131,7 +131,8 @@ def _add(out: Metered, row: tuple[Any, ...], resources: dict[str, str], window: 
     late = at >= midnight + timedelta(days=1) - window
     early = at < midnight + window
     for kind, count in buckets.items():
-        cell = out.cells.setdefault((day, resource, model or served or deployment or "?", kind), MeteredCell())
+        cell = out.cells.setdefault((day, resource, model or served or deployment or "?", token_class(kind, dtype)),
+                                    MeteredCell())
         cell.tokens += count
         cell.calls += 1
         if source == "estimated":
@@ -142,7 +143,7 @@ def _add(out: Metered, row: tuple[Any, ...], resources: dict[str, str], window: 
             cell.late_tokens += count
         if early:
             cell.early_tokens += count
-        amount = amounts.get(kind)
+        amount = amounts.get(kind)  # the price kind, without the class's (batch) / (priority)
         if total is None or amount is None:
             cell.unpriced_tokens += count
         else:

@@ -331,3 +331,14 @@ def test_names_from_an_export_cannot_run_in_a_spreadsheet_or_a_terminal(work: Wo
     resources = {row["resource"] for row in csv.DictReader(io.StringIO(as_csv))}
     assert "'=hyperlink(\"x\")?[2j" in resources and "\x1b" not in as_csv, resources
     assert "\x1b" not in _cli("--ledger", str(work.ledger), str(path)).stdout
+
+
+def test_batch_jobs_are_their_own_class_and_unmetered(work: Workload, tmp_path: Path) -> None:
+    day = bill(work.entries)[0].day
+    batch = [Charge(day, "gpt-4o-mini-0718-Batch-Inp-glbl Tokens", Decimal(50_000), "1K", 1000, Decimal("0.000075")),
+             Charge(day, "gpt-4o-mini-0718-Batch-Outp-glbl Tokens", Decimal(9_000), "1K", 1000, Decimal("0.0003"))]
+    result = run(work.ledger, write_ea(tmp_path / "ea.csv", bill(work.entries, extra=batch)))
+    assert kinds(result) == ["unmetered", "unmetered"], [f.text for f in result.findings]
+    assert {(f.token_class, f.tokens) for f in result.findings} == {("input (batch)", 50_000),
+                                                                   ("output (batch)", 9_000)}
+    assert result.unexplained == 0
