@@ -59,7 +59,8 @@ def retail() -> dict[str, tuple[str, int, Decimal]]:
 
 @dataclass
 class Workload:
-    ledger: Path
+    ledger: Any
+    """A SQLite path or a PostgreSQL URL."""
     entries: list[dict[str, Any]]
     records: list[meter.CallRecord]
     unmetered: list[str] = field(default_factory=list)
@@ -67,12 +68,13 @@ class Workload:
 
 
 def run_workload(folder: Path, *, deployment_types: dict[str, str] | None = None, unmetered: int = 0,
-                 ptu_calls: int = 0) -> Workload:
-    """Metered calls on every deployment (and ``unmetered`` plain calls), against a fresh emulator."""
+                 ptu_calls: int = 0, ledger_url: str | None = None) -> Workload:
+    """Metered calls on every deployment (and ``unmetered`` plain calls), against a fresh emulator; the
+    ledger is a SQLite file in ``folder``, or ``ledger_url``."""
     config = EmulatorConfig(deployments=DEPLOYMENTS)
     types = deployment_types or {}
     records: list[meter.CallRecord] = []
-    ledger = folder / "ledger.sqlite"
+    ledger: Any = ledger_url or folder / "ledger.sqlite"
     with Emulator(config) as emulator:
         m = meter.Meter(registry=CollectorRegistry(), otel=False, ledger=ledger, on_record=records.append,
                         deployments={d.name: DeploymentInfo(d.model, types.get(d.name, d.deployment_type), "eastus2")

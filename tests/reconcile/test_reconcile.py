@@ -342,3 +342,12 @@ def test_batch_jobs_are_their_own_class_and_unmetered(work: Workload, tmp_path: 
     assert {(f.token_class, f.tokens) for f in result.findings} == {("input (batch)", 50_000),
                                                                    ("output (batch)", 9_000)}
     assert result.unexplained == 0
+
+
+def test_a_postgresql_ledger_reconciles_the_same(tmp_path: Path, pg_database: str) -> None:
+    work = run_workload(tmp_path, unmetered=2, ledger_url=pg_database)
+    charges = bill(work.entries, price_of=lambda meter, price: price * Decimal("0.85") if meter.startswith("GPT 5")
+                   else price)
+    result = run(work.ledger, write_ea(tmp_path / "ea.csv", charges))
+    assert kinds(result) == ["price", "unmetered", "unmetered"], [f.text for f in result.findings]
+    assert "negotiated discount" in next(f for f in result.findings if f.kind == "price").text

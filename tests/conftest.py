@@ -1,4 +1,4 @@
-"""One real PostgreSQL server for the ledger tests (started once), and a fresh database per test that asks."""
+"""Fixtures shared across the suite: one real PostgreSQL server (started once, when asked), a database per test."""
 
 from __future__ import annotations
 
