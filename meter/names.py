@@ -93,6 +93,11 @@ EXEMPLAR_TRACE_ID = "trace_id"
 """The exemplar label carrying the trace id (Grafana's exemplar link is configured on this name)."""
 OTHER = "other"
 """The value a label takes once it has seen more distinct values than allowed."""
+UNKNOWN = "unknown"
+"""The value of the model and deployment labels and attributes (Prometheus, OTel metrics and spans,
+ledger reports, ``CallRecord.model_label``) of a call that never named them: one refused or failed
+before the service said which model served it, or sent to a path without a deployment. Never an
+empty value, which dashboards would show as a series with no name."""
 
 
 def requests_total(ns: str) -> str:

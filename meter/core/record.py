@@ -129,6 +129,17 @@ class CallRecord:
     output_text: tuple[str, ...] | None = None
     """The completion text as returned or streamed, only with ``Meter(capture_content=True)``."""
 
+    @property
+    def model_label(self) -> str:
+        """The served model, or ``"unknown"`` (``meter.names.UNKNOWN``) for a call that never named one: the
+        value labels, attributes and reports use. ``response_model`` itself stays ``None``: nothing invented."""
+        return self.response_model or "unknown"
+
+    @property
+    def deployment_label(self) -> str:
+        """The deployment, or ``"unknown"`` for a call to a path without one (see ``model_label``)."""
+        return self.deployment or "unknown"
+
     def replace(self, **changes: Any) -> CallRecord:
         """A copy with some fields changed (records are frozen)."""
         return dataclasses.replace(self, **changes)

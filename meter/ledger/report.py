@@ -22,6 +22,7 @@ from meter.ledger.connect import connect
 from meter.ledger.dialect import ATTRIBUTE_KEY, PERIOD_NAMES, Dialect, day_range
 from meter.ledger.errors import LedgerError
 from meter.ledger.rows import join_money
+from meter.names import UNKNOWN
 
 COLUMNS = {name: f"calls.{column}" for name, column in (
     ("deployment", "deployment"), ("model", "response_model"), ("deployment_type", "deployment_type"), ("api", "api"),
@@ -67,7 +68,10 @@ def value_expression(dialect: Dialect, name: str) -> str:
 def group_expression(dialect: Dialect, name: str) -> str:
     """SQL for one group name: a period, or a column / attribution key with ``''`` for none."""
     period = dialect.period(name)
-    return period if period is not None else f"coalesce({value_expression(dialect, name)}, '')"
+    if period is not None:
+        return period
+    none = UNKNOWN if name in ("model", "deployment") else ""  # as the labels of Prometheus and OTel say it
+    return f"coalesce({value_expression(dialect, name)}, '{none}')"
 
 
 def _sql(dialect: Dialect, groups: list[str], where: list[str], pick: str) -> str:

@@ -48,12 +48,10 @@ def record_attributes(record: CallRecord) -> dict[str, Any]:
         names.OUTCOME: record.outcome,
         names.REQUEST_STREAM: record.stream,
     }
-    if record.deployment:
-        attrs[names.DEPLOYMENT] = record.deployment
+    attrs[names.DEPLOYMENT] = record.deployment or names.UNKNOWN  # defined, never empty: names.UNKNOWN
     if record.deployment_type:
         attrs[names.DEPLOYMENT_TYPE] = record.deployment_type
-    if record.response_model:
-        attrs[names.RESPONSE_MODEL] = record.response_model
+    attrs[names.RESPONSE_MODEL] = record.response_model or names.UNKNOWN
     if record.response_id:
         attrs[names.RESPONSE_ID] = record.response_id
     if record.finish_reasons:
@@ -213,11 +211,8 @@ class OTelSink:
             names.PROVIDER_NAME: record.provider,
             names.SERVER_ADDRESS: record.server_address,
         }
-        model = record.deployment or record.request_model
-        if model:
-            attrs[names.REQUEST_MODEL] = model
-        if record.response_model:
-            attrs[names.RESPONSE_MODEL] = record.response_model
+        attrs[names.REQUEST_MODEL] = record.deployment or record.request_model or names.UNKNOWN
+        attrs[names.RESPONSE_MODEL] = record.response_model or names.UNKNOWN
         if record.server_port is not None:
             attrs[names.SERVER_PORT] = record.server_port
         for name, value in zip(self.metric_attribute_keys, extra, strict=True):

@@ -98,7 +98,8 @@ class PrometheusSink:
         guard = self._store.guard
         attributes = record.attributes
         labels = Labels(
-            (record.api, guard("deployment", record.deployment or ""), guard("model", record.response_model or ""),
+            (record.api, guard("deployment", record.deployment or names.UNKNOWN),
+             guard("model", record.response_model or names.UNKNOWN),
              record.deployment_type or "", record.provider, record.outcome),
             guard("error_type", record.error_type or "") if record.outcome != "ok" else "",
             "true" if record.stream else "false",
