@@ -226,9 +226,13 @@ def errors_dashboard(q: Queries = DEFAULT) -> Json:
                    [Target(q.sum_by(BY_DEPLOYMENT, q.increase(aborted, q.RATE)), "{{deployment}}")], "short",
                    "Streams closed early per interval."),
             series("Metering faults and label overflow",
-                   [Target(q.sum_by(("kind",), q.increase(q.METERING_FAULTS, q.RATE)), "fault {{kind}}"),
-                    Target(q.sum_by(("label",), q.increase(q.LABEL_OVERFLOW, q.RATE)), "overflow {{label}}")],
-                   "short", "Faults inside metering by kind, and label values folded into 'other' by label."),
+                   # "or vector(0)": a line at zero says "none", where no series would say "No data"
+                   [Target(q.sum_by(("kind",), q.increase(q.METERING_FAULTS, q.RATE)) + " or vector(0)",
+                           "fault {{kind}}"),
+                    Target(q.sum_by(("label",), q.increase(q.LABEL_OVERFLOW, q.RATE)) + " or vector(0)",
+                           "overflow {{label}}")],
+                   "short", "Faults inside metering by kind, and label values folded into 'other' by label "
+                            "(a line at zero: none)."),
         ],
     ])
 

@@ -10,7 +10,7 @@ import argparse
 import csv
 import json
 import sys
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -176,25 +176,31 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _period_start(text: str) -> datetime:
+    """A report period (``2026-11-01T14:00``, ``2026-11-01``, ``2026-11``) as the UTC time it starts."""
+    if len(text) == 7:
+        text += "-01"
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
 def _plot(rows: list[Row], by: tuple[str, ...], out: str) -> None:
-    import matplotlib
+    """Spend per period stacked by the first key, drawn as the dashboard pictures draw (``dashboards.draw``)."""
+    from dashboards import draw
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = draw.pyplot()
     periods = sorted({row.group[-1] for row in rows})
     stacks: dict[str, list[float]] = {}
     for row in rows:
-        key = row.group[0] if len(by) > 1 else "all"
+        key = (row.group[0] or "(none)") if len(by) > 1 else "all"
         stacks.setdefault(key, [0.0] * len(periods))[periods.index(row.group[-1])] += float(row.cost_usd)
-    figure, axes = plt.subplots(figsize=(10, 4))
-    bottom = [0.0] * len(periods)
-    for key, values in sorted(stacks.items()):
-        axes.bar(periods, values, bottom=bottom, label=key or "(none)")
-        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    axes.set_ylabel("USD")
-    axes.set_title(f"spend per {by[-1]}" + (f" by {by[0]}" if len(by) > 1 else ""))
-    axes.legend()
-    figure.autofmt_xdate()
-    figure.savefig(out, dpi=100, bbox_inches="tight")
+    times = [_period_start(p) for p in periods]
+    figure = plt.figure(figsize=(10, 4.2), dpi=100, facecolor=draw.BACKGROUND)
+    axes = figure.add_axes((0.09, 0.2, 0.88, 0.7))
+    title = f"Spend per {by[-1]}" + (f" by {by[0]}" if len(by) > 1 else "") + " (USD, from the ledger)"
+    days = {"hour": 1 / 24, "day": 1.0, "week": 7.0, "month": 30.0}.get(by[-1])
+    draw.timeseries(axes, title, [draw.Series(k, times, v) for k, v in sorted(stacks.items())], "currencyUSD",
+                    bars=True, bar_days=days)
+    if len(times) == 1 and days:  # one period: show a little of either side, as a dashboard's range would
+        axes.set_xlim(times[0] - timedelta(days=days * 3), times[0] + timedelta(days=days * 3))
+    figure.savefig(out, dpi=100, facecolor=draw.BACKGROUND)
     plt.close(figure)

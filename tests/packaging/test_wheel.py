@@ -109,7 +109,7 @@ def test_a_command_without_its_extra_says_which_to_install(bare: Path, tmp_path:
     ("import meter.apps.emulator", "emulator"),
     ("import meter; meter.setup_otel()", "otlp"),
     ("from meter.integrations import litellm; litellm.instrument()", "litellm"),
-    ("from dashboards.render import render_dashboard; render_dashboard({}, {}, None)", "plots"),
+    ("from dashboards.render import render_dashboard; render_dashboard({}, None, 0, 0, None)", "plots"),
 ])
 def test_an_import_without_its_extra_names_it(bare: Path, tmp_path: Path, code: str, extra: str) -> None:
     done = _run([str(bare / "python"), "-c", code], cwd=tmp_path, timeout=60)

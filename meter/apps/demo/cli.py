@@ -54,7 +54,8 @@ def add_command(commands: Any) -> None:
     parser.add_argument("--requests", type=int, default=40, help="calls in the workload (default 40)")
     parser.add_argument("--concurrency", type=int, default=4, help="calls in flight at once (default 4)")
     parser.add_argument("--seconds", type=float, default=0.0,
-                        help="after the workload, keep generating load for this long (fills a dashboard)")
+                        help="after the workload, keep generating load for this long, in phases (steady, a burst, "
+                             "a 429 storm, streams closed early: fills a dashboard with shapes)")
     parser.add_argument("--serve", action="store_true", help="keep /metrics (and the emulator) up until Ctrl-C")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary instead of a table")
     parser.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT,

@@ -196,13 +196,46 @@ def run(clients: Clients, steps: list[Step], concurrency: int, on_done: Callable
     loop_thread.join()
 
 
+def throttled_storm(c: Clients) -> None:
+    """A 429 the SDK's retries cannot get past: three 429s in a row on o4-mini (part of a storm)."""
+    c.emulator.fail_next(429, count=3, deployment="o4-mini")
+    with contextlib.suppress(openai.RateLimitError):
+        c.azure.chat.completions.create(model="o4-mini", messages=_messages(QUESTION), max_tokens=40)
+
+
+STORM = Step("429 storm", "ads", throttled_storm)
+EARLY_CLOSE = Step("early-closed stream", "search", early_closed_stream)
+
+PHASES: tuple[tuple[float, str], ...] = (
+    (0.20, "steady"), (0.35, "burst"), (0.45, "steady"), (0.57, "429 storm"), (0.67, "steady"),
+    (0.78, "early closes"), (1.0, "steady"),
+)
+"""The shape of ``--seconds``: (end as a share of the run, phase). Steady load is paced; a burst runs
+the mix three times over without a pause; a 429 storm and a spike of streams closed early are
+what the alert rules are there to catch, so the dashboards show each of them."""
+
+
+def phase(share: float) -> str:
+    return next(name for end, name in PHASES if share < end) if share < 1 else PHASES[-1][1]
+
+
 def run_for(clients: Clients, seconds: float, concurrency: int, on_done: Callable[[Step], None],
             label_keys: tuple[str, ...] = ("team",)) -> int:
-    """Keep the mix going for ``seconds`` (so a dashboard fills); returns how many steps ran."""
+    """Keep load going for ``seconds`` in the phases of ``PHASES`` (so a dashboard has shape); returns the steps."""
     done = 0
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < seconds:
+        now = phase(elapsed / seconds)
         batch = list(MIX)
-        run(clients, batch, concurrency, on_done, label_keys)
+        pause = 0.6
+        if now == "burst":
+            batch, pause = list(MIX) * 3, 0.0
+        elif now == "429 storm":  # one at a time: each storm call meets its own three 429s, nothing else does
+            run(clients, [STORM] * 4, 1, on_done, label_keys)
+            done += 4
+        elif now == "early closes":
+            batch = [*MIX, *([EARLY_CLOSE] * 4)]
+        run(clients, batch, concurrency * (2 if now == "burst" else 1), on_done, label_keys)
         done += len(batch)
+        time.sleep(min(pause, max(0.0, seconds - (time.monotonic() - started))))
     return done
