@@ -34,6 +34,17 @@ def _seed(path: Path) -> None:
     m.close()
 
 
+def _time_reports(ledger: str | Path) -> dict[str, dict[str, float]]:
+    """The reports the figures are for: by team, by team, deployment and day, and one team (its index)."""
+    timings: dict[str, dict[str, float]] = {}
+    for by, where in ((("team",), None), (("team", "deployment", "day"), None), (("deployment",), {"team": "team-3"})):
+        t0 = time.perf_counter()
+        out = report(ledger, by, where=where)
+        name = ",".join(by) + (" where team=team-3" if where else "")
+        timings[name] = {"seconds": time.perf_counter() - t0, "groups": len(out)}
+    return timings
+
+
 def run(rows: int) -> dict[str, Any]:
     path = Path(tempfile.mkdtemp()) / "big.sqlite"
     _seed(path)
@@ -58,14 +69,7 @@ def run(rows: int) -> dict[str, Any]:
                        WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM k WHERE n < {rows})
                        SELECT {cost_select} FROM k, seedcost""")
     built = time.perf_counter() - t0
-    timings = {}
-    for by in (("team",), ("team", "deployment", "day")):
-        t0 = time.perf_counter()
-        out = report(path, by)
-        timings[",".join(by)] = {"seconds": time.perf_counter() - t0, "groups": len(out)}
-    t0 = time.perf_counter()
-    one = report(path, ("deployment",), where={"team": "team-3"})
-    timings["deployment where team=team-3"] = {"seconds": time.perf_counter() - t0, "groups": len(one)}
+    timings = _time_reports(path)
     size = path.stat().st_size
     path.unlink()
     return {"rows": rows, "build_s": built, "file_mb": size / 2**20, "report": timings}
@@ -113,14 +117,7 @@ def run_postgres(url: str, rows: int) -> dict[str, Any]:
             db.execute("VACUUM ANALYZE")
             (size,) = db.execute("SELECT pg_database_size(current_database())").fetchall()[0]
         built = time.perf_counter() - t0
-        timings = {}
-        for by in (("team",), ("team", "deployment", "day")):
-            t0 = time.perf_counter()
-            out = report(target, by)
-            timings[",".join(by)] = {"seconds": time.perf_counter() - t0, "groups": len(out)}
-        t0 = time.perf_counter()
-        one = report(target, ("deployment",), where={"team": "team-3"})
-        timings["deployment where team=team-3"] = {"seconds": time.perf_counter() - t0, "groups": len(one)}
+        timings = _time_reports(target)
     finally:
         with psycopg.connect(url, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name}")
