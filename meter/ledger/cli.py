@@ -16,10 +16,21 @@ from typing import Any
 
 from meter.ledger.errors import LedgerError
 from meter.ledger.report import PERIODS, TOKENS, Row, report
+from pricing.cli_common import text_table
 
 
 def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def utc_day(text: str) -> date:
+    """An argparse type: a UTC day like 2026-11-01 (the ledger tools' and ``meter reconcile``'s ``--since``)."""
+    return _day(text)
+
+
+def spreadsheet_cell(value: object) -> object:
+    """A CSV text cell a spreadsheet will not run as a formula (a team or resource name may start with ``=``)."""
+    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") else value
 
 
 def _day(text: str) -> date:
@@ -112,9 +123,7 @@ def run_reprice(args: argparse.Namespace) -> int:
     lines = [[*key, str(c.calls), format(c.before, "f"), format(c.after, "f"), format(c.after - c.before, "f"),
               str(c.newly_priced), str(c.now_unknown)] for key, c in sorted(result.changes.items())]
     if lines:
-        widths = [max(len(cell) for cell in column) for column in zip(header, *lines, strict=True)]
-        print("\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-                        for line in [header, *lines]))
+        print(text_table(lines, header))
     before = sum((c.before for c in result.changes.values()), Decimal(0))
     after = sum((c.after for c in result.changes.values()), Decimal(0))
     print(f"{result.checked} calls with usage checked against price tables {book.version}: {result.changed} would "
@@ -145,8 +154,7 @@ def run(args: argparse.Namespace) -> int:
         writer.writerow(header)
         for row in rows:  # a group value (a team name ...) never starts a spreadsheet formula
             values = row.as_json(by)
-            writer.writerow(["'" + v if c in by and isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v
-                             for c, v in ((c, values[c]) for c in header)])
+            writer.writerow([spreadsheet_cell(values[c]) if c in by else values[c] for c in header])
     else:
         print(_table(rows, by))
     if args.plot:
@@ -167,9 +175,7 @@ def _table(rows: list[Row], by: tuple[str, ...]) -> str:
               format(row.estimated_cost_usd, "f"), _seconds(row.p50_s), _seconds(row.p95_s)] for row in rows]
     if not lines:
         return "no calls in the ledger for that range"
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *lines, strict=True)]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-                     for line in [header, *lines])
+    return text_table(lines, header)
 
 
 def _seconds(value: float | None) -> str:

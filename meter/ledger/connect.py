@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from meter.ledger.dialect import POSTGRES, SQLITE, Dialect
-from meter.ledger.errors import LedgerError, is_url, redacted
+from meter.ledger.errors import LedgerError, is_url, redacted, sqlite_path
 from meter.ledger.schema import COST_COLUMNS, SCHEMA_VERSION
 
 
@@ -83,10 +83,7 @@ class Connection:
 def connect(where: str | Path, read_only: bool = True) -> Connection:
     """Open an existing ledger (a SQLite file, ``sqlite:///path`` or a ``postgresql://`` URL) and check its schema."""
     text = str(where)
-    if is_url(text):
-        connection = _postgres(text)
-    else:
-        connection = _sqlite(text.removeprefix("sqlite:///") if text.startswith("sqlite:///") else text, read_only)
+    connection = _postgres(text) if is_url(text) else _sqlite(sqlite_path(text), read_only)
     try:
         _check(connection)
     except BaseException:
@@ -107,17 +104,12 @@ def _sqlite(path: str, read_only: bool) -> Connection:
 
 
 def _postgres(url: str) -> Connection:
-    from meter.extras import require
-
-    require("postgres", "a PostgreSQL ledger")
-    import psycopg
+    from meter.ledger import postgres
 
     name = redacted(url)
-    try:
-        raw = psycopg.connect(url, connect_timeout=10, autocommit=True, options="-c TimeZone=UTC")
-    except psycopg.Error as exc:
-        raise LedgerError(name, f"cannot be opened ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})"
-                          ) from None
+    raw = postgres.connect(url, name, options="-c TimeZone=UTC")
+    import psycopg
+
     return Connection(raw, POSTGRES, name, psycopg.Error)
 
 

@@ -1,4 +1,5 @@
-"""``LedgerError``: a ledger that cannot be used, said with its name (a database URL without its password)."""
+"""``LedgerError`` (a ledger that cannot be used, said with its name: a URL without its password), and how a
+ledger string is read (a ``postgresql://`` URL, or a SQLite path)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ from __future__ import annotations
 def is_url(where: str) -> bool:
     """A PostgreSQL ledger is a URL; anything else is a SQLite file."""
     return where.startswith(("postgresql://", "postgres://"))
+
+
+def sqlite_path(text: str) -> str:
+    """The file of a SQLite ledger: a path, or ``sqlite:///path``."""
+    return text.removeprefix("sqlite:///")
 
 
 def redacted(url: str) -> str:

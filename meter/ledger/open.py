@@ -5,14 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from meter.ledger.errors import LedgerError, is_url, redacted
+from meter.ledger.errors import LedgerError, is_url, redacted, sqlite_path
 from meter.ledger.postgres import PostgresLedger
 from meter.ledger.sqlite import SQLiteLedger
-
-
-def sqlite_path(text: str) -> str:
-    """The file of a SQLite ledger: a path, or ``sqlite:///path``."""
-    return text.removeprefix("sqlite:///") if text.startswith("sqlite:///") else text
 
 
 def open_ledger(where: str | os.PathLike[str], index_keys: tuple[str, ...] = ()) -> SQLiteLedger | PostgresLedger:

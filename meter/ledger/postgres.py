@@ -55,20 +55,28 @@ def _month(day: date) -> tuple[date, date]:
                    else first.replace(month=first.month + 1))
 
 
+def connect(url: str, name: str, **options: Any) -> Any:
+    """A psycopg connection (autocommit) to ``url``; a ``LedgerError`` naming ``name`` (no password) if it fails.
+    The writer and the ledger tools both open theirs here."""
+    require("postgres", "a PostgreSQL ledger")
+    import psycopg
+
+    try:
+        return psycopg.connect(url, connect_timeout=10, autocommit=True, **options)
+    except psycopg.Error as exc:
+        raise LedgerError(name, f"cannot be opened ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})"
+                          ) from None
+
+
 class PostgresLedger:
     """One PostgreSQL ledger; the connection is the writer thread's (a pool of one per process)."""
 
     def __init__(self, url: str, name: str, index_keys: tuple[str, ...] = ()) -> None:
-        require("postgres", "a PostgreSQL ledger")
-        import psycopg
-
         self.name = name
         self._url = url
-        try:
-            self._db = psycopg.connect(url, connect_timeout=10, autocommit=True)
-        except psycopg.Error as exc:
-            raise LedgerError(name, f"cannot be opened ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})"
-                              ) from None
+        self._db = connect(url, name)
+        import psycopg
+
         try:
             self._check_or_create(index_keys)
         except psycopg.Error as exc:
@@ -114,10 +122,8 @@ class PostgresLedger:
         """The open connection, made again when the server dropped it (a restart, a failover): the writer
         retries a failed batch, and the retry then finds a live connection instead of the dead one."""
         if self._db.broken or self._db.closed:
-            import psycopg
-
             self._db.close()
-            self._db = psycopg.connect(self._url, connect_timeout=10, autocommit=True)
+            self._db = connect(self._url, self.name)
         return self._db
 
     def write(self, calls: Sequence[tuple[Any, ...]], costs: Sequence[tuple[Any, ...]]) -> None:

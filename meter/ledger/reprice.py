@@ -10,23 +10,18 @@ new table version (``current`` moves to them) and never touches the rows reporte
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from meter.core.record import Usage
 from meter.ledger.connect import Connection, connect
 from meter.ledger.dialect import day_range
 from meter.ledger.errors import LedgerError
-from meter.ledger.rows import split_money
+from meter.ledger.rows import cost_values, usage_of
+from meter.ledger.schema import TOKEN_COLUMNS
 from pricing import PriceBook
-
-_USAGE = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
-          "reasoning_output_tokens", "audio_input_tokens", "audio_output_tokens", "total_tokens",
-          "cached_audio_input_tokens")
 
 
 @dataclass
@@ -72,18 +67,18 @@ def _reprice(db: Connection, book: PriceBook, since: date | None, until: date | 
     where.insert(0, "c.input_tokens IS NOT NULL")
     join = "k.call_id = c.id" + ("" if d.name == "sqlite" else " AND k.call_started_at = c.started_at")
     sql = f"""SELECT c.id, c.started_at, c.usage_source, c.deployment, c.response_model, c.deployment_type, c.region,
-                     {", ".join("c." + u for u in _USAGE)}, k.table_version, k.total, k.model, k.deployment_type,
+                     {", ".join("c." + u for u in TOKEN_COLUMNS)}, k.table_version, k.total, k.model, k.deployment_type,
                      k.region
               FROM calls c LEFT JOIN costs k ON {join} AND k.current = {d.true}
               WHERE {" AND ".join(where)} ORDER BY c.started_at"""
     result = Repricing()
     new_rows: list[tuple[Any, ...]] = []
     superseded: list[tuple[Any, ...]] = []
-    now = datetime.now(UTC).isoformat()
+    now = datetime.now(UTC)
     for row in db.rows(sql, params):
         call_id, started, source, deployment, served, dtype, region = row[:7]
-        usage = Usage(**{name: int(value or 0) for name, value in zip(_USAGE, row[7:7 + len(_USAGE)], strict=True)})
-        version, total, priced_model, priced_dtype, priced_region = row[7 + len(_USAGE):]
+        usage = usage_of(row[7:7 + len(TOKEN_COLUMNS)])
+        version, total, priced_model, priced_dtype, priced_region = row[7 + len(TOKEN_COLUMNS):]
         at = started if isinstance(started, datetime) else datetime.fromisoformat(started)
         cost = book.price(usage, model=priced_model or served or deployment,
                           deployment_type=priced_dtype or dtype, region=priced_region or region, at=at,
@@ -105,14 +100,7 @@ def _reprice(db: Connection, book: PriceBook, since: date | None, until: date | 
         result.table_version = cost.table_version
         if cost.table_version == version:
             continue  # same version, different total: only possible after a table edit without a version
-        nano, atto = split_money(cost.total)
-        values = (call_id, cost.table_version, now, False, True, None if cost.total is None else
-                  format(cost.total, "f"), nano, atto, cost.currency, cost.basis, cost.estimated,
-                  cost.model, cost.deployment_type, cost.region,
-                  json.dumps({k: None if v is None else format(v, "f") for k, v in cost.amounts.items()},
-                             sort_keys=True),
-                  json.dumps({k: format(v, "f") for k, v in cost.unit_prices.items()}, sort_keys=True),
-                  json.dumps(list(cost.row_ids)), cost.reason)
+        values = cost_values(call_id, cost, now, reported=False)
         new_rows.append(values if d.name == "sqlite" else (started, *values))
         if version is not None:
             superseded.append((call_id, version))

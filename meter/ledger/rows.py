@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from meter.core.record import CallRecord
+from meter.core.record import CallRecord, Usage
 from meter.ledger.schema import TOKEN_COLUMNS
+
+if TYPE_CHECKING:
+    from pricing import Cost
 
 
 def new_id() -> str:
@@ -67,15 +71,22 @@ def call_row(call_id: str, record: CallRecord) -> tuple[Any, ...]:
 
 def cost_row(call_id: str, record: CallRecord, recorded_at: datetime) -> tuple[Any, ...] | None:
     """The cost as reported with the call (``None`` when the call has no cost: no usage, or pricing off)."""
-    cost = record.cost
-    if cost is None:
-        return None
+    return None if record.cost is None else cost_values(call_id, record.cost, recorded_at, reported=True)
+
+
+def cost_values(call_id: str, cost: Cost, recorded_at: datetime, reported: bool) -> tuple[Any, ...]:
+    """One ``costs`` row (``COST_COLUMNS``), current: the cost recorded with the call (``reported``), or a
+    re-pricing of it (``meter reprice``). Both write it here, so a re-priced row reads like a reported one."""
     nano, atto = split_money(cost.total)
     return (
-        call_id, cost.table_version, recorded_at.astimezone(UTC).isoformat(), 1, 1, _money(cost.total), nano, atto,
-        cost.currency,
-        cost.basis, int(cost.estimated), cost.model, cost.deployment_type, cost.region,
+        call_id, cost.table_version, recorded_at.astimezone(UTC).isoformat(), reported, True, _money(cost.total),
+        nano, atto, cost.currency, cost.basis, cost.estimated, cost.model, cost.deployment_type, cost.region,
         json.dumps({k: _money(v) for k, v in cost.amounts.items()}, sort_keys=True),
         json.dumps({k: _money(v) for k, v in cost.unit_prices.items()}, sort_keys=True),
         json.dumps(list(cost.row_ids)), cost.reason,
     )
+
+
+def usage_of(values: Sequence[Any]) -> Usage:
+    """The ``Usage`` back from a row's ``TOKEN_COLUMNS`` values, in that order (NULL is 0)."""
+    return Usage(**{name: int(value or 0) for name, value in zip(TOKEN_COLUMNS, values, strict=True)})

@@ -14,20 +14,15 @@ import csv
 import json
 import sys
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from meter.ledger.cli import spreadsheet_cell, utc_day
 from meter.ledger.errors import LedgerError
+from pricing.cli_common import text_table
 
 EXIT_ABOVE = 3
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-01") from None
 
 
 def _share(text: str) -> Decimal:
@@ -56,8 +51,8 @@ def add_command(commands: Any) -> None:
     cmd.add_argument("--resource", type=_resource, action="append", default=[], metavar="HOST=RESOURCE_ID",
                      help="the export resource of calls to HOST (its first label, or the whole host); by default "
                           "my-aoai.openai.azure.com is the resource my-aoai")
-    cmd.add_argument("--since", type=_day, help="first UTC day (inclusive)")
-    cmd.add_argument("--until", type=_day, help="last UTC day (exclusive)")
+    cmd.add_argument("--since", type=utc_day, help="first UTC day (inclusive)")
+    cmd.add_argument("--until", type=utc_day, help="last UTC day (exclusive)")
     cmd.add_argument("--format", choices=("table", "csv", "json"), default="table")
     cmd.add_argument("--fail-above", type=_share, metavar="SHARE",
                      help=f"exit {EXIT_ABOVE} when the unexplained difference is above this share of the bill "
@@ -120,16 +115,12 @@ def _shown(value: Decimal | None) -> str:
     return "" if value is None else format(value.normalize(), "f")
 
 
-def _text(value: str) -> str:
-    """A text cell a spreadsheet will not run as a formula (a name from an export may start with ``=``)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
-
-
 def _csv_row(line: Any) -> list[str]:
-    return [line.day.isoformat(), _text(line.resource), _text(line.model), line.kind, format(line.billed_tokens, "f"),
-            _money(line.billed_cost), str(line.metered_tokens), _money(line.metered_cost), str(line.estimated_tokens),
-            format(line.token_difference, "f"), _money(line.cost_difference), "+".join(line.explanations),
-            format(line.unexplained_tokens, "f"), _money(line.unexplained_cost)]
+    return [line.day.isoformat(), str(spreadsheet_cell(line.resource)), str(spreadsheet_cell(line.model)), line.kind,
+            format(line.billed_tokens, "f"), _money(line.billed_cost), str(line.metered_tokens),
+            _money(line.metered_cost), str(line.estimated_tokens), format(line.token_difference, "f"),
+            _money(line.cost_difference), "+".join(line.explanations), format(line.unexplained_tokens, "f"),
+            _money(line.unexplained_cost)]
 
 
 def as_json(result: Any, files: list[Any], rows: int, seconds: float) -> dict[str, Any]:
@@ -151,12 +142,6 @@ def as_json(result: Any, files: list[Any], rows: int, seconds: float) -> dict[st
     }
 
 
-def _grid(header: list[str], lines: list[list[str]]) -> str:
-    widths = [max(len(c) for c in column) for column in zip(header, *lines, strict=True)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-                     for line in [header, *lines])
-
-
 def as_table(result: Any, files: list[Any], rows: int, seconds: float) -> str:
     out = [f"read {rows:,} export rows in {seconds:.2f} s"]
     for f in files:
@@ -167,15 +152,15 @@ def as_table(result: Any, files: list[Any], rows: int, seconds: float) -> str:
     out.append("")
     header = ["day", "resource", "model", "class", "billed tok", "billed USD", "metered tok", "metered USD",
               "diff tok", "explanation"]
-    out.append(_grid(header, [[line.day.isoformat(), line.resource, line.model, line.kind,
-                               f"{line.billed_tokens:,}", _shown(line.billed_cost), f"{line.metered_tokens:,}",
-                               _shown(line.metered_cost), f"{line.token_difference:+,}", "+".join(line.explanations)]
-                              for line in result.lines]))
+    lines = [[line.day.isoformat(), line.resource, line.model, line.kind, f"{line.billed_tokens:,}",
+              _shown(line.billed_cost), f"{line.metered_tokens:,}", _shown(line.metered_cost),
+              f"{line.token_difference:+,}", "+".join(line.explanations)] for line in result.lines]
+    out.append(text_table(lines, header))
     out.append("")
-    out.append(_grid(["resource", "month", "billed tok", "billed USD", "metered tok", "metered USD", "unexplained USD"],
-                     [[r.resource, r.month, f"{r.billed_tokens:,}", _shown(r.billed_cost),
-                       f"{r.metered_tokens:,}", _shown(r.metered_cost), _shown(r.unexplained_cost)]
-                      for r in result.rollups]))
+    rollups = [[r.resource, r.month, f"{r.billed_tokens:,}", _shown(r.billed_cost), f"{r.metered_tokens:,}",
+                _shown(r.metered_cost), _shown(r.unexplained_cost)] for r in result.rollups]
+    out.append(text_table(rollups, ["resource", "month", "billed tok", "billed USD", "metered tok", "metered USD",
+                                    "unexplained USD"]))
     out.append("")
     for finding in result.findings:
         where = " ".join(x for x in (finding.resource, finding.model, finding.token_class) if x)

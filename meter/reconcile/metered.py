@@ -20,16 +20,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from meter.core.record import Usage
 from meter.ledger.connect import connect
 from meter.ledger.dialect import day_range
 from meter.ledger.errors import LedgerError
+from meter.ledger.rows import usage_of
+from meter.ledger.schema import TOKEN_COLUMNS
 from meter.reconcile.billed import CellKey, token_class
 from pricing.usage import token_buckets
-
-_USAGE = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
-          "reasoning_output_tokens", "audio_input_tokens", "audio_output_tokens", "total_tokens",
-          "cached_audio_input_tokens")
 
 
 def ledger_resource(server_address: str) -> str:
@@ -85,7 +82,7 @@ def read_ledger(ledger: str | Path, resources: dict[str, str], window: timedelta
     where, params = day_range(d, "c.started_at", since, until)
     join = "k.call_id = c.id" + ("" if d.name == "sqlite" else " AND k.call_started_at = c.started_at")
     sql = f"""SELECT c.started_at, c.server_address, c.deployment_type, c.outcome, c.usage_source, c.response_model,
-                     c.deployment, {", ".join("c." + u for u in _USAGE)}, k.model, k.deployment_type, k.region,
+                     c.deployment, {", ".join("c." + u for u in TOKEN_COLUMNS)}, k.model, k.deployment_type, k.region,
                      k.amounts, k.unit_prices, k.row_ids, k.total
               FROM calls c LEFT JOIN costs k ON {join} AND k.current = {d.true}
               {"WHERE " + " AND ".join(where) if where else ""}"""
@@ -116,8 +113,8 @@ def _add(out: Metered, row: tuple[Any, ...], resources: dict[str, str], window: 
     if row[7] is None:  # input_tokens: no usage
         out.without_usage[(day, resource)] = out.without_usage.get((day, resource), 0) + 1
         return
-    usage = Usage(**{name: int(v or 0) for name, v in zip(_USAGE, row[7:7 + len(_USAGE)], strict=True)})
-    model, dtype, region, amounts, unit_prices, row_ids, total = row[7 + len(_USAGE):]
+    usage = usage_of(row[7:7 + len(TOKEN_COLUMNS)])
+    model, dtype, region, amounts, unit_prices, row_ids, total = row[7 + len(TOKEN_COLUMNS):]
     dtype = dtype or call_dtype or ""
     buckets = token_buckets(usage)
     if "provisioned" in dtype.lower():
@@ -126,7 +123,7 @@ def _add(out: Metered, row: tuple[Any, ...], resources: dict[str, str], window: 
         use.tokens += sum(buckets.values())
         use.hours.add(at.hour)
         return
-    amounts, unit_prices = _json(amounts), _json(unit_prices)
+    amounts, unit_prices, rows = _json(amounts), _json(unit_prices), _json(row_ids) if row_ids else []
     midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
     late = at >= midnight + timedelta(days=1) - window
     early = at < midnight + window
@@ -154,4 +151,4 @@ def _add(out: Metered, row: tuple[Any, ...], resources: dict[str, str], window: 
             cell.unit_prices.add(Decimal(unit_prices[kind]))
         if region:
             cell.regions.add(region)
-        cell.rows.update(_json(row_ids) if row_ids else [])
+        cell.rows.update(rows)
