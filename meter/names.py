@@ -10,6 +10,8 @@ the dashboards and alert rules are generated from the functions below.
 
 from __future__ import annotations
 
+from meter.core import record
+
 SCHEMA_URL = "https://opentelemetry.io/schemas/gen-ai/1.42.0"
 INSTRUMENTATION_SCOPE = "meter"
 
@@ -93,11 +95,8 @@ EXEMPLAR_TRACE_ID = "trace_id"
 """The exemplar label carrying the trace id (Grafana's exemplar link is configured on this name)."""
 OTHER = "other"
 """The value a label takes once it has seen more distinct values than allowed."""
-UNKNOWN = "unknown"
-"""The value of the model and deployment labels and attributes (Prometheus, OTel metrics and spans,
-ledger reports, ``CallRecord.model_label``) of a call that never named them: one refused or failed
-before the service said which model served it, or sent to a path without a deployment. Never an
-empty value, which dashboards would show as a series with no name."""
+UNKNOWN = record.UNKNOWN
+"""The model or deployment of a call that never named one (defined with ``CallRecord.model_label``)."""
 
 
 def requests_total(ns: str) -> str:

@@ -20,6 +20,13 @@ Outcome = Literal["ok", "http_error", "transport_error", "aborted", "incomplete"
 UsageSource = Literal["response", "stream", "estimated"]
 
 
+UNKNOWN = "unknown"
+"""The value of the model and deployment labels and attributes (Prometheus, OTel metrics and spans,
+ledger reports, ``CallRecord.model_label``) of a call that never named them: one refused or failed
+before the service said which model served it, or sent to a path without a deployment. Never an
+empty value, which dashboards would show as a series with no name. (``meter.names.UNKNOWN``.)"""
+
+
 @dataclass(frozen=True, slots=True)
 class Usage:
     """Token counts of one call, as the service reported them.
@@ -131,14 +138,14 @@ class CallRecord:
 
     @property
     def model_label(self) -> str:
-        """The served model, or ``"unknown"`` (``meter.names.UNKNOWN``) for a call that never named one: the
+        """The served model, or ``UNKNOWN`` for a call that never named one: the
         value labels, attributes and reports use. ``response_model`` itself stays ``None``: nothing invented."""
-        return self.response_model or "unknown"
+        return self.response_model or UNKNOWN
 
     @property
     def deployment_label(self) -> str:
         """The deployment, or ``"unknown"`` for a call to a path without one (see ``model_label``)."""
-        return self.deployment or "unknown"
+        return self.deployment or UNKNOWN
 
     def replace(self, **changes: Any) -> CallRecord:
         """A copy with some fields changed (records are frozen)."""

@@ -48,10 +48,10 @@ def record_attributes(record: CallRecord) -> dict[str, Any]:
         names.OUTCOME: record.outcome,
         names.REQUEST_STREAM: record.stream,
     }
-    attrs[names.DEPLOYMENT] = record.deployment or names.UNKNOWN  # defined, never empty: names.UNKNOWN
+    attrs[names.DEPLOYMENT] = record.deployment_label  # defined, never empty: "unknown"
     if record.deployment_type:
         attrs[names.DEPLOYMENT_TYPE] = record.deployment_type
-    attrs[names.RESPONSE_MODEL] = record.response_model or names.UNKNOWN
+    attrs[names.RESPONSE_MODEL] = record.model_label
     if record.response_id:
         attrs[names.RESPONSE_ID] = record.response_id
     if record.finish_reasons:
@@ -212,7 +212,7 @@ class OTelSink:
             names.SERVER_ADDRESS: record.server_address,
         }
         attrs[names.REQUEST_MODEL] = record.deployment or record.request_model or names.UNKNOWN
-        attrs[names.RESPONSE_MODEL] = record.response_model or names.UNKNOWN
+        attrs[names.RESPONSE_MODEL] = record.model_label
         if record.server_port is not None:
             attrs[names.SERVER_PORT] = record.server_port
         for name, value in zip(self.metric_attribute_keys, extra, strict=True):

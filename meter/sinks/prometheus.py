@@ -98,8 +98,7 @@ class PrometheusSink:
         guard = self._store.guard
         attributes = record.attributes
         labels = Labels(
-            (record.api, guard("deployment", record.deployment or names.UNKNOWN),
-             guard("model", record.response_model or names.UNKNOWN),
+            (record.api, guard("deployment", record.deployment_label), guard("model", record.model_label),
              record.deployment_type or "", record.provider, record.outcome),
             guard("error_type", record.error_type or "") if record.outcome != "ok" else "",
             "true" if record.stream else "false",
