@@ -151,13 +151,13 @@ def reconcile(billed: Billed, metered: Metered, window: timedelta = timedelta(mi
     for key in sorted(keys):
         b, m = billed.cells.get(key), metered.cells.get(key)
         day, resource, model, kind = key
-        metered_cost = None if m is None else (m.cost if not m.unpriced_tokens else None)
-        line = Line(day, resource, model, kind, b.tokens if b else Decimal(0), (b.cost if b else None)
-                    if billed.costs_compared else None, m.tokens if m else 0,
-                    (metered_cost if m else Decimal(0)) if billed.costs_compared else None,
-                    m.estimated_tokens if m else 0)
-        if b is None and billed.costs_compared:
-            line.billed_cost = Decimal(0)
+        billed_cost: Decimal | None = None
+        metered_cost: Decimal | None = None
+        if billed.costs_compared:  # a side with no cell has spent nothing; an unpriced token makes it unknown
+            billed_cost = b.cost if b else Decimal(0)
+            metered_cost = Decimal(0) if m is None else (m.cost if not m.unpriced_tokens else None)
+        line = Line(day, resource, model, kind, b.tokens if b else Decimal(0), billed_cost, m.tokens if m else 0,
+                    metered_cost, m.estimated_tokens if m else 0)
         lines.append(line)
         if key in timing:
             line.explanations.append("timing")
