@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -95,3 +96,53 @@ def test_demo_table_in_a_terminal_run() -> None:
     out = result.stdout
     assert "per deployment" in out and "per team" in out and "cost USD" in out
     assert "/metrics" in out and "spans" in out
+
+
+def _demo(*options: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "meter", "demo", "--requests", "2", *options],
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_the_default_metrics_port_taken_moves_to_a_free_one_and_says_so() -> None:
+    """The README's demo command must run on a machine where something already serves 9464."""
+    import socket
+
+    from meter.apps.demo.cli import DEFAULT_METRICS_PORT
+
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", DEFAULT_METRICS_PORT))
+        holder.listen()
+    except OSError:
+        pass  # something of the user's holds it already: the same situation
+    try:
+        result = _demo()
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert f"port {DEFAULT_METRICS_PORT} is in use; serving /metrics on port" in result.stderr
+        assert f":{DEFAULT_METRICS_PORT}/metrics" not in result.stdout
+        chosen = _demo("--metrics-port", str(DEFAULT_METRICS_PORT))  # a port the user named is theirs: an error
+        assert chosen.returncode == 2
+        [line] = chosen.stderr.strip().splitlines()
+        assert line.startswith(f"error: cannot serve /metrics on 127.0.0.1:{DEFAULT_METRICS_PORT}")
+        assert "--metrics-port 0" in line
+    finally:
+        holder.close()
+
+
+def test_the_default_ledger_is_in_the_temporary_folder_of_the_process(tmp_path: Path) -> None:
+    """The suite's processes get a temporary folder of the run's own (tests/conftest.py), so the demo's default
+    ledger is written there, never into a file another run or the user keeps in the shared one."""
+    import os
+    import tempfile
+
+    assert os.environ["TMPDIR"] != tempfile.gettempdir()
+    result = _demo("--json", "--metrics-port", "0", env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert read_json_text(result.stdout)["ledger"] == str(tmp_path / "meter-demo.sqlite")
+    assert (tmp_path / "meter-demo.sqlite").stat().st_size > 0
+
+
+def read_json_text(text: str) -> dict[str, Any]:
+    import json
+
+    return dict(json.loads(text[text.index("{"):]))

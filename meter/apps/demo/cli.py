@@ -58,8 +58,9 @@ def add_command(commands: Any) -> None:
                              "a 429 storm, streams closed early: fills a dashboard with shapes)")
     parser.add_argument("--serve", action="store_true", help="keep /metrics (and the emulator) up until Ctrl-C")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary instead of a table")
-    parser.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT,
-                        help=f"Prometheus port on 127.0.0.1 (default {DEFAULT_METRICS_PORT}; 0 picks a free one)")
+    parser.add_argument("--metrics-port", type=int, default=None,
+                        help=f"Prometheus port on 127.0.0.1 (default {DEFAULT_METRICS_PORT}, or a free one if "
+                             f"{DEFAULT_METRICS_PORT} is in use; 0 picks a free one)")
     parser.add_argument("--metrics-addr", default="127.0.0.1", help="address for /metrics (default 127.0.0.1)")
     parser.add_argument("--ledger", default=str(Path(tempfile.gettempdir()) / "meter-demo.sqlite"), metavar="FILE",
                         help="the SQLite ledger the calls are kept in (default: %(default)s; '' for none)")
@@ -152,7 +153,13 @@ def run_demo(args: argparse.Namespace) -> int:
         except LedgerError as exc:
             print(f"error: {exc} (pass --ledger FILE for another, or --ledger '' for none)", file=sys.stderr)
             return 2
-        server, _ = meter.start_metrics_server(args.metrics_port, addr=args.metrics_addr, registry=registry)
+        try:
+            server = _metrics_server(args.metrics_port, args.metrics_addr, registry, quiet=args.json)
+        except OSError as exc:
+            m.close()
+            print(f"error: cannot serve /metrics on {args.metrics_addr}:{args.metrics_port} ({exc.strerror or exc}); "
+                  "pass --metrics-port 0 for a free port", file=sys.stderr)
+            return 2
         metrics_url = f"http://{args.metrics_addr}:{server.server_port}/metrics"
         started = time.monotonic()
         steps = plan(args.requests)
@@ -207,6 +214,25 @@ def run_demo(args: argparse.Namespace) -> int:
             _wait_for_signal()
         server.shutdown()
     return 0
+
+
+def _metrics_server(port: int | None, addr: str, registry: CollectorRegistry, quiet: bool) -> Any:
+    """``/metrics`` on ``port``; with no port given, on 9464 or, when that is taken, on a free port (said on stderr).
+
+    The default must not fail on a machine where something already serves 9464 (another demo, a
+    Prometheus exporter): the demo is the first command a user runs. A port the user chose is theirs:
+    if it is taken, that is an error (``OSError``), not a silent move.
+    """
+    if port is not None:
+        return meter.start_metrics_server(port, addr=addr, registry=registry)[0]
+    try:
+        return meter.start_metrics_server(DEFAULT_METRICS_PORT, addr=addr, registry=registry)[0]
+    except OSError:
+        server = meter.start_metrics_server(0, addr=addr, registry=registry)[0]
+        if not quiet:
+            print(f"meter demo: port {DEFAULT_METRICS_PORT} is in use; serving /metrics on port {server.server_port} "
+                  "instead", file=sys.stderr)
+        return server
 
 
 def unmetered_calls(emulator: Any, calls: int = 3) -> None:
