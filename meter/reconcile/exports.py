@@ -5,6 +5,11 @@ are kept (one per day, resource, meter and pricing model): memory grows with the
 meters, not of rows. Rows of other services are counted and skipped. Every problem is an
 ``ExportError`` naming the file, the line and the column; nothing is half read.
 
+Lines are physical lines, as an editor numbers them: a record whose quoted field holds a newline
+spans two, and is named by the first. A record is bounded as it streams (``MAX_RECORD_CHARS``):
+the csv module's own field limit refuses a long field only once the whole line is in memory,
+and one 512 MB line cost a gigabyte before it did.
+
 Units: ``Quantity`` is either tokens or price blocks (``1K``, ``1M``: ``UnitOfMeasure`` or
 ``x_PricingBlockSize``); which one is inferred per file from the rows' own price and cost
 (``quantity x price / block = cost`` says tokens, ``quantity x price = cost`` says blocks) and
@@ -25,12 +30,19 @@ from typing import IO
 
 from meter.reconcile.schemas import HeaderProblem, Layout, read_header
 
+MAX_RECORD_CHARS = 1 << 20
+"""The longest record read, in characters (1 Mi): far above any export's (tags and ``AdditionalInfo``
+are a few kilobytes) and a few megabytes of memory at most. Longer is refused at its line."""
+
 
 class ExportError(Exception):
-    """A cost export that cannot be read: the file, the line (1 is the header) and the column."""
+    """A cost export that cannot be read: the file, the physical line (1 is the header) and the column.
+
+    Line 0 is the file as a whole (it cannot be opened, is not UTF-8, is a broken gzip stream):
+    the message then names no line, rather than a line that does not exist."""
 
     def __init__(self, file: str, line: int, column: str, problem: str) -> None:
-        where = f"{file}, line {line}" + (f", column {column}" if column else "")
+        where = file + (f", line {line}" if line else "") + (f", column {column}" if column else "")
         super().__init__(f"{where}: {problem}")
         self.file, self.line, self.column, self.problem = file, line, column, problem
 
@@ -119,6 +131,54 @@ def _open(path: Path) -> IO[str]:
     return path.open(encoding="utf-8-sig", newline="")
 
 
+class _Lines:
+    """A text file's physical lines for ``csv.reader``, each record bounded as it streams.
+
+    ``readline`` is given what is left of the record's allowance, so a line longer than that is
+    never read whole: memory stays near ``limit`` characters whatever the file holds. The record
+    is what the csv reader builds between two ``start_record`` calls, so a quoted field that
+    goes on over many short lines is bounded too."""
+
+    def __init__(self, name: str, handle: IO[str], limit: int = MAX_RECORD_CHARS) -> None:
+        self.name, self.handle, self.limit = name, handle, limit
+        self.line = 0
+        """Physical lines read so far (the last one may be a part, when it is the one refused)."""
+        self.record_line = 1
+        """The physical line the record being read starts on."""
+        self._used = 0
+
+    def start_record(self) -> None:
+        self.record_line, self._used = self.line + 1, 0
+
+    def __iter__(self) -> Iterator[str]:
+        readline, limit = self.handle.readline, self.limit  # a generator, locals: the reader's hot loop
+        while text := readline(limit - self._used + 1):
+            self.line += 1
+            self._used += len(text)
+            if self._used > limit:
+                raise self._too_long()
+            yield text
+
+    def _too_long(self) -> ExportError:
+        if self.record_line == self.line:
+            return ExportError(self.name, self.line, "", f"is longer than {self.limit:,} characters: not a cost "
+                                                         "export line (refused before reading it whole)")
+        return ExportError(self.name, self.record_line, "", f"starts a record longer than {self.limit:,} "
+                                                            f"characters (a quoted field still open at line "
+                                                            f"{self.line:,}): not a cost export record")
+
+
+def _records(lines: _Lines) -> Iterator[tuple[int, list[str]]]:
+    """Each CSV record with the physical line it starts on."""
+    reader = csv.reader(lines)
+    while True:
+        lines.start_record()
+        row = next(reader, None)
+        if row is None:
+            return
+        yield lines.record_line, row
+
+
 def _is_openai(row: list[str], layout: Layout) -> bool:
     text = " ".join(row[layout.index[f]] for f in ("meter_category", "meter_subcategory", "product")
                     if f in layout.index).lower()
@@ -134,17 +194,18 @@ def read_file(path: str | Path) -> ExportFile:
         handle = _open(Path(path))
     except OSError as exc:
         raise ExportError(name, 0, "", f"cannot be read ({exc.strerror or exc})") from None
+    lines = _Lines(name, handle)
     try:
         with handle:
-            return _read(name, csv.reader(handle))
+            return _read(name, _records(lines))
     except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
         raise ExportError(name, 0, "", f"is not a CSV text file ({type(exc).__name__})") from None
     except csv.Error as exc:
-        raise ExportError(name, 0, "", f"is not a well-formed CSV file ({exc})") from None
+        raise ExportError(name, lines.record_line, "", f"is not a well-formed CSV file ({exc})") from None
 
 
-def _read(name: str, reader: Iterator[list[str]]) -> ExportFile:
-    header = next(reader, None)
+def _read(name: str, records: Iterator[tuple[int, list[str]]]) -> ExportFile:
+    _, header = next(records, (1, None))
     if header is None:
         raise ExportError(name, 1, "", "is empty: no header")
     try:
@@ -156,7 +217,7 @@ def _read(name: str, reader: Iterator[list[str]]) -> ExportFile:
     width = len(header)
     use_usd = "cost_usd" in ix
     out.cost_in = names["cost_usd"] if use_usd else names.get("cost", "")
-    for line, row in enumerate(reader, start=2):
+    for line, row in records:
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         if len(row) != width:
