@@ -8,9 +8,11 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx2
 import openai
+import pytest
 
 from meter.apps.emulator import Emulator, EmulatorConfig
 from meter.cli import build_parser
@@ -75,3 +77,35 @@ def test_foreground_run_meters_serves_metrics_exports_spans_and_stops_on_ctrl_c(
     assert "meter.proxy: POST /openai/deployments/gpt-4o-mini/chat/completions 200" in err
     assert "GET /ready 404" in err
     assert KEY not in out + err
+
+
+def _proxy_command(*options: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "meter", "proxy", "--upstream", "http://127.0.0.1:9",
+                           "--port", str(_free_port()), "--metrics-port", "0", *options],
+                          env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=30)
+
+
+def _one_line_error(done: subprocess.CompletedProcess[str], *named: str) -> None:
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: ")
+    for name in named:
+        assert name in line, line
+
+
+def test_a_missing_deployments_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.toml"
+    _one_line_error(_proxy_command("--deployments", str(missing)), str(missing), "cannot read file")
+
+
+def test_a_bad_field_in_the_deployments_file_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "deployments.toml"
+    bad.write_text('[deployments]\nchat = { model = "gpt-4o", deployment_type = "Bogus" }\n')
+    _one_line_error(_proxy_command("--deployments", str(bad)), str(bad), "'deployment_type'", "'chat'")
+
+
+@pytest.mark.parametrize("value", ["{not json", "/nonexistent/meter-deployments.toml"])
+def test_a_bad_meter_deployments_variable_is_one_line_and_exit_2(value: str) -> None:
+    _one_line_error(_proxy_command(env={"METER_DEPLOYMENTS": value}), "METER_DEPLOYMENTS")
+

@@ -62,11 +62,12 @@ def run(args: argparse.Namespace) -> int:
     from meter.apps.proxy.app import ProxyApp, upstream_base
     from meter.apps.proxy.server import uvicorn_config
     from meter.ledger import LedgerError
+    from pricing import PricingFileError
 
     try:
         host = upstream_base(args.upstream).host
     except ValueError as exc:
-        print(f"meter proxy: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     otel = any(os.environ.get(name) for name in _OTLP_VARIABLES)
@@ -75,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         m = meter.Meter(hosts=[host], deployments=args.deployments, otel=otel,
                         inject_stream_usage=args.inject_stream_usage, ledger=args.ledger)
-    except LedgerError as exc:
-        print(f"meter proxy: {exc}", file=sys.stderr)
+    except (LedgerError, PricingFileError) as exc:
+        # A configuration mistake (the ledger, --deployments or $METER_DEPLOYMENTS, a price table): the
+        # message names the file, the entry and the field; a traceback would only bury it.
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     app = ProxyApp(args.upstream, m, max_concurrency=args.max_concurrency, connect_timeout=args.connect_timeout,
                    read_timeout=args.read_timeout, queue_timeout=args.queue_timeout,
