@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from pricing.book import PriceBook
-from pricing.cli_common import load_book, money, now, text_table
+from pricing.cli_common import load_book, money, now, say, text_table
 from pricing.cli_retail import cmd_check, cmd_import_azure_retail
 from pricing.deployment_types import DEPLOYMENT_TYPES, canonical_deployment_type
 from pricing.errors import PricingFileError
@@ -196,11 +196,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         + [money(groups[g][k]) if k in groups[g] else "-" for k in KINDS]
         for g in sorted(groups, key=_Group.sort_key)
     ]
-    print(f"price table {book.version}; prices in force on {at.date().isoformat()}, USD per 1M tokens")
+    say(f"price table {book.version}; prices in force on {at.date().isoformat()}, USD per 1M tokens")
     print(text_table(lines, ["model", "deployment type", "region", "tier", *(_KIND_HEADERS[k] for k in KINDS)]))
     region_groups = {r.region: r.regions for r in rows if r.region and r.regions != (r.region,)}
     for name, members in sorted(region_groups.items()):
-        print(f"region group {name}: {', '.join(members)}")
+        say(f"region group {name}: {', '.join(members)}")
     print(f"{len({g.model for g in groups})} models; deployment types: {', '.join(DEPLOYMENT_TYPES)}")
     print("Provisioned types (*ProvisionedManaged) are billed per PTU-hour: token cost 0, basis 'provisioned'.")
     return 0
@@ -213,11 +213,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 1
     model = args.model.lower() if args.model.lower() in book.models() else book.resolve_model(args.model)
     if model is None:
-        print(f"error: unknown model {args.model!r}; see `meter pricing list`", file=sys.stderr)
+        say(f"error: unknown model {args.model!r}; see `meter pricing list`", sys.stderr)
         return 1
     rows = book.rows(model)
     aliases = book.aliases_of(model)
-    print(f"{model}" + (f" (also: {', '.join(aliases)})" if aliases else "") + f"; table {book.version}")
+    say(f"{model}" + (f" (also: {', '.join(aliases)})" if aliases else "") + f"; table {book.version}")
     entries: dict[str, list[PriceRow]] = {}
     for row in rows:
         entries.setdefault(row.entry_id, []).append(row)
@@ -235,11 +235,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         until = first.effective_until.isoformat() if first.effective_until else "open"
         prices = ", ".join(f"{_KIND_HEADERS[r.kind]} {money(r.usd_per_1m)}" for r in entry_rows)
         recorded = f", recorded {first.recorded_at}" if first.recorded_at else ""
-        print(f"\n{first.entry_id}")
-        print(f"  {first.effective_from} to {until}{recorded}: {prices}")
-        print(f"  source: {first.source}")
+        print()
+        say(first.entry_id)
+        say(f"  {first.effective_from} to {until}{recorded}: {prices}")
+        say(f"  source: {first.source}")
         if first.note:
-            print(f"  note: {first.note}")
+            say(f"  note: {first.note}")
         changes: dict[tuple[str, str | None, str], list[str]] = {}
         for row in entry_rows:
             for corr in book.corrections_for(row.id):
@@ -248,8 +249,8 @@ def cmd_show(args: argparse.Namespace) -> int:
                     f"{_KIND_HEADERS[row.kind]} {money(row.usd_per_1m)} -> {money(corr.usd_per_1m)}"
                 )
         for (recorded, reason, source), parts in sorted(changes.items()):
-            print(f"  corrected {recorded}: {', '.join(parts)}" + (f" ({reason})" if reason else ""))
-            print(f"    source: {source}")
+            say(f"  corrected {recorded}: {', '.join(parts)}" + (f" ({reason})" if reason else ""))
+            say(f"    source: {source}")
     return 0
 
 
@@ -280,7 +281,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
                     ]
                 )
     d1, d2 = (at.date().isoformat() for at in args.at)
-    print(f"price table {book.version}; changes from {d1} to {d2}, USD per 1M tokens")
+    say(f"price table {book.version}; changes from {d1} to {d2}, USD per 1M tokens")
     if not lines:
         print("no differences")
         return 0
@@ -300,10 +301,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         except PricingFileError as exc:
             failed = True
             for problem in exc.problems:
-                print(f"error: {problem}", file=sys.stderr)
+                say(f"error: {problem}", sys.stderr)
             continue
         table = book.tables[-1]
-        print(
+        say(
             f"ok: {file}: table {table.version} published {table.published}, {len(table.rows)} rows, "
             f"{len(table.corrections)} corrections"
         )
@@ -352,14 +353,14 @@ def cmd_price(args: argparse.Namespace) -> int:
         believed_at=args.believed_at,
     )
     assumed = " (assumed: no deployment type given)" if cost.assumed_deployment_type else ""
-    print(f"model:           {cost.model or 'unknown'} (requested {args.model})")
-    print(f"deployment type: {cost.deployment_type or 'unknown'}{assumed}")
+    say(f"model:           {cost.model or 'unknown'} (requested {args.model})")
+    say(f"deployment type: {cost.deployment_type or 'unknown'}{assumed}")
     if args.region:
-        print(f"region:          {args.region}")
+        say(f"region:          {args.region}")
     print(
         f"at:              {at.isoformat()}" + (f" (believed at {args.believed_at.date()})" if args.believed_at else "")
     )
-    print(f"table version:   {cost.table_version}")
+    say(f"table version:   {cost.table_version}")
     if cost.long_context:
         print("long context:    input above the tier threshold: every token at the long-context rate")
     lines = []
@@ -369,7 +370,7 @@ def cmd_price(args: argparse.Namespace) -> int:
         lines.append([kind, str(tokens), "-" if unit is None else money(unit), money(cost.amounts[kind]), note])
     lines.append(["total", "", "", money(cost.total), ""])
     print(text_table(lines, ["kind", "tokens", "USD/1M", "USD", ""]))
-    print(f"basis: {cost.basis}" + (f" ({cost.reason})" if cost.reason else ""))
+    say(f"basis: {cost.basis}" + (f" ({cost.reason})" if cost.reason else ""))
     for row_id in cost.row_ids:
-        print(f"row: {row_id}")
+        say(f"row: {row_id}")
     return 1 if cost.basis == "unknown" else 0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pricing.book import PriceBook
 from pricing.check import TOLERANCE, Finding, check
-from pricing.cli_common import load_book, money, now
+from pricing.cli_common import load_book, money, now, say, say_error
 from pricing.errors import PricingFileError
 from pricing.retail import RetailData, combine, load_retail, openai_items
 from pricing.retail_import import import_retail
@@ -38,7 +38,7 @@ def _retail(args: argparse.Namespace) -> tuple[RetailData, date, str] | None:
                 days.append(day)
                 said.append(f"{file}: no fetch date in the file, using its modification date {day}")
     except PricingFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return None
     data = combine(parts)
     if data.incomplete:
@@ -91,27 +91,30 @@ def cmd_check(args: argparse.Namespace) -> int:
     items = openai_items(data.items)
     result = check(book, items, at=day)
     tokens = sum(1 for i in items if i.is_token_price)
-    print(f"Retail data: {said}")
-    print(f"tables: {book.version}; {tokens} Azure OpenAI token prices (meter x region), "
-          f"compared on each meter's start and on {day}")
+    say(f"Retail data: {said}")
+    say(f"tables: {book.version}; {tokens} Azure OpenAI token prices (meter x region), "
+        f"compared on each meter's start and on {day}")
     print(f"agree within {money(TOLERANCE * 100)} %: {result.agree}")
     differ = _grouped_findings(result.differ)
     print(f"disagree: {len(result.differ)}" + (":" if differ else ""))
-    print("".join(f"  {line}\n" for line in differ), end="")
+    for line in differ:
+        say(f"  {line}")
     missing = _grouped_findings(result.missing)
     print(f"missing from the tables: {len(result.missing)}" + (":" if missing else ""))
-    print("".join(f"  {line}\n" for line in missing), end="")
+    for line in missing:
+        say(f"  {line}")
     print(f"rows priced where Azure has no meter: {len(result.no_meter)}" + (":" if result.no_meter else ""))
-    print("".join(f"  {n.what}\n" for n in result.no_meter), end="")
+    for n in result.no_meter:
+        say(f"  {n.what}")
     if result.unmetered_models:
         shown = result.unmetered_models[:8]
         more = f", and {len(result.unmetered_models) - len(shown)} more" if len(result.unmetered_models) > 8 else ""
-        print(f"models priced that the data has no meter for ({len(result.unmetered_models)}; not compared): "
-              + ", ".join(shown) + more)
+        say(f"models priced that the data has no meter for ({len(result.unmetered_models)}; not compared): "
+            + ", ".join(shown) + more)
     categories = result.unmapped_by_category()
     if categories:
-        print("not compared (no token price kind in the tables): "
-              + ", ".join(f"{c} {n}" for c, n in categories.items()))
+        say("not compared (no token price kind in the tables): "
+            + ", ".join(f"{c} {n}" for c, n in categories.items()))
     if result.clean:
         print("ok: the tables agree with the data")
         return 0
@@ -137,15 +140,16 @@ def cmd_import_azure_retail(args: argparse.Namespace) -> int:
         at=day,
         everything=args.all,
     )
-    print(f"Retail data: {said}", file=sys.stderr)
+    say(f"Retail data: {said}", sys.stderr)
     if args.output:
         try:
             Path(args.output).write_text(result.toml, encoding="utf-8")
         except OSError as exc:
-            print(f"error: {args.output}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+            say(f"error: {args.output}: cannot write: {exc.strerror or exc}", sys.stderr)
             return 1
-        print(f"wrote {args.output}", file=sys.stderr)
+        say(f"wrote {args.output}", sys.stderr)
     else:
         sys.stdout.write(result.toml)
-    print(result.report(), file=sys.stderr)
+    for line in result.report().split("\n"):  # its own lines, each shown visible
+        say(line, sys.stderr)
     return 0

@@ -16,7 +16,7 @@ from typing import Any
 
 from meter.ledger.errors import LedgerError
 from meter.ledger.report import PERIODS, TOKENS, Row, report
-from pricing.cli_common import text_table
+from pricing.cli_common import say, say_error, text_table
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -96,14 +96,14 @@ def run_admin(args: argparse.Namespace) -> int:
 
     try:
         if args.ledger_command == "info":
-            print(json.dumps(admin.info(args.ledger), indent=2))
+            print(json.dumps(admin.info(args.ledger), indent=2))  # ASCII: json escapes the rest
         elif args.ledger_command == "migrate":
-            print(f"ledger {args.ledger}: schema version {admin.migrate(args.ledger)}, up to date")
+            say(f"ledger {args.ledger}: schema version {admin.migrate(args.ledger)}, up to date")
         else:
             removed = admin.prune(args.ledger, args.before)
-            print(f"ledger {args.ledger}: removed {removed} calls started before {args.before} (and their costs)")
+            say(f"ledger {args.ledger}: removed {removed} calls started before {args.before} (and their costs)")
     except LedgerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
     return 0
 
@@ -116,7 +116,7 @@ def run_reprice(args: argparse.Namespace) -> int:
         book = PriceBook.load(*args.tables)
         result = reprice(args.ledger, book, args.since, args.until, apply=args.apply)
     except (LedgerError, PricingFileError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
     header = ["model", "deployment type", "day", "calls", "before USD", "after USD", "change USD", "newly priced",
               "now unknown"]
@@ -126,8 +126,8 @@ def run_reprice(args: argparse.Namespace) -> int:
         print(text_table(lines, header))
     before = sum((c.before for c in result.changes.values()), Decimal(0))
     after = sum((c.after for c in result.changes.values()), Decimal(0))
-    print(f"{result.checked} calls with usage checked against price tables {book.version}: {result.changed} would "
-          f"change (USD {format(before, 'f')} -> {format(after, 'f')})")
+    say(f"{result.checked} calls with usage checked against price tables {book.version}: {result.changed} would "
+        f"change (USD {format(before, 'f')} -> {format(after, 'f')})")
     if args.apply:
         print(f"recorded {result.applied} new costs; the costs reported before are kept (meter report --as-reported)")
     elif result.changed:
@@ -143,9 +143,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         rows = report(args.ledger, by, args.since, args.until, args.as_reported, dict(args.where))
     except (LedgerError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
-    if args.format == "json":
+    if args.format == "json":  # ASCII: json escapes every control and non-ASCII character
         print(json.dumps([row.as_json(by) for row in rows], indent=2))
     elif args.format == "csv":
         writer = csv.writer(sys.stdout)
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
 
         require("plots", "meter report --plot")
         _plot(rows, by, args.plot)
-        print(f"wrote {args.plot}", file=sys.stderr)
+        say(f"wrote {args.plot}", sys.stderr)
     return 0
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from meter.ledger.cli import spreadsheet_cell, utc_day
 from meter.ledger.errors import LedgerError
-from pricing.cli_common import text_table
+from pricing.cli_common import say_error, text_table, visible
 
 EXIT_ABOVE = 3
 
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         resources = {host: resource_name(resource_id) for host, resource_id in args.resource}
         metered = read_ledger(args.ledger, resources, timedelta(minutes=args.window), args.since, args.until)
     except (ExportError, LedgerError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
     result = reconcile(billed, metered, timedelta(minutes=args.window))
     rows = sum(f.rows for f in files)
@@ -143,12 +143,14 @@ def as_json(result: Any, files: list[Any], rows: int, seconds: float) -> dict[st
 
 
 def as_table(result: Any, files: list[Any], rows: int, seconds: float) -> str:
+    """The report people read: every line shown ``visible`` (an export's meter names and currency, a path), and
+    the tables' cells by ``text_table``, so that nothing from the data acts on a terminal or adds a line."""
     out = [f"read {rows:,} export rows in {seconds:.2f} s"]
     for f in files:
-        out.append(f"  {f.path}: {f.schema}, {f.openai_rows:,} Azure OpenAI rows of {f.rows:,}; Quantity read as "
-                   f"{f.reading} ({f.reading_reason}); cost from {f.cost_in or 'no column'}")
+        out.append(visible(f"  {f.path}: {f.schema}, {f.openai_rows:,} Azure OpenAI rows of {f.rows:,}; Quantity "
+                           f"read as {f.reading} ({f.reading_reason}); cost from {f.cost_in or 'no column'}"))
     if not result.costs_compared:
-        out.append(f"costs were not compared, only quantities: {result.why_not_costs}")
+        out.append(visible(f"costs were not compared, only quantities: {result.why_not_costs}"))
     out.append("")
     header = ["day", "resource", "model", "class", "billed tok", "billed USD", "metered tok", "metered USD",
               "diff tok", "explanation"]
@@ -164,10 +166,10 @@ def as_table(result: Any, files: list[Any], rows: int, seconds: float) -> str:
     out.append("")
     for finding in result.findings:
         where = " ".join(x for x in (finding.resource, finding.model, finding.token_class) if x)
-        out.append(f"* {finding.kind}{' [' + where + ']' if where else ''}: {finding.text}")
+        out.append(visible(f"* {finding.kind}{' [' + where + ']' if where else ''}: {finding.text}"))
         if finding.kind == "price":
             out.append("  to make them agree, a negotiated-price table (meter --tables) would say:")
-            out.extend("    " + text for text in finding.detail["price_entry"].splitlines())
+            out.extend(visible("    " + text) for text in finding.detail["price_entry"].split("\n"))
     unit = "USD" if result.costs_compared else "tokens"
     out.append("")
     out.append(f"unexplained: {_shown(result.unexplained)} {unit} of {_shown(result.billed_total)} {unit} "

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import meter
+from pricing.cli_common import visible
 
 TOKEN_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens")
 
@@ -90,7 +91,10 @@ class Summary:
         }
 
     def table(self) -> str:
-        """A plain-text table, one row per deployment and per team, then the totals."""
+        """A plain-text table, one row per deployment and per team, then the totals.
+
+        Names are shown ``visible``: a team is whatever the caller tagged, and a control character in it
+        must not act on the terminal or start a row of its own."""
         head = (f"{'':<26}{'calls':>6}{'errors':>7}{'input':>9}{'cached':>9}{'output':>9}{'reasoning':>10}"
                 f"{'cost USD':>13}")
         lines = [head, "-" * len(head)]
@@ -101,12 +105,12 @@ class Summary:
                     f"{k['output_tokens']:>9}{k['reasoning_output_tokens']:>10}{t.cost_usd:>13.6f}")
 
         lines.append("per deployment")
-        lines += [row("  " + name, t) for name, t in sorted(self.deployments.items())]
+        lines += [row("  " + visible(name), t) for name, t in sorted(self.deployments.items())]
         lines.append("per team")
-        lines += [row("  " + (name or "(none)"), t) for name, t in sorted(self.teams.items())]
+        lines += [row("  " + (visible(name) or "(none)"), t) for name, t in sorted(self.teams.items())]
         lines.append("-" * len(head))
         lines.append(row("total", self.total))
-        outcomes = ", ".join(f"{n} {k}" for k, n in sorted(self.outcomes.items()))
+        outcomes = visible(", ".join(f"{n} {k}" for k, n in sorted(self.outcomes.items())))
         lines.append(f"outcomes: {outcomes}")
         if self.total.estimated or self.total.unpriced:
             lines.append(f"estimated usage (not in the totals above): {self.total.estimated} calls, "
