@@ -201,14 +201,23 @@ class Meter:
             from meter.sinks.ledger import LedgerSink
 
             self.ledger = LedgerWriter(open_ledger(ledger, keys),
-                                       on_drop=lambda: self.record_fault("ledger_dropped", _LedgerFull()))
+                                       on_fault=self._ledger_fault)
             self._sinks.append(LedgerSink(self.ledger))
 
     # -- public -------------------------------------------------------------------------------
 
     def close(self, timeout: float = 10.0) -> bool:
-        """Write what the ledger has queued and close it (a no-op without a ledger); ``False`` on timeout."""
+        """Write what the ledger has queued and close it (a no-op without a ledger); ``False`` on timeout.
+
+        Closing again does nothing. A call that finishes after ``close`` still reaches the other sinks and
+        the subscribers; its ledger row is not written, and is counted (fault ``ledger_after_close``).
+        """
         return self.ledger.close(timeout) if self.ledger is not None else True
+
+    def _ledger_fault(self, kind: str, reason: str, count: int) -> None:
+        """The ledger writer could not write ``count`` records as they were: counted by kind, logged once."""
+        for _ in range(count):
+            self.record_fault(kind, _LedgerFault(reason))
 
     def subscribe(self, callback: RecordCallback) -> None:
         """Add a record subscriber after construction."""
@@ -338,11 +347,8 @@ def _events_from_env() -> bool:
     return os.environ.get("OTEL_INSTRUMENTATION_GENAI_EMIT_EVENT", "").strip().lower() in ("true", "1", "yes")
 
 
-class _LedgerFull(Exception):
-    """The ledger queue was full: a record was dropped (counted; the call was not affected)."""
-
-    def __str__(self) -> str:
-        return "the ledger queue is full (the database is slow or down); records are dropped and counted"
+class _LedgerFault(Exception):
+    """Records the ledger could not write as they were (counted; the calls were not affected)."""
 
 
 class _Pending:

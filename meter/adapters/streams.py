@@ -34,7 +34,7 @@ class SyncStreamLogic(_EndsCall):
     def __init__(self, inner: Iterable[bytes], call: Call) -> None:
         self._inner = inner
         self._call = call
-        orphans.ensure_started()
+        orphans.track(call)
 
     def __iter__(self) -> Iterator[bytes]:
         call = self._call
@@ -62,7 +62,7 @@ class AsyncStreamLogic(_EndsCall):
     def __init__(self, inner: AsyncIterable[bytes], call: Call) -> None:
         self._inner = inner
         self._call = call
-        orphans.ensure_started()
+        orphans.track(call)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         call = self._call

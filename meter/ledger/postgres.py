@@ -5,11 +5,13 @@ The same rows as the SQLite ledger (``schema``), with PostgreSQL types: times ar
 are partitioned by the month the call started, so retention drops whole partitions
 instead of deleting rows; a batch creates the partitions it needs. Inserts are
 ``ON CONFLICT DO NOTHING`` on the record's id: several writers, and a batch sent again
-after an error, never duplicate a row.
+after an error, never duplicate a row. A partition dropped under a running writer (``meter
+ledger prune``) is made again by the next batch that needs it.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -44,6 +46,9 @@ CREATE TABLE IF NOT EXISTS costs (
     PRIMARY KEY (call_id, table_version, call_started_at)
 ) PARTITION BY RANGE (call_started_at);
 """
+
+_abandoned: list[Any] = []
+"""Connections a forked child inherited (see ``PostgresLedger.after_fork_in_child``)."""
 
 _BOOLEAN_CALLS = {"stream", "repeat", "provisional", "supersedes_estimate"}
 _BOOLEAN_COSTS = {"reported", "current", "estimated"}
@@ -118,21 +123,64 @@ class PostgresLedger:
                                      f"FOR VALUES FROM ('{first.isoformat()}') TO ('{after.isoformat()}')")
             self._months.add(first)
 
+    @property
+    def data_errors(self) -> tuple[type[BaseException], ...]:
+        """Errors of a row, not of the database: values PostgreSQL refuses (out of range, NUL in text),
+        values psycopg cannot send (lone surrogates)."""
+        import psycopg
+
+        return (psycopg.DataError, psycopg.IntegrityError, OverflowError, ValueError, TypeError)
+
+    def ping(self) -> None:
+        """Raises unless the database answers."""
+        self._connection().execute("SELECT 1")
+
+    def after_fork_in_child(self) -> None:
+        """A forked child must not speak on the parent's socket, nor close it (closing sends the server a
+        goodbye that ends the parent's session): the child's copy of the socket is pointed at /dev/null,
+        the inherited connection object kept forever, and the child connects anew when it first writes."""
+        inherited = self._db
+        _abandoned.append(inherited)
+        try:
+            fd = inherited.pgconn.socket
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, fd)
+            os.close(null)
+        except Exception:
+            pass
+        self._db = None
+        self._months = set()
+
     def _connection(self) -> Any:
         """The open connection, made again when the server dropped it (a restart, a failover): the writer
         retries a failed batch, and the retry then finds a live connection instead of the dead one."""
-        if self._db.broken or self._db.closed:
+        if self._db is None:
+            self._db = connect(self._url, self.name)
+        elif self._db.broken or self._db.closed:
             self._db.close()
             self._db = connect(self._url, self.name)
         return self._db
 
     def write(self, calls: Sequence[tuple[Any, ...]], costs: Sequence[tuple[Any, ...]]) -> None:
-        self._connection()
+        import psycopg
+
+        db = self._connection()
         started = {row[0]: row[1] for row in calls}
-        self._partitions({date.fromisoformat(row[1][:10]) for row in calls})
+        months = {date.fromisoformat(row[1][:10]) for row in calls}
+        self._partitions(months)
         call_rows = [self._booleans(row, self._bool_calls) for row in calls]
         cost_rows = [(started[row[0]], *self._booleans(row, self._bool_costs)) for row in costs]
-        with self._db.transaction(), self._db.cursor() as cursor:
+        try:
+            self._insert(db, call_rows, cost_rows)
+        except psycopg.errors.CheckViolation as exc:
+            if "no partition" not in str(exc):
+                raise
+            self._months.clear()  # dropped under this writer (a prune): make them again, once
+            self._partitions(months)
+            self._insert(db, call_rows, cost_rows)
+
+    def _insert(self, db: Any, call_rows: list[tuple[Any, ...]], cost_rows: list[tuple[Any, ...]]) -> None:
+        with db.transaction(), db.cursor() as cursor:
             cursor.executemany(self._insert_call, call_rows)
             if cost_rows:
                 cursor.executemany(self._insert_cost, cost_rows)
@@ -145,4 +193,5 @@ class PostgresLedger:
         return tuple(values)
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()

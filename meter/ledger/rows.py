@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -11,7 +12,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from meter.core.record import CallRecord, Usage
-from meter.ledger.schema import TOKEN_COLUMNS
+from meter.ledger.schema import CALL_COLUMNS, COST_COLUMNS, INT32_COLUMNS, TOKEN_COLUMNS
 
 if TYPE_CHECKING:
     from pricing import Cost
@@ -90,3 +91,45 @@ def cost_values(call_id: str, cost: Cost, recorded_at: datetime, reported: bool)
 def usage_of(values: Sequence[Any]) -> Usage:
     """The ``Usage`` back from a row's ``TOKEN_COLUMNS`` values, in that order (NULL is 0)."""
     return Usage(**{name: int(value or 0) for name, value in zip(TOKEN_COLUMNS, values, strict=True)})
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+_INT32 = (-(2**31), 2**31 - 1)
+_CALL_BOUNDS = tuple(_INT32 if column in INT32_COLUMNS else _INT64 for column in CALL_COLUMNS)
+_COST_BOUNDS = tuple(_INT64 for _ in COST_COLUMNS)
+
+
+def _storable(value: Any, bounds: tuple[int, int]) -> Any:
+    if isinstance(value, str):
+        if "\x00" in value or not _encodes(value):
+            return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+        return value
+    if type(value) is int and not bounds[0] <= value <= bounds[1]:
+        return None
+    if type(value) is float and not math.isfinite(value):
+        return None
+    return value
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _repaired_row(row: tuple[Any, ...], bounds: tuple[tuple[int, int], ...]) -> tuple[Any, ...]:
+    return tuple(_storable(value, bound) for value, bound in zip(row, bounds, strict=False))
+
+
+def repaired(pair: tuple[tuple[Any, ...], tuple[Any, ...] | None]) -> tuple[tuple[Any, ...], tuple[Any, ...] | None]:
+    """A call row and its cost row with every value made storable: text without NUL or lone surrogates
+    (each becomes ``?``), integers out of their column's range and non-finite numbers made NULL.
+
+    The writer's last try for a row the database refused as it was. Values are normally made storable
+    where they enter meter (``meter.core``); this is the ledger's own guard, so that one value nobody
+    foresaw costs one row, never the ledger.
+    """
+    call, cost = pair
+    return _repaired_row(call, _CALL_BOUNDS), None if cost is None else _repaired_row(cost, _COST_BOUNDS)

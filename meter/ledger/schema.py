@@ -22,6 +22,9 @@ CALL_COLUMNS = (
     "span_id", "azure_region", "apim_request_id", "request_id", "client_request_id", "attributes",
 )
 
+INT32_COLUMNS = frozenset({"server_port", "status_code", "attempt"})
+"""Integer columns that PostgreSQL keeps as ``integer`` (32 bits); every other integer column holds 64 bits."""
+
 COST_COLUMNS = ("call_id", "table_version", "recorded_at", "reported", "current", "total", "total_nano", "total_atto",
                 "currency", "basis", "estimated", "model", "deployment_type", "region", "amounts", "unit_prices",
                 "row_ids", "reason")

@@ -1,27 +1,41 @@
 """``LedgerWriter``: a bounded queue and one thread that writes records in batches.
 
-``put`` never blocks and never raises: a full queue drops the record and says so through
-``on_drop`` (the hub counts it as a metering fault, ``ledger_dropped``, and logs it once).
-The thread writes a batch when ``BATCH`` records are waiting or every ``FLUSH_INTERVAL_S``,
-whichever comes first; a failed write is retried with a growing pause (records keep their
-ids, so a retried batch adds nothing twice), and while it retries new records fill the
-queue and then drop. ``flush`` waits for what is queued; ``close`` flushes and stops. A
-process killed outright loses at most what was queued since the last write: one flush
-interval of records.
+``put`` never blocks and never raises: a record that cannot be queued (the queue is full, or
+the writer is closed) is dropped and said so through ``on_fault`` (the hub counts it as a
+metering fault and logs it once). The thread starts with the first record and writes a batch
+when ``BATCH`` records are waiting or every ``FLUSH_INTERVAL_S``, whichever comes first.
+
+A failed write is one of two things, and they are handled apart:
+
+- **the database is down** (or locked, or restarting): the batch is kept and tried again with a
+  growing pause (records keep their ids, so a retried batch adds nothing twice); meanwhile new
+  records fill the queue and then drop, counted;
+- **a row the database can never hold** (a data error: a value out of range, text it refuses):
+  retrying would stop the ledger for good, so the batch is split until the rows that fail are
+  found; the others are written, each failing row is repaired once (text made valid, integers out
+  of range made NULL: counted as ``ledger_repaired``) and, if it still fails, set aside (counted as
+  ``ledger_rejected``, logged once, never retried). A failure of unknown kind is retried a few
+  times, then split the same way: if other rows of the batch go in, the database is up and the rest
+  is the data.
+
+``flush`` waits for what is queued; ``close`` flushes and stops. The writer follows
+``meter.lifecycle``: drained at interpreter exit after open calls are finished, reset in a
+forked child (its own connection, an empty queue). A process killed outright loses at most what
+was queued since the last write: one flush interval of records.
 """
 
 from __future__ import annotations
 
-import atexit
+import contextlib
 import logging
 import queue
 import threading
 import time
-import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from meter import lifecycle
 from meter.core.record import CallRecord
 from meter.ledger import rows
 
@@ -31,36 +45,82 @@ FLUSH_INTERVAL_S = 0.5
 BATCH = 500
 MAX_QUEUE = 10_000
 _RETRY_MAX_S = 5.0
+_SPLIT_AFTER = 3
+"""After this many failures of unknown kind in a row, the batch is split once to tell bad data from a database
+that is down (a down database then costs about log2(BATCH) quick failures, once per batch)."""
+
+Row = tuple[Any, ...]
+Pair = tuple[Row, Row | None]
+"""A call's row and its cost row (``None`` when the call has no cost)."""
+FaultCallback = Callable[[str, str, int], None]
+"""``(kind, reason, count)``: records the writer could not write as they were (see the kinds below)."""
+
+DROPPED = "ledger_dropped"
+"""Records not written: the queue was full (the database slow or down), or close timed out."""
+AFTER_CLOSE = "ledger_after_close"
+"""Records finished after ``Meter.close()``: the ledger was closed and they are not written."""
+REPAIRED = "ledger_repaired"
+"""Rows the database refused as they were and accepted once their values were made storable."""
+REJECTED = "ledger_rejected"
+"""Rows the database refused even repaired: set aside, never retried."""
 
 
 class Store(Protocol):
     name: str
 
-    def write(self, calls: Any, costs: Any) -> None: ...
+    @property
+    def data_errors(self) -> tuple[type[BaseException], ...]:
+        """Exceptions that mean "this row can never be written" rather than "the database is unavailable"."""
+
+    def write(self, calls: Sequence[Row], costs: Sequence[Row]) -> None: ...
+
+    def ping(self) -> None: ...
+
+    def after_fork_in_child(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+class _DatabaseDown(Exception):
+    """Nothing of the batch could be written and the database did not answer: try the batch again later."""
 
 
 class LedgerWriter:
     """Writes records to ``store`` from a thread of its own."""
 
-    def __init__(self, store: Store, on_drop: Callable[[], None] | None = None, max_queue: int = MAX_QUEUE,
+    def __init__(self, store: Store, on_fault: FaultCallback | None = None, max_queue: int = MAX_QUEUE,
                  flush_interval_s: float = FLUSH_INTERVAL_S) -> None:
         self.store = store
         self.flush_interval_s = flush_interval_s
+        self._max_queue = max_queue
+        self._on_fault = on_fault
+        self._closed = False
+        self._reset()
+        lifecycle.register(self)
+
+    def _reset(self) -> None:
+        """A writer with nothing queued and no thread (at construction, and in a forked child)."""
         self.dropped = 0
+        """Records not written (dropped, after close, rejected), in this process."""
         self.written = 0
-        self._queue: queue.Queue[tuple[str, CallRecord, datetime] | None] = queue.Queue(max_queue)
-        self._on_drop = on_drop
+        self.rejected = 0
+        self.repaired = 0
+        self._queue: queue.Queue[tuple[str, CallRecord, datetime] | None] = queue.Queue(self._max_queue)
         self._idle = threading.Condition()
         self._pending = 0
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="meter-ledger", daemon=True)
-        self._thread.start()
-        atexit.register(_close_at_exit, weakref.ref(self))
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    # -- the caller's side ------------------------------------------------------------------------
 
     def put(self, record: CallRecord) -> None:
-        """Queue one record (an id is given here, once); drop it, counted, if the queue is full."""
+        """Queue one record (an id is given here, once); drop it, counted, if it cannot be queued."""
+        if self._closed:
+            self._lost(AFTER_CLOSE, "the ledger is closed (Meter.close() was called); later records are not "
+                                    "written", 1)
+            return
+        if self._thread is None:
+            self._start()
         with self._idle:
             self._pending += 1
         try:
@@ -68,9 +128,8 @@ class LedgerWriter:
         except queue.Full:
             with self._idle:
                 self._pending -= 1
-                self.dropped += 1
-            if self._on_drop is not None:
-                self._on_drop()
+                self._idle.notify_all()
+            self._lost(DROPPED, "the ledger queue is full (the database is slow or down); records are dropped", 1)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every record queued so far is written; ``False`` if that took longer than ``timeout``."""
@@ -84,15 +143,49 @@ class LedgerWriter:
         return True
 
     def close(self, timeout: float = 10.0) -> bool:
-        """Flush, stop the thread and close the store; ``False`` if records were still queued at the timeout."""
+        """Flush, stop the thread and close the store; ``False`` if records were still queued at the timeout
+        (they are counted as dropped). Closing again does nothing; records put after it are counted."""
         if self._closed:
             return True
+        deadline = time.monotonic() + timeout
         flushed = self.flush(timeout)
         self._closed = True
-        self._queue.put(None)
-        self._thread.join(timeout)
-        self.store.close()
+        thread = self._thread
+        if thread is not None:
+            with contextlib.suppress(queue.Full):
+                self._queue.put(None, timeout=max(0.0, deadline - time.monotonic()))
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if thread is None or not thread.is_alive():
+            self.store.close()  # else the thread still uses it: a daemon, cut off at exit
+        if not flushed:
+            with self._idle:
+                left = self._pending
+            if left:
+                self._lost(DROPPED, f"the ledger could not write {left} records before its close timeout", left)
         return flushed
+
+    def after_fork_in_child(self) -> None:
+        """A forked child writes only its own records, over a connection of its own; the parent's queue is
+        the parent's to write (replaying it here would write it twice)."""
+        self.store.after_fork_in_child()
+        self._reset()
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                thread = threading.Thread(target=self._run, name="meter-ledger", daemon=True)
+                thread.start()
+                self._thread = thread
+
+    def _lost(self, kind: str, reason: str, count: int) -> None:
+        with self._idle:
+            self.dropped += count
+            if kind == REJECTED:
+                self.rejected += count
+        if self._on_fault is not None:
+            self._on_fault(kind, reason, count)
+
+    # -- the writer thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
@@ -117,48 +210,97 @@ class LedgerWriter:
                 return
 
     def _write(self, batch: list[tuple[str, CallRecord, datetime]]) -> None:
-        calls, costs, bad = [], [], 0
+        pairs: list[Pair] = []
         for call_id, record, at in batch:
-            try:  # a record that cannot become rows is dropped, counted: it never stops the writer
-                call = rows.call_row(call_id, record)
-                cost = rows.cost_row(call_id, record, at)
+            try:  # a record that cannot become rows is set aside, counted: it never stops the writer
+                pairs.append((rows.call_row(call_id, record), rows.cost_row(call_id, record, at)))
             except Exception as exc:
-                bad += 1
-                logger.warning("meter: ledger %s: a record could not be stored (%s: %s)", self.store.name,
-                               type(exc).__name__, exc)
-                continue
-            calls.append(call)
-            if cost is not None:
-                costs.append(cost)
-        if bad:
-            with self._idle:
-                self.dropped += bad
-                self._pending -= bad
-                self._idle.notify_all()
-        pause, written = 0.05, False
-        while calls:
-            try:
-                self.store.write(calls, costs)
-                written = True
-                break
-            except Exception as exc:  # the database is down or locked: keep the batch, try again
-                logger.warning("meter: ledger %s: write failed (%s: %s); retrying in %.2f s", self.store.name,
-                               type(exc).__name__, exc, pause)
-                time.sleep(pause)
-                pause = min(pause * 2, _RETRY_MAX_S)
-                if self._closed and pause >= _RETRY_MAX_S:  # closing and still failing: give up, counted
-                    break
+                self._reject(f"a record could not become a row ({type(exc).__name__}: {exc})")
+        written = self._store(pairs) if pairs else 0
         with self._idle:
-            if written:
-                self.written += len(calls)
-            else:
-                self.dropped += len(calls)
-            self._pending -= len(calls)
+            self.written += written
+            self._pending -= len(batch)
             self._idle.notify_all()
 
+    def _store(self, pairs: list[Pair]) -> int:
+        """Write ``pairs``; how many rows went in. Retries while the database is down (until closing)."""
+        pause, failures = 0.05, 0
+        while True:
+            try:
+                _write_pairs(self.store, pairs)
+                return len(pairs)
+            except Exception as exc:
+                failures += 1
+                if isinstance(exc, self.store.data_errors) or failures == _SPLIT_AFTER:
+                    try:
+                        return self._isolate(pairs, known_up=False)
+                    except _DatabaseDown:
+                        pass
+                logger.warning("meter: ledger %s: write failed (%s: %s); retrying in %.2f s", self.store.name,
+                               type(exc).__name__, _first_line(exc), pause)
+                if self._closed and pause >= _RETRY_MAX_S:  # closing and still failing: give up, counted
+                    self._lost(DROPPED, f"the ledger {self.store.name} could not be written while closing", len(pairs))
+                    return 0
+                time.sleep(pause)
+                pause = min(pause * 2, _RETRY_MAX_S)
 
-def _close_at_exit(ref: weakref.ref[LedgerWriter]) -> None:
-    """Interpreter exit: write what is queued (the thread is a daemon and would be cut off)."""
-    writer = ref()
-    if writer is not None:
-        writer.close(timeout=5.0)
+    def _isolate(self, pairs: list[Pair], known_up: bool) -> int:
+        """Write what can be written of ``pairs``, halving on failure down to single rows; raises
+        ``_DatabaseDown`` when nothing went in and the database does not answer."""
+        if len(pairs) == 1:
+            return self._single(pairs[0], known_up)
+        middle = len(pairs) // 2
+        written = 0
+        for half in (pairs[:middle], pairs[middle:]):
+            try:
+                _write_pairs(self.store, half)
+                written += len(half)
+                known_up = True
+            except Exception:
+                written += self._isolate(half, known_up)
+                known_up = True  # the half was sorted out row by row: the database answered
+        return written
+
+    def _single(self, pair: Pair, known_up: bool) -> int:
+        """One row that failed in its batch: written as it is, else repaired, else set aside."""
+        try:
+            _write_pairs(self.store, [pair])
+            return 1
+        except Exception as exc:
+            first = exc
+        if not (known_up or isinstance(first, self.store.data_errors) or self._answers()):
+            raise _DatabaseDown from first
+        fixed = rows.repaired(pair)
+        if fixed is not None and fixed != pair:
+            try:
+                _write_pairs(self.store, [fixed])
+            except Exception:
+                pass
+            else:
+                with self._idle:
+                    self.repaired += 1
+                if self._on_fault is not None:
+                    self._on_fault(REPAIRED, f"a row was refused as it was ({type(first).__name__}: "
+                                             f"{_first_line(first)}) and written with its values made storable", 1)
+                return 1
+        self._reject(f"a row was refused ({type(first).__name__}: {_first_line(first)}); it is set aside")
+        return 0
+
+    def _answers(self) -> bool:
+        try:
+            self.store.ping()
+            return True
+        except Exception:
+            return False
+
+    def _reject(self, reason: str) -> None:
+        self._lost(REJECTED, f"ledger {self.store.name}: {reason}", 1)
+
+
+def _write_pairs(store: Store, pairs: Sequence[Pair]) -> None:
+    store.write([call for call, _ in pairs], [cost for _, cost in pairs if cost is not None])
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""

@@ -107,6 +107,14 @@ class _Store:
             raise sqlite3.OperationalError("database is locked")
         self.batches.append(len(calls))
 
+    data_errors = (ValueError,)
+
+    def ping(self) -> None:
+        pass
+
+    def after_fork_in_child(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -114,8 +122,7 @@ class _Store:
 def test_a_blocked_database_never_slows_a_call_and_drops_are_counted() -> None:
     store = _Store()
     m = meter.Meter(registry=CollectorRegistry(), otel=False)
-    writer = LedgerWriter(store, on_drop=lambda: m.record_fault("ledger_dropped", RuntimeError("full")),
-                          max_queue=20, flush_interval_s=0.05)
+    writer = LedgerWriter(store, on_fault=m._ledger_fault, max_queue=20, flush_interval_s=0.05)
     from meter.sinks.ledger import LedgerSink
 
     m.add_sink(LedgerSink(writer))
