@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import json
 import posixpath
+import socket
+import time
 from collections.abc import Iterator
 
 import httpx2
@@ -173,8 +175,6 @@ def test_headers_at_the_limits_pass(proxy: ProxyServer, upstream: RecordingServe
 
 def test_a_slow_oversized_head_is_cut_by_the_server(proxy: ProxyServer) -> None:
     """A head trickled in pieces never grows past the server's limit: it answers and closes."""
-    import socket
-
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as conn:
         conn.sendall(b"GET /openai/models HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         answer = b""
@@ -203,3 +203,157 @@ def test_any_target_stays_on_the_upstream_or_is_refused(path: bytes, query: byte
     assert url.raw_path.startswith(b"/aoai/")
     resolved = posixpath.normpath(url.path)  # how an upstream resolving dot segments would read it
     assert resolved == "/aoai" or resolved.startswith("/aoai/")
+
+
+# Issue 20 item 3: request smuggling.
+
+def _until_closed(conn: socket.socket, limit: float) -> tuple[bytes, float | None]:
+    """What the server sends until it closes ``conn``, and how many seconds that took (``None``: open at ``limit``)."""
+    started = time.monotonic()
+    answer = b""
+    while (remaining := started + limit - time.monotonic()) > 0:
+        conn.settimeout(remaining)
+        try:
+            piece = conn.recv(65536)
+        except TimeoutError:
+            break
+        except ConnectionResetError:
+            return answer, time.monotonic() - started
+        if not piece:
+            return answer, time.monotonic() - started
+        answer += piece
+    return answer, None
+
+
+def _exchange(port: int, *pieces: bytes, pause: float = 0.1, limit: float = 5.0) -> tuple[bytes, float | None]:
+    """Send ``pieces`` on one connection (``pause`` apart), then read until the server closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=limit) as conn:
+        for number, piece in enumerate(pieces):
+            if number:
+                time.sleep(pause)
+            conn.sendall(piece)
+        return _until_closed(conn, limit)
+
+
+SMUGGLED = f"GET /smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\napi-key: {KEY}\r\n\r\n"
+_CHUNKED_END = "0\r\n\r\n"
+
+
+def _framed(framing: str) -> bytes:
+    """A POST whose body ends, chunk-wise, before a second request hidden in it; ``framing`` are its length headers."""
+    body = _CHUNKED_END + SMUGGLED
+    return (f"POST /openai/models HTTP/1.1\r\nHost: 127.0.0.1\r\napi-key: {KEY}\r\n"
+            + framing.format(length=len(body)) + "\r\n" + body).encode("latin-1")
+
+
+FRAMING_ATTACKS = {
+    "CL.TE": _framed("Content-Length: {length}\r\nTransfer-Encoding: chunked\r\n"),
+    "TE.CL": _framed("Transfer-Encoding: chunked\r\nContent-Length: {length}\r\n"),
+    "TE.CL-short": _framed("Transfer-Encoding: chunked\r\nContent-Length: 3\r\n"),
+    "obs-fold-SP": b"GET /openai/models HTTP/1.1\r\nHost: 127.0.0.1\r\nx-folded: a\r\n b\r\n\r\n",
+    "obs-fold-HT": b"GET /openai/models HTTP/1.1\r\nHost: 127.0.0.1\r\nx-folded: a\r\n\tb\r\n\r\n",
+    "obs-fold-hides-TE": _framed("Content-Length: {length}\r\nx-pad: x\r\n Transfer-Encoding: chunked\r\n"),
+}
+
+
+def _refused_and_closed(answer: bytes, lived: float | None) -> None:
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:300]
+    assert answer.count(b"HTTP/1.1 ") == 1, answer  # nothing after the refusal was answered
+    assert lived is not None, "the connection was kept open after the refusal"
+
+
+@pytest.mark.parametrize("attack", FRAMING_ATTACKS.values(), ids=FRAMING_ATTACKS.keys())
+def test_ambiguous_framing_is_refused_and_the_connection_closed(attack: bytes, proxy: ProxyServer,
+                                                                upstream: RecordingServer) -> None:
+    """RFC 9112 6.1 and 5.2: Content-Length with Transfer-Encoding, and obs-fold, get a 400 and a close."""
+    before = len(upstream.seen)
+    answer, lived = _exchange(proxy.port, attack)
+    _refused_and_closed(answer, lived)
+    time.sleep(0.2)  # a forward that was under way would have arrived by now
+    assert len(upstream.seen) == before, [seen.request_line for seen in upstream.seen[before:]]
+    assert _send(proxy, "/openai/models")[0] == 200
+
+
+@pytest.mark.parametrize("pieces", [
+    (b"GET /openai/models HTTP/1.1\r\nHost: 127.0.0.1\r\nx-a: a\r\n", b" b\r\n\r\n"),
+    (b"GET /openai/models HTTP/1.1\r\nHost: 127.0.0.1\r\nx-a: a\r", b"\n\tb\r\n\r\n"),
+    (b"GET /openai/models HTTP/1.1\r\nHost: 127.0.0.1\r\nx-a: a\n", b" b\n\n"),
+], ids=["split-before-fold", "split-inside-crlf", "bare-lf"])
+def test_a_fold_split_across_packets_is_refused(pieces: tuple[bytes, ...], proxy: ProxyServer,
+                                                upstream: RecordingServer) -> None:
+    before = len(upstream.seen)
+    _refused_and_closed(*_exchange(proxy.port, *pieces))
+    time.sleep(0.2)
+    assert len(upstream.seen) == before
+
+
+def test_a_folded_head_pipelined_after_a_good_request_is_refused(proxy: ProxyServer,
+                                                                 upstream: RecordingServer) -> None:
+    """The second head was already buffered when the first answer went out: it is checked all the same."""
+    before = len(upstream.seen)
+    good = b"GET /openai/first HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    folded = b"GET /openai/second HTTP/1.1\r\nHost: 127.0.0.1\r\nx-a: a\r\n b\r\n\r\n"
+    answer, lived = _exchange(proxy.port, good + folded)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    assert answer.count(b"HTTP/1.1 400") == 1 and answer.count(b"HTTP/1.1 ") == 2, answer
+    assert lived is not None
+    time.sleep(0.2)
+    assert [seen.request_line.split(b" ")[1] for seen in upstream.seen[before:]] == [
+        _prefix_bytes(proxy) + b"/openai/first"]
+
+
+def _prefix_bytes(proxy: ProxyServer) -> bytes:
+    return ("/" + _prefix(proxy) if _prefix(proxy) else "").encode()
+
+
+def test_bodies_with_folded_looking_lines_and_pipelined_requests_still_pass(proxy: ProxyServer,
+                                                                           upstream: RecordingServer) -> None:
+    """Only heads are checked: a pretty-printed JSON body (lines starting with spaces) is the caller's business."""
+    body = b'{\n  "messages": [\n\t{"role": "user"}\n  ]\n}\n\n \n'
+    post = (b"POST /openai/models HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    chunked = (b"POST /openai/models HTTP/1.1\r\nHost: 127.0.0.1\r\ntransfer-encoding: chunked\r\n\r\n"
+               + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n")
+    last = b"GET /openai/last HTTP/1.1\r\nHost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+    before = len(upstream.seen)
+    answer, lived = _exchange(proxy.port, post + chunked + post + last)
+    assert answer.count(b"HTTP/1.1 200") == 4, answer
+    assert lived is not None  # closed because the last request asked for it
+    assert len(upstream.seen) == before + 4
+
+
+def _meter() -> meter.Meter:
+    return meter.Meter(otel=False, prometheus=False, price_book=False)
+
+
+def test_under_a_plain_uvicorn_the_app_itself_refuses_both_lengths_and_closes(upstream: RecordingServer) -> None:
+    """``create_proxy_app`` under another server's h11 (which lets Transfer-Encoding win): still a 400 and a close."""
+    import uvicorn
+
+    from meter.apps.background import BackgroundServer
+    from meter.apps.proxy import create_proxy_app
+
+    app = create_proxy_app(upstream.url, meter=_meter())
+    server = BackgroundServer(lambda: uvicorn.Config(app, http="h11", lifespan="on", log_config=None), "127.0.0.1",
+                              0, "plain-uvicorn")
+    server.start()
+    try:
+        before = len(upstream.seen)
+        answer, lived = _exchange(server.port, FRAMING_ATTACKS["CL.TE"])
+        _refused_and_closed(answer, lived)
+        assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "ProxyBadRequest"
+        time.sleep(0.2)
+        assert len(upstream.seen) == before
+    finally:
+        server.stop()
+
+
+def test_a_refused_body_closes_the_connection(upstream: RecordingServer) -> None:
+    """Past ``max_request_bytes`` the rest of the body is never read: the 413 closes the connection."""
+    with ProxyServer(upstream.url, meter=_meter(), max_request_bytes=1000) as proxy, \
+            socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as conn:
+        conn.sendall(b"POST /openai/models HTTP/1.1\r\nHost: 127.0.0.1\r\ntransfer-encoding: chunked\r\n\r\n"
+                     + b"800\r\n" + b"x" * 0x800 + b"\r\n")
+        answer, lived = _until_closed(conn, 5)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert lived is not None and lived < 1.0  # not left to the server's keep-alive timeout (5 s)

@@ -39,7 +39,13 @@ from meter.apps.proxy.asgi import (
     send_error,
     wait_for_disconnect,
 )
-from meter.apps.proxy.headers import HeadersTooLarge, check_limits, request_headers, response_headers
+from meter.apps.proxy.headers import (
+    HeadersTooLarge,
+    check_limits,
+    framing_problem,
+    request_headers,
+    response_headers,
+)
 from meter.apps.proxy.target import BadTarget, HostPolicy, upstream_url
 from meter.hub import Meter
 
@@ -95,7 +101,8 @@ class ProxyApp:
     ``meter.apps.proxy.target``); other request targets, ``CONNECT``/``TRACE``, a
     ``Host`` the proxy does not answer to (``allowed_hosts`` adds names, ``"*"``
     any) get a 400 / 405, and headers past the limits in ``meter.apps.proxy.headers``
-    a 431, before anything is forwarded.
+    a 431, a request with both ``Content-Length`` and ``Transfer-Encoding`` a 400, before
+    anything is forwarded. Refusals sent before the body was read close the connection.
     """
 
     def __init__(self, upstream: str, meter: Meter | None = None, *, max_concurrency: int = 64,
@@ -147,7 +154,8 @@ class ProxyApp:
             logger.error("internal error on %s %s: %s", scope["method"], _printable(scope["path"]),
                          type(exc).__name__)
             if not answered:
-                exchange.status = await send_error(send, 500, "ProxyInternalError", "the proxy failed on this request")
+                exchange.status = await send_error(send, 500, "ProxyInternalError", "the proxy failed on this request",
+                                                   close=True)
         finally:
             logger.info("%s %s %d %.3fs %dB", scope["method"], _printable(scope["path"]), exchange.status,
                         time.monotonic() - started, exchange.sent_bytes)
@@ -170,13 +178,13 @@ class ProxyApp:
         try:
             url = self._target(scope)
         except HeadersTooLarge as exc:
-            exchange.status = await send_error(send, 431, "ProxyHeadersTooLarge", str(exc))
+            exchange.status = await send_error(send, 431, "ProxyHeadersTooLarge", str(exc), close=True)
             return
         except _MethodRefused as exc:
-            exchange.status = await send_error(send, 405, "ProxyMethodNotAllowed", str(exc))
+            exchange.status = await send_error(send, 405, "ProxyMethodNotAllowed", str(exc), close=True)
             return
-        except BadTarget as exc:
-            exchange.status = await send_error(send, 400, "ProxyBadRequest", str(exc))
+        except (BadTarget, _AmbiguousLength) as exc:
+            exchange.status = await send_error(send, 400, "ProxyBadRequest", str(exc), close=True)
             return
         try:
             await asyncio.wait_for(self._slots.acquire(), self.queue_timeout)
@@ -190,7 +198,8 @@ class ProxyApp:
                 body = await read_body(receive, self.max_request_bytes)
             except BodyTooLarge:
                 exchange.status = await send_error(send, 413, "ProxyRequestTooLarge",
-                                                   f"the request body exceeds {self.max_request_bytes} bytes")
+                                                   f"the request body exceeds {self.max_request_bytes} bytes",
+                                                   close=True)
                 return
             if body is None:
                 return
@@ -204,6 +213,9 @@ class ProxyApp:
         """Check the request head and build the upstream URL; raises before anything is forwarded."""
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         check_limits(headers)
+        problem = framing_problem(headers)  # the server refuses it first; this is for servers that do not
+        if problem is not None:
+            raise _AmbiguousLength(f"the request's length is ambiguous: {problem}")
         method: str = scope["method"]
         if method in _REFUSED_METHODS:
             raise _MethodRefused(f"{method} is not forwarded by this proxy")
@@ -249,6 +261,10 @@ class ProxyApp:
 
 class _MethodRefused(ValueError):
     """A method the proxy does not forward (answered 405)."""
+
+
+class _AmbiguousLength(ValueError):
+    """Both ``Content-Length`` and ``Transfer-Encoding`` (answered 400, and the connection closed)."""
 
 
 async def _until_disconnect(receive: Receive, work: Coroutine[Any, Any, None]) -> None:

@@ -15,15 +15,20 @@ Send = Callable[[Message], Awaitable[None]]
 CLIENT_CLOSED = 499
 
 
-async def send_error(send: Send, status: int, code: str, message: str) -> int:
+async def send_error(send: Send, status: int, code: str, message: str, close: bool = False) -> int:
     """Answer with Azure's error shape, ``{"error": {"code", "message"}}``, so SDKs parse it as usual.
 
     Only the proxy's own failures are answered this way; ``message`` is written
     by the proxy (never an exception text that could echo a URL or a header).
+    ``close`` adds ``connection: close``: the server then closes the connection
+    after the answer, which it must when the request's body was not read (what
+    follows on the connection is not known to be a request).
     """
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
     return status
 

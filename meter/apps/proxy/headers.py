@@ -44,6 +44,19 @@ def check_limits(headers: Iterable[Header]) -> None:
             raise HeadersTooLarge(f"the request headers exceed {MAX_HEADERS_TOTAL_BYTES} bytes in all")
 
 
+def framing_problem(headers: Iterable[Header]) -> str | None:
+    """Why a request's length is ambiguous, or ``None`` (RFC 9112 section 6.1).
+
+    With both ``Content-Length`` and ``Transfer-Encoding`` two parsers may end the
+    body at different bytes, and what one takes for body the other reads as a
+    second request: such a request is refused, never guessed at.
+    """
+    names = {name.lower() for name, _ in headers}
+    if b"content-length" in names and b"transfer-encoding" in names:
+        return "Content-Length together with Transfer-Encoding"
+    return None
+
+
 # Request-only: ``host`` names the proxy (the upstream's comes from the URL), ``content-length`` is
 # recomputed from the body as forwarded (the meter may rewrite it), ``expect`` was answered by the
 # proxy's own server before the body was read.

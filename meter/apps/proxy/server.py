@@ -4,7 +4,9 @@ uvicorn is told to add nothing: no ``server`` or ``date`` header (the upstream's
 own pass through) and no access log, since uvicorn's would print query
 strings; the proxy writes its own access line (logger ``meter.proxy``).
 uvicorn is imported only when a server starts, so ``meter --help`` works
-without it (it comes with ``pip install meter[emulator]``).
+without it (it comes with ``pip install meter[emulator]``). The HTTP protocol is
+named, not left to what is installed: ``meter.apps.proxy.protocol`` (h11, strict
+framing).
 """
 
 from __future__ import annotations
@@ -24,14 +26,16 @@ GRACEFUL_SHUTDOWN_S = 5.0
 
 
 def uvicorn_config(app: ProxyApp, **options: Any) -> uvicorn.Config:
-    """uvicorn settings that keep the proxy transparent and quiet about secrets."""
+    """uvicorn settings that keep the proxy transparent, quiet about secrets and strict about framing."""
     from meter.extras import require
 
     require("proxy", "the meter proxy server")
     import uvicorn
 
+    from meter.apps.proxy.protocol import ProxyProtocol
+
     return uvicorn.Config(app, access_log=False, server_header=False, date_header=False, lifespan="on",
-                          timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S),
+                          timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S), http=ProxyProtocol,
                           h11_max_incomplete_event_size=MAX_HEADERS_TOTAL_BYTES, **options)
 
 
