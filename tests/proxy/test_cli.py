@@ -109,3 +109,49 @@ def test_a_bad_field_in_the_deployments_file_is_named(tmp_path: Path) -> None:
 def test_a_bad_meter_deployments_variable_is_one_line_and_exit_2(value: str) -> None:
     _one_line_error(_proxy_command(env={"METER_DEPLOYMENTS": value}), "METER_DEPLOYMENTS")
 
+
+def test_slow_client_flags_have_documented_defaults() -> None:
+    args = build_parser().parse_args(["proxy", "--upstream", "https://r.openai.azure.com"])
+    assert (args.head_timeout, args.body_timeout) == (10.0, 30.0)
+    help_text = subprocess.run([sys.executable, "-m", "meter", "proxy", "--help"], capture_output=True, text=True,
+                               timeout=30, check=True).stdout
+    assert "--head-timeout" in help_text and "--body-timeout" in help_text
+
+
+def _wait_listening(port: int, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline and process.poll() is None, "the proxy did not start"
+            time.sleep(0.05)
+
+
+def _lifetime(port: int, sent: bytes) -> tuple[bytes, float]:
+    """Send ``sent`` and stall; what came back and the seconds until the proxy closed the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(sent)
+        started = time.monotonic()
+        answer = b""
+        while piece := conn.recv(65536):
+            answer += piece
+        return answer, time.monotonic() - started
+
+
+def test_the_command_bounds_heads_and_bodies_with_its_flags() -> None:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "meter", "proxy", "--upstream", "http://127.0.0.1:9", "--port", str(port),
+         "--metrics-port", "0", "--head-timeout", "0.5", "--body-timeout", "0.5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_listening(port, process)
+        answer, lived = _lifetime(port, b"POST /openai/x HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        assert answer == b"" and 0.4 < lived < 2.0
+        answer, lived = _lifetime(port, b"POST /openai/x HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-length: 100\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 408") and 0.4 < lived < 2.0
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=15)

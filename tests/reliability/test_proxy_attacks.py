@@ -28,6 +28,7 @@ from meter.apps.proxy.headers import MAX_HEADER_BYTES, MAX_HEADER_COUNT
 from meter.apps.proxy.target import BadTarget, upstream_url
 from tests.reliability.conftest import soak
 from tests.support.recorder import RecordingServer, raw_request
+from tests.support.waiting import wait_until
 
 KEY = "sk-ATTACK-7e1f0c9d"
 
@@ -205,7 +206,7 @@ def test_any_target_stays_on_the_upstream_or_is_refused(path: bytes, query: byte
     assert resolved == "/aoai" or resolved.startswith("/aoai/")
 
 
-# Issue 20 item 3: request smuggling.
+# Issue 20 item 3: request smuggling, and slow clients holding the proxy's slots.
 
 def _until_closed(conn: socket.socket, limit: float) -> tuple[bytes, float | None]:
     """What the server sends until it closes ``conn``, and how many seconds that took (``None``: open at ``limit``)."""
@@ -324,6 +325,105 @@ def test_bodies_with_folded_looking_lines_and_pipelined_requests_still_pass(prox
 
 def _meter() -> meter.Meter:
     return meter.Meter(otel=False, prometheus=False, price_book=False)
+
+
+STALLED_HEAD = b"POST /openai/models HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-length: 1000\r\n\r\n"
+
+
+def test_stalled_bodies_hold_no_slot_and_a_caller_is_served_at_once(upstream: RecordingServer,
+                                                                    figures: dict[str, object]) -> None:
+    """The issue's case: ``max_concurrency=2``, two callers send a head and 10 of 1000 body bytes, then stall."""
+    with ProxyServer(upstream.url, meter=_meter(), max_concurrency=2, queue_timeout=2.0) as proxy:
+        stalled = [socket.create_connection(("127.0.0.1", proxy.port), timeout=5) for _ in range(2)]
+        try:
+            for conn in stalled:
+                conn.sendall(STALLED_HEAD + b"0123456789")
+            time.sleep(0.3)  # they are in: the proxy is reading their bodies
+            started = time.monotonic()
+            status, answer = _send(proxy, "/openai/models")
+            waited = time.monotonic() - started
+            assert status == 200, answer
+            wait_until(lambda: proxy.app.receiving == 2)
+            held = proxy.app.in_flight
+        finally:
+            for conn in stalled:
+                conn.close()
+    figures["proxy slots held by 2 stalled bodies (max_concurrency 2)"] = held
+    figures["proxy answer time beside 2 stalled bodies (s)"] = round(waited, 3)
+    assert held == 0
+    assert waited < 1.0
+
+
+def test_a_stalled_body_gets_408_and_is_closed_after_the_body_timeout(upstream: RecordingServer,
+                                                                     figures: dict[str, object]) -> None:
+    before = len(upstream.seen)
+    with ProxyServer(upstream.url, meter=_meter(), body_timeout=0.5) as proxy:
+        answer, lived = _exchange(proxy.port, STALLED_HEAD + b"0123456789")
+        assert proxy.app.receiving == 0 and proxy.app.in_flight == 0
+    figures["proxy stalled-body connection lifetime, body_timeout 0.5 s (s)"] = lived and round(lived, 3)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "ProxyRequestTimeout"
+    assert answer.count(b"HTTP/1.1 ") == 1
+    assert lived is not None and 0.4 < lived < 1.5
+    assert len(upstream.seen) == before
+
+
+@pytest.mark.parametrize("sent", [b"", b"POST /openai/models HTTP/1.1\r\nHost: 127", STALLED_HEAD[:-2]],
+                         ids=["nothing", "half-a-head", "head-without-blank-line"])
+def test_a_connection_that_never_finishes_a_head_is_closed_after_the_head_timeout(
+        sent: bytes, upstream: RecordingServer, figures: dict[str, object]) -> None:
+    with ProxyServer(upstream.url, meter=_meter(), head_timeout=0.5) as proxy:
+        answer, lived = _exchange(proxy.port, sent)
+    figures[f"proxy unfinished-head connection lifetime ({len(sent)} bytes sent), head_timeout 0.5 s (s)"] = (
+        lived and round(lived, 3))
+    assert answer == b""
+    assert lived is not None and 0.4 < lived < 1.5
+
+
+def test_a_trickled_head_is_closed_after_the_head_timeout_however_busy(upstream: RecordingServer) -> None:
+    """The bound is on the whole head, not between bytes: a header line every 0.1 s does not keep it open."""
+    with ProxyServer(upstream.url, meter=_meter(), head_timeout=0.5) as proxy, \
+            socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as conn:
+        conn.sendall(b"GET /openai/models HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        started = time.monotonic()
+        lived = None
+        for number in range(50):
+            try:
+                conn.sendall(f"x-trickle-{number}: v\r\n".encode())
+            except (BrokenPipeError, ConnectionResetError):
+                lived = time.monotonic() - started
+                break
+            _, closed = _until_closed(conn, 0.1)
+            if closed is not None:
+                lived = time.monotonic() - started
+                break
+    assert lived is not None and 0.4 < lived < 1.5
+
+
+def test_the_head_clock_starts_again_for_each_request_on_a_connection(upstream: RecordingServer) -> None:
+    """After an answer the next head is bounded too; heads and bodies sent within the bounds still pass."""
+    with ProxyServer(upstream.url, meter=_meter(), head_timeout=1.0, body_timeout=1.0) as proxy, \
+            socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as conn:
+        for piece in (b"POST /openai/models HTTP/1.1\r\n", b"Host: 127.0.0.1\r\ncontent-length: 6\r\n\r\n",
+                      b"abc", b"def"):
+            conn.sendall(piece)
+            time.sleep(0.2)
+        first = b""
+        while b"\r\n\r\nok" not in first:
+            piece = conn.recv(65536)
+            assert piece, first
+            first += piece
+        assert first.startswith(b"HTTP/1.1 200"), first
+        conn.sendall(b"GET /openai/models HTTP/1.1\r\nHost: 12")
+        answer, lived = _until_closed(conn, 5)
+    assert answer == b"" and lived is not None and 0.8 < lived < 2.0
+
+
+def test_slow_client_defaults() -> None:
+    from meter.apps.proxy.server import DEFAULT_HEAD_TIMEOUT
+
+    app = ProxyServer("http://127.0.0.1:9", meter=_meter()).app
+    assert (DEFAULT_HEAD_TIMEOUT, app.body_timeout) == (10.0, 30.0)
 
 
 def test_under_a_plain_uvicorn_the_app_itself_refuses_both_lengths_and_closes(upstream: RecordingServer) -> None:

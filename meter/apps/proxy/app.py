@@ -6,15 +6,15 @@ what goes on the wire. Starlette's responses add or normalise headers
 re-chunk; here the status, the header list and every raw body chunk of the
 upstream answer are handed to the server as they are, and nothing else is.
 
-Each request: wait for a concurrency slot, read the body (the meter reads the
-request from memory), send it upstream through ``meter.AsyncMeteredTransport``,
-and relay the answer chunk by chunk with ``aiter_raw`` (no decoding, no
-re-encoding). The next upstream chunk is read only after ``send`` returned, and
-the server's ``send`` waits while its write buffer is full, so a slow client
-slows the upstream read instead of filling memory. A watcher on ``receive``
-notices the caller leaving and cancels the relay at once (even while the
-upstream is still thinking), which closes the upstream response: the meter
-records that call as ``aborted``.
+Each request: read the body (the meter reads the request from memory) within
+``body_timeout``, then wait for a concurrency slot, send the request upstream
+through ``meter.AsyncMeteredTransport``, and relay the answer chunk by chunk
+with ``aiter_raw`` (no decoding, no re-encoding). The next upstream chunk is
+read only after ``send`` returned, and the server's ``send`` waits while its
+write buffer is full, so a slow client slows the upstream read instead of
+filling memory. A watcher on ``receive`` notices the caller leaving and cancels
+the relay at once (even while the upstream is still thinking), which closes the
+upstream response: the meter records that call as ``aborted``.
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ from meter.hub import Meter
 logger = logging.getLogger("meter.proxy")
 
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
+DEFAULT_BODY_TIMEOUT = 30.0
+"""Seconds to receive a whole request body: 64 MiB at about 2 MB/s, a chat request many times over."""
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _REFUSED_METHODS = frozenset({"CONNECT", "TRACE"})
 """Not a reverse proxy's to forward: tunnels, and echoes of the caller's headers (its key)."""
@@ -90,9 +92,16 @@ class ProxyApp:
 
     Requests beyond ``max_concurrency`` wait for a slot up to ``queue_timeout``
     seconds, then get a 503 (waiting rather than refusing at once absorbs
-    bursts; the timeout keeps a queue from growing without end). A slot is held
-    from reading the body to the last relayed byte, so memory is bounded by
-    ``max_concurrency * max_request_bytes`` plus one chunk per stream.
+    bursts; the timeout keeps a queue from growing without end). A slot is taken
+    only once the whole body is in, and held to the last relayed byte: a caller
+    that sends a head and stalls mid-body holds no slot, so it cannot starve
+    the others; it gets a 408 and its connection is closed after ``body_timeout``
+    seconds (the time to receive the whole body, not a gap between bytes, so a
+    trickle cannot stretch it). Memory is bounded by ``max_concurrency *
+    max_request_bytes`` for requests in flight, plus one chunk per stream, plus
+    the bodies being received: each at most ``max_request_bytes``, only bytes
+    the caller sent, and for at most ``body_timeout``. The head's own bound is
+    the server's (``ProxyServer(head_timeout=...)``).
     ``transport`` replaces the inner ``httpx2.AsyncHTTPTransport`` (custom TLS,
     an egress proxy: environment proxy variables are not read).
 
@@ -107,11 +116,13 @@ class ProxyApp:
 
     def __init__(self, upstream: str, meter: Meter | None = None, *, max_concurrency: int = 64,
                  connect_timeout: float = 10.0, read_timeout: float = 300.0, queue_timeout: float = 60.0,
-                 max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+                 max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, body_timeout: float = DEFAULT_BODY_TIMEOUT,
                  transport: httpx2.AsyncBaseTransport | None = None,
                  allowed_hosts: Iterable[str] | None = None) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
+        if body_timeout <= 0:
+            raise ValueError("body_timeout must be positive")
         base = upstream_base(upstream)
         self._base = base
         self._hosts = HostPolicy(allowed_hosts)
@@ -120,6 +131,7 @@ class ProxyApp:
         self.max_concurrency = max_concurrency
         self.queue_timeout = queue_timeout
         self.max_request_bytes = max_request_bytes
+        self.body_timeout = body_timeout
         # write and pool share the read timeout; the pool never waits anyway: it has a connection per slot
         self._timeout = httpx2.Timeout(read_timeout, connect=connect_timeout).as_dict()
         inner = transport or httpx2.AsyncHTTPTransport(
@@ -128,7 +140,8 @@ class ProxyApp:
         # cookies in one jar shared by every caller and log each full URL (query string included) at INFO.
         self.transport = AsyncMeteredTransport(inner, meter=self.meter)
         self._slots = asyncio.Semaphore(max_concurrency)
-        self.in_flight = 0  # requests holding a slot (reading the body, waiting upstream or relaying)
+        self.receiving = 0  # requests whose body is being read (they hold no slot)
+        self.in_flight = 0  # requests holding a slot (waiting upstream or relaying)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -186,6 +199,9 @@ class ProxyApp:
         except (BadTarget, _AmbiguousLength) as exc:
             exchange.status = await send_error(send, 400, "ProxyBadRequest", str(exc), close=True)
             return
+        body = await self._receive_body(receive, send, exchange)
+        if body is None:
+            return
         try:
             await asyncio.wait_for(self._slots.acquire(), self.queue_timeout)
         except TimeoutError:
@@ -194,20 +210,32 @@ class ProxyApp:
             return
         self.in_flight += 1
         try:
-            try:
-                body = await read_body(receive, self.max_request_bytes)
-            except BodyTooLarge:
-                exchange.status = await send_error(send, 413, "ProxyRequestTooLarge",
-                                                   f"the request body exceeds {self.max_request_bytes} bytes",
-                                                   close=True)
-                return
-            if body is None:
-                return
             request = self._upstream_request(scope, url, body)
             await _until_disconnect(receive, self._relay(request, send, exchange))
         finally:
             self.in_flight -= 1
             self._slots.release()
+
+    async def _receive_body(self, receive: Receive, send: Send, exchange: _Exchange) -> bytes | None:
+        """The whole body, read before any slot is taken; ``None`` once answered (408, 413) or the caller left.
+
+        Slots are for the upstream: a caller stalling mid-body costs a connection
+        and the bytes it sent, and only for ``body_timeout`` seconds.
+        """
+        self.receiving += 1
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                return await read_body(receive, self.max_request_bytes)
+        except TimeoutError:
+            exchange.status = await send_error(send, 408, "ProxyRequestTimeout",
+                                               f"the request body did not arrive within {self.body_timeout:g} s",
+                                               close=True)
+        except BodyTooLarge:
+            exchange.status = await send_error(send, 413, "ProxyRequestTooLarge",
+                                               f"the request body exceeds {self.max_request_bytes} bytes", close=True)
+        finally:
+            self.receiving -= 1
+        return None
 
     def _target(self, scope: Scope) -> httpx2.URL:
         """Check the request head and build the upstream URL; raises before anything is forwarded."""

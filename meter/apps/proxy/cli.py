@@ -9,7 +9,18 @@ import os
 import sys
 from typing import Any
 
+from meter.apps.proxy.app import DEFAULT_BODY_TIMEOUT
+from meter.apps.proxy.server import DEFAULT_HEAD_TIMEOUT
+
 _OTLP_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+def _seconds(text: str) -> float:
+    """A positive number of seconds, for argparse (a zero or negative bound would refuse every request)."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
 
 
 def add_command(commands: argparse._SubParsersAction[Any]) -> None:
@@ -39,6 +50,12 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
                         help="seconds to connect upstream (default: %(default)s)")
     parser.add_argument("--read-timeout", type=float, default=300.0,
                         help="seconds between upstream bytes before a 504 or a cut stream (default: %(default)s)")
+    parser.add_argument("--head-timeout", type=_seconds, default=DEFAULT_HEAD_TIMEOUT, metavar="SECONDS",
+                        help="time to receive a whole request head, from when the connection is ready for one; "
+                             "then the connection is closed (default: %(default)s)")
+    parser.add_argument("--body-timeout", type=_seconds, default=DEFAULT_BODY_TIMEOUT, metavar="SECONDS",
+                        help="time to receive a whole request body, then a 408 and the connection closed; no "
+                             "concurrency slot is held meanwhile (default: %(default)s)")
     parser.add_argument("--ledger", metavar="FILE", help="keep every call in this SQLite ledger (see docs/ledger.md)")
     parser.add_argument("--deployments", metavar="FILE",
                         help="deployment map for pricing (TOML or JSON; see docs/pricing.md)")
@@ -83,13 +100,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     app = ProxyApp(args.upstream, m, max_concurrency=args.max_concurrency, connect_timeout=args.connect_timeout,
                    read_timeout=args.read_timeout, queue_timeout=args.queue_timeout,
-                   allowed_hosts=args.allowed_hosts)
+                   body_timeout=args.body_timeout, allowed_hosts=args.allowed_hosts)
     if args.metrics_port:
         meter.start_metrics_server(args.metrics_port, addr=args.metrics_addr)
         print(f"meter proxy: metrics on http://{args.metrics_addr}:{args.metrics_port}/metrics", file=sys.stderr)
     print(f"meter proxy: http://{args.host}:{args.port} -> {app.upstream}", file=sys.stderr)
     # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal: here that is the normal end
     with contextlib.suppress(KeyboardInterrupt):
-        uvicorn.Server(uvicorn_config(app, host=args.host, port=args.port, log_level="info")).run()
+        uvicorn.Server(uvicorn_config(app, args.head_timeout, host=args.host, port=args.port,
+                                      log_level="info")).run()
     m.close()  # the ledger gets what is queued
     return 0

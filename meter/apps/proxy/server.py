@@ -6,7 +6,7 @@ strings; the proxy writes its own access line (logger ``meter.proxy``).
 uvicorn is imported only when a server starts, so ``meter --help`` works
 without it (it comes with ``pip install meter[emulator]``). The HTTP protocol is
 named, not left to what is installed: ``meter.apps.proxy.protocol`` (h11, strict
-framing).
+framing, a clock on every request head).
 """
 
 from __future__ import annotations
@@ -23,19 +23,21 @@ if TYPE_CHECKING:
     import uvicorn
 
 GRACEFUL_SHUTDOWN_S = 5.0
+DEFAULT_HEAD_TIMEOUT = 10.0
+"""Seconds to receive a whole request head, counted from when the connection waits for one."""
 
 
-def uvicorn_config(app: ProxyApp, **options: Any) -> uvicorn.Config:
-    """uvicorn settings that keep the proxy transparent, quiet about secrets and strict about framing."""
+def uvicorn_config(app: ProxyApp, head_timeout: float = DEFAULT_HEAD_TIMEOUT, **options: Any) -> uvicorn.Config:
+    """uvicorn settings that keep the proxy transparent, quiet about secrets, strict about framing and heads."""
     from meter.extras import require
 
     require("proxy", "the meter proxy server")
     import uvicorn
 
-    from meter.apps.proxy.protocol import ProxyProtocol
+    from meter.apps.proxy.protocol import proxy_protocol
 
     return uvicorn.Config(app, access_log=False, server_header=False, date_header=False, lifespan="on",
-                          timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S), http=ProxyProtocol,
+                          timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S), http=proxy_protocol(head_timeout),
                           h11_max_incomplete_event_size=MAX_HEADERS_TOTAL_BYTES, **options)
 
 
@@ -43,18 +45,23 @@ class ProxyServer:
     """A running proxy on ``host:port`` in a background thread; a context manager, for tests and embedding.
 
     ``port=0`` picks a free port; ``url`` is the address to point clients at.
-    Keyword ``options`` go to ``ProxyApp`` (``max_concurrency``, ``connect_timeout``,
-    ``read_timeout``, ``queue_timeout``, ``max_request_bytes``, ``transport``, ``allowed_hosts``).
+    ``head_timeout`` bounds the time to receive each request head (the
+    connection is then closed). Keyword ``options`` go to ``ProxyApp``
+    (``max_concurrency``, ``connect_timeout``, ``read_timeout``, ``queue_timeout``,
+    ``max_request_bytes``, ``body_timeout``, ``transport``, ``allowed_hosts``).
     It does not touch logging configuration (uvicorn's ``log_config`` is off).
     """
 
     def __init__(self, upstream: str, meter: Meter | None = None, host: str = "127.0.0.1", port: int = 0,
-                 **options: Any) -> None:
+                 head_timeout: float = DEFAULT_HEAD_TIMEOUT, **options: Any) -> None:
+        if head_timeout <= 0:
+            raise ValueError("head_timeout must be positive")
         self.app = ProxyApp(upstream, meter, **options)
         self.host = host
         self.port = port
-        self._background = BackgroundServer(lambda: uvicorn_config(self.app, log_config=None), host, port,
-                                            "meter-proxy", join_timeout_s=GRACEFUL_SHUTDOWN_S + 5)
+        self.head_timeout = head_timeout
+        self._background = BackgroundServer(lambda: uvicorn_config(self.app, head_timeout, log_config=None), host,
+                                            port, "meter-proxy", join_timeout_s=GRACEFUL_SHUTDOWN_S + 5)
 
     @property
     def url(self) -> str:
