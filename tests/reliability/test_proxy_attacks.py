@@ -420,7 +420,7 @@ def test_the_head_clock_starts_again_for_each_request_on_a_connection(upstream: 
 
 
 def test_slow_client_defaults() -> None:
-    from meter.apps.proxy.server import DEFAULT_HEAD_TIMEOUT
+    from meter.apps.proxy.headers import DEFAULT_HEAD_TIMEOUT
 
     app = ProxyServer("http://127.0.0.1:9", meter=_meter()).app
     assert (DEFAULT_HEAD_TIMEOUT, app.body_timeout) == (10.0, 30.0)

@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from meter.apps.proxy.app import DEFAULT_BODY_TIMEOUT
-from meter.apps.proxy.server import DEFAULT_HEAD_TIMEOUT
+from meter.apps.proxy.headers import DEFAULT_HEAD_TIMEOUT
 
 _OTLP_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 

@@ -91,3 +91,7 @@ def response_headers(headers: Iterable[Header]) -> list[Header]:
     then sees the truncation instead of a clean end.
     """
     return _keep(list(headers), HOP_BY_HOP)
+
+
+DEFAULT_HEAD_TIMEOUT = 10.0
+"""Seconds to receive a whole request head, counted from when the connection waits for one."""

@@ -34,8 +34,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
-from meter.apps.proxy.headers import MAX_HEADERS_TOTAL_BYTES, framing_problem
-from meter.apps.proxy.server import DEFAULT_HEAD_TIMEOUT
+from meter.apps.proxy.headers import DEFAULT_HEAD_TIMEOUT, MAX_HEADERS_TOTAL_BYTES, framing_problem
 
 _HEAD_END = re.compile(rb"\n\r?\n")
 """Where h11 ends a head: a blank line, with or without its CR."""

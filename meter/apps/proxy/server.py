@@ -16,15 +16,13 @@ from typing import TYPE_CHECKING, Any, Self
 
 from meter.apps.background import BackgroundServer
 from meter.apps.proxy.app import ProxyApp
-from meter.apps.proxy.headers import MAX_HEADERS_TOTAL_BYTES
+from meter.apps.proxy.headers import DEFAULT_HEAD_TIMEOUT, MAX_HEADERS_TOTAL_BYTES
 from meter.hub import Meter
 
 if TYPE_CHECKING:
     import uvicorn
 
 GRACEFUL_SHUTDOWN_S = 5.0
-DEFAULT_HEAD_TIMEOUT = 10.0
-"""Seconds to receive a whole request head, counted from when the connection waits for one."""
 
 
 def uvicorn_config(app: ProxyApp, head_timeout: float = DEFAULT_HEAD_TIMEOUT, **options: Any) -> uvicorn.Config:
