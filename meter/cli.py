@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 
 import dashboards.export
@@ -13,6 +14,7 @@ import pricing.cli
 from meter._version import __version__
 from meter.apps.emulator_command import add_command as add_emulator_command
 from meter.apps.proxy import add_command as add_proxy_command
+from meter.cli_help import HELP, epilog
 from meter.extras import MissingExtra
 from meter.ledger.cli import add_commands as add_ledger_commands
 from meter.reconcile.cli import add_command as add_reconcile_command
@@ -33,7 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_emulator_command(commands)
     add_ledger_commands(commands)
     add_reconcile_command(commands)
+    _user_help(parser)
     return parser
+
+
+def _user_help(parser: argparse.ArgumentParser, path: str = "") -> None:
+    """Give every command of the tree its description and examples from ``meter.cli_help``."""
+    description, examples = HELP[path]
+    parser.description = textwrap.fill(description, 79)
+    parser.epilog = epilog(examples)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                _user_help(sub, f"{path} {name}".strip())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
