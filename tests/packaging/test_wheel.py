@@ -79,6 +79,15 @@ def test_the_wheel_holds_the_code_the_data_and_no_tests(dist: Path) -> None:
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/")) or "/tests/" in n]
 
 
+def test_the_wheel_says_its_licence_and_carries_it(dist: Path) -> None:
+    wheel = zipfile.ZipFile(_wheel(dist))
+    info = _wheel(dist).name.split("-py3")[0] + ".dist-info"
+    metadata = wheel.read(f"{info}/METADATA").decode()
+    assert "License-Expression: MIT" in metadata.splitlines()
+    assert "License-File: LICENSE" in metadata.splitlines()
+    assert wheel.read(f"{info}/licenses/LICENSE").decode().startswith("MIT License")
+
+
 def test_the_core_runs_without_extras(bare: Path, tmp_path: Path) -> None:
     where = _ok(_run([str(bare / "python"), "-c", "import meter, pricing, dashboards; print(meter.__file__)"],
                      cwd=tmp_path))
