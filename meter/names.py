@@ -44,7 +44,6 @@ USAGE_COST_CURRENCY = "gen_ai.usage.cost.currency"
 USAGE_COST_SOURCE = "gen_ai.usage.cost.source"
 
 # meter's own attributes (no convention covers them).
-METER_PREFIX = "meter."
 COST_TABLE_VERSION = "meter.cost.table_version"
 COST_BASIS = "meter.cost.basis"
 COST_ESTIMATED = "meter.cost.estimated"

@@ -148,5 +148,5 @@ class CallRecord:
         return self.deployment or UNKNOWN
 
     def replace(self, **changes: Any) -> CallRecord:
-        """A copy with some fields changed (records are frozen)."""
+        """A copy with some fields changed (a record is final once anyone sees it: change a copy, never it)."""
         return dataclasses.replace(self, **changes)

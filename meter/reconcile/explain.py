@@ -97,7 +97,6 @@ class Reconciliation:
     billed_total: Decimal
     """The billed money of the per-token rows and unknown meters (tokens when costs are not compared)."""
     unexplained: Decimal
-    notes: list[str] = field(default_factory=list)
 
     @property
     def unexplained_share(self) -> Decimal:
@@ -286,7 +285,8 @@ def _price_finding(resource: str, model: str, members: list[tuple[Line, BilledCe
     unpriced = 0
     days: set[date] = set()
     for line, b, m in members:
-        assert b is not None and m is not None and b.cost is not None
+        if b is None or m is None or b.cost is None:  # a line billed or metered on one side only: no price
+            continue
         billed_types |= b.deployment_types
         metered_types |= m.deployment_types
         rows |= m.rows

@@ -79,10 +79,6 @@ class Layout:
     names: dict[str, str]
     """Field -> the column name this file uses (for messages that name the column)."""
 
-    @property
-    def has_cost(self) -> bool:
-        return "cost" in self.index or "cost_usd" in self.index
-
 
 def read_header(header: Sequence[str]) -> Layout:
     """The layout of a file from its header; ``HeaderProblem`` when it is not a cost export."""

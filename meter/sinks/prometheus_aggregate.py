@@ -6,7 +6,9 @@ that was most of the sink's time. Here a record takes one lock and does a few
 additions (and one bucket search per histogram); ``collect`` builds the same
 families prometheus-client would (``_total`` and ``_created`` samples, cumulative
 ``_bucket``s with ``le``, exemplars on the latest increment of each value), so
-the exposition and every query are unchanged. Registered as one collector.
+the exposition and every query are unchanged. Registered as one collector. Like
+prometheus-client, it leaves the ``_created`` samples out when
+``PROMETHEUS_DISABLE_CREATED_SERIES`` is true or ``disable_created_metrics()`` was called.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry
+from prometheus_client import metrics as client_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.samples import Exemplar, Sample
 from prometheus_client.utils import floatToGoString
@@ -264,15 +267,22 @@ def _exemplar(ex: _Ex) -> Exemplar | None:
     return Exemplar({names.EXEMPLAR_TRACE_ID: ex[0]}, ex[1], ex[2])
 
 
+def _created_series() -> bool:
+    """prometheus-client's own switch (the environment variable, or ``disable_created_metrics()``), read at
+    each scrape as its metrics do."""
+    return bool(getattr(client_metrics, "_use_created", True))
+
+
 def _sample(family: CounterMetricFamily, values: tuple[str, ...], snap: _Snap) -> None:
     value, created, ex = snap
-    family.add_metric(list(values), value, created=created, exemplar=_exemplar(ex))
+    family.add_metric(list(values), value, created=created if _created_series() else None, exemplar=_exemplar(ex))
 
 
 def _histogram(name: str, doc: str, labels: tuple[str, ...], bounds: tuple[float, ...],
                series: list[tuple[tuple[str, ...], tuple[list[int], float, float, list[_Ex]]]]) -> Metric:
     family = HistogramMetricFamily(name, doc, labels=labels)
     edges = [*(_float_text(b) for b in bounds), "+Inf"]
+    created_series = _created_series()
     for values, (counts, total, created, exemplars) in series:
         cumulative = 0
         buckets: list[Any] = []
@@ -281,8 +291,9 @@ def _histogram(name: str, doc: str, labels: tuple[str, ...], bounds: tuple[float
             exemplar = _exemplar(ex)
             buckets.append((edge, float(cumulative), exemplar) if exemplar is not None else (edge, float(cumulative)))
         family.add_metric(list(values), buckets, total)
-        family.samples.append(Sample(family.name + "_created", dict(zip(labels, values, strict=True)), created,
-                                     None, None))
+        if created_series:
+            family.samples.append(Sample(family.name + "_created", dict(zip(labels, values, strict=True)), created,
+                                         None, None))
     return family
 
 

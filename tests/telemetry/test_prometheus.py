@@ -229,3 +229,49 @@ def test_multiprocess_workers(tmp_path: Path) -> None:
     for f in mp_dir.iterdir():  # the files workers left behind hold no secret
         assert KEY.encode() not in f.read_bytes()
     json.dumps(s)  # the aggregate is plain data
+
+
+CREATED_SERIES = textwrap.dedent("""
+    import httpx2, meter, prometheus_client
+    from prometheus_client import CollectorRegistry, Counter, generate_latest
+    registry = CollectorRegistry()
+    m = meter.Meter(otel=False, registry=registry, price_book=False)
+    Counter("theirs", "a metric of the application's own", registry=registry).inc()
+    body = {"id": "c", "model": "m", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
+    client = httpx2.Client(transport=meter.MeteredTransport(
+        httpx2.MockTransport(lambda request: httpx2.Response(200, json=body)), meter=m))
+    client.post("https://r.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-10-21", json={})
+    print(generate_latest(registry).decode())
+""")
+
+
+@pytest.mark.parametrize("disabled", ["true", "false"])
+def test_created_series_follow_prometheus_disable_created_series(disabled: str) -> None:
+    """``PROMETHEUS_DISABLE_CREATED_SERIES=true`` drops ``_created`` from meter's families as from prometheus-client's."""
+    done = subprocess.run([sys.executable, "-c", CREATED_SERIES], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PROMETHEUS_DISABLE_CREATED_SERIES": disabled})
+    assert done.returncode == 0, done.stderr
+    created = [line for line in done.stdout.splitlines() if "_created" in line and not line.startswith("#")]
+    mine = [line for line in created if line.startswith(names.DEFAULT_NAMESPACE + "_")]
+    if disabled == "true":
+        assert created == []
+    else:
+        assert any(line.startswith("theirs_created") for line in created)
+        assert any("_requests_created" in line for line in mine) and any("_bucket" not in line for line in mine)
+
+
+def test_created_series_follow_disable_created_metrics() -> None:
+    import prometheus_client
+
+    registry = CollectorRegistry()
+    m = meter.Meter(otel=False, registry=registry, price_book=False)
+    body = {"id": "c", "model": "m", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
+    client = httpx2.Client(transport=meter.MeteredTransport(
+        httpx2.MockTransport(lambda request: httpx2.Response(200, json=body)), meter=m))
+    client.post("https://r.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-10-21", json={})
+    prometheus_client.disable_created_metrics()
+    try:
+        assert b"_created" not in generate_latest(registry)
+    finally:
+        prometheus_client.enable_created_metrics()
+    assert b"_created" in generate_latest(registry)
