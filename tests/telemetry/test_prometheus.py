@@ -247,7 +247,7 @@ CREATED_SERIES = textwrap.dedent("""
 
 @pytest.mark.parametrize("disabled", ["true", "false"])
 def test_created_series_follow_prometheus_disable_created_series(disabled: str) -> None:
-    """``PROMETHEUS_DISABLE_CREATED_SERIES=true`` drops ``_created`` from meter's families as from prometheus-client's."""
+    """``PROMETHEUS_DISABLE_CREATED_SERIES=true`` drops ``_created`` from meter's families as from the client's."""
     done = subprocess.run([sys.executable, "-c", CREATED_SERIES], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PROMETHEUS_DISABLE_CREATED_SERIES": disabled})
     assert done.returncode == 0, done.stderr
