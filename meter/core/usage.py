@@ -11,6 +11,7 @@ rather than a zero or an absurd number that would be priced.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from meter.core.record import Usage
@@ -91,3 +92,48 @@ def from_responses(usage: Any) -> Usage | None:
         total_tokens=total,
         cached_audio_input_tokens=_cached_audio(details_in),
     )
+
+
+def cap_subsets(usage: Usage) -> Usage:
+    """``usage`` with every subset capped by what it is a subset of; the same object when none exceeds.
+
+    A service that reports more cached tokens than prompt tokens (prompt 10, cached 1e9) would
+    otherwise be billed for the billion: the subset is priced at its own rate, never netted
+    against its total. Caps, in this order: cached input by input; cache-write input by the
+    input the cached part left (together they are at most the input); reasoning by output;
+    audio input by input; audio output by output; cached audio by the capped cached and audio
+    input counts. The caller tells (``is not``) and counts the fault (``usage_subset_capped``):
+    the record is priced and kept with the capped counts, and the fault says they were changed.
+    """
+    total_in, total_out = usage.input_tokens, usage.output_tokens
+    cached, write = usage.cached_input_tokens, usage.cache_write_input_tokens
+    audio_in, cached_audio = usage.audio_input_tokens, usage.cached_audio_input_tokens
+    if (cached + write <= total_in and audio_in <= total_in and cached_audio <= cached and cached_audio <= audio_in
+            and usage.reasoning_output_tokens <= total_out and usage.audio_output_tokens <= total_out):
+        return usage  # the usual case: one comparison per subset
+    cached = min(cached, total_in)
+    write = min(write, total_in - cached)
+    audio_in = min(audio_in, total_in)
+    return dataclasses.replace(
+        usage,
+        cached_input_tokens=cached,
+        cache_write_input_tokens=write,
+        reasoning_output_tokens=min(usage.reasoning_output_tokens, total_out),
+        audio_input_tokens=audio_in,
+        audio_output_tokens=min(usage.audio_output_tokens, total_out),
+        cached_audio_input_tokens=min(cached_audio, cached, audio_in),
+    )
+
+
+class SubsetExceeded(ValueError):
+    """A usage subset exceeded its total and was capped (the ``usage_subset_capped`` fault)."""
+
+    def __init__(self, reported: Usage, capped: Usage) -> None:
+        fields = [f"{name} {getattr(reported, name)} -> {getattr(capped, name)}" for name in _SUBSETS
+                  if getattr(reported, name) != getattr(capped, name)]
+        super().__init__(f"usage subsets over their totals (input {reported.input_tokens}, output "
+                         f"{reported.output_tokens}) capped: {', '.join(fields)}")
+
+
+_SUBSETS = ("cached_input_tokens", "cache_write_input_tokens", "reasoning_output_tokens", "audio_input_tokens",
+            "audio_output_tokens", "cached_audio_input_tokens")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from meter.core.record import Usage
-from meter.core.usage import from_chat, from_responses
+from meter.core.usage import SubsetExceeded, cap_subsets, from_chat, from_responses
 
 
 def test_chat_full_details() -> None:
@@ -97,3 +99,66 @@ def test_cached_audio_is_priced_at_its_own_rate() -> None:
     # text in 1000 - 300 - 400 = 300 x 5; cached text 100 x 2.5; audio 400 x 100; cached audio 200 x 20
     assert cost.tokens == {"input": 300, "cached_input": 100, "audio_input": 400, "cached_audio_input": 200}
     assert cost.total == Decimal("0.0015") + Decimal("0.00025") + Decimal("0.04") + Decimal("0.004")
+
+
+# -- subsets capped by their totals (issue 20, item 5) -----------------------------------------------------
+
+
+def test_usage_whose_subsets_fit_is_the_same_object() -> None:
+    fine = from_chat({
+        "completion_tokens": 203, "prompt_tokens": 3662, "total_tokens": 3865,
+        "prompt_tokens_details": {"cached_tokens": 2944, "audio_tokens": 5, "cache_write_tokens": 11},
+        "completion_tokens_details": {"reasoning_tokens": 192, "audio_tokens": 3},
+    })
+    assert fine is not None and cap_subsets(fine) is fine
+    edge = Usage(input_tokens=10, cached_input_tokens=4, cache_write_input_tokens=6, output_tokens=5,
+                 reasoning_output_tokens=5, audio_input_tokens=10, audio_output_tokens=5, cached_audio_input_tokens=4)
+    assert cap_subsets(edge) is edge  # every subset at its limit: nothing exceeds
+    assert cap_subsets(Usage()) == Usage()
+
+
+@pytest.mark.parametrize(("usage", "capped"), [
+    # The issue's cases: prompt 10 with cached 1e9 was billed $75; cache-write 1e9 $150.
+    (Usage(input_tokens=10, cached_input_tokens=10**9, output_tokens=2, total_tokens=12),
+     Usage(input_tokens=10, cached_input_tokens=10, output_tokens=2, total_tokens=12)),
+    (Usage(input_tokens=10, cache_write_input_tokens=10**9, output_tokens=2, total_tokens=12),
+     Usage(input_tokens=10, cache_write_input_tokens=10, output_tokens=2, total_tokens=12)),
+    # Each fits alone, not together: cache-write gets what the cached part left.
+    (Usage(input_tokens=10, cached_input_tokens=7, cache_write_input_tokens=7),
+     Usage(input_tokens=10, cached_input_tokens=7, cache_write_input_tokens=3)),
+    (Usage(input_tokens=10, output_tokens=3, reasoning_output_tokens=50),
+     Usage(input_tokens=10, output_tokens=3, reasoning_output_tokens=3)),
+    (Usage(input_tokens=10, audio_input_tokens=11, output_tokens=3, audio_output_tokens=4),
+     Usage(input_tokens=10, audio_input_tokens=10, output_tokens=3, audio_output_tokens=3)),
+    # Cached audio: a part of both the cached and the audio counts, as capped.
+    (Usage(input_tokens=10, cached_input_tokens=50, audio_input_tokens=8, cached_audio_input_tokens=9),
+     Usage(input_tokens=10, cached_input_tokens=10, audio_input_tokens=8, cached_audio_input_tokens=8)),
+    (Usage(input_tokens=0, cached_input_tokens=5, output_tokens=0, reasoning_output_tokens=5),
+     Usage()),
+], ids=["cached", "cache-write", "cached+write", "reasoning", "audio", "cached-audio", "zero-totals"])
+def test_a_subset_over_its_total_is_capped_and_the_totals_stay(usage: Usage, capped: Usage) -> None:
+    out = cap_subsets(usage)
+    assert out == capped and out is not usage
+    assert (out.input_tokens, out.output_tokens, out.total_tokens) == (
+        usage.input_tokens, usage.output_tokens, usage.total_tokens)
+    assert out.cached_input_tokens + out.cache_write_input_tokens <= out.input_tokens
+    assert cap_subsets(out) is out  # capped once is final
+    fault = SubsetExceeded(usage, out)
+    assert "capped" in str(fault) and isinstance(fault, ValueError)
+
+
+def test_the_capped_usage_is_what_is_priced() -> None:
+    """Priced after the cap: cached tokens cost at most the whole prompt at the cached rate."""
+    from pricing import PriceBook
+
+    book = PriceBook.load()
+    reported = from_chat({"prompt_tokens": 10, "completion_tokens": 2,
+                          "prompt_tokens_details": {"cached_tokens": 10**9}})
+    assert reported is not None
+    before = book.price(reported, model="gpt-4o-mini").total
+    after = book.price(cap_subsets(reported), model="gpt-4o-mini").total
+    assert before is not None and after is not None
+    assert before > 70 and after == book.price(Usage(input_tokens=10, cached_input_tokens=10, output_tokens=2,
+                                                     total_tokens=12), model="gpt-4o-mini").total
+    uncached = book.price(Usage(input_tokens=10, output_tokens=2, total_tokens=12), model="gpt-4o-mini").total
+    assert uncached is not None and after < uncached
