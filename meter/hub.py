@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from meter import attribution, names
 from meter.core import route as route_mod
+from meter.core import storable
+from meter.core import usage as usage_mod
 from meter.core.call import Call, CallEnd, Headers
 from meter.core.finish import build_record, deployment, started_at
 from meter.core.record import CallRecord
@@ -262,7 +264,15 @@ class Meter:
             else:  # a non-streaming call on a deployment path: nothing in the body is needed
                 info, parsed = RequestInfo(model=model_hint(raw)), None
             new_body = with_include_usage(route, info, raw, parsed) if self.inject_stream_usage else None
+            # The request goes out as sent; what it says is made storable before any sink sees it.
+            route, info, attributes, attempt, repaired = storable.clean_start(
+                route, info, attribution.current(), _attempt(headers))
             request_body = parsed if capture else None
+            if request_body is not None and storable.may_hold_surrogates(raw):
+                request_body, changed = storable.clean_tree(request_body)
+                repaired += ("request_body",) if changed else ()
+            if repaired:
+                self.record_fault("value_repaired", storable.ValueRepaired(repaired))
             span_state = None
             trace_id = span_id = None
             if self._tracer is not None:
@@ -273,9 +283,9 @@ class Meter:
             if trace_id is None and self._current_trace is not None:
                 trace_id, span_id = self._current_trace()
             start = CallStart(
-                route, info, attribution.current(), _attempt(headers), _correlation_id(method, path, raw),
+                route, info, attributes, attempt, _correlation_id(method, path, raw),
                 started_ns, trace_id, span_id, capture, request_body,
-                estimate_input_tokens(parsed) if info.stream else 0,
+                estimate_input_tokens(parsed) if info.stream else 0, bool(repaired),
             )
         except Exception as exc:
             self.record_fault("begin", exc)
@@ -292,6 +302,7 @@ class Meter:
     def finish(self, start: CallStart, end: CallEnd, span_state: Any, states: list[Any]) -> None:
         """Turn a call's end into its one final record (dedupe, pricing) and hand it out."""
         at = started_at(start)
+        end = self._storable_end(start, end)
         usage, usage_source, repeat, supersedes = end.usage, end.usage_source, False, False
         try:
             usage, usage_source, repeat, supersedes = self._dedupe.check(
@@ -327,6 +338,24 @@ class Meter:
                 callback(record)
             except Exception as exc:
                 self.record_fault("subscriber", exc)
+
+    def _storable_end(self, start: CallStart, end: CallEnd) -> CallEnd:
+        """What the response said, made storable, with usage subsets capped by their totals: before
+        pricing and dedupe see it, so the record is priced and kept as it is stored. A change is a fault,
+        one ``value_repaired`` per call (its request's repair, if any, was counted when it began)."""
+        try:
+            end, repaired = storable.clean_end(end)
+            if repaired and not start.repaired:
+                self.record_fault("value_repaired", storable.ValueRepaired(repaired))
+            usage = end.usage
+            if usage is not None:
+                capped = usage_mod.cap_subsets(usage)
+                if capped is not usage:
+                    self.record_fault("usage_subset_capped", usage_mod.SubsetExceeded(usage, capped))
+                    end = end._replace(usage=capped)
+        except Exception as exc:  # a bug here must not lose the record
+            self.record_fault("record", exc)
+        return end
 
     def record_fault(self, kind: str, exc: BaseException) -> None:
         """Count a metering fault and log it once per kind."""

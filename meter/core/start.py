@@ -38,3 +38,6 @@ class CallStart(NamedTuple):
     """The parsed request, kept only when ``capture`` is on."""
     input_estimate: int
     """Rough input tokens (streams only), used if the service reports no usage."""
+    repaired: bool = False
+    """Some of the request's values were made storable (``meter.core.storable``): the call's one
+    ``value_repaired`` fault is counted already, so a repair of its response adds none."""
