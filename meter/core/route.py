@@ -204,7 +204,8 @@ def _match_response_id(
         return None
     stream_query = q.get("stream", "false").lower() == "true"
     raw_after = q.get("starting_after")
-    starting_after = int(raw_after) if raw_after is not None and raw_after.isdigit() else None
+    # ASCII digits only: "²".isdigit() is true and int("²") raises, which left the call unmetered.
+    starting_after = int(raw_after) if raw_after is not None and raw_after.isascii() and raw_after.isdigit() else None
     if operation == "retrieve" and stream_query:
         operation = "resume"
     return Route(
