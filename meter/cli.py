@@ -8,9 +8,9 @@ import sys
 import textwrap
 from collections.abc import Sequence
 
-import dashboards.export
 import meter.apps.demo
-import pricing.cli
+import meter.dashboards.export
+import meter.pricing.cli
 from meter._version import __version__
 from meter.apps.emulator_command import add_command as add_emulator_command
 from meter.apps.proxy import add_command as add_proxy_command
@@ -28,10 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"meter {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    pricing.cli.add_commands(commands)
+    meter.pricing.cli.add_commands(commands)
     add_proxy_command(commands)
     meter.apps.demo.add_command(commands)
-    dashboards.export.add_commands(commands)
+    meter.dashboards.export.add_commands(commands)
     add_emulator_command(commands)
     add_ledger_commands(commands)
     add_reconcile_command(commands)

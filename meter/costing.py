@@ -26,7 +26,7 @@ from datetime import date, datetime
 from typing import Any
 
 from meter.core.record import AzureHeaders, Usage
-from pricing import Cost, DeploymentInfo, PriceBook, canonical_deployment_type, load_deployment_map
+from meter.pricing import Cost, DeploymentInfo, PriceBook, canonical_deployment_type, load_deployment_map
 
 DEPLOYMENTS_ENV = "METER_DEPLOYMENTS"
 """Environment variable: a deployment map file path, or the map as JSON text."""
@@ -76,7 +76,7 @@ def region_key(header_region: str | None) -> str | None:
 
 
 class Costing:
-    """Turns a call's usage into a ``pricing.Cost`` (``None`` when there is no usage)."""
+    """Turns a call's usage into a ``meter.pricing.Cost`` (``None`` when there is no usage)."""
 
     def __init__(self, book: PriceBook, deployments: Mapping[str, DeploymentInfo]) -> None:
         self.book = book

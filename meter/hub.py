@@ -42,8 +42,8 @@ from meter.core.request import (
 from meter.core.start import CallStart
 from meter.costing import Costing, DeploymentSpec, load_deployments
 from meter.dedupe import ResponseDedupe
+from meter.pricing import PriceBook
 from meter.sinks import content
-from pricing import PriceBook
 
 if TYPE_CHECKING:
     from meter.ledger.writer import LedgerWriter
@@ -89,13 +89,13 @@ class Meter:
         capture_content: record prompt and completion text (off by default).
         dedupe_size: how many Responses ids to remember so a retrieved or resumed
             response is not counted twice.
-        price_book: the ``pricing.PriceBook`` to price records with; ``None`` (default)
+        price_book: the ``meter.pricing.PriceBook`` to price records with; ``None`` (default)
             loads the built-in tables (layered with ``price_tables``); ``False`` turns
             pricing off (``record.cost`` stays ``None``).
         price_tables: a path, or paths, of user price tables (negotiated prices, private models)
             layered on top of the built-in ones.
         deployments: deployment name -> model, deployment type, region: a mapping
-            (values a ``pricing.DeploymentInfo``, a model name, a ``(model, type,
+            (values a ``meter.pricing.DeploymentInfo``, a model name, a ``(model, type,
             region)`` tuple or a dict), a TOML/JSON file path, or ``None`` to read
             ``$METER_DEPLOYMENTS`` (a path or JSON text).
         otel: emit OpenTelemetry spans and metrics (default on), through

@@ -1,25 +1,6 @@
-"""Azure OpenAI price tables and the code that turns a call's usage into a cost.
+"""meter's built-in price tables: data, not code. Installed as ``meter.pricing.tables``.
 
-One-way dependency: ``meter`` uses ``pricing``; ``pricing`` never imports ``meter``
-(usage is duck-typed through ``UsageLike``).
+This folder holds the TOML layers (loaded in name order), the JSON Schema of the table format for
+editors (``price-table.schema.json``) and, in ``azure-retail/``, the Retail Prices excerpt the
+generated layer comes from. The code that reads them is ``meter/pricing``.
 """
-
-from pricing.book import PriceBook
-from pricing.deployment_map import DeploymentInfo, load_deployment_map
-from pricing.deployment_types import DEPLOYMENT_TYPES, canonical_deployment_type
-from pricing.errors import PricingFileError, Problem
-from pricing.model import KINDS, Cost
-from pricing.usage import UsageLike
-
-__all__ = [
-    "DEPLOYMENT_TYPES",
-    "KINDS",
-    "Cost",
-    "DeploymentInfo",
-    "PriceBook",
-    "PricingFileError",
-    "Problem",
-    "UsageLike",
-    "canonical_deployment_type",
-    "load_deployment_map",
-]

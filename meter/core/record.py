@@ -89,7 +89,7 @@ class CallRecord:
     ``error_type`` is a low-cardinality label (the service's error code, else its
     error type, else the HTTP status, else the exception class); ``error_code`` is
     the service's own ``error.code`` verbatim, ``None`` when it sent none.
-    ``cost`` is a ``pricing.Cost``, or ``None`` when no price book is configured or
+    ``cost`` is a ``meter.pricing.Cost``, or ``None`` when no price book is configured or
     there is no usage. Built once, deduplicated and priced, by ``meter.core.finish``;
     the same record goes to every sink and subscriber, which treat it as read-only.
     """

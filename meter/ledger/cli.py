@@ -16,7 +16,7 @@ from typing import Any
 
 from meter.ledger.errors import LedgerError
 from meter.ledger.report import PERIODS, TOKENS, Row, report
-from pricing.cli_common import say, say_error, text_table
+from meter.pricing.cli_common import say, say_error, text_table
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -110,7 +110,7 @@ def run_admin(args: argparse.Namespace) -> int:
 
 def run_reprice(args: argparse.Namespace) -> int:
     from meter.ledger.reprice import reprice
-    from pricing import PriceBook, PricingFileError
+    from meter.pricing import PriceBook, PricingFileError
 
     try:
         book = PriceBook.load(*args.tables)
@@ -190,8 +190,8 @@ def _period_start(text: str) -> datetime:
 
 
 def _plot(rows: list[Row], by: tuple[str, ...], out: str) -> None:
-    """Spend per period stacked by the first key, drawn as the dashboard pictures draw (``dashboards.draw``)."""
-    from dashboards import draw
+    """Spend per period stacked by the first key, drawn as the dashboard pictures draw (``meter.dashboards.draw``)."""
+    from meter.dashboards import draw
 
     plt = draw.pyplot()
     periods = sorted({row.group[-1] for row in rows})

@@ -21,7 +21,7 @@ from meter.ledger.dialect import day_range
 from meter.ledger.errors import LedgerError
 from meter.ledger.rows import cost_values, usage_of
 from meter.ledger.schema import TOKEN_COLUMNS
-from pricing import PriceBook
+from meter.pricing import PriceBook
 
 
 @dataclass

@@ -15,7 +15,7 @@ from meter.core.record import CallRecord, Usage
 from meter.ledger.schema import CALL_COLUMNS, COST_COLUMNS, INT32_COLUMNS, TOKEN_COLUMNS
 
 if TYPE_CHECKING:
-    from pricing import Cost
+    from meter.pricing import Cost
 
 
 def new_id() -> str:

@@ -4,7 +4,7 @@ Files in one folder are the parts of one export run; a run's time is its newest 
 runs cover the same (day, resource), the latest run's rows win and the earlier ones are set
 aside (Azure re-runs an export for a day to revise it); each supersession is reported.
 
-Meter names are read by ``pricing.meters.parse_meter``, the parser the Retail import uses:
+Meter names are read by ``meter.pricing.meters.parse_meter``, the parser the Retail import uses:
 model, token class, deployment type (Batch is one). A name it cannot read is listed as
 unknown with its rows and cost, never guessed. PTU and reservation rows (hourly or monthly
 units, ``PricingModel`` Reservation / SavingsPlan, a ``Purchase`` charge) are commitments:
@@ -20,8 +20,8 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from meter.pricing.meters import UnmappedMeter, normalise, parse_meter
 from meter.reconcile.exports import ExportFile, Sum, tokens
-from pricing.meters import UnmappedMeter, normalise, parse_meter
 
 CellKey = tuple[date, str, str, str]
 """(UTC day, resource name, model id, token class)."""

@@ -20,7 +20,7 @@ from typing import Any
 
 from meter.ledger.cli import spreadsheet_cell, utc_day
 from meter.ledger.errors import LedgerError
-from pricing.cli_common import say_error, text_table, visible
+from meter.pricing.cli_common import say_error, text_table, visible
 
 EXIT_ABOVE = 3
 

@@ -1,6 +1,6 @@
 """What meter metered, from the ledger: per UTC day x resource x model x token class, as the bill counts.
 
-Each call's usage is split into the price classes the bill uses (``pricing.usage.token_buckets``:
+Each call's usage is split into the price classes the bill uses (``meter.pricing.usage.token_buckets``:
 text input after cached and cache-write tokens, output with reasoning inside, audio apart),
 and its cost per class is the amount its current cost row recorded. The resource is the
 host prefix of the call's server (``my-aoai.openai.azure.com`` -> ``my-aoai``; a loopback
@@ -25,8 +25,8 @@ from meter.ledger.dialect import day_range
 from meter.ledger.errors import LedgerError
 from meter.ledger.rows import usage_of
 from meter.ledger.schema import TOKEN_COLUMNS
+from meter.pricing.usage import token_buckets
 from meter.reconcile.billed import CellKey, token_class
-from pricing.usage import token_buckets
 
 
 def ledger_resource(server_address: str) -> str:

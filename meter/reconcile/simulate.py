@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from meter.core.usage import from_chat, from_responses
-from pricing import PriceBook
-from pricing.book import builtin_table_paths
-from pricing.meters import UnmappedMeter, parse_meter
+from meter.pricing import PriceBook
+from meter.pricing.book import builtin_table_paths
+from meter.pricing.meters import UnmappedMeter, parse_meter
 
 RESOURCE_ID = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/meter-demo/providers/"
                "Microsoft.CognitiveServices/accounts/meter-demo")

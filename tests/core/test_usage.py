@@ -88,7 +88,7 @@ def test_cached_audio_is_priced_at_its_own_rate() -> None:
     from datetime import date
     from decimal import Decimal
 
-    from pricing import PriceBook
+    from meter.pricing import PriceBook
 
     usage = from_chat({
         "prompt_tokens": 1000, "completion_tokens": 0,
@@ -149,7 +149,7 @@ def test_a_subset_over_its_total_is_capped_and_the_totals_stay(usage: Usage, cap
 
 def test_the_capped_usage_is_what_is_priced() -> None:
     """Priced after the cap: cached tokens cost at most the whole prompt at the cached rate."""
-    from pricing import PriceBook
+    from meter.pricing import PriceBook
 
     book = PriceBook.load()
     reported = from_chat({"prompt_tokens": 10, "completion_tokens": 2,

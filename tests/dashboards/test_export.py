@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from dashboards import alerts, boards, grafana
-from dashboards.queries import DEFAULT, Queries
+from meter.dashboards import alerts, boards, grafana
+from meter.dashboards.queries import DEFAULT, Queries
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.processes import read_json
 from tests.support.prometheus import PrometheusServer, _promtool, free_port, require_prometheus

@@ -13,19 +13,19 @@ from typing import Any
 import pytest
 import yaml
 
-from dashboards import alerts, boards, generate, grafana
-from dashboards.queries import DEFAULT as q
 from meter import names
+from meter.dashboards import alerts, boards, generate, grafana
+from meter.dashboards.queries import DEFAULT as q
 from tests.support.prometheus import promtool_check_rules, promtool_test_rules, require_prometheus
 
-ROOT = Path(generate.__file__).resolve().parent
+ROOT = generate.ROOT
 REPO = ROOT.parent
 DASHBOARDS = boards.all_dashboards()
 
 
 def test_committed_files_equal_the_generator_output() -> None:
-    assert generate.stale_files() == [], "run: python -m dashboards.generate"
-    result = subprocess.run([sys.executable, "-m", "dashboards.generate", "--check"], cwd=REPO,
+    assert generate.stale_files() == [], "run: python -m meter.dashboards.generate"
+    result = subprocess.run([sys.executable, "-m", "meter.dashboards.generate", "--check"], cwd=REPO,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
 

@@ -5,7 +5,7 @@ pointed at a port chosen up front; then the demo with ``--seconds`` of extra loa
 scrapes it, so rates are non-zero when the queries run. After the demo prints its ``--json`` totals
 (it has stopped generating load by then) the test waits until Prometheus holds those final values.
 
-The dashboard pictures are drawn from this run too (``python -m dashboards.pictures`` makes the
+The dashboard pictures are drawn from this run too (``python -m meter.dashboards.pictures`` makes the
 committed ones from a longer one).
 """
 
@@ -24,13 +24,13 @@ from typing import Any
 
 import pytest
 
-from dashboards import alerts, boards, grafana
-from dashboards.queries import DEFAULT as q
+from meter.dashboards import alerts, boards, generate, grafana
+from meter.dashboards.queries import DEFAULT as q
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.processes import read_json
 from tests.support.prometheus import PrometheusServer, free_port, require_prometheus
 
-ROOT = Path(grafana.__file__).resolve().parent
+ROOT = generate.ROOT
 REPO = ROOT.parent
 LOAD_SECONDS = 8
 NEVER_INCREMENTED_BY_THE_DEMO = {q.METERING_FAULTS, q.LABEL_OVERFLOW}
@@ -201,11 +201,11 @@ def test_latency_panels_exemplars_are_queryable(run: Run) -> None:
 
 def test_every_panel_is_drawn_with_data_from_the_real_run(run: Run, tmp_path: Path) -> None:
     """The pictures' renderer on this run's Prometheus: every panel drew data, no series without a name,
-    the latency panels carry the exemplars Prometheus returned. (``python -m dashboards.pictures`` makes
+    the latency panels carry the exemplars Prometheus returned. (``python -m meter.dashboards.pictures`` makes
     the README's pictures the same way from a longer run.)"""
     if os.environ.get("CI") is None:
         pytest.importorskip("matplotlib")
-    from dashboards.render import render_dashboard
+    from meter.dashboards.render import render_dashboard
 
     end = run.load_ended + 1.5  # as the pictures do: rates still see the last seconds of load
     for file, dash in DASHBOARDS.items():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboards import generate
+from meter.dashboards import generate
 from tests.support.prometheus import (
     promtool_check_config,
     promtool_check_rules,
@@ -14,7 +14,7 @@ from tests.support.prometheus import (
     require_prometheus,
 )
 
-PROMETHEUS_DIR = Path(generate.__file__).resolve().parent / "prometheus"
+PROMETHEUS_DIR = generate.ROOT / "prometheus"
 
 
 @pytest.fixture(autouse=True)

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from dashboards import boards, generate
-from dashboards.queries import DEFAULT as q
+from meter.dashboards import boards, generate
+from meter.dashboards.queries import DEFAULT as q
 
-ROOT = Path(generate.__file__).resolve().parent
+ROOT = generate.ROOT
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
 PROVISIONING = ROOT / "grafana" / "provisioning"

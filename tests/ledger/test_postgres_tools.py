@@ -27,7 +27,7 @@ from meter.ledger.report import report
 from meter.ledger.reprice import reprice
 from meter.ledger.schema import CALL_COLUMNS, COST_COLUMNS
 from meter.ledger.sqlite import SQLiteLedger
-from pricing import PriceBook
+from meter.pricing import PriceBook
 from tests.support.postgres import PostgresServer
 from tests.support.processes import read_json
 

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 import meter
 from meter.ledger.report import report
 from meter.ledger.reprice import reprice
-from pricing import PriceBook
+from meter.pricing import PriceBook
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,7 +17,7 @@ import pytest
 import meter
 from meter.adapters.transport import AsyncMeteredTransport, MeteredTransport
 from meter.apps.emulator import Deployment, Emulator, EmulatorConfig
-from pricing import PriceBook
+from meter.pricing import PriceBook
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the cost map over the network
 

@@ -17,7 +17,7 @@ import pytest
 
 import meter
 from meter.apps.emulator import Emulator
-from pricing import PriceBook
+from meter.pricing import PriceBook
 from tests.litellm.conftest import API_KEY, DEPLOYMENT_TYPE, DEPLOYMENTS
 
 litellm: Any = pytest.importorskip(

@@ -13,7 +13,7 @@ import pytest
 import meter
 from meter.apps.emulator import Emulator
 from meter.apps.proxy import ProxyServer
-from pricing import PriceBook
+from meter.pricing import PriceBook
 from tests.litellm.conftest import API_KEY, DEPLOYMENT_TYPE, DEPLOYMENTS
 from tests.support.waiting import wait_until
 

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 import meter
-from pricing import DeploymentInfo
+from meter.pricing import DeploymentInfo
 from tests.support.cases import OWN_CASES, load_cases
 from tests.support.replay import ReplayServer, case_response
 

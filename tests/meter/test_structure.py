@@ -132,7 +132,7 @@ def test_the_cycle_finder_finds_a_circle() -> None:
     assert _cycles({"a": {"b"}, "b": set()}) == []
 
 
-@pytest.mark.parametrize("package", ["meter", "pricing", "dashboards"])
+@pytest.mark.parametrize("package", ["meter", "meter/pricing", "meter/dashboards"])
 def test_no_import_circle(package: str) -> None:
     graph = _graph(package)
     assert len(graph) > 3, f"found no modules under {package}/"
@@ -198,3 +198,22 @@ def test_otel_off_never_imports_opentelemetry() -> None:
         print(sorted(name for name in sys.modules if name.split(".")[0] == "opentelemetry"))
     """)
     assert out.strip() == "[]"
+
+
+def test_pricing_imports_nothing_else_of_meter() -> None:
+    """``meter.pricing`` stands alone (prices as data and the code that reads them): it imports nothing of meter's
+    but itself, so the rest of meter can change without touching how a call is priced."""
+    outside = {module: sorted(name for name in _imported_names(path, module)
+                              if name.startswith("meter") and not name.startswith("meter.pricing"))
+               for module, path in _modules("meter/pricing").items()}
+    assert {module: names for module, names in outside.items() if names} == {}
+    assert len(outside) > 10
+
+
+def test_one_import_name_nothing_imports_the_old_top_level_packages() -> None:
+    """The wheel claims only ``meter``: no module of the project, its tests or benchmarks imports ``pricing`` or
+    ``dashboards`` (the repository's folders of those names hold data)."""
+    offenders = sorted(f"{module}: {name}" for folder in ("meter", "tests", "benchmarks")
+                       for module, path in _modules(folder).items()
+                       for name in _imported_names(path, module) if name.split(".")[0] in ("pricing", "dashboards"))
+    assert offenders == []

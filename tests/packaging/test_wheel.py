@@ -72,11 +72,25 @@ def test_the_wheel_holds_the_code_the_data_and_no_tests(dist: Path) -> None:
     wheel = _wheel(dist)
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
-    assert tops == {"meter", "pricing", "dashboards", wheel.name.split("-py3")[0] + ".dist-info"}, tops
-    for needed in ("meter/py.typed", "pricing/py.typed", "dashboards/py.typed", "dashboards/export.py",
-                   "dashboards/boards.py", "pricing/data/20-azure-retail.toml", "meter/apps/emulator/app.py"):
+    assert tops == {"meter", wheel.name.split("-py3")[0] + ".dist-info"}, tops  # one import name
+    for needed in ("meter/py.typed", "meter/dashboards/export.py", "meter/dashboards/boards.py",
+                   "meter/pricing/book.py", "meter/pricing/tables/20-azure-retail.toml",
+                   "meter/pricing/tables/price-table.schema.json", "meter/apps/emulator/app.py"):
         assert needed in names, needed
+    tables = sorted(n for n in names if n.startswith("meter/pricing/tables/"))
+    on_disk = sorted(f"meter/pricing/tables/{p.name}" for p in (REPO / "pricing").iterdir()
+                     if p.suffix in (".toml", ".json") or p.name == "__init__.py")
+    assert tables == on_disk  # the repository's pricing/ folder, shipped whole (but the Retail excerpt)
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/")) or "/tests/" in n]
+
+
+def test_the_packages_listed_are_the_packages_on_disk() -> None:
+    """pyproject.toml lists the packages (one is a data folder elsewhere): a new package must be added there."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "meter").rglob("__init__.py")}
+    assert listed == found | {"meter.pricing.tables"}
 
 
 def test_the_wheel_says_its_licence_and_carries_it(dist: Path) -> None:
@@ -89,13 +103,16 @@ def test_the_wheel_says_its_licence_and_carries_it(dist: Path) -> None:
 
 
 def test_the_core_runs_without_extras(bare: Path, tmp_path: Path) -> None:
-    where = _ok(_run([str(bare / "python"), "-c", "import meter, pricing, dashboards; print(meter.__file__)"],
+    where = _ok(_run([str(bare / "python"), "-c", "import meter.pricing, meter.dashboards; print(meter.__file__)"],
                      cwd=tmp_path))
     assert str(bare.parent) in where and str(REPO) not in where
+    for other in ("pricing", "dashboards"):  # an application's own pricing or dashboards module is never shadowed
+        done = _run([str(bare / "python"), "-c", f"import {other}"], cwd=tmp_path)
+        assert done.returncode == 1 and f"No module named '{other}'" in done.stderr, done.stderr
     assert _ok(_run([str(bare / "meter"), "--version"], cwd=tmp_path)).startswith("meter ")
     _ok(_run([str(bare / "meter"), "dashboards", "export", "out"], cwd=tmp_path))
     assert (tmp_path / "out" / "grafana" / "meter-cost.json").is_file()
-    tables = sorted((bare.parent / "lib").glob("python3*/site-packages/pricing/data/*.toml"))
+    tables = sorted((bare.parent / "lib").glob("python3*/site-packages/meter/pricing/tables/*.toml"))
     assert len(tables) >= 3
     _ok(_run([str(bare / "meter"), "pricing", "validate", *map(str, tables)], cwd=tmp_path))
 
@@ -118,7 +135,7 @@ def test_a_command_without_its_extra_says_which_to_install(bare: Path, tmp_path:
     ("import meter.apps.emulator", "emulator"),
     ("import meter; meter.setup_otel()", "otlp"),
     ("from meter.integrations import litellm; litellm.instrument()", "litellm"),
-    ("from dashboards.render import render_dashboard; render_dashboard({}, None, 0, 0, None)", "plots"),
+    ("from meter.dashboards.render import render_dashboard; render_dashboard({}, None, 0, 0, None)", "plots"),
 ])
 def test_an_import_without_its_extra_names_it(bare: Path, tmp_path: Path, code: str, extra: str) -> None:
     done = _run([str(bare / "python"), "-c", code], cwd=tmp_path, timeout=60)

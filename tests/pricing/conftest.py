@@ -12,7 +12,7 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from pricing import PriceBook  # noqa: E402
+from meter.pricing import PriceBook  # noqa: E402
 
 _BOOK = PriceBook.load()
 

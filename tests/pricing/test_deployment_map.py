@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pricing import DeploymentInfo, PricingFileError, load_deployment_map
+from meter.pricing import DeploymentInfo, PricingFileError, load_deployment_map
 
 TOML = """
 [deployments.chat-prod]

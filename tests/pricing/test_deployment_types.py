@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pricing import DEPLOYMENT_TYPES, canonical_deployment_type
+from meter.pricing import DEPLOYMENT_TYPES, canonical_deployment_type
 
 
 @pytest.mark.parametrize("name", DEPLOYMENT_TYPES)

@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 from pricing_helpers import FakeUsage, utc
 
-from pricing import PriceBook
+from meter.pricing import PriceBook
 
 AT = utc(2026, 11, 1)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pricing_helpers import FakeUsage, utc, write_table
 
-from pricing import PriceBook
+from meter.pricing import PriceBook
 
 M = 1_000_000
 

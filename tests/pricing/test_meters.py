@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pricing.meters import LONG_CONTEXT_TOKENS, MeterKey, UnmappedMeter, normalise, parse_meter
+from meter.pricing.meters import LONG_CONTEXT_TOKENS, MeterKey, UnmappedMeter, normalise, parse_meter
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG = LONG_CONTEXT_TOKENS
@@ -16,7 +16,7 @@ LONG = LONG_CONTEXT_TOKENS
 
 @cache
 def _snapshot_names() -> frozenset[str]:
-    data = json.loads((ROOT / "data" / "azure-retail" / "2026-08-11-azure-openai.json").read_text(encoding="utf-8"))
+    data = json.loads((ROOT / "pricing" / "azure-retail" / "2026-08-11-azure-openai.json").read_text(encoding="utf-8"))
     return frozenset(item["meterName"] for item in data["items"])
 
 

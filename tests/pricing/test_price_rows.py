@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 from pricing_helpers import FakeUsage
 
-from pricing import PriceBook
-from pricing.model import PriceRow
+from meter.pricing import PriceBook
+from meter.pricing.model import PriceRow
 
 _ROWS = PriceBook.load().rows()
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from pricing_helpers import FakeUsage, utc
 
-from pricing import Cost, PriceBook
+from meter.pricing import Cost, PriceBook
 
 M = 1_000_000
 K = 100_000  # under the 272k long-context threshold

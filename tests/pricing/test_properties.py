@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pricing_helpers import FakeUsage
 
-from pricing import PriceBook
-from pricing.usage import token_buckets
+from meter.pricing import PriceBook
+from meter.pricing.usage import token_buckets
 
 BOOK = PriceBook.load()
 counts = st.integers(min_value=0, max_value=2_000_000)

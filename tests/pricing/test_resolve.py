@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pricing_helpers import utc
 
-from pricing import PriceBook
+from meter.pricing import PriceBook
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from pricing_helpers import FIXTURES
 
-from pricing import PricingFileError
-from pricing.retail import RetailData, RetailItem, combine, load_retail, openai_items
+from meter.pricing import PricingFileError
+from meter.pricing.retail import RetailData, RetailItem, combine, load_retail, openai_items
 
 SAMPLE = FIXTURES / "openai-sample.json"
 

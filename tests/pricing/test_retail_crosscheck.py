@@ -1,6 +1,6 @@
 """The built-in tables against Azure's own Retail Prices data, meter by meter.
 
-Every Azure OpenAI item of the checked-in excerpt (data/azure-retail/) is either
+Every Azure OpenAI item of the checked-in excerpt (pricing/azure-retail/) is either
 a token meter whose price the tables hold within 0.5 % on the meter's start date
 and on the day the data was fetched, or explained in the reviewed exceptions
 file. Nothing is skipped silently: an unexplained meter, row or model fails, and
@@ -19,15 +19,15 @@ from pathlib import Path
 import pytest
 from pricing_helpers import write_table
 
-from pricing import PriceBook
-from pricing.check import CheckResult, check
-from pricing.generate import read_meters, render
-from pricing.retail import RetailData, load_retail, openai_items
+from meter.pricing import PriceBook
+from meter.pricing.check import CheckResult, check
+from meter.pricing.generate import read_meters, render
+from meter.pricing.retail import RetailData, load_retail, openai_items
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "data" / "azure-retail" / "2026-08-11-azure-openai.json"
-EXCEPTIONS = ROOT / "data" / "azure-retail" / "exceptions.toml"
-GENERATED = ROOT / "pricing" / "data" / "20-azure-retail.toml"
+DATA = ROOT / "pricing" / "azure-retail" / "2026-08-11-azure-openai.json"
+EXCEPTIONS = ROOT / "pricing" / "azure-retail" / "exceptions.toml"
+GENERATED = ROOT / "pricing" / "20-azure-retail.toml"
 
 
 @cache
@@ -196,7 +196,7 @@ def test_the_documented_generate_command_reproduces_the_table(tmp_path: Path) ->
     table = tomllib.loads(GENERATED.read_text(encoding="utf-8"))["table"]
     out = tmp_path / "20-azure-retail.toml"
     done = subprocess.run(
-        [sys.executable, "-m", "pricing.generate", str(DATA.relative_to(ROOT)), "--out", str(out),
+        [sys.executable, "-m", "meter.pricing.generate", str(DATA.relative_to(ROOT)), "--out", str(out),
          "--version", table["version"], "--published", table["published"].isoformat()],
         capture_output=True, text=True, timeout=120, cwd=ROOT,
     )

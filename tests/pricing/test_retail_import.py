@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 from pricing_helpers import write_table
 
-from pricing import PriceBook
-from pricing import cli as pricing_cli
-from pricing.meters import UnmappedMeter, parse_meter
-from pricing.retail import load_retail
-from pricing.retail_import import import_retail
-from pricing.table import parse_table
+from meter.pricing import PriceBook
+from meter.pricing import cli as pricing_cli
+from meter.pricing.meters import UnmappedMeter, parse_meter
+from meter.pricing.retail import load_retail
+from meter.pricing.retail_import import import_retail
+from meter.pricing.table import parse_table
 
 ROOT = Path(__file__).resolve().parents[2]
-SNAPSHOT = ROOT / "data" / "azure-retail" / "2026-08-11-azure-openai.json"
+SNAPSHOT = ROOT / "pricing" / "azure-retail" / "2026-08-11-azure-openai.json"
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -83,7 +83,7 @@ def _answer(tmp_path: Path, items: list[dict[str, object]], name: str = "answer.
 
 def test_check_of_the_bundled_snapshot(capsys: pytest.CaptureFixture[str]) -> None:
     """Against the excerpt the built-ins were generated from, only the reviewed luna / terra change
-    after the snapshot disagrees (see data/azure-retail/exceptions.toml)."""
+    after the snapshot disagrees (see pricing/azure-retail/exceptions.toml)."""
     code, out, _ = run(["pricing", "check", str(SNAPSHOT)], capsys)
     assert code == 1
     lines = out.splitlines()
@@ -164,7 +164,7 @@ def test_import_all_is_the_generated_table(capsys: pytest.CaptureFixture[str], t
     assert code == 0
     assert "wrote 406 price entries" in err
     ours = tomllib.loads(out_file.read_text(encoding="utf-8"))
-    builtin = tomllib.loads((ROOT / "pricing" / "data" / "20-azure-retail.toml").read_text(encoding="utf-8"))
+    builtin = tomllib.loads((ROOT / "pricing" / "20-azure-retail.toml").read_text(encoding="utf-8"))
     assert ours["price"] == builtin["price"]
     assert ours["region_groups"] == builtin["region_groups"]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pricing_helpers import write_table
 
-from pricing import PriceBook, PricingFileError
-from pricing.table import load_table
+from meter.pricing import PriceBook, PricingFileError
+from meter.pricing.table import load_table
 
 GOOD = """
 [[price]]

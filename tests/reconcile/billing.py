@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 import meter
 from meter.apps.emulator import Emulator, EmulatorConfig
 from meter.apps.emulator.config import DEFAULT_DEPLOYMENTS, Deployment
-from pricing import DeploymentInfo
+from meter.pricing import DeploymentInfo
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "azure-retail" / "reconcile-sample.json"
 RESOURCE_ID = "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/ai/providers/" \

@@ -199,7 +199,7 @@ def test_bad_deployment_map_is_reported_at_wrap_time_not_in_a_call() -> None:
         import httpx2, meter, pricing
         try:
             meter.wrap(httpx2.Client())
-        except pricing.PricingFileError as exc:
+        except meter.pricing.PricingFileError as exc:
             print("ERROR:", exc)
         else:
             print("no error")

@@ -41,7 +41,7 @@ from meter.apps.emulator import Emulator, EmulatorConfig
 from meter.apps.proxy import ProxyServer
 from meter.core import storable
 from meter.core.storable import MAX_INT32, MAX_TEXT
-from pricing import PriceBook
+from meter.pricing import PriceBook
 from tests.reliability.conftest import soak
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.prometheus import free_port

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import meter
-from pricing import PriceBook, PricingFileError
-from pricing.table import MAX_TABLE_BYTES
+from meter.pricing import PriceBook, PricingFileError
+from meter.pricing.table import MAX_TABLE_BYTES
 from tests.reliability.conftest import soak
 
 HEAD = '[table]\nversion = "t-1"\npublished = 2026-01-01\n\n'

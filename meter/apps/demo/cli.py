@@ -21,7 +21,7 @@ from meter import names
 from meter.costing import region_key
 from meter.extras import require
 from meter.ledger import LedgerError
-from pricing import DeploymentInfo
+from meter.pricing import DeploymentInfo
 
 DEFAULT_METRICS_PORT = 9464
 

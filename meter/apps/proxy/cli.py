@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from meter.apps.proxy.app import ProxyApp, upstream_base
     from meter.apps.proxy.server import uvicorn_config
     from meter.ledger import LedgerError
-    from pricing import PricingFileError
+    from meter.pricing import PricingFileError
 
     try:
         host = upstream_base(args.upstream).host

@@ -1,0 +1,152 @@
+"""The value types of a price table: rows, corrections, aliases, and the Cost result.
+
+Plain frozen dataclasses: a loaded table is shared by every thread that prices a
+call, so nothing in it may change after loading. Money is ``Decimal`` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+
+#: Price kinds, in display order. Token buckets of a call are mutually exclusive
+#: (see ``meter.pricing.usage.token_buckets``), one bucket per kind.
+KINDS: tuple[str, ...] = ("input", "cached_input", "cache_write", "output", "audio_input", "cached_audio_input",
+                          "audio_output")
+
+#: USD per this many tokens: every price in a table is per 1M tokens.
+TOKENS_PER_PRICE_UNIT = Decimal(1_000_000)
+
+Basis = Literal["list", "provisioned", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class PriceRow:
+    """One price: a (model, deployment type, region, kind, tier) key valid for a date range.
+
+    ``effective_until`` is exclusive. ``above_input_tokens`` is 0 for the normal
+    tier; a row with 272000 applies to every token of a call whose input exceeds
+    272000 tokens (a cliff, not a graduated tier). ``region`` is the region or
+    region group as written; ``regions`` is what it expands to ("" for types
+    that are not priced per region).
+    """
+
+    id: str
+    entry_id: str
+    model: str
+    deployment_type: str
+    region: str | None
+    regions: tuple[str, ...]
+    kind: str
+    usd_per_1m: Decimal
+    effective_from: date
+    effective_until: date | None
+    above_input_tokens: int
+    source: str
+    recorded_at: date | None
+    note: str | None
+    table_version: str
+    file: str
+
+    def effective_on(self, day: date) -> bool:
+        """True when the row's validity range contains ``day``."""
+        return self.effective_from <= day and (self.effective_until is None or day < self.effective_until)
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """A fix of a wrong row's price, recorded on ``recorded_at``.
+
+    The wrong row stays in the table: "what did we believe on date X" uses it when
+    X is before ``recorded_at``; the true price uses the correction.
+    """
+
+    id: str
+    row_id: str
+    usd_per_1m: Decimal
+    recorded_at: date
+    reason: str | None
+    source: str
+    table_version: str
+    file: str
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """A name that resolves to a model id, optionally only for a date range.
+
+    Dated aliases model Azure moving a bare name to a new version (``gpt-4o``
+    pointed at 2024-05-13, later at 2024-11-20).
+    """
+
+    name: str
+    model: str
+    effective_from: date | None
+    effective_until: date | None
+    source: str | None
+
+    def effective_on(self, day: date) -> bool:
+        """True when the alias applied on ``day``."""
+        if self.effective_from is not None and day < self.effective_from:
+            return False
+        return self.effective_until is None or day < self.effective_until
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """Per-model resolution facts.
+
+    ``same_price_snapshots``: a dated id ``<id>-YYYY-MM-DD`` costs the same as ``<id>``.
+    """
+
+    id: str
+    same_price_snapshots: bool
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTable:
+    """One loaded table file: its version, rows, corrections, models and aliases."""
+
+    file: str
+    version: str
+    published: date
+    description: str | None
+    rows: tuple[PriceRow, ...]
+    corrections: tuple[Correction, ...]
+    models: tuple[ModelInfo, ...]
+    aliases: tuple[Alias, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """The cost of one call and everything needed to audit it.
+
+    ``total`` is ``None`` when any part could not be priced (``basis`` "unknown",
+    with ``reason``): an unpriced call is never reported as $0. ``amounts`` has one
+    entry per token bucket the call used, ``None`` for a bucket without a price.
+    ``row_ids`` are the ids of the price rows (and corrections) used, so a cost
+    stays reproducible after the table changes.
+    """
+
+    total: Decimal | None
+    amounts: Mapping[str, Decimal | None]
+    tokens: Mapping[str, int]
+    unit_prices: Mapping[str, Decimal]
+    basis: Basis
+    model: str | None
+    requested_model: str | None
+    deployment_type: str | None
+    assumed_deployment_type: bool
+    region: str | None
+    at: datetime
+    table_version: str
+    row_ids: tuple[str, ...] = ()
+    estimated: bool = False
+    long_context: bool = False
+    reason: str | None = None
+    currency: str = "USD"
+    believed_at: datetime | None = field(default=None)
