@@ -29,6 +29,7 @@ from meter.core import route as route_mod
 from meter.core import storable
 from meter.core import usage as usage_mod
 from meter.core.call import Call, CallEnd, Headers
+from meter.core.faults import FaultKind
 from meter.core.finish import build_record, deployment, started_at
 from meter.core.record import CallRecord
 from meter.core.request import (
@@ -71,7 +72,7 @@ class Sink(Protocol):
 
     def finish(self, record: CallRecord, state: Any) -> None: ...
 
-    def fault(self, kind: str) -> None: ...
+    def fault(self, kind: FaultKind) -> None: ...
 
 
 class Meter:
@@ -216,7 +217,7 @@ class Meter:
         """
         return self.ledger.close(timeout) if self.ledger is not None else True
 
-    def _ledger_fault(self, kind: str, reason: str, count: int) -> None:
+    def _ledger_fault(self, kind: FaultKind, reason: str, count: int) -> None:
         """The ledger writer could not write ``count`` records as they were: counted by kind, logged once."""
         for _ in range(count):
             self.record_fault(kind, _LedgerFault(reason))
@@ -357,7 +358,7 @@ class Meter:
             self.record_fault("record", exc)
         return end
 
-    def record_fault(self, kind: str, exc: BaseException) -> None:
+    def record_fault(self, kind: FaultKind, exc: BaseException) -> None:
         """Count a metering fault and log it once per kind."""
         with self._lock:
             self._faults[kind] = self._faults.get(kind, 0) + 1
@@ -393,7 +394,7 @@ class _Pending:
     def finished(self, start: CallStart, end: CallEnd) -> None:
         self._meter.finish(start, end, self._span_state, self._states)
 
-    def fault(self, kind: str, exc: BaseException) -> None:
+    def fault(self, kind: FaultKind, exc: BaseException) -> None:
         self._meter.record_fault(kind, exc)
 
 

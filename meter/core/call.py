@@ -24,6 +24,7 @@ from typing import NamedTuple, Protocol
 
 from meter.core import observe, sse
 from meter.core.decode import DecodedTooLarge, Decoder, decoder_for
+from meter.core.faults import FaultKind
 from meter.core.headers import ResponseHeaders, azure_headers
 from meter.core.record import AzureHeaders, Outcome, Usage, UsageSource
 from meter.core.sse import SSEScanner
@@ -67,7 +68,7 @@ class CallOutput(Protocol):
 
     def finished(self, start: CallStart, end: CallEnd) -> None: ...
 
-    def fault(self, kind: str, exc: BaseException) -> None: ...
+    def fault(self, kind: FaultKind, exc: BaseException) -> None: ...
 
 
 class Headers(Protocol):
@@ -287,7 +288,7 @@ class Call:
         if self._ttft is None:
             self._ttft = time.perf_counter() - self._t0
 
-    def _fault(self, kind: str, exc: BaseException) -> None:
+    def _fault(self, kind: FaultKind, exc: BaseException) -> None:
         self._out.fault(kind, exc)
 
     @property

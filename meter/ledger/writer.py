@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from meter import lifecycle
+from meter.core.faults import FaultKind
 from meter.core.record import CallRecord
 from meter.ledger import rows
 
@@ -52,16 +53,16 @@ that is down (a down database then costs about log2(BATCH) quick failures, once 
 Row = tuple[Any, ...]
 Pair = tuple[Row, Row | None]
 """A call's row and its cost row (``None`` when the call has no cost)."""
-FaultCallback = Callable[[str, str, int], None]
+FaultCallback = Callable[[FaultKind, str, int], None]
 """``(kind, reason, count)``: records the writer could not write as they were (see the kinds below)."""
 
-DROPPED = "ledger_dropped"
+DROPPED: FaultKind = "ledger_dropped"
 """Records not written: the queue was full (the database slow or down), or close timed out."""
-AFTER_CLOSE = "ledger_after_close"
+AFTER_CLOSE: FaultKind = "ledger_after_close"
 """Records finished after ``Meter.close()``: the ledger was closed and they are not written."""
-REPAIRED = "ledger_repaired"
+REPAIRED: FaultKind = "ledger_repaired"
 """Rows the database refused as they were and accepted once their values were made storable."""
-REJECTED = "ledger_rejected"
+REJECTED: FaultKind = "ledger_rejected"
 """Rows the database refused even repaired: set aside, never retried."""
 
 
@@ -177,7 +178,7 @@ class LedgerWriter:
                 thread.start()
                 self._thread = thread
 
-    def _lost(self, kind: str, reason: str, count: int) -> None:
+    def _lost(self, kind: FaultKind, reason: str, count: int) -> None:
         with self._idle:
             self.dropped += count
             if kind == REJECTED:

@@ -217,3 +217,25 @@ def test_one_import_name_nothing_imports_the_old_top_level_packages() -> None:
                        for module, path in _modules(folder).items()
                        for name in _imported_names(path, module) if name.split(".")[0] in ("pricing", "dashboards"))
     assert offenders == []
+
+
+def test_the_readme_lists_every_fault_kind_with_its_meaning() -> None:
+    """The fault kinds are a closed set (``meter.core.faults``): the README's table is that set, word for word."""
+    from meter.core.faults import FAULTS
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    rows = dict(line.split(" | ", 1) for line in readme.splitlines() if line.startswith("| `") and " | " in line
+                and line.split(" | ", 1)[0].strip("| `") in FAULTS)
+    assert {kind.strip("| `"): text.rstrip(" |") for kind, text in rows.items()} == FAULTS
+
+
+def test_every_fault_counted_is_a_declared_kind() -> None:
+    """Every ``record_fault("...")``/``_fault("...")`` in the code names a kind of ``FaultKind`` (mypy checks the
+    calls it can see; this also catches one passed through a variable typed ``str``)."""
+    import re
+
+    from meter.core.faults import FAULTS
+
+    used = {m.group(1) for path in (REPO / "meter").rglob("*.py")
+            for m in re.finditer(r"(?:record_fault|_fault|_lost)\(\s*\"([a-z_]+)\"", path.read_text(encoding="utf-8"))}
+    assert used and used <= set(FAULTS), used - set(FAULTS)

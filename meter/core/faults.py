@@ -1,0 +1,50 @@
+"""The metering faults: a closed set, declared once, each with what it means for the user.
+
+A fault is something that went wrong inside metering while the caller's call itself went on
+untouched: it is counted (``Meter.faults``, ``<ns>_metering_faults_total{kind=...}``), logged once
+per kind, and never raised. ``FaultKind`` is the type every place that counts one uses, so a kind
+that is not declared here is a type error; ``FAULTS`` is what the README's table and the test that
+checks it iterate.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+FaultKind = Literal[
+    "begin", "rewrite", "sink_start", "sink", "subscriber", "dedupe", "pricing", "record",
+    "parse", "content_encoding", "response_headers", "decoded_too_large", "body_too_large", "event_too_large",
+    "attach", "value_repaired", "usage_subset_capped",
+    "ledger_dropped", "ledger_after_close", "ledger_repaired", "ledger_rejected",
+    "litellm_instrument",
+]
+
+FAULTS: dict[FaultKind, str] = {
+    "begin": "the request could not be recognised or started: the call went through unmetered",
+    "rewrite": "the request body could not be rewritten (stream usage injection): it went out as sent",
+    "sink_start": "a sink failed when the call started (the call and the other sinks went on)",
+    "sink": "a sink failed on the finished record (the other sinks and subscribers still got it)",
+    "subscriber": "an on_record subscriber raised (the others still got the record)",
+    "dedupe": "the Responses id check failed: the usage was counted as reported",
+    "pricing": "the call could not be priced: its cost is unknown (never 0)",
+    "record": "the record could not be built: the call has no record",
+    "parse": "the response body or an event could not be read: usage unknown or estimated",
+    "content_encoding": "the response's content encoding could not be decoded for reading",
+    "response_headers": "the response headers could not be read",
+    "decoded_too_large": "the decoded response passed its bound (a decompression bomb): reading stopped",
+    "body_too_large": "a JSON body passed its bound: its usage was not read",
+    "event_too_large": "one SSE event passed its bound: its head and tail were kept and read",
+    "attach": "a response could not be attached to its call",
+    "value_repaired": "a value a caller or a response sent could not be stored as it was (NUL, a lone "
+                      "surrogate, too long, an integer out of range) and was made storable",
+    "usage_subset_capped": "a usage subset exceeded its total (cached above input) and was capped",
+    "ledger_dropped": "a record was not written to the ledger: its queue was full, or close timed out",
+    "ledger_after_close": "a call finished after Meter.close(): its ledger row was not written",
+    "ledger_repaired": "the database refused a row as it was and took it with its values made storable",
+    "ledger_rejected": "the database refused a row even repaired: it was set aside",
+    "litellm_instrument": "LiteLLM's client could not be metered: its calls went unmetered",
+}
+"""Every fault kind and what it means (``FAULTS`` keys are ``FaultKind``'s values, a test checks)."""
+
+if set(FAULTS) != set(get_args(FaultKind)):  # pragma: no cover - a declaration error, caught at import
+    raise RuntimeError("meter.core.faults: FAULTS and FaultKind disagree")
