@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,13 @@ def pg_database(pg: PostgresServer) -> str:
     with psycopg.connect(pg.url, autocommit=True) as db:
         db.execute(f"CREATE DATABASE {name}")
     return pg.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new ledger on each backend in turn: a SQLite file, then a database on the PostgreSQL server
+    (read it with ``tests.support.ledgers.query``)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "ledger.sqlite")
+    url: str = request.getfixturevalue("pg_database")
+    return url

@@ -132,19 +132,24 @@ def start_is_clean(route: Route, info: RequestInfo, attributes: Mapping[str, str
     return attempt is None or 0 <= attempt <= MAX_INT32
 
 
+def _cleaned_texts(holder: object, fields: tuple[str, ...]) -> dict[str, Any]:
+    """The text fields of ``holder`` that cleaning changes, with their clean values (in ``fields`` order)."""
+    changes: dict[str, Any] = {}
+    for name in fields:
+        value = getattr(holder, name)
+        clean = _clean(value)
+        if clean != value:
+            changes[name] = clean
+    return changes
+
+
 def clean_start(route: Route, info: RequestInfo, attributes: dict[str, str], attempt: int | None
                 ) -> tuple[Route, RequestInfo, dict[str, str], int | None, tuple[str, ...]]:
     """The start's facts made storable, and the names of those that changed (empty: all as they were)."""
     if start_is_clean(route, info, attributes, attempt):
         return route, info, attributes, attempt, ()
-    changed: list[str] = []
-    route_changes: dict[str, Any] = {}
-    for name in ("deployment", "api_version", "response_id", "server_address"):
-        value = getattr(route, name)
-        clean = _clean(value)
-        if clean != value:
-            route_changes[name] = clean
-            changed.append(name)
+    route_changes = _cleaned_texts(route, ("deployment", "api_version", "response_id", "server_address"))
+    changed: list[str] = list(route_changes)
     if route_changes:
         route = dataclasses.replace(route, **route_changes)
     model = _clean(info.model)
@@ -241,14 +246,8 @@ def clean_end(end: CallEnd) -> tuple[CallEnd, tuple[str, ...]]:
     """
     if end_is_clean(end):
         return end, ()
-    changed: list[str] = []
-    changes: dict[str, Any] = {}
-    for name in ("response_model", "response_id", "error_type", "error_code"):
-        value = getattr(end, name)
-        clean = _clean(value)
-        if clean != value:
-            changes[name] = clean
-            changed.append(name)
+    changes = _cleaned_texts(end, ("response_model", "response_id", "error_type", "error_code"))
+    changed: list[str] = list(changes)
     reasons = _texts(end.finish_reasons, MAX_TEXT, MAX_ITEMS)
     if reasons != end.finish_reasons:
         changes["finish_reasons"] = reasons

@@ -9,37 +9,17 @@ written, and nothing was counted until the queue filled.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx2
-import pytest
 from prometheus_client import CollectorRegistry
 
 import meter
 from meter.ledger.open import open_ledger
 from meter.ledger.writer import LedgerWriter
 from tests.ledger.test_sqlite_ledger import URL, azure
-
-
-def _query(ledger: str, sql: str) -> list[tuple[Any, ...]]:
-    if ledger.startswith("postgresql://"):
-        import psycopg
-
-        with psycopg.connect(ledger) as db:
-            return [tuple(row) for row in db.execute(sql).fetchall()]
-    with sqlite3.connect(ledger) as db:
-        return list(db.execute(sql))
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "meter.sqlite")
-    pg_database: str = request.getfixturevalue("pg_database")
-    return pg_database
+from tests.support.ledgers import query
 
 
 def _record() -> meter.CallRecord:
@@ -50,7 +30,8 @@ def _record() -> meter.CallRecord:
     return seen[0]
 
 
-def test_rows_the_database_refuses_are_repaired_or_set_aside_and_the_rest_is_written(ledger: str) -> None:
+def test_rows_the_database_refuses_are_repaired_or_set_aside_and_the_rest_is_written(ledger_url: str) -> None:
+    ledger = ledger_url
     good = _record()
     hostile = [
         good.replace(request_model="a\ud800b"),  # a lone surrogate: no UTF-8 encodes it
@@ -71,15 +52,15 @@ def test_rows_the_database_refuses_are_repaired_or_set_aside_and_the_rest_is_wri
     for _ in range(5):  # and it goes on writing
         writer.put(good)
     assert writer.close(timeout=20)
-    rows = _query(ledger, "SELECT count(*), count(DISTINCT id) FROM calls")
+    rows = query(ledger, "SELECT count(*), count(DISTINCT id) FROM calls")
     assert rows == [(len(batch) - 1 + 5, len(batch) - 1 + 5)]
     assert writer.written == len(batch) - 1 + 5 and writer.rejected == 1 and writer.dropped == 1
     assert ("ledger_rejected", 1) in faults
     assert writer.repaired >= 2 and faults.count(("ledger_repaired", 1)) == writer.repaired
     assert took < 10
-    models = {row[0] for row in _query(ledger, "SELECT request_model FROM calls")}
+    models = {row[0] for row in query(ledger, "SELECT request_model FROM calls")}
     assert models <= {good.request_model, "a?b"}
-    attempts = {row[0] for row in _query(ledger, "SELECT attempt FROM calls")}
+    attempts = {row[0] for row in query(ledger, "SELECT attempt FROM calls")}
     assert 10**20 not in attempts
 
 
@@ -93,4 +74,4 @@ def test_through_the_meter_the_faults_are_counted_by_kind(tmp_path: Path) -> Non
     m.ledger.put(good)
     assert m.close(timeout=20)
     assert m.faults == {"ledger_repaired": 1, "ledger_rejected": 1}
-    assert _query(str(tmp_path / "m.sqlite"), "SELECT count(*) FROM calls") == [(2,)]
+    assert query(str(tmp_path / "m.sqlite"), "SELECT count(*) FROM calls") == [(2,)]

@@ -43,6 +43,7 @@ from meter.core import storable
 from meter.core.storable import MAX_INT32, MAX_TEXT
 from meter.pricing import PriceBook
 from tests.reliability.conftest import soak
+from tests.support.ledgers import query
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.prometheus import free_port
 
@@ -125,22 +126,8 @@ def test_a_lone_surrogate_model_without_a_key_through_meter_proxy_ledger(tmp_pat
 # -- the other ways in, on SQLite and PostgreSQL -------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "ledger.sqlite")
-    url: str = request.getfixturevalue("pg_database")
-    return url
-
-
 def _rows(url: str, columns: str) -> list[tuple[Any, ...]]:
-    if url.startswith("postgresql://"):
-        import psycopg
-
-        with psycopg.connect(url) as db:
-            return list(db.execute(f"SELECT {columns} FROM calls ORDER BY started_at").fetchall())
-    with sqlite3.connect(url) as db:
-        return db.execute(f"SELECT {columns} FROM calls ORDER BY started_at").fetchall()
+    return query(url, f"SELECT {columns} FROM calls ORDER BY started_at")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -20,8 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from tests.support.ledgers import query
 from tests.support.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,24 +48,7 @@ def _run(code: str, *args: str, timeout: float = 120) -> tuple[str, float]:
 
 
 def _count(ledger: str, sql: str = "SELECT count(*), count(DISTINCT id) FROM calls") -> tuple[Any, ...]:
-    if ledger.startswith("postgresql://"):
-        import psycopg
-
-        with psycopg.connect(ledger) as db:
-            row = db.execute(sql).fetchone()
-    else:
-        with sqlite3.connect(ledger) as db:
-            row = db.execute(sql).fetchone()
-    assert row is not None
-    return tuple(row)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "meter.sqlite")
-    pg_database: str = request.getfixturevalue("pg_database")
-    return pg_database
+    return query(ledger, sql)[0]
 
 
 FORK = """
@@ -96,7 +77,8 @@ FORK = """
 """
 
 
-def test_a_meter_built_before_fork_writes_every_call_of_the_parent_and_four_children(ledger: str) -> None:
+def test_a_meter_built_before_fork_writes_every_call_of_the_parent_and_four_children(ledger_url: str) -> None:
+    ledger = ledger_url
     out, _ = _run(FORK, ledger)
     result = json.loads(out)
     assert _count(ledger) == (3 + 16, 3 + 16), "every call once: the parent's 3 and 4 children x 4"
@@ -124,7 +106,8 @@ POOL = """
 """
 
 
-def test_a_multiprocessing_fork_pool_writes_every_call(ledger: str) -> None:
+def test_a_multiprocessing_fork_pool_writes_every_call(ledger_url: str) -> None:
+    ledger = ledger_url
     """Pool workers end with ``os._exit`` (no atexit): meter drains them through multiprocessing's own exit."""
     _run(POOL, ledger)
     assert _count(ledger) == (17, 17)
@@ -142,7 +125,8 @@ CLOSE = """
 """
 
 
-def test_calls_after_close_are_counted_never_silently_lost(ledger: str) -> None:
+def test_calls_after_close_are_counted_never_silently_lost(ledger_url: str) -> None:
+    ledger = ledger_url
     out, _ = _run(CLOSE, ledger)
     result = json.loads(out)
     assert _count(ledger)[0] == 1 == result["written"]
