@@ -1,4 +1,4 @@
-"""The ``meter`` command: one argparse tree, each command group in its own module."""
+"""The ``meter`` command: one argparse tree, each command group in its own module (``meter.commands``, the apps)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,12 @@ import textwrap
 from collections.abc import Sequence
 
 import meter.apps.demo
-import meter.dashboards.export
-import meter.pricing.cli
 from meter._version import __version__
 from meter.apps.emulator_command import add_command as add_emulator_command
 from meter.apps.proxy import add_command as add_proxy_command
 from meter.cli_help import HELP, epilog
+from meter.commands import dashboards, ledger, pricing, reconcile
 from meter.extras import MissingExtra
-from meter.ledger.cli import add_commands as add_ledger_commands
-from meter.reconcile.cli import add_command as add_reconcile_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,13 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"meter {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    meter.pricing.cli.add_commands(commands)
+    pricing.add_commands(commands)
     add_proxy_command(commands)
     meter.apps.demo.add_command(commands)
-    meter.dashboards.export.add_commands(commands)
+    dashboards.add_commands(commands)
     add_emulator_command(commands)
-    add_ledger_commands(commands)
-    add_reconcile_command(commands)
+    ledger.add_commands(commands)
+    reconcile.add_command(commands)
     _user_help(parser)
     return parser
 

@@ -12,7 +12,7 @@ max(step + scrape interval, 4 x scrape interval)):
 - ``bargauge``: an instant query, one bar per series;
 - ``heatmap``: ``query_range`` of the cumulative buckets, turned into calls per bucket.
 
-The drawing itself is ``meter.dashboards.draw`` (shared with ``meter report --plot``). Each picture
+The drawing itself is ``meter.plotting`` (shared with ``meter report --plot``). Each picture
 says it was rendered by meter from the dashboard JSON and real Prometheus data, not by Grafana.
 """
 
@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from meter.dashboards import draw
+from meter import plotting
 from meter.dashboards.queries import DEFAULT, Queries
 
 HEADER_IN = 0.95
@@ -110,7 +110,7 @@ def _unit(panel: Mapping[str, Any]) -> str:
 
 
 def draw_panel(ax: Any, panel: Mapping[str, Any], source: Source, start: float, end: float,
-               scrape_interval_s: float, queries: Queries = DEFAULT) -> draw.Drawn:
+               scrape_interval_s: float, queries: Queries = DEFAULT) -> plotting.Drawn:
     table, step = macros(start, end, scrape_interval_s, queries)
     unit = _unit(panel)
     kind = panel["type"]
@@ -118,28 +118,28 @@ def draw_panel(ax: Any, panel: Mapping[str, Any], source: Source, start: float, 
     title = panel["title"]
     if kind == "stat":
         result = source.query(queries.substitute_macros(targets[0]["expr"], table), end)
-        return draw.stat(ax, title, float(result[0]["value"][1]) if result else None, unit)
+        return plotting.stat(ax, title, float(result[0]["value"][1]) if result else None, unit)
     if kind == "bargauge":
         bars = [(legend(t.get("legendFormat", ""), r["metric"]), float(r["value"][1]))
                 for t in targets for r in source.query(queries.substitute_macros(t["expr"], table), end)]
-        return draw.bargauge(ax, title, [b for b in bars if not math.isnan(b[1])], unit)
+        return plotting.bargauge(ax, title, [b for b in bars if not math.isnan(b[1])], unit)
     if kind == "heatmap":
         result = source.query_range(queries.substitute_macros(targets[0]["expr"], table), start, end, f"{step}s")
         return _heatmap(ax, title, result)
-    series: list[draw.Series] = []
+    series: list[plotting.Series] = []
     exemplars: list[tuple[datetime, float]] = []
     for t in targets:
         expr = queries.substitute_macros(t["expr"], table)
         for r in source.query_range(expr, start, end, f"{step}s"):
             times, values = _times(r["values"])
-            series.append(draw.Series(legend(t.get("legendFormat", ""), r["metric"]), times, values))
+            series.append(plotting.Series(legend(t.get("legendFormat", ""), r["metric"]), times, values))
         if t.get("exemplar"):
             for found in source.query_exemplars(expr, start, end):
                 exemplars += [(datetime.fromtimestamp(float(e["timestamp"]), UTC), float(e["value"]))
                               for e in found.get("exemplars", [])]
     stacking = panel.get("fieldConfig", {}).get("defaults", {}).get("custom", {}).get("stacking", {})
     series.sort(key=lambda s: s.name)
-    return draw.timeseries(ax, title, series, unit, stacked=stacking.get("mode") == "normal",
+    return plotting.timeseries(ax, title, series, unit, stacked=stacking.get("mode") == "normal",
                            exemplars=sorted(set(exemplars)),  # several targets read the same series: once each
                            xlim=(datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)))
 
@@ -148,11 +148,11 @@ def _le(value: str) -> float:
     return math.inf if value == "+Inf" else float(value)
 
 
-def _heatmap(ax: Any, title: str, result: list[dict[str, Any]]) -> draw.Drawn:
+def _heatmap(ax: Any, title: str, result: list[dict[str, Any]]) -> plotting.Drawn:
     """Cumulative ``le`` buckets per step -> calls per bucket (the ``heatmap`` format Grafana applies)."""
     buckets = sorted(result, key=lambda r: _le(r["metric"].get("le", "+Inf")))
     if not buckets:
-        return draw.heatmap(ax, title, [], [], [])
+        return plotting.heatmap(ax, title, [], [], [])
     stamps = sorted({float(t) for r in buckets for t, _ in r["values"]})
     index = {t: i for i, t in enumerate(stamps)}
     cumulative = []
@@ -163,35 +163,35 @@ def _heatmap(ax: Any, title: str, result: list[dict[str, Any]]) -> draw.Drawn:
         cumulative.append(row)
     counts = [[max(0.0, c - (cumulative[i - 1][j] if i else 0.0)) for j, c in enumerate(row)]
               for i, row in enumerate(cumulative)]
-    bounds = [draw.format_value(_le(r["metric"].get("le", "+Inf")), "s") if r["metric"].get("le") != "+Inf"
+    bounds = [plotting.format_value(_le(r["metric"].get("le", "+Inf")), "s") if r["metric"].get("le") != "+Inf"
               else "+Inf" for r in buckets]
-    return draw.heatmap(ax, title, [datetime.fromtimestamp(t, UTC) for t in stamps], bounds, counts)
+    return plotting.heatmap(ax, title, [datetime.fromtimestamp(t, UTC) for t in stamps], bounds, counts)
 
 
 def render_dashboard(dashboard: Mapping[str, Any], source: Source, start: float, end: float, out: Path, *,
                      subtitle: str = "", scrape_interval_s: float = 15.0,
-                     queries: Queries = DEFAULT) -> list[draw.Drawn]:
+                     queries: Queries = DEFAULT) -> list[plotting.Drawn]:
     """Draw every panel of ``dashboard`` from ``source`` over ``start``..``end`` into the PNG ``out``."""
     from meter.extras import require
 
     require("plots", "meter.dashboards.render")
-    plt = draw.pyplot()
+    plt = plotting.pyplot()
     from matplotlib.patches import Rectangle
 
     panels = [p for p in dashboard["panels"] if p["type"] != "row"]
     rows = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in panels)
     width, height = 24 * UNIT_W_IN, rows * UNIT_H_IN + HEADER_IN
-    fig = plt.figure(figsize=(width, height), dpi=100, facecolor=draw.BACKGROUND)
-    fig.text(0.2 / width, 1 - 0.32 / height, dashboard["title"], color=draw.TEXT, fontsize=17, fontweight="bold",
+    fig = plt.figure(figsize=(width, height), dpi=100, facecolor=plotting.BACKGROUND)
+    fig.text(0.2 / width, 1 - 0.32 / height, dashboard["title"], color=plotting.TEXT, fontsize=17, fontweight="bold",
              va="center")
-    fig.text(0.2 / width, 1 - 0.68 / height, subtitle, color=draw.MUTED, fontsize=9.5, va="center")
+    fig.text(0.2 / width, 1 - 0.68 / height, subtitle, color=plotting.MUTED, fontsize=9.5, va="center")
     drawn = []
     for panel in panels:
         g = panel["gridPos"]
         x0, y0 = g["x"] * UNIT_W_IN + 0.05, HEADER_IN + g["y"] * UNIT_H_IN + 0.05
         w, h = g["w"] * UNIT_W_IN - 0.1, g["h"] * UNIT_H_IN - 0.1
         fig.add_artist(Rectangle((x0 / width, 1 - (y0 + h) / height), w / width, h / height,
-                                 transform=fig.transFigure, facecolor=draw.PANEL, edgecolor=draw.BORDER,
+                                 transform=fig.transFigure, facecolor=plotting.PANEL, edgecolor=plotting.BORDER,
                                  linewidth=0.8, zorder=-1))
         left = 0.75 if panel["type"] in ("timeseries", "heatmap") else 0.15
         bottom = 0.75 if panel["type"] == "timeseries" else 0.35 if panel["type"] == "heatmap" else 0.12
@@ -199,6 +199,6 @@ def render_dashboard(dashboard: Mapping[str, Any], source: Source, start: float,
                            (h - bottom - 0.4) / height))
         drawn.append(draw_panel(ax, panel, source, start, end, scrape_interval_s, queries))
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100, facecolor=draw.BACKGROUND)
+    fig.savefig(out, dpi=100, facecolor=plotting.BACKGROUND)
     plt.close(fig)
     return drawn

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pricing_helpers import write_table
 
-from meter.pricing import cli as pricing_cli
+from meter.commands import pricing as pricing_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from pricing_helpers import write_table
 
+from meter.commands import pricing as pricing_cli
 from meter.pricing import PriceBook
-from meter.pricing import cli as pricing_cli
 from meter.pricing.meters import UnmappedMeter, parse_meter
 from meter.pricing.retail import load_retail
 from meter.pricing.retail_import import import_retail

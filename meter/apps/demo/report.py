@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import meter
-from meter.pricing.cli_common import visible
+from meter.textout import visible
 
 TOKEN_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens")
 

@@ -1,8 +1,10 @@
 """Drawing panels the way Grafana shows them: its dark theme, palette, units, legends, stacked series.
 
 Shared by the dashboard pictures (``meter.dashboards.render``, one panel per ``gridPos``) and by
-``meter report --plot`` (spend over time), so the two look alike. Plain matplotlib (the
-``plots`` extra), no Prometheus and no meter import: callers hand in series already read.
+``meter report --plot`` (spend over time), so the two look alike; it lives beside neither, so the
+ledger's report does not depend on the dashboards package. Plain matplotlib (the ``plots`` extra,
+imported when a picture is drawn), no Prometheus and no meter import: callers hand in series
+already read.
 """
 
 from __future__ import annotations

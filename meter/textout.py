@@ -1,31 +1,18 @@
-"""What the pricing commands share: loading the tables named on the command line, and printing."""
+"""What meter's command-line tools share: text for people at a terminal, day arguments and CSV cells.
+
+One place for the commands (``meter.commands``) and the apps (the demo's report), so every
+tool escapes, lays out and parses the same way. It imports nothing of meter, so any part of
+meter may use it: the layering test (``tests/meter/test_structure.py``) keeps it a leaf.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import date
 from decimal import Decimal
 from typing import TextIO
-
-from meter.pricing.book import PriceBook
-from meter.pricing.errors import PricingFileError
-
-
-def load_book(args: argparse.Namespace) -> PriceBook | None:
-    try:
-        return PriceBook.load(*args.table)
-    except PricingFileError as exc:
-        say_error(exc)
-        return None
-
-
-def money(value: Decimal | None) -> str:
-    if value is None:
-        return "unknown"
-    return format(value.normalize(), "f") if value else "0"
-
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -60,8 +47,10 @@ def say(text: str, file: TextIO | None = None) -> None:
 
 
 def say_error(exc: Exception) -> None:
-    """``error: ...`` on stderr, shown ``visible``; a price table's several problems one per line, as they read."""
-    problems = exc.problems if isinstance(exc, PricingFileError) else ()
+    """``error: ...`` on stderr, shown ``visible``; an error that lists its ``problems`` (a price table's
+    ``PricingFileError`` does) gets them one per line, as they read. The attribute is looked up, not the
+    class, so this module needs nothing of ``meter.pricing``."""
+    problems = tuple(getattr(exc, "problems", None) or ())
     if len(problems) <= 1:
         say(f"error: {exc}", sys.stderr)
         return
@@ -77,5 +66,21 @@ def text_table(rows: Iterable[list[str]], header: list[str]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in all_rows)
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
+def money(value: Decimal | None) -> str:
+    """An exact amount for people: no trailing zeros of the arithmetic, ``unknown`` for no price."""
+    if value is None:
+        return "unknown"
+    return format(value.normalize(), "f") if value else "0"
+
+
+def utc_day(text: str) -> date:
+    """An argparse type: a UTC day like 2026-11-01 (``--since``, ``--until``, ``--before`` of the ledger tools)."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-01") from None
+
+
+def spreadsheet_cell(value: object) -> object:
+    """A CSV text cell a spreadsheet will not run as a formula (a team or resource name may start with ``=``)."""
+    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") else value

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from meter.commands.price_tables import load_book, now
+from meter.commands.pricing_retail import cmd_check, cmd_import_azure_retail
 from meter.pricing.book import PriceBook
-from meter.pricing.cli_common import load_book, money, now, say, text_table
-from meter.pricing.cli_retail import cmd_check, cmd_import_azure_retail
 from meter.pricing.deployment_types import DEPLOYMENT_TYPES, canonical_deployment_type
 from meter.pricing.errors import PricingFileError
 from meter.pricing.model import KINDS, PriceRow
+from meter.textout import money, say, text_table
 
 _KIND_HEADERS = {
     "input": "input",

@@ -13,12 +13,13 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from meter.commands.price_tables import load_book, now
 from meter.pricing.book import PriceBook
 from meter.pricing.check import TOLERANCE, Finding, check
-from meter.pricing.cli_common import load_book, money, now, say, say_error
 from meter.pricing.errors import PricingFileError
 from meter.pricing.retail import RetailData, combine, load_retail, openai_items
 from meter.pricing.retail_import import import_retail
+from meter.textout import money, say, say_error
 
 
 def _retail(args: argparse.Namespace) -> tuple[RetailData, date, str] | None:

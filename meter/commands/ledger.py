@@ -10,34 +10,17 @@ import argparse
 import csv
 import json
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from meter.ledger.errors import LedgerError
 from meter.ledger.report import PERIODS, TOKENS, Row, report
-from meter.pricing.cli_common import say, say_error, text_table
+from meter.textout import say, say_error, spreadsheet_cell, text_table, utc_day
 
 
 def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
-
-
-def utc_day(text: str) -> date:
-    """An argparse type: a UTC day like 2026-11-01 (the ledger tools' and ``meter reconcile``'s ``--since``)."""
-    return _day(text)
-
-
-def spreadsheet_cell(value: object) -> object:
-    """A CSV text cell a spreadsheet will not run as a formula (a team or resource name may start with ``=``)."""
-    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") else value
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-01") from None
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -58,8 +41,8 @@ def add_commands(commands: Any) -> None:
     cmd.add_argument("--where", type=_pair, action="append", default=[], metavar="KEY=VALUE",
                      help="only the calls whose key (as in --by) has that value; repeat to narrow")
     cmd.add_argument("--period", choices=sorted(PERIODS), help="also group by hour, day, week or month (UTC)")
-    cmd.add_argument("--since", type=_day, help="first UTC day (inclusive)")
-    cmd.add_argument("--until", type=_day, help="last UTC day (exclusive)")
+    cmd.add_argument("--since", type=utc_day, help="first UTC day (inclusive)")
+    cmd.add_argument("--until", type=utc_day, help="last UTC day (exclusive)")
     cmd.add_argument("--format", choices=("table", "csv", "json"), default="table")
     cmd.add_argument("--as-reported", action="store_true",
                      help="use the cost recorded with each call, not the latest re-pricing")
@@ -73,8 +56,8 @@ def add_commands(commands: Any) -> None:
                                             "type and day; --apply records the new costs and keeps the old.")
     again.add_argument("--ledger", required=True, metavar="FILE|URL")
     again.add_argument("--tables", nargs="+", default=[], metavar="TOML", help="your price tables, over the built-ins")
-    again.add_argument("--since", type=_day, help="first UTC day (inclusive)")
-    again.add_argument("--until", type=_day, help="last UTC day (exclusive)")
+    again.add_argument("--since", type=utc_day, help="first UTC day (inclusive)")
+    again.add_argument("--until", type=utc_day, help="last UTC day (exclusive)")
     again.add_argument("--apply", action="store_true", help="record the new costs (current moves to them)")
     again.set_defaults(handler=run_reprice)
 
@@ -87,7 +70,7 @@ def add_commands(commands: Any) -> None:
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.add_argument("--ledger", required=True, metavar="FILE|URL")
         if name == "prune":
-            cmd.add_argument("--before", type=_day, required=True, metavar="DAY")
+            cmd.add_argument("--before", type=utc_day, required=True, metavar="DAY")
         cmd.set_defaults(handler=run_admin)
 
 
@@ -190,23 +173,23 @@ def _period_start(text: str) -> datetime:
 
 
 def _plot(rows: list[Row], by: tuple[str, ...], out: str) -> None:
-    """Spend per period stacked by the first key, drawn as the dashboard pictures draw (``meter.dashboards.draw``)."""
-    from meter.dashboards import draw
+    """Spend per period stacked by the first key, drawn as the dashboard pictures draw (``meter.plotting``)."""
+    from meter import plotting
 
-    plt = draw.pyplot()
+    plt = plotting.pyplot()
     periods = sorted({row.group[-1] for row in rows})
     stacks: dict[str, list[float]] = {}
     for row in rows:
         key = (row.group[0] or "(none)") if len(by) > 1 else "all"
         stacks.setdefault(key, [0.0] * len(periods))[periods.index(row.group[-1])] += float(row.cost_usd)
     times = [_period_start(p) for p in periods]
-    figure = plt.figure(figsize=(10, 4.2), dpi=100, facecolor=draw.BACKGROUND)
+    figure = plt.figure(figsize=(10, 4.2), dpi=100, facecolor=plotting.BACKGROUND)
     axes = figure.add_axes((0.09, 0.2, 0.88, 0.7))
     title = f"Spend per {by[-1]}" + (f" by {by[0]}" if len(by) > 1 else "") + " (USD, from the ledger)"
     days = {"hour": 1 / 24, "day": 1.0, "week": 7.0, "month": 30.0}.get(by[-1])
-    draw.timeseries(axes, title, [draw.Series(k, times, v) for k, v in sorted(stacks.items())], "currencyUSD",
-                    bars=True, bar_days=days)
+    plotting.timeseries(axes, title, [plotting.Series(k, times, v) for k, v in sorted(stacks.items())],
+                        "currencyUSD", bars=True, bar_days=days)
     if len(times) == 1 and days:  # one period: show a little of either side, as a dashboard's range would
         axes.set_xlim(times[0] - timedelta(days=days * 3), times[0] + timedelta(days=days * 3))
-    figure.savefig(out, dpi=100, facecolor=draw.BACKGROUND)
+    figure.savefig(out, dpi=100, facecolor=plotting.BACKGROUND)
     plt.close(figure)

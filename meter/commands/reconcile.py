@@ -18,9 +18,8 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from meter.ledger.cli import spreadsheet_cell, utc_day
 from meter.ledger.errors import LedgerError
-from meter.pricing.cli_common import say_error, text_table, visible
+from meter.textout import say_error, spreadsheet_cell, text_table, utc_day, visible
 
 EXIT_ABOVE = 3
 
