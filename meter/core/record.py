@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from meter.core.usage_kinds import UsageKind, kind, kinds_of
+
 Api = Literal["chat", "responses", "embeddings"]
 Outcome = Literal["ok", "http_error", "transport_error", "aborted", "incomplete"]
 UsageSource = Literal["response", "stream", "estimated"]
@@ -41,20 +43,57 @@ class Usage:
     ``total_tokens`` is what the service sent (input + output when it sent none).
     """
 
-    input_tokens: int = 0
-    cached_input_tokens: int = 0
-    cache_write_input_tokens: int = 0
-    output_tokens: int = 0
-    reasoning_output_tokens: int = 0
-    audio_input_tokens: int = 0
-    audio_output_tokens: int = 0
-    total_tokens: int = 0
-    cached_audio_input_tokens: int = 0
+    # The catalogue of usage kinds (``meter.core.usage_kinds``): each field with what meter knows of it.
+    input_tokens: int = kind(
+        help="Input tokens, all of them (cached and cache-write tokens included)",
+        chat=(("prompt_tokens",),), responses=(("input_tokens",),), otel_attribute="gen_ai.usage.input_tokens",
+        prometheus=True, price_kind="input", report=True, primary=True)
+    cached_input_tokens: int = kind(
+        help="Input tokens read from the prompt cache (a subset of input tokens)",
+        chat=(("prompt_tokens_details", "cached_tokens"),), responses=(("input_tokens_details", "cached_tokens"),),
+        subset_of=("input_tokens",), otel_attribute="gen_ai.usage.cache_read.input_tokens", prometheus=True,
+        price_kind="cached_input", report=True)
+    cache_write_input_tokens: int = kind(
+        help="Input tokens written to the prompt cache (a subset of input tokens)",
+        chat=(("prompt_tokens_details", "cache_write_tokens"),),
+        responses=(("input_tokens_details", "cache_write_tokens"),),
+        subset_of=("input_tokens",), otel_attribute="gen_ai.usage.cache_write.input_tokens", prometheus=True,
+        price_kind="cache_write", report=True)
+    output_tokens: int = kind(
+        help="Output tokens (reasoning tokens included)",
+        chat=(("completion_tokens",),), responses=(("output_tokens",),), otel_attribute="gen_ai.usage.output_tokens",
+        prometheus=True, price_kind="output", report=True, primary=True)
+    reasoning_output_tokens: int = kind(
+        help="Reasoning tokens (a subset of output tokens)",
+        chat=(("completion_tokens_details", "reasoning_tokens"), ("reasoning_tokens",)),  # DeepSeek: top level
+        responses=(("output_tokens_details", "reasoning_tokens"),),
+        subset_of=("output_tokens",), otel_attribute="gen_ai.usage.reasoning.output_tokens", prometheus=True,
+        report=True)
+    audio_input_tokens: int = kind(
+        help="Audio input tokens (a subset of input tokens)",
+        chat=(("prompt_tokens_details", "audio_tokens"),), responses=(("input_tokens_details", "audio_tokens"),),
+        subset_of=("input_tokens",), price_kind="audio_input")
+    audio_output_tokens: int = kind(
+        help="Audio output tokens (a subset of output tokens)",
+        chat=(("completion_tokens_details", "audio_tokens"),), responses=(("output_tokens_details", "audio_tokens"),),
+        subset_of=("output_tokens",), price_kind="audio_output")
+    total_tokens: int = kind(
+        help="Tokens in all, as the service reported them (input + output when it sent none)",
+        chat=(("total_tokens",),), responses=(("total_tokens",),))
+    cached_audio_input_tokens: int = kind(
+        help="Cached audio input tokens (a subset of both cached and audio input tokens)",
+        chat=(("prompt_tokens_details", "cached_tokens_details", "audio_tokens"),),
+        responses=(("input_tokens_details", "cached_tokens_details", "audio_tokens"),),
+        subset_of=("cached_input_tokens", "audio_input_tokens"), price_kind="cached_audio_input")
 
     @property
     def uncached_input_tokens(self) -> int:
         """Input billed at the plain input rate (never negative)."""
         return max(0, self.input_tokens - self.cached_input_tokens - self.cache_write_input_tokens)
+
+
+USAGE_KINDS: tuple[UsageKind, ...] = kinds_of(Usage)
+"""The catalogue of usage kinds, in ``Usage``'s field order (``meter.core.usage_kinds``)."""
 
 
 @dataclass(slots=True)

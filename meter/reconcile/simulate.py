@@ -24,7 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from meter.core.usage import from_chat, from_responses
+from meter.core.usage import cap_subsets, from_chat, from_responses
 from meter.pricing import PriceBook
 from meter.pricing.book import builtin_table_paths
 from meter.pricing.meters import UnmappedMeter, parse_meter
@@ -78,9 +78,10 @@ def write_export(path: str | Path, entries: Iterable[Mapping[str, Any]], deploym
         usage = (from_responses if entry.get("api") == "responses" else from_chat)(entry.get("usage"))
         if deployment is None or usage is None:
             continue
+        usage = cap_subsets(usage)  # as the meter prices it: the service bills no subset above its total
         at = datetime.fromtimestamp(float(entry["at"]), UTC)
-        cost = book.price(usage, model=deployment.model, deployment_type=deployment.deployment_type,
-                          region=str(deployment.region).replace(" ", "").lower(), at=at)
+        cost = book.cost_of(usage, model=deployment.model, deployment_type=deployment.deployment_type,
+                            region=str(deployment.region).replace(" ", "").lower(), at=at)
         if cost.total is None or cost.model is None:
             continue
         for kind, amount in cost.amounts.items():
