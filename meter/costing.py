@@ -23,7 +23,7 @@ import os
 import re
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from meter.core.record import AzureHeaders, Usage
 from meter.pricing import Cost, DeploymentInfo, PriceBook, canonical_deployment_type, load_deployment_map
@@ -75,8 +75,13 @@ def region_key(header_region: str | None) -> str | None:
     return header_region.replace(" ", "").lower()
 
 
+CallCost: TypeAlias = tuple[Cost | None, str | None, str | None]
+"""What ``Costing.cost_of_call`` returns: a call's cost (``None`` without usage), then the deployment type
+and the region it was priced for. A plain tuple: it is built once per call, in the hot path."""
+
+
 class Costing:
-    """Turns a call's usage into a ``meter.pricing.Cost`` (``None`` when there is no usage)."""
+    """Turns a call's usage into a ``CallCost`` (its ``meter.pricing.Cost``, ``None`` when there is no usage)."""
 
     def __init__(self, book: PriceBook, deployments: Mapping[str, DeploymentInfo]) -> None:
         self.book = book
@@ -84,7 +89,7 @@ class Costing:
         self._chosen: dict[tuple[str | None, str | None, str | None, date], str | None] = {}
         """Model choice per (served, deployment, mapped model, day): resolving is the slow part."""
 
-    def price(
+    def cost_of_call(
         self,
         deployment: str | None,
         response_model: str | None,
@@ -92,8 +97,11 @@ class Costing:
         estimated: bool,
         at: datetime,
         azure: AzureHeaders,
-    ) -> tuple[Cost | None, str | None, str | None]:
-        """The cost (``None`` without usage), the deployment type and the region a call is priced for."""
+    ) -> CallCost:
+        """The cost (``None`` without usage), the deployment type and the region a call is priced for.
+
+        Not ``price``: ``PriceBook.cost_of`` prices usage alone; this picks the model, type and region
+        of a call first, and says which it used."""
         mapped = self.deployments.get(deployment) if deployment else None
         deployment_type = mapped.deployment_type if mapped else None
         region = (mapped.region if mapped else None) or region_key(azure.region)
@@ -102,7 +110,7 @@ class Costing:
         if usage is None:
             return None, deployment_type, region
         model = self._model(response_model, deployment, mapped, at)
-        cost: Cost = self.book.price(
+        cost: Cost = self.book.cost_of(
             usage,
             model=model,
             deployment_type=deployment_type,

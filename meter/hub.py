@@ -313,7 +313,7 @@ class Meter:
         cost = deployment_type = region = None
         if self.costing is not None:
             try:
-                cost, deployment_type, region = self.costing.price(
+                cost, deployment_type, region = self.costing.cost_of_call(
                     deployment(start), end.response_model, usage, usage_source == "estimated", at, end.azure)
             except Exception as exc:
                 self.record_fault("pricing", exc)

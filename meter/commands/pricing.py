@@ -345,7 +345,7 @@ def cmd_price(args: argparse.Namespace) -> int:
         cached_audio_input_tokens=args.cached_audio,
     )
     at = args.at or now()
-    cost = book.price(
+    cost = book.cost_of(
         usage,
         model=args.model,
         deployment_type=args.deployment_type,

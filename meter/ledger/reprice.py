@@ -80,9 +80,9 @@ def _reprice(db: Connection, book: PriceBook, since: date | None, until: date | 
         usage = usage_of(row[7:7 + len(TOKEN_COLUMNS)])
         version, total, priced_model, priced_dtype, priced_region = row[7 + len(TOKEN_COLUMNS):]
         at = started if isinstance(started, datetime) else datetime.fromisoformat(started)
-        cost = book.price(usage, model=priced_model or served or deployment,
-                          deployment_type=priced_dtype or dtype, region=priced_region or region, at=at,
-                          estimated=source == "estimated")
+        cost = book.cost_of(usage, model=priced_model or served or deployment,
+                            deployment_type=priced_dtype or dtype, region=priced_region or region, at=at,
+                            estimated=source == "estimated")
         result.checked += 1
         before = None if total is None else Decimal(total)
         if cost.total == before and version is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -243,7 +244,7 @@ class PriceBook:
 
     # ---- pricing ----------------------------------------------------------
 
-    def price(
+    def cost_of(
         self,
         usage: UsageLike,
         *,
@@ -254,7 +255,7 @@ class PriceBook:
         believed_at: datetime | date | None = None,
         estimated: bool = False,
     ) -> Cost:
-        """The cost of one call of ``model`` with ``usage`` at time ``at`` (default now).
+        """The ``Cost`` of one call of ``model`` with ``usage`` at time ``at`` (default now).
 
         ``deployment_type`` defaults to GlobalStandard (flagged in the Cost).
         ``believed_at`` answers "what did we believe then": corrections recorded
@@ -311,6 +312,24 @@ class PriceBook:
                 tier = threshold
                 break
         return self._price_buckets(call, resolved, dtype, region_key, tier)
+
+    def price(
+        self,
+        usage: UsageLike,
+        *,
+        model: str | None,
+        deployment_type: str | None = None,
+        region: str | None = None,
+        at: datetime | date | None = None,
+        believed_at: datetime | date | None = None,
+        estimated: bool = False,
+    ) -> Cost:
+        """Deprecated: the old name of ``cost_of``, kept one release for code that calls it (a
+        ``DeprecationWarning`` says so). It was renamed because ``price`` also named ``Costing``'s
+        different contract (a call's cost, deployment type and region)."""
+        warnings.warn("PriceBook.price is renamed PriceBook.cost_of", DeprecationWarning, stacklevel=2)
+        return self.cost_of(usage, model=model, deployment_type=deployment_type, region=region, at=at,
+                            believed_at=believed_at, estimated=estimated)
 
     def _price_buckets(self, call: PricingCall, model: str, dtype: str, region_key: str, tier: int) -> Cost:
         """Price every token bucket of the call; any bucket without a row makes the call unknown.

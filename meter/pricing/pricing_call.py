@@ -1,4 +1,4 @@
-"""``PricingCall``: what one ``PriceBook.price`` call knows before any row is looked up.
+"""``PricingCall``: what one ``PriceBook.cost_of`` call knows before any row is looked up.
 
 It carries the call's own facts (token buckets, requested model, time, flags) to the
 one place a ``Cost`` is built, so every way a price can end (priced, provisioned,

@@ -68,7 +68,7 @@ def _check(record: meter.CallRecord, billed: dict[str, Any], book: PriceBook, *,
                                     want["total_tokens"])
     assert usage.reasoning_output_tokens > 0  # every deployment here is a reasoning model
     model = DEPLOYMENTS[deployment][1]
-    expected = book.price(usage, model=model, deployment_type=DEPLOYMENT_TYPE, at=record.started_at)
+    expected = book.cost_of(usage, model=model, deployment_type=DEPLOYMENT_TYPE, at=record.started_at)
     cost = record.cost
     assert cost is not None and cost.basis == "list" and cost.model == expected.model
     assert record.deployment_type == DEPLOYMENT_TYPE

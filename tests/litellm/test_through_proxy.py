@@ -42,8 +42,8 @@ def check(records: list[meter.CallRecord], emu: Emulator, book: PriceBook, deplo
         assert record.usage.output_tokens == usage["output_tokens"]
         assert record.usage.reasoning_output_tokens == usage["output_tokens_details"]["reasoning_tokens"]
         assert record.cost is not None and record.cost.basis == "list" and record.cost.total is not None
-        expected = book.price(record.usage, model=DEPLOYMENTS[deployment][1], deployment_type=DEPLOYMENT_TYPE,
-                              at=record.started_at)
+        expected = book.cost_of(record.usage, model=DEPLOYMENTS[deployment][1], deployment_type=DEPLOYMENT_TYPE,
+                                at=record.started_at)
         assert record.cost.total == expected.total and expected.total is not None and expected.total > 0
 
 

@@ -49,7 +49,7 @@ GOLDEN = [
 
 @pytest.mark.parametrize(("case", "model", "usage", "resolved", "expected"), GOLDEN, ids=[g[0] for g in GOLDEN])
 def test_golden_cost(book: PriceBook, case: str, model: str, usage: FakeUsage, resolved: str, expected: str) -> None:
-    cost = book.price(usage, model=model, deployment_type="GlobalStandard", at=AT)
+    cost = book.cost_of(usage, model=model, deployment_type="GlobalStandard", at=AT)
     assert cost.basis == "list"
     assert cost.model == resolved
     assert cost.total == Decimal(expected)
@@ -59,7 +59,7 @@ def test_golden_cost(book: PriceBook, case: str, model: str, usage: FakeUsage, r
 
 
 def test_golden_case_02_breakdown(book: PriceBook) -> None:
-    cost = book.price(FakeUsage(16, 0, 0, 22, 0, total_tokens=38), model="gpt-4.1-mini-2025-04-14", at=AT)
+    cost = book.cost_of(FakeUsage(16, 0, 0, 22, 0, total_tokens=38), model="gpt-4.1-mini-2025-04-14", at=AT)
     assert cost.amounts == {"input": Decimal("0.0000064"), "output": Decimal("0.0000352")}
     assert cost.row_ids == (
         "gpt-4.1-mini:GlobalStandard@2025-04-01/input",
@@ -71,7 +71,7 @@ def test_golden_case_01_gpt35_turbo_is_unknown(book: PriceBook) -> None:
     """Azure's 2024 answer names gpt-35-turbo without a version. Azure bills its versions differently
     (0301/0613 at 1.5 / 2, 1106 at 1 / 2, 0125 at 0.5 / 1.5 per 1M), and the answer does not say
     which one served it: unknown, not a guess and not 0. The deployment map names the version."""
-    cost = book.price(FakeUsage(15, 0, 0, 24, 0, total_tokens=39), model="gpt-35-turbo", at=AT)
+    cost = book.cost_of(FakeUsage(15, 0, 0, 24, 0, total_tokens=39), model="gpt-35-turbo", at=AT)
     assert cost.basis == "unknown"
     assert cost.total is None
 
@@ -79,5 +79,5 @@ def test_golden_case_01_gpt35_turbo_is_unknown(book: PriceBook) -> None:
 def test_golden_case_01_with_the_version_named(book: PriceBook) -> None:
     """Named by the deployment map, version 0125 is priced from its meters ('gpt-35-turbo16K-0125
     Inp-glbl' 0.0005 and 'Outp-glbl' 0.0015 per 1K): 15 x 0.5 + 24 x 1.5 = 7.5 + 36 = 43.5 per 1M."""
-    cost = book.price(FakeUsage(15, 0, 0, 24, 0, total_tokens=39), model="gpt-35-turbo-0125", at=AT)
+    cost = book.cost_of(FakeUsage(15, 0, 0, 24, 0, total_tokens=39), model="gpt-35-turbo-0125", at=AT)
     assert (cost.basis, cost.model, cost.total) == ("list", "gpt-3.5-turbo-0125", Decimal("0.0000435"))

@@ -36,18 +36,18 @@ model = "acme-private"
 def test_user_rows_win_where_they_apply(tmp_path: Path) -> None:
     book = PriceBook.load(write_table(tmp_path, NEGOTIATED))
     assert book.version == "2026-12-01.1+user-1"
-    cost = book.price(FakeUsage(M, 0, 0, M), model="gpt-4.1", at=utc(2026, 2, 1))
+    cost = book.cost_of(FakeUsage(M, 0, 0, M), model="gpt-4.1", at=utc(2026, 2, 1))
     # input from the user table (1.5), output still the list price (8)
     assert cost.total == Decimal("9.5")
     assert cost.row_ids == ("gpt-4.1:GlobalStandard@2026-01-01/input", "gpt-4.1:GlobalStandard@2025-04-01/output")
     assert cost.table_version == "user-1+2026-12-01.1"
-    before = book.price(FakeUsage(M, 0, 0, M), model="gpt-4.1", at=utc(2025, 12, 31))
+    before = book.cost_of(FakeUsage(M, 0, 0, M), model="gpt-4.1", at=utc(2025, 12, 31))
     assert before.total == Decimal("10")
 
 
 def test_private_model_and_alias(tmp_path: Path) -> None:
     book = PriceBook.load(write_table(tmp_path, NEGOTIATED))
-    cost = book.price(FakeUsage(M, 0, 0, M), model="acme", deployment_type="DataZoneStandard", at=utc(2026, 2, 1))
+    cost = book.cost_of(FakeUsage(M, 0, 0, M), model="acme", deployment_type="DataZoneStandard", at=utc(2026, 2, 1))
     assert cost.model == "acme-private"
     assert cost.total == Decimal("1.2")
     assert cost.table_version == "user-1"
@@ -63,8 +63,8 @@ source = "invoice 2026-02"
 """
     book = PriceBook.load(write_table(tmp_path, body))
     usage = FakeUsage(M, 0, 0, 0)
-    assert book.price(usage, model="gpt-4.1-mini", at=utc(2026, 1, 1)).total == Decimal("0.35")
-    assert book.price(usage, model="gpt-4.1-mini", at=utc(2026, 1, 1), believed_at=utc(2026, 2, 1)).total == Decimal(
+    assert book.cost_of(usage, model="gpt-4.1-mini", at=utc(2026, 1, 1)).total == Decimal("0.35")
+    assert book.cost_of(usage, model="gpt-4.1-mini", at=utc(2026, 1, 1), believed_at=utc(2026, 2, 1)).total == Decimal(
         "0.4"
     )
 
@@ -72,7 +72,7 @@ source = "invoice 2026-02"
 def test_without_builtins(tmp_path: Path) -> None:
     book = PriceBook.load(write_table(tmp_path, NEGOTIATED), include_builtin=False)
     assert book.models() == ["acme-private", "gpt-4.1"]
-    assert book.price(FakeUsage(1, 0, 0, 1), model="gpt-4.1", at=utc(2026, 2, 1)).basis == "unknown"
+    assert book.cost_of(FakeUsage(1, 0, 0, 1), model="gpt-4.1", at=utc(2026, 2, 1)).basis == "unknown"
 
 
 def test_builtin_corrections_do_not_touch_a_user_row_with_the_same_id(tmp_path: Path) -> None:
@@ -85,6 +85,6 @@ input = "1"
 source = "contract"
 """
     book = PriceBook.load(write_table(tmp_path, body))
-    cost = book.price(FakeUsage(M, 0, 0, 0), model="gpt-5-chat", at=utc(2026, 1, 1))
+    cost = book.cost_of(FakeUsage(M, 0, 0, 0), model="gpt-5-chat", at=utc(2026, 1, 1))
     assert cost.total == Decimal("1")
     assert cost.table_version == "user-1"

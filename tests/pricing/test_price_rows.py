@@ -59,7 +59,7 @@ def test_every_row_prices(book: PriceBook, row: PriceRow) -> None:
     believed = max(row.effective_from, row.recorded_at or date.min)
     reached = []
     for region in row.regions:
-        cost = book.price(
+        cost = book.cost_of(
             _usage_for(row),
             model=row.model,
             deployment_type=row.deployment_type,

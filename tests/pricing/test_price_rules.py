@@ -16,7 +16,7 @@ K = 100_000  # under the 272k long-context threshold
 
 
 def total(book: PriceBook, model: str, usage: FakeUsage, **kw: object) -> Decimal | None:
-    return book.price(usage, model=model, **kw).total  # type: ignore[arg-type]
+    return book.cost_of(usage, model=model, **kw).total  # type: ignore[arg-type]
 
 
 # ---- token arithmetic ---------------------------------------------------------
@@ -32,7 +32,7 @@ def test_cached_cache_write_and_reasoning_gpt56(book: PriceBook) -> None:
         output_tokens=3_000,
         reasoning_output_tokens=1_000,
     )
-    cost = book.price(usage, model="gpt-5.6", at=utc(2026, 8, 11))
+    cost = book.cost_of(usage, model="gpt-5.6", at=utc(2026, 8, 11))
     # text input 10000-4000-2000 = 4000 x 5 = 0.02; cached 4000 x 0.5 = 0.002;
     # cache write 2000 x 6.25 = 0.0125; output 3000 x 30 = 0.09 (reasoning inside it)
     assert cost.amounts == {
@@ -48,7 +48,7 @@ def test_cached_cache_write_and_reasoning_gpt56(book: PriceBook) -> None:
 def test_cache_write_on_models_that_do_not_charge_it_is_billed_as_input(book: PriceBook) -> None:
     # gpt-4.1 Global: 2 / 0.5 / 8. Before GPT-5.6 cache writes cost no extra: input rate.
     usage = FakeUsage(input_tokens=1000, cached_input_tokens=300, cache_write_input_tokens=200, output_tokens=100)
-    cost = book.price(usage, model="gpt-4.1", at=utc(2026, 1, 1))
+    cost = book.cost_of(usage, model="gpt-4.1", at=utc(2026, 1, 1))
     # 500 x 2 = 0.001; 300 x 0.5 = 0.00015; 200 x 2 = 0.0004; 100 x 8 = 0.0008
     assert cost.total == Decimal("0.00235")
     assert cost.unit_prices["cache_write"] == Decimal("2")
@@ -57,7 +57,7 @@ def test_cache_write_on_models_that_do_not_charge_it_is_billed_as_input(book: Pr
 
 def test_reasoning_tokens_are_never_added_twice(book: PriceBook) -> None:
     # gpt-5 output 10/1M: 1000 output tokens of which 800 reasoning -> 1000 x 10 = 0.01
-    cost = book.price(FakeUsage(output_tokens=1000, reasoning_output_tokens=800), model="gpt-5", at=utc(2026, 1, 1))
+    cost = book.cost_of(FakeUsage(output_tokens=1000, reasoning_output_tokens=800), model="gpt-5", at=utc(2026, 1, 1))
     assert cost.total == Decimal("0.01")
 
 
@@ -66,7 +66,7 @@ def test_audio_tokens_are_their_own_buckets(book: PriceBook) -> None:
     usage = FakeUsage(
         input_tokens=1000, cached_input_tokens=100, audio_input_tokens=600, output_tokens=500, audio_output_tokens=300
     )
-    cost = book.price(usage, model="gpt-realtime", at=utc(2026, 1, 1))
+    cost = book.cost_of(usage, model="gpt-realtime", at=utc(2026, 1, 1))
     # text in 300 x 4 = 0.0012; cached 100 x 0.4 = 0.00004; audio in 600 x 32 = 0.0192;
     # text out 200 x 16 = 0.0032; audio out 300 x 64 = 0.0192
     assert cost.amounts == {
@@ -80,13 +80,13 @@ def test_audio_tokens_are_their_own_buckets(book: PriceBook) -> None:
 
 
 def test_text_input_is_clamped_at_zero(book: PriceBook) -> None:
-    cost = book.price(FakeUsage(input_tokens=10, cached_input_tokens=20), model="gpt-5", at=utc(2026, 1, 1))
+    cost = book.cost_of(FakeUsage(input_tokens=10, cached_input_tokens=20), model="gpt-5", at=utc(2026, 1, 1))
     assert cost.tokens == {"cached_input": 20}
     assert cost.total == Decimal("0.0000025")  # 20 x 0.125
 
 
 def test_no_floats_anywhere(book: PriceBook) -> None:
-    cost = book.price(FakeUsage(3, 1, 0, 7), model="gpt-5-chat", at=utc(2026, 1, 1))
+    cost = book.cost_of(FakeUsage(3, 1, 0, 7), model="gpt-5-chat", at=utc(2026, 1, 1))
     assert isinstance(cost.total, Decimal)
     assert all(isinstance(v, Decimal) for v in [*cost.amounts.values(), *cost.unit_prices.values()])
 
@@ -151,13 +151,13 @@ def test_o3_change_is_keyed_to_the_call_time_in_utc(book: PriceBook) -> None:
 
 
 def test_o3_data_zone_before_the_cut_is_unknown_not_guessed(book: PriceBook) -> None:
-    cost = book.price(FakeUsage(M, 0, 0, M), model="o3", deployment_type="DataZoneStandard", at=utc(2025, 5, 1))
+    cost = book.cost_of(FakeUsage(M, 0, 0, M), model="o3", deployment_type="DataZoneStandard", at=utc(2025, 5, 1))
     assert cost.basis == "unknown"
     assert cost.total is None
 
 
 def test_row_ids_name_the_row_in_force(book: PriceBook) -> None:
-    cost = book.price(FakeUsage(1, 0, 0, 1), model="o3", at=utc(2025, 5, 1))
+    cost = book.cost_of(FakeUsage(1, 0, 0, 1), model="o3", at=utc(2025, 5, 1))
     assert cost.row_ids == ("o3:GlobalStandard@2025-04-16/input", "o3:GlobalStandard@2025-04-16/output")
 
 
@@ -177,7 +177,7 @@ def test_gpt55_pro_correction_believed_and_true(book: PriceBook) -> None:
 
 def test_rows_recorded_later_are_not_believed_earlier(book: PriceBook) -> None:
     # gpt-5.5-pro's first entry was recorded 2026-04-23: a day earlier nothing was known.
-    cost = book.price(FakeUsage(1, 0, 0, 1), model="gpt-5.5-pro", at=utc(2026, 4, 23), believed_at=date(2026, 4, 22))
+    cost = book.cost_of(FakeUsage(1, 0, 0, 1), model="gpt-5.5-pro", at=utc(2026, 4, 23), believed_at=date(2026, 4, 22))
     assert cost.basis == "unknown"
 
 
@@ -203,15 +203,15 @@ def test_rows_recorded_later_are_not_believed_earlier(book: PriceBook) -> None:
 )
 def test_gpt4o_1120_by_deployment_type(book: PriceBook, dtype: str, region: str | None, expected: str) -> None:
     usage = FakeUsage(M, 0, 0, M)
-    cost = book.price(usage, model="gpt-4o-2024-11-20", deployment_type=dtype, region=region, at=utc(2026, 1, 1))
+    cost = book.cost_of(usage, model="gpt-4o-2024-11-20", deployment_type=dtype, region=region, at=utc(2026, 1, 1))
     assert cost.total == Decimal(expected)
     assert cost.assumed_deployment_type is False
 
 
 def test_a_region_azure_does_not_sell_in_is_unknown(book: PriceBook) -> None:
     """No Standard meter for gpt-4o-2024-11-20 in westeurope: unknown, not another region's price."""
-    cost = book.price(FakeUsage(M, 0, 0, M), model="gpt-4o-2024-11-20", deployment_type="Standard",
-                      region="westeurope", at=utc(2026, 1, 1))
+    cost = book.cost_of(FakeUsage(M, 0, 0, M), model="gpt-4o-2024-11-20", deployment_type="Standard",
+                        region="westeurope", at=utc(2026, 1, 1))
     assert (cost.basis, cost.total) == ("unknown", None)
 
 
@@ -240,7 +240,7 @@ def test_priority(book: PriceBook) -> None:
     assert total(book, "gpt-4.1-mini", usage, deployment_type="priority", at=utc(2026, 6, 1)) == Decimal("0.35")
     # no long-context Priority meter: unknown rather than the standard rate
     big = FakeUsage(300_000, 0, 0, 10)
-    assert book.price(big, model="gpt-5.5", deployment_type="GlobalPriority", at=utc(2026, 6, 1)).basis == "unknown"
+    assert book.cost_of(big, model="gpt-5.5", deployment_type="GlobalPriority", at=utc(2026, 6, 1)).basis == "unknown"
 
 
 def test_embeddings_regional_and_data_zone(book: PriceBook) -> None:
@@ -257,7 +257,7 @@ def test_embeddings_regional_and_data_zone(book: PriceBook) -> None:
 
 def test_batch_cached_tokens_without_a_batch_cache_price_are_unknown(book: PriceBook) -> None:
     """Not billed at the full batch rate and not at 0: there is no such price (litellm PR #38341)."""
-    cost = book.price(FakeUsage(100, 50, 0, 10), model="gpt-4.1", deployment_type="GlobalBatch", at=utc(2026, 1, 1))
+    cost = book.cost_of(FakeUsage(100, 50, 0, 10), model="gpt-4.1", deployment_type="GlobalBatch", at=utc(2026, 1, 1))
     assert cost.basis == "unknown"
     assert cost.total is None
     assert cost.amounts["input"] == Decimal("0.00005")  # 50 x 1
@@ -277,18 +277,19 @@ def test_batch_cached_tokens_without_a_batch_cache_price_are_unknown(book: Price
 def test_missing_deployment_or_region_is_unknown(
     book: PriceBook, model: str, dtype: str, region: str | None, reason_part: str
 ) -> None:
-    cost = book.price(FakeUsage(10, 0, 0, 10), model=model, deployment_type=dtype, region=region, at=utc(2026, 1, 1))
+    cost = book.cost_of(FakeUsage(10, 0, 0, 10), model=model, deployment_type=dtype, region=region, at=utc(2026, 1, 1))
     assert cost.basis == "unknown"
     assert cost.total is None
     assert cost.reason is not None and reason_part in cost.reason
 
 
 def test_default_deployment_type_is_global_standard_and_flagged(book: PriceBook) -> None:
-    cost = book.price(FakeUsage(M, 0, 0, 0), model="gpt-4.1", at=utc(2026, 1, 1))
+    cost = book.cost_of(FakeUsage(M, 0, 0, 0), model="gpt-4.1", at=utc(2026, 1, 1))
     assert cost.deployment_type == "GlobalStandard"
     assert cost.assumed_deployment_type is True
     assert cost.total == Decimal("2")
-    explicit = book.price(FakeUsage(M, 0, 0, 0), model="gpt-4.1", deployment_type="globalstandard", at=utc(2026, 1, 1))
+    explicit = book.cost_of(FakeUsage(M, 0, 0, 0), model="gpt-4.1", deployment_type="globalstandard",
+                            at=utc(2026, 1, 1))
     assert explicit.deployment_type == "GlobalStandard"
     assert explicit.assumed_deployment_type is False
 
@@ -297,7 +298,7 @@ def test_default_deployment_type_is_global_standard_and_flagged(book: PriceBook)
     "dtype", ["GlobalProvisionedManaged", "DataZoneProvisionedManaged", "ProvisionedManaged", "ptu"]
 )
 def test_provisioned_is_zero_with_basis_provisioned(book: PriceBook, dtype: str) -> None:
-    cost = book.price(FakeUsage(1000, 100, 0, 50), model="gpt-4.1", deployment_type=dtype, at=utc(2026, 1, 1))
+    cost = book.cost_of(FakeUsage(1000, 100, 0, 50), model="gpt-4.1", deployment_type=dtype, at=utc(2026, 1, 1))
     assert cost.basis == "provisioned"
     assert cost.total == Decimal(0)
     assert cost.amounts == {"input": Decimal(0), "cached_input": Decimal(0), "output": Decimal(0)}
@@ -311,11 +312,11 @@ def test_provisioned_is_zero_with_basis_provisioned(book: PriceBook, dtype: str)
 
 def test_long_context_cliff_gpt54(book: PriceBook) -> None:
     at = utc(2026, 6, 1)
-    at_threshold = book.price(FakeUsage(272_000, 0, 0, 1000), model="gpt-5.4", at=at)
+    at_threshold = book.cost_of(FakeUsage(272_000, 0, 0, 1000), model="gpt-5.4", at=at)
     # 272000 x 2.5 = 0.68; 1000 x 15 = 0.015
     assert at_threshold.total == Decimal("0.695")
     assert at_threshold.long_context is False
-    above = book.price(FakeUsage(272_001, 0, 0, 1000), model="gpt-5.4", at=at)
+    above = book.cost_of(FakeUsage(272_001, 0, 0, 1000), model="gpt-5.4", at=at)
     # every token at the long-context rate: 272001 x 5 = 1.360005; 1000 x 22.5 = 0.0225
     assert above.total == Decimal("1.382505")
     assert above.long_context is True
@@ -326,32 +327,32 @@ def test_long_context_cliff_gpt54(book: PriceBook) -> None:
 
 
 def test_long_context_counts_cached_tokens_toward_the_threshold(book: PriceBook) -> None:
-    cost = book.price(FakeUsage(272_001, 200_000, 0, 1000), model="gpt-5.4", at=utc(2026, 6, 1))
+    cost = book.cost_of(FakeUsage(272_001, 200_000, 0, 1000), model="gpt-5.4", at=utc(2026, 6, 1))
     # 72001 x 5 = 0.360005; 200000 x 0.5 = 0.1; 1000 x 22.5 = 0.0225
     assert cost.total == Decimal("0.482505")
 
 
 def test_long_context_gpt56_cache_write(book: PriceBook) -> None:
-    cost = book.price(FakeUsage(300_000, 0, 100_000, 0), model="gpt-5.6", at=utc(2026, 8, 11))
+    cost = book.cost_of(FakeUsage(300_000, 0, 100_000, 0), model="gpt-5.6", at=utc(2026, 8, 11))
     # 200000 x 10 = 2; 100000 x 12.5 = 1.25
     assert cost.total == Decimal("3.25")
 
 
 def test_long_context_without_a_long_context_row_is_unknown(book: PriceBook) -> None:
     # gpt-5.5 has long-context meters for Global and Data Zone but not for Priority
-    cost = book.price(
+    cost = book.cost_of(
         FakeUsage(300_000, 0, 0, 10), model="gpt-5.5", deployment_type="GlobalPriority", at=utc(2026, 6, 1)
     )
     assert cost.basis == "unknown"
     assert cost.reason is not None and "long context" in cost.reason
-    short = book.price(
+    short = book.cost_of(
         FakeUsage(1000, 0, 0, 10), model="gpt-5.5", deployment_type="GlobalPriority", at=utc(2026, 6, 1)
     )
     assert short.total == Decimal("0.0125") + Decimal("0.00075")  # 1000 x 12.5 + 10 x 75
 
 
 def test_models_without_a_tier_never_switch(book: PriceBook) -> None:
-    cost = book.price(FakeUsage(1_000_000, 0, 0, 0), model="gpt-4.1", at=utc(2026, 1, 1))
+    cost = book.cost_of(FakeUsage(1_000_000, 0, 0, 0), model="gpt-4.1", at=utc(2026, 1, 1))
     assert cost.total == Decimal("2")
     assert cost.long_context is False
 
@@ -362,9 +363,9 @@ def test_models_without_a_tier_never_switch(book: PriceBook) -> None:
 def test_unknown_model_is_unknown_warned_once_and_counted(book: PriceBook, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="pricing")
     usage = FakeUsage(10, 0, 0, 5)
-    first = book.price(usage, model="my-private-model", at=utc(2026, 1, 1))
-    second = book.price(usage, model="my-private-model", at=utc(2026, 1, 1))
-    book.price(usage, model="other-model", at=utc(2026, 1, 1))
+    first = book.cost_of(usage, model="my-private-model", at=utc(2026, 1, 1))
+    second = book.cost_of(usage, model="my-private-model", at=utc(2026, 1, 1))
+    book.cost_of(usage, model="other-model", at=utc(2026, 1, 1))
     for cost in (first, second):
         assert cost.basis == "unknown"
         assert cost.total is None
@@ -379,7 +380,7 @@ def test_unknown_model_is_unknown_warned_once_and_counted(book: PriceBook, caplo
 
 def test_missing_price_kind_is_unknown_with_partial_amounts(book: PriceBook) -> None:
     # o3-pro has no cached-input meter: input 20, output 80
-    cost = book.price(FakeUsage(1000, 500, 0, 100), model="o3-pro", at=utc(2026, 1, 1))
+    cost = book.cost_of(FakeUsage(1000, 500, 0, 100), model="o3-pro", at=utc(2026, 1, 1))
     assert cost.basis == "unknown"
     assert cost.total is None
     assert cost.amounts == {"input": Decimal("0.01"), "cached_input": None, "output": Decimal("0.008")}
@@ -388,30 +389,30 @@ def test_missing_price_kind_is_unknown_with_partial_amounts(book: PriceBook) -> 
 
 
 def test_unused_missing_kind_does_not_matter(book: PriceBook) -> None:
-    assert book.price(FakeUsage(1000, 0, 0, 100), model="o3-pro", at=utc(2026, 1, 1)).basis == "list"
+    assert book.cost_of(FakeUsage(1000, 0, 0, 100), model="o3-pro", at=utc(2026, 1, 1)).basis == "list"
 
 
 def test_audio_tokens_on_a_text_model_are_unknown(book: PriceBook) -> None:
-    cost = book.price(FakeUsage(100, 0, 0, 0, 0, 50), model="gpt-4.1", at=utc(2026, 1, 1))
+    cost = book.cost_of(FakeUsage(100, 0, 0, 0, 0, 50), model="gpt-4.1", at=utc(2026, 1, 1))
     assert cost.basis == "unknown"
     assert cost.amounts["audio_input"] is None
 
 
 def test_unknown_deployment_type_is_unknown(book: PriceBook) -> None:
-    cost = book.price(FakeUsage(1, 0, 0, 1), model="gpt-4.1", deployment_type="Turbo", at=utc(2026, 1, 1))
+    cost = book.cost_of(FakeUsage(1, 0, 0, 1), model="gpt-4.1", deployment_type="Turbo", at=utc(2026, 1, 1))
     assert cost.basis == "unknown"
     assert cost.deployment_type is None
     assert cost.reason is not None and "unknown deployment type 'Turbo'" in cost.reason
 
 
 def test_no_model_is_unknown(book: PriceBook) -> None:
-    cost = book.price(FakeUsage(1, 0, 0, 1), model=None)
+    cost = book.cost_of(FakeUsage(1, 0, 0, 1), model=None)
     assert cost.basis == "unknown"
     assert book.unpriced_calls == {"(none)": 1}
 
 
 def test_before_a_model_existed_is_unknown(book: PriceBook) -> None:
-    assert book.price(FakeUsage(1, 0, 0, 1), model="gpt-5", at=utc(2025, 1, 1)).basis == "unknown"
+    assert book.cost_of(FakeUsage(1, 0, 0, 1), model="gpt-5", at=utc(2025, 1, 1)).basis == "unknown"
 
 
 # ---- pass-through fields ----------------------------------------------------
@@ -419,7 +420,7 @@ def test_before_a_model_existed_is_unknown(book: PriceBook) -> None:
 
 def test_estimated_and_metadata_pass_through(book: PriceBook) -> None:
     at = datetime(2026, 1, 1, 8, 30)  # naive: taken as UTC
-    cost = book.price(FakeUsage(1, 0, 0, 1), model="gpt-4.1-2025-04-14", region="eastus", at=at, estimated=True)
+    cost = book.cost_of(FakeUsage(1, 0, 0, 1), model="gpt-4.1-2025-04-14", region="eastus", at=at, estimated=True)
     assert isinstance(cost, Cost)
     assert cost.estimated is True
     assert cost.requested_model == "gpt-4.1-2025-04-14"
@@ -427,11 +428,11 @@ def test_estimated_and_metadata_pass_through(book: PriceBook) -> None:
     assert cost.at == datetime(2026, 1, 1, 8, 30, tzinfo=UTC)
     assert cost.region == "eastus"
     assert cost.currency == "USD"
-    assert book.price(FakeUsage(1, 0, 0, 1), model="gpt-4.1").estimated is False
+    assert book.cost_of(FakeUsage(1, 0, 0, 1), model="gpt-4.1").estimated is False
 
 
 def test_zero_usage_costs_zero_for_a_known_model(book: PriceBook) -> None:
-    cost = book.price(FakeUsage(), model="gpt-4.1", at=utc(2026, 1, 1))
+    cost = book.cost_of(FakeUsage(), model="gpt-4.1", at=utc(2026, 1, 1))
     assert cost.total == Decimal(0)
     assert cost.basis == "list"
 
@@ -439,7 +440,7 @@ def test_zero_usage_costs_zero_for_a_known_model(book: PriceBook) -> None:
 def test_meter_usage_is_accepted_when_meter_imports() -> None:
     record = pytest.importorskip("meter.core.record")
     usage = record.Usage(input_tokens=16, output_tokens=22, total_tokens=38)
-    cost = PriceBook.load().price(usage, model="gpt-4.1-mini-2025-04-14", at=utc(2026, 11, 1))
+    cost = PriceBook.load().cost_of(usage, model="gpt-4.1-mini-2025-04-14", at=utc(2026, 11, 1))
     assert cost.total == Decimal("0.0000416")
 
 
@@ -448,10 +449,19 @@ def test_price_is_fast(book: PriceBook) -> None:
 
     usage = FakeUsage(3662, 2944, 0, 863, 512)
     at = utc(2026, 11, 1)
-    book.price(usage, model="gpt-5-mini-2025-08-07", at=at)
+    book.cost_of(usage, model="gpt-5-mini-2025-08-07", at=at)
     n = 2000
     start = time.perf_counter()
     for _ in range(n):
-        book.price(usage, model="gpt-5-mini-2025-08-07", at=at)
+        book.cost_of(usage, model="gpt-5-mini-2025-08-07", at=at)
     per_call = (time.perf_counter() - start) / n
     assert per_call < 200e-6  # budget is 50 us; generous here so a loaded CI box does not flake
+
+
+def test_the_old_name_price_still_works_and_says_it_is_renamed(book: PriceBook) -> None:
+    """``PriceBook.price`` was the public name until ``cost_of``; it stays one release, warning, same answer."""
+    usage = FakeUsage(1000, 100, 0, 50)
+    with pytest.warns(DeprecationWarning, match="renamed PriceBook.cost_of"):
+        old = book.price(usage, model="gpt-4.1", deployment_type="DataZoneStandard", at=utc(2026, 1, 1))
+    assert old == book.cost_of(usage, model="gpt-4.1", deployment_type="DataZoneStandard", at=utc(2026, 1, 1))
+    assert old.total is not None and old.total > 0

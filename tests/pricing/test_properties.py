@@ -37,7 +37,7 @@ def usages(draw: st.DrawFn) -> FakeUsage:
 def test_parts_add_up(usage: FakeUsage, model: str) -> None:
     # 2026-08-11, the Retail snapshot's date: every sampled model has Azure meters then (gpt-5.6's
     # start 2026-07-01).
-    cost = BOOK.price(usage, model=model, at=date(2026, 8, 11))
+    cost = BOOK.cost_of(usage, model=model, at=date(2026, 8, 11))
     assert sum(token_buckets(usage).values()) == usage.input_tokens + usage.output_tokens
     assert cost.basis == "list"
     assert cost.total == sum((a for a in cost.amounts.values() if a is not None), Decimal(0))
@@ -54,7 +54,7 @@ def test_reasoning_count_never_changes_the_cost(usage: FakeUsage, extra_reasonin
         usage.output_tokens + extra_reasoning,
         usage.reasoning_output_tokens + extra_reasoning,
     )
-    base = BOOK.price(usage, model="gpt-5", at=date(2026, 1, 1)).total
-    bigger = BOOK.price(more, model="gpt-5", at=date(2026, 1, 1)).total
+    base = BOOK.cost_of(usage, model="gpt-5", at=date(2026, 1, 1)).total
+    bigger = BOOK.cost_of(more, model="gpt-5", at=date(2026, 1, 1)).total
     assert base is not None and bigger is not None
     assert bigger - base == Decimal(extra_reasoning) * 10 / 1_000_000  # only the extra output, at 10/1M

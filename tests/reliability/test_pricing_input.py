@@ -106,7 +106,7 @@ def test_a_large_table_loads_in_bounded_time(tmp_path: Path, figures: dict[str, 
     book = PriceBook.load(path)
     seconds = time.perf_counter() - t0
     assert book.resolve_model(f"model-{rows - 1}", None) is not None
-    cost = book.price(meter.Usage(input_tokens=1_000_000, total_tokens=1_000_000), model=f"model-{rows - 1}")
+    cost = book.cost_of(meter.Usage(input_tokens=1_000_000, total_tokens=1_000_000), model=f"model-{rows - 1}")
     assert str(cost.total) == "1.00"
     figures["pricing: large table"] = f"{rows} rows ({path.stat().st_size >> 10} KiB) loaded in {seconds:.2f} s"
 
