@@ -98,7 +98,7 @@ def test_cached_audio_is_priced_at_its_own_rate() -> None:
         "prompt_tokens_details": {"cached_tokens": 300, "audio_tokens": 600,
                                   "cached_tokens_details": {"audio_tokens": 200}},
     })
-    cost = PriceBook.load().price(usage, model="gpt-4o-realtime-preview-2024-10-01", at=date(2026, 11, 1))
+    cost = PriceBook.load().cost_of(usage, model="gpt-4o-realtime-preview-2024-10-01", at=date(2026, 11, 1))
     # text in 1000 - 300 - 400 = 300 x 5; cached text 100 x 2.5; audio 400 x 100; cached audio 200 x 20
     assert cost.tokens == {"input": 300, "cached_input": 100, "audio_input": 400, "cached_audio_input": 200}
     assert cost.total == Decimal("0.0015") + Decimal("0.00025") + Decimal("0.04") + Decimal("0.004")
@@ -158,10 +158,10 @@ def test_the_capped_usage_is_what_is_priced() -> None:
     reported = from_chat({"prompt_tokens": 10, "completion_tokens": 2,
                           "prompt_tokens_details": {"cached_tokens": 10**9}})
     assert reported is not None
-    before = book.price(reported, model="gpt-4o-mini").total
-    after = book.price(cap_subsets(reported), model="gpt-4o-mini").total
+    before = book.cost_of(reported, model="gpt-4o-mini").total
+    after = book.cost_of(cap_subsets(reported), model="gpt-4o-mini").total
     assert before is not None and after is not None
-    assert before > 70 and after == book.price(Usage(input_tokens=10, cached_input_tokens=10, output_tokens=2,
-                                                     total_tokens=12), model="gpt-4o-mini").total
-    uncached = book.price(Usage(input_tokens=10, output_tokens=2, total_tokens=12), model="gpt-4o-mini").total
+    assert before > 70 and after == book.cost_of(Usage(input_tokens=10, cached_input_tokens=10, output_tokens=2,
+                                                       total_tokens=12), model="gpt-4o-mini").total
+    uncached = book.cost_of(Usage(input_tokens=10, output_tokens=2, total_tokens=12), model="gpt-4o-mini").total
     assert uncached is not None and after < uncached

@@ -228,7 +228,7 @@ def test_a_subset_over_its_total_is_capped_priced_so_and_counted(details: dict[s
     expected = meter.Usage(input_tokens=10, output_tokens=2, total_tokens=12, **capped)
     assert record.usage == expected
     assert record.cost is not None and record.cost.total is not None
-    assert record.cost.total == PriceBook.load().price(expected, model="gpt-4o-mini", at=record.started_at).total
+    assert record.cost.total == PriceBook.load().cost_of(expected, model="gpt-4o-mini", at=record.started_at).total
     assert record.cost.total < 0.00001
     assert m.faults == {"usage_subset_capped": 1}
 
