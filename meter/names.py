@@ -24,12 +24,15 @@ RESPONSE_MODEL = "gen_ai.response.model"
 RESPONSE_ID = "gen_ai.response.id"
 RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
 RESPONSE_TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk"
-USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
-USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
-USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
-USAGE_CACHE_WRITE_INPUT_TOKENS = "gen_ai.usage.cache_write.input_tokens"
+# The usage attributes are declared with their kinds (``meter.core.usage_kinds``, on ``Usage``); these
+# names read them from there.
+_USAGE_ATTRIBUTES = {kind.name: kind.otel_attribute for kind in record.USAGE_KINDS}
+USAGE_INPUT_TOKENS = str(_USAGE_ATTRIBUTES["input_tokens"])
+USAGE_OUTPUT_TOKENS = str(_USAGE_ATTRIBUTES["output_tokens"])
+USAGE_CACHE_READ_INPUT_TOKENS = str(_USAGE_ATTRIBUTES["cached_input_tokens"])
+USAGE_CACHE_WRITE_INPUT_TOKENS = str(_USAGE_ATTRIBUTES["cache_write_input_tokens"])
 """UNSTABLE: renamed from ``gen_ai.usage.cache_creation.input_tokens`` by semconv-genai PR #440."""
-USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
+USAGE_REASONING_OUTPUT_TOKENS = str(_USAGE_ATTRIBUTES["reasoning_output_tokens"])
 INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
 OPENAI_API_TYPE = "openai.api.type"
@@ -102,24 +105,33 @@ def requests_total(ns: str) -> str:
     return f"{ns}_requests_total"
 
 
+PROMETHEUS_USAGE_KINDS = tuple(kind for kind in record.USAGE_KINDS if kind.prometheus)
+"""The usage kinds counted in Prometheus as ``<ns>_<kind>_total`` (the catalogue's ``prometheus`` kinds)."""
+
+
+def usage_total(ns: str, kind: str) -> str:
+    """The counter of one usage kind of the catalogue (``meter.core.usage_kinds``, ``prometheus=True``)."""
+    return f"{ns}_{kind}_total"
+
+
 def input_tokens_total(ns: str) -> str:
-    return f"{ns}_input_tokens_total"
+    return usage_total(ns, "input_tokens")
 
 
 def cached_input_tokens_total(ns: str) -> str:
-    return f"{ns}_cached_input_tokens_total"
+    return usage_total(ns, "cached_input_tokens")
 
 
 def cache_write_input_tokens_total(ns: str) -> str:
-    return f"{ns}_cache_write_input_tokens_total"
+    return usage_total(ns, "cache_write_input_tokens")
 
 
 def output_tokens_total(ns: str) -> str:
-    return f"{ns}_output_tokens_total"
+    return usage_total(ns, "output_tokens")
 
 
 def reasoning_output_tokens_total(ns: str) -> str:
-    return f"{ns}_reasoning_output_tokens_total"
+    return usage_total(ns, "reasoning_output_tokens")
 
 
 def cost_usd_total(ns: str) -> str:

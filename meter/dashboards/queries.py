@@ -109,11 +109,13 @@ class Queries:
         """Attribution labels (``Meter(label_keys=...)``): one dashboard variable each; the first is the
         breakdown the "by team" panels use (none: those panels are left out)."""
         self.REQUESTS = names.requests_total(ns)
-        self.INPUT_TOKENS = names.input_tokens_total(ns)
-        self.CACHED_INPUT_TOKENS = names.cached_input_tokens_total(ns)
-        self.CACHE_WRITE_INPUT_TOKENS = names.cache_write_input_tokens_total(ns)
-        self.OUTPUT_TOKENS = names.output_tokens_total(ns)
-        self.REASONING_OUTPUT_TOKENS = names.reasoning_output_tokens_total(ns)
+        self.USAGE = {kind.name: names.usage_total(ns, kind.name) for kind in names.PROMETHEUS_USAGE_KINDS}
+        """The counter of each usage kind the catalogue counts in Prometheus (``meter.core.usage_kinds``)."""
+        self.INPUT_TOKENS = self.USAGE["input_tokens"]
+        self.CACHED_INPUT_TOKENS = self.USAGE["cached_input_tokens"]
+        self.CACHE_WRITE_INPUT_TOKENS = self.USAGE["cache_write_input_tokens"]
+        self.OUTPUT_TOKENS = self.USAGE["output_tokens"]
+        self.REASONING_OUTPUT_TOKENS = self.USAGE["reasoning_output_tokens"]
         self.COST_USD = names.cost_usd_total(ns)
         self.UNPRICED_REQUESTS = names.unpriced_requests_total(ns)
         self.ESTIMATED_REQUESTS = names.estimated_requests_total(ns)
@@ -135,8 +137,7 @@ class Queries:
         self.MONTHLY_BUDGET = f"{ns}:monthly_budget_usd"
         """Recording rule holding the monthly budget in USD (written into alerts.yml by the generator)."""
         self.ALL_METRICS: tuple[str, ...] = (
-            self.REQUESTS, self.INPUT_TOKENS, self.CACHED_INPUT_TOKENS, self.CACHE_WRITE_INPUT_TOKENS,
-            self.OUTPUT_TOKENS, self.REASONING_OUTPUT_TOKENS, self.COST_USD, self.UNPRICED_REQUESTS,
+            self.REQUESTS, *self.USAGE.values(), self.COST_USD, self.UNPRICED_REQUESTS,
             self.ESTIMATED_REQUESTS, self.ESTIMATED_INPUT_TOKENS, self.ESTIMATED_OUTPUT_TOKENS,
             self.ESTIMATED_COST_USD, self.DURATION_BUCKET, self.DURATION_SUM, self.DURATION_COUNT, self.TTFT_BUCKET,
             self.RATELIMIT_REMAINING_TOKENS, self.RATELIMIT_REMAINING_REQUESTS, self.RATELIMIT_LIMIT_TOKENS,
@@ -190,10 +191,7 @@ class Queries:
         """Raw counter sums (no ``increase``): what the demo's ``--json`` totals must equal."""
         return {
             "requests": f"sum({self.REQUESTS})",
-            "input_tokens": f"sum({self.INPUT_TOKENS})",
-            "cached_input_tokens": f"sum({self.CACHED_INPUT_TOKENS})",
-            "output_tokens": f"sum({self.OUTPUT_TOKENS})",
-            "reasoning_output_tokens": f"sum({self.REASONING_OUTPUT_TOKENS})",
+            **{kind.name: f"sum({self.USAGE[kind.name]})" for kind in names.PROMETHEUS_USAGE_KINDS if kind.report},
             "cost_usd": f"sum({self.COST_USD})",
             "unpriced": f"sum({self.UNPRICED_REQUESTS})",
             "estimated": f"sum({self.ESTIMATED_REQUESTS})",

@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from meter.core.record import USAGE_KINDS
 from meter.ledger.connect import connect
 from meter.ledger.dialect import ATTRIBUTE_KEY, PERIOD_NAMES, Dialect, day_range
 from meter.ledger.errors import LedgerError
@@ -29,8 +30,8 @@ COLUMNS = {name: f"calls.{column}" for name, column in (
     ("outcome", "outcome"), ("provider", "provider"), ("region", "region"))}
 """Qualified: ``costs`` has a ``deployment_type`` and a ``region`` of its own (what the call was priced as)."""
 PERIODS = PERIOD_NAMES
-TOKENS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
-          "reasoning_output_tokens")
+TOKENS = tuple(kind.name for kind in USAGE_KINDS if kind.report)
+"""The token columns of a report: the catalogue's kinds marked ``report``."""
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,12 @@ meter is refused rather than half understood. Documented in docs/ledger.md.
 
 from __future__ import annotations
 
+from meter.core.record import USAGE_KINDS
+
 SCHEMA_VERSION = 1
 
-TOKEN_COLUMNS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
-                 "reasoning_output_tokens", "audio_input_tokens", "audio_output_tokens", "cached_audio_input_tokens",
-                 "total_tokens")
+TOKEN_COLUMNS = tuple(kind.name for kind in USAGE_KINDS)
+"""A column per usage kind of the catalogue (``meter.core.usage_kinds``), named as the kind."""
 
 CALL_COLUMNS = (
     "id", "started_at", "duration_s", "time_to_first_token_s", "api", "operation", "stream", "provider",

@@ -19,12 +19,15 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from meter import names
 from meter._version import __version__
-from meter.core.record import CallRecord
+from meter.core.record import USAGE_KINDS, CallRecord
 from meter.core.request import RequestInfo
 from meter.core.route import Route
 from meter.sinks import content
 
 _API_TYPE = {"chat": "chat_completions", "responses": "responses"}
+
+_SPAN_USAGE = tuple((kind.otel_attribute, kind.name) for kind in USAGE_KINDS if kind.otel_attribute)
+"""(span attribute, ``Usage`` field) of every usage kind the catalogue gives an attribute."""
 
 
 def operation_name(api: str, operation: str) -> str:
@@ -67,11 +70,8 @@ def record_attributes(record: CallRecord) -> dict[str, Any]:
         attrs[names.USAGE_SUPERSEDES_ESTIMATE] = True
     if usage is not None:
         attrs[names.USAGE_SOURCE] = record.usage_source or ""
-        attrs[names.USAGE_INPUT_TOKENS] = usage.input_tokens
-        attrs[names.USAGE_OUTPUT_TOKENS] = usage.output_tokens
-        attrs[names.USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_input_tokens
-        attrs[names.USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.cache_write_input_tokens
-        attrs[names.USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_output_tokens
+        for attribute, kind in _SPAN_USAGE:
+            attrs[attribute] = getattr(usage, kind)
     cost = record.cost
     if cost is not None:
         attrs[names.COST_BASIS] = cost.basis

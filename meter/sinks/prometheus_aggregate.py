@@ -27,7 +27,7 @@ from prometheus_client.utils import floatToGoString
 
 from meter import names
 from meter.core.record import CallRecord
-from meter.sinks.prometheus_rules import LabelGuard, Labels, increments
+from meter.sinks.prometheus_rules import PROMETHEUS_KINDS, LabelGuard, Labels, increments
 
 _Ex = tuple[str, float, float] | None
 """An exemplar as kept: (trace id, value, unix time)."""
@@ -59,8 +59,7 @@ class _Histogram:
             self.exemplars[i] = (trace_id, value, now)
 
 
-_TOKEN_FAMILIES = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
-                   "reasoning_output_tokens")
+_TOKEN_FAMILIES = tuple(kind.name for kind in PROMETHEUS_KINDS)
 
 
 class _Usage:
@@ -184,14 +183,7 @@ class AggregateStore:
         for (base, error_type, extra), snap in requests:
             _sample(family, (*base, error_type, *extra), snap)
         yield family
-        docs = (
-            (names.input_tokens_total(ns), "Input tokens, all of them (cached and cache-write tokens included)"),
-            (names.cached_input_tokens_total(ns), "Input tokens read from the prompt cache (a subset of input tokens)"),
-            (names.cache_write_input_tokens_total(ns),
-             "Input tokens written to the prompt cache (a subset of input tokens)"),
-            (names.output_tokens_total(ns), "Output tokens (reasoning tokens included)"),
-            (names.reasoning_output_tokens_total(ns), "Reasoning tokens (a subset of output tokens)"),
-        )
+        docs = [(names.usage_total(ns, kind.name), kind.help) for kind in PROMETHEUS_KINDS]
         for i, (name, doc) in enumerate(docs):
             family = _counter(name, doc, base_names)
             for (base, extra), tokens, _ in usage:

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from meter import names
 from meter.core.record import CallRecord
-from meter.sinks.prometheus_rules import LabelGuard, Labels, increments
+from meter.sinks.prometheus_rules import PROMETHEUS_KINDS, LabelGuard, Labels, increments
 
 
 class MultiprocessStore:
@@ -34,15 +34,7 @@ class MultiprocessStore:
 
         self.requests = counter(names.requests_total(ns), "Metered LLM calls (HTTP attempts), by outcome",
                                 (*names.REQUEST_LABELS, *extra_labels))
-        self.tokens = (
-            counter(names.input_tokens_total(ns), "Input tokens, all of them (cached and cache-write tokens included)"),
-            counter(names.cached_input_tokens_total(ns),
-                    "Input tokens read from the prompt cache (a subset of input tokens)"),
-            counter(names.cache_write_input_tokens_total(ns),
-                    "Input tokens written to the prompt cache (a subset of input tokens)"),
-            counter(names.output_tokens_total(ns), "Output tokens (reasoning tokens included)"),
-            counter(names.reasoning_output_tokens_total(ns), "Reasoning tokens (a subset of output tokens)"),
-        )
+        self.tokens = tuple(counter(names.usage_total(ns, kind.name), kind.help) for kind in PROMETHEUS_KINDS)
         self.cost = counter(names.cost_usd_total(ns), "Cost of metered calls in US dollars, at the price table")
         self.unpriced = counter(names.unpriced_requests_total(ns),
                                 "Calls with usage that could not be priced (unknown model or price)")

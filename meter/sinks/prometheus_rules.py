@@ -8,6 +8,7 @@ stores never import the sink.
 
 from __future__ import annotations
 
+import operator
 import os
 import threading
 from collections.abc import Callable
@@ -52,6 +53,10 @@ class LabelGuard:
         return names.OTHER
 
 
+PROMETHEUS_KINDS = names.PROMETHEUS_USAGE_KINDS
+_prometheus_counts = operator.attrgetter(*(kind.name for kind in PROMETHEUS_KINDS))
+
+
 class Increments(NamedTuple):
     """What one record adds to the metrics: the rule both stores (and the OTel sink) follow.
 
@@ -60,8 +65,8 @@ class Increments(NamedTuple):
     to none, so no total ever holds an id twice.
     """
 
-    tokens: tuple[int, int, int, int, int] | None
-    """input, cached input, cache write, output, reasoning output."""
+    tokens: tuple[int, ...] | None
+    """One count per kind of ``PROMETHEUS_KINDS``, in its order."""
     cost: float | None
     estimated: bool
     estimated_tokens: tuple[int, int] | None
@@ -79,8 +84,7 @@ def increments(record: CallRecord) -> Increments:
                           total if counted else None, cost is not None and cost.total is None)
     tokens = None
     if usage is not None:
-        tokens = (usage.input_tokens, usage.cached_input_tokens, usage.cache_write_input_tokens,
-                  usage.output_tokens, usage.reasoning_output_tokens)
+        tokens = _prometheus_counts(usage)
     return Increments(tokens, total, False, None, None, cost is not None and cost.total is None)
 
 

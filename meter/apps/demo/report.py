@@ -12,9 +12,11 @@ from decimal import Decimal
 from typing import Any
 
 import meter
+from meter.core.record import USAGE_KINDS
 from meter.textout import visible
 
-TOKEN_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens")
+TOKEN_FIELDS = tuple(kind.name for kind in USAGE_KINDS if kind.report)
+"""The usage kinds a report shows (the catalogue's ``report`` kinds), counted as the metrics count them."""
 
 
 @dataclass
