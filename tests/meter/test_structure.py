@@ -1,4 +1,4 @@
-"""The shape of the code, checked: imports flow one way, the core stays pure, sinks load lazily.
+"""The shape of the code, checked: imports flow one way between areas, the core stays pure, sinks load lazily.
 
 The import graph is read from the source with ``ast`` (every ``import``, at module level
 or inside a function, except those under ``if TYPE_CHECKING:``), so a lazy import that
@@ -160,6 +160,123 @@ def test_only_the_apps_import_the_package_front() -> None:
         return seen
 
     assert sorted(m for m in reachable("meter") if m.startswith("meter.apps.")) == []
+
+
+AREAS: dict[str, tuple[str, ...]] = {
+    "base": ("meter._version", "meter.extras", "meter.lifecycle", "meter.textout", "meter.plotting"),
+    "core": ("meter.core.*",),
+    "pricing": ("meter.pricing.*",),
+    "catalogue": ("meter.names",),
+    "ledger": ("meter.ledger.*",),
+    "sinks": ("meter.sinks.*", "meter.serve", "meter.otel_setup"),
+    "hub": ("meter.hub", "meter.costing", "meter.dedupe", "meter.attribution", "meter.queued"),
+    "adapters": ("meter.adapters.*", "meter.integrations.*"),
+    "front": ("meter",),
+    "reconcile": ("meter.reconcile.*",),
+    "dashboards": ("meter.dashboards.*",),
+    "apps": ("meter.apps.*",),
+    "cli": ("meter.cli", "meter.cli_help", "meter.__main__", "meter.commands.*"),
+}
+"""Every module of ``meter/`` in one area: ``pkg.*`` is the package and everything under it, a bare name one module.
+
+base: leaves any area but core and pricing may use (version, extras, thread lifecycle, terminal text, drawing);
+catalogue: the names every output shares; front: ``meter/__init__.py``, the public API; cli: the command tree
+and the commands of the library areas (the apps carry their own)."""
+
+ALLOWED: dict[str, frozenset[str]] = {
+    "base": frozenset(),
+    "core": frozenset(),
+    "pricing": frozenset(),
+    "catalogue": frozenset({"core"}),
+    "ledger": frozenset({"core", "catalogue", "pricing", "base"}),
+    "sinks": frozenset({"core", "catalogue", "ledger", "base"}),
+    "hub": frozenset({"core", "catalogue", "pricing", "ledger", "sinks", "base"}),
+    "adapters": frozenset({"core", "hub", "base"}),
+    "front": frozenset({"core", "hub", "adapters", "sinks", "base"}),
+    "reconcile": frozenset({"core", "pricing", "ledger", "base"}),
+    "dashboards": frozenset({"catalogue", "base"}),
+    "apps": frozenset({"front", "adapters", "hub", "core", "catalogue", "pricing", "ledger", "reconcile", "base"}),
+    "cli": frozenset(AREAS) - {"cli"},
+}
+"""Area -> the other areas its modules may import (inside an area any import is fine that makes no circle).
+
+The data flows one way (``../shared/design.md``): adapters hand calls to the hub, the hub prices them with
+``pricing``, finishes them with the pure core and fans the record out to the sinks and the ledger; the
+catalogue names what they all emit; reconcile and dashboards read what the ledger and the metrics hold; the
+apps and the commands sit on top. The README's Layout section shows this table, and a test keeps the two equal."""
+
+
+def _areas_of(module: str) -> list[str]:
+    return [area for area, patterns in AREAS.items()
+            if any(module == p[:-2] or module.startswith(p[:-1]) if p.endswith(".*") else module == p
+                   for p in patterns)]
+
+
+def _area(module: str) -> str | None:
+    """The module's area; ``None`` when it is in none or several (``test_every_module_is_in_exactly_one_area``)."""
+    areas = _areas_of(module)
+    return areas[0] if len(areas) == 1 else None
+
+
+def _forbidden(graph: dict[str, set[str]]) -> list[str]:
+    """Each import that crosses from one area to another the table does not allow, as ``a -> b (area -> area)``."""
+    crossings = []
+    for module, targets in sorted(graph.items()):
+        source = _area(module)
+        for target in sorted(targets):
+            area = _area(target)
+            if source and area and area != source and area not in ALLOWED[source]:
+                crossings.append(f"{module} -> {target} ({source} -> {area})")
+    return crossings
+
+
+def test_every_module_is_in_exactly_one_area() -> None:
+    """A new module joins an area on purpose (add it to ``AREAS``), so the layering check cannot miss it."""
+    placed = {module: _areas_of(module) for module in _graph("meter")}
+    assert {module: areas for module, areas in placed.items() if len(areas) != 1} == {}
+    assert {area for areas in placed.values() for area in areas} == set(AREAS), "an area without modules"
+
+
+def test_the_areas_are_layered() -> None:
+    """The table itself flows one way: no area may reach back, through others, to one that imports it."""
+    assert set(ALLOWED) == set(AREAS) and all(targets <= set(AREAS) for targets in ALLOWED.values())
+    assert _cycles({area: set(targets) for area, targets in ALLOWED.items()}) == []
+
+
+def test_the_layering_check_finds_a_forbidden_import() -> None:
+    """The check can fail: a core module importing the hub is reported, an import within an area or along an
+    allowed edge is not."""
+    graph = {"meter.core.route": {"meter.hub", "meter.core.record"}, "meter.hub": {"meter.core.route"},
+             "meter.core.record": set()}
+    assert _forbidden(graph) == ["meter.core.route -> meter.hub (core -> hub)"]
+    assert _areas_of("meter.somewhere_new") == [] and _areas_of("meter.commands.ledger") == ["cli"]
+
+
+def test_imports_cross_only_the_allowed_edges() -> None:
+    """Every import in ``meter/`` stays in its area or follows ``ALLOWED``; the failure lists each one that does
+    not, with the two areas."""
+    assert _forbidden(_graph("meter")) == []
+
+
+def test_the_readme_layout_shows_the_areas_and_the_allowed_edges() -> None:
+    """The README's table of areas (``| area | modules | may import |``) is ``AREAS`` and ``ALLOWED``, area for
+    area: its ``core/`` is ``meter.core.*``, its ``names`` ``meter.names``, its ``__init__`` the package."""
+    import re
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    modules: dict[str, set[str]] = {}
+    edges: dict[str, frozenset[str]] = {}
+    for line in readme.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0] in AREAS:
+            area, listed, targets = cells
+            modules[area] = {"meter" if name == "__init__" else f"meter.{name[:-1]}.*" if name.endswith("/")
+                             else f"meter.{name}" for name in re.findall(r"`([^`]+)`", listed)}
+            edges[area] = (frozenset(AREAS) - {area} if targets == "every other area"
+                           else frozenset() if targets == "nothing of meter"
+                           else frozenset(target.strip() for target in targets.split(",")))
+    assert modules == {area: set(patterns) for area, patterns in AREAS.items()}
+    assert edges == ALLOWED
 
 
 _PURE_DECOMPRESSORS = {"brotli", "zstandard"}
