@@ -75,8 +75,53 @@ _PAIRS = tuple((k.name, parent) for k in USAGE_KINDS for parent in k.subset_of)
 """(part, whole) for every ``subset_of`` of the catalogue, parts after their wholes (declaration order)."""
 _parts = operator.attrgetter(*(part for part, _ in _PAIRS))
 _wholes = operator.attrgetter(*(whole for _, whole in _PAIRS))
-_CACHE_PARTS = ("cached_input_tokens", "cache_write_input_tokens")
-"""Two parts of the input that never overlap: together they are at most the input too."""
+
+
+def _billing() -> tuple[dict[str, tuple[str, ...]], dict[str, dict[str, int]],
+                        tuple[tuple[str, tuple[tuple[str, int], ...]], ...]]:
+    """The billing partition the catalogue implies (the kinds with a price column, each billed for its own
+    part: its count less the parts of the priced kinds within it): each priced kind's priced direct parts;
+    each one's own part as a sum of counts with signs; and, per whole, its parts' own parts summed."""
+    priced = [k.name for k in USAGE_KINDS if k.price_kind]
+    children = {name: tuple(k.name for k in USAGE_KINDS if name in k.subset_of and k.price_kind) for name in priced}
+    below: dict[str, set[str]] = {}
+    for name in reversed(priced):  # parts first: the catalogue declares wholes before their parts
+        below[name] = set(children[name]).union(*(below[c] for c in children[name]))
+    own: dict[str, dict[str, int]] = {}
+    for name in reversed(priced):
+        terms = {name: 1}
+        for part in below[name]:
+            for kind, sign in own[part].items():
+                terms[kind] = terms.get(kind, 0) - sign
+        own[name] = {kind: sign for kind, sign in terms.items() if sign}
+    fits = []
+    for name in priced:
+        if below[name]:
+            total: dict[str, int] = {}
+            for part in below[name]:
+                for kind, sign in own[part].items():
+                    total[kind] = total.get(kind, 0) + sign
+            fits.append((name, tuple((kind, sign) for kind, sign in total.items() if sign)))
+    return children, own, tuple(fits)
+
+
+_CHILDREN, _OWN, _FITS = _billing()
+_NAMES = tuple(k.name for k in USAGE_KINDS)
+_all_counts = operator.attrgetter(*_NAMES)
+_JOINT = tuple((_NAMES.index(whole), tuple((_NAMES.index(kind), sign) for kind, sign in terms))
+               for whole, terms in _FITS if len(terms) > 1)
+"""The fits that are more than a pairwise cap (a whole's parts together), by position in ``_NAMES``."""
+
+
+def _fits(usage: Usage) -> bool:
+    counts = _all_counts(usage)
+    for whole, terms in _JOINT:
+        total = 0
+        for i, sign in terms:
+            total += sign * counts[i]
+        if total > counts[whole]:
+            return False
+    return True
 
 
 def cap_subsets(usage: Usage) -> Usage:
@@ -84,20 +129,25 @@ def cap_subsets(usage: Usage) -> Usage:
 
     A service that reports more cached tokens than prompt tokens (prompt 10, cached 1e9) would
     otherwise be billed for the billion: the subset is priced at its own rate, never netted
-    against its total. Each part is capped by each whole the catalogue says it belongs to, in
-    declaration order (so a part of a part sees its whole capped first), and the cached and
-    cache-write parts together by the input. The caller tells (``is not``) and counts the fault
-    (``usage_subset_capped``): the record is priced and kept with the capped counts.
+    against its total. Two rules, from the catalogue: each part is capped by each whole it belongs
+    to (in declaration order, so a part of a part sees its whole capped first); and the parts a
+    whole is billed in fit in it (cached, cache-write and uncached audio input together at most the
+    input), the parts declared last giving way first. The caller tells (``is not``) and counts the
+    fault (``usage_subset_capped``): the record is priced and kept with the capped counts.
     """
-    if (all(map(operator.le, _parts(usage), _wholes(usage)))
-            and usage.cached_input_tokens + usage.cache_write_input_tokens <= usage.input_tokens):
-        return usage  # the usual case: one comparison per subset
+    if all(map(operator.le, _parts(usage), _wholes(usage))) and _fits(usage):
+        return usage  # the usual case: one comparison per subset, one sum per whole
     counts = {k.name: getattr(usage, k.name) for k in USAGE_KINDS}
     for part, whole in _PAIRS:
-        if part == _CACHE_PARTS[1]:
-            counts[part] = min(counts[part], counts[whole] - counts[_CACHE_PARTS[0]])
-        else:
-            counts[part] = min(counts[part], counts[whole])
+        counts[part] = min(counts[part], counts[whole])
+    for whole, terms in _FITS:
+        excess = sum(sign * counts[kind] for kind, sign in terms) - counts[whole]
+        for part in reversed(_CHILDREN[whole]):
+            if excess <= 0:
+                break
+            take = min(excess, sum(sign * counts[kind] for kind, sign in _OWN[part].items()))
+            counts[part] -= take
+            excess -= take
     return Usage(**counts)
 
 

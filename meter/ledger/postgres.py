@@ -19,7 +19,7 @@ from typing import Any
 from meter.extras import require
 from meter.ledger.dialect import POSTGRES, attribute_indexes
 from meter.ledger.errors import LedgerError
-from meter.ledger.schema import CALL_COLUMNS, COST_COLUMNS, SCHEMA_VERSION, TOKEN_COLUMNS
+from meter.ledger.schema import CALL_COLUMNS, COST_COLUMNS, SCHEMA_VERSION, TOKEN_COLUMNS, new_usage_columns
 
 DDL = f"""
 CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL);
@@ -107,6 +107,11 @@ class PostgresLedger:
             elif not str(row[0]).isdigit() or int(row[0]) > SCHEMA_VERSION:
                 raise LedgerError(self.name, f"has schema version {row[0]}, newer than this meter's "
                                              f"{SCHEMA_VERSION}: upgrade meter to use it")
+            have = {row[0] for row in self._db.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = 'calls'")}
+            for column in new_usage_columns("calls", [c for c in CALL_COLUMNS if c not in have]):
+                self._db.execute(f"ALTER TABLE calls ADD COLUMN IF NOT EXISTS {column} bigint")
             for ddl in attribute_indexes(POSTGRES, index_keys):
                 self._db.execute(ddl)
 

@@ -67,3 +67,10 @@ CREATE TABLE IF NOT EXISTS costs (
 );
 """
 """Schema version 1 (SQLite)."""
+
+
+def new_usage_columns(table: str, missing: list[str]) -> list[str]:
+    """The columns of usage kinds added to the catalogue since the ledger was made: a ledger gains them when
+    it is opened for writing (or by ``meter ledger migrate``), NULL in the rows written before, with no
+    schema version of their own. Any other missing column means the ledger is not this meter's."""
+    return [column for column in missing if table == "calls" and column in TOKEN_COLUMNS]

@@ -12,10 +12,38 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
-#: Price kinds, in display order. Token buckets of a call are mutually exclusive
+
+@dataclass(frozen=True, slots=True)
+class PriceKind:
+    """A column of the price tables, and which tokens of a call it bills.
+
+    ``counted_by`` is the usage attribute that counts its tokens together with those of the price
+    kinds ``within`` it (cached input tokens are counted in the input tokens, and billed at their own
+    rate): a call's bucket for this kind is that count less the buckets of the kinds within, so every
+    token is billed exactly once (``meter.pricing.usage.token_buckets``). meter's catalogue of usage
+    kinds names these columns (``price_kind``), and a test checks the two agree; pricing keeps this
+    table itself because it imports nothing of meter.
+    """
+
+    name: str
+    counted_by: str
+    within: tuple[str, ...] = ()
+
+
+PRICE_KINDS: tuple[PriceKind, ...] = (
+    PriceKind("input", "input_tokens", ("cached_input", "cache_write", "audio_input")),
+    PriceKind("cached_input", "cached_input_tokens", ("cached_audio_input",)),
+    PriceKind("cache_write", "cache_write_input_tokens"),
+    PriceKind("output", "output_tokens", ("audio_output",)),
+    PriceKind("audio_input", "audio_input_tokens", ("cached_audio_input",)),
+    PriceKind("cached_audio_input", "cached_audio_input_tokens"),
+    PriceKind("audio_output", "audio_output_tokens"),
+)
+"""Every price kind, in display order."""
+
+#: Price kinds (table columns), in display order. Token buckets of a call are mutually exclusive
 #: (see ``meter.pricing.usage.token_buckets``), one bucket per kind.
-KINDS: tuple[str, ...] = ("input", "cached_input", "cache_write", "output", "audio_input", "cached_audio_input",
-                          "audio_output")
+KINDS: tuple[str, ...] = tuple(kind.name for kind in PRICE_KINDS)
 
 #: USD per this many tokens: every price in a table is per 1M tokens.
 TOKENS_PER_PRICE_UNIT = Decimal(1_000_000)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from meter.core.record import Usage
@@ -114,9 +116,15 @@ def test_usage_whose_subsets_fit_is_the_same_object() -> None:
         "completion_tokens_details": {"reasoning_tokens": 192, "audio_tokens": 3},
     })
     assert fine is not None and cap_subsets(fine) is fine
+    # Every subset at its limit, and the parts the input is billed in (cached 4, of which audio 4; cache
+    # write 6) filling it exactly: nothing exceeds.
     edge = Usage(input_tokens=10, cached_input_tokens=4, cache_write_input_tokens=6, output_tokens=5,
-                 reasoning_output_tokens=5, audio_input_tokens=10, audio_output_tokens=5, cached_audio_input_tokens=4)
-    assert cap_subsets(edge) is edge  # every subset at its limit: nothing exceeds
+                 reasoning_output_tokens=5, audio_input_tokens=4, audio_output_tokens=5, cached_audio_input_tokens=4)
+    assert cap_subsets(edge) is edge
+    # Audio 10 beside cache write 6 would bill 6 input tokens twice (text input cannot go below 0): the
+    # parts declared last give way first.
+    over = dataclasses.replace(edge, audio_input_tokens=10)
+    assert cap_subsets(over) == edge
     assert cap_subsets(Usage()) == Usage()
 
 
@@ -161,7 +169,8 @@ def test_the_capped_usage_is_what_is_priced() -> None:
     before = book.cost_of(reported, model="gpt-4o-mini").total
     after = book.cost_of(cap_subsets(reported), model="gpt-4o-mini").total
     assert before is not None and after is not None
-    assert before > 70 and after == book.cost_of(Usage(input_tokens=10, cached_input_tokens=10, output_tokens=2,
-                                                       total_tokens=12), model="gpt-4o-mini").total
+    # Capped where meter prices a call, and by the price book on its own too (before: $75.0000012).
+    assert before == after == book.cost_of(Usage(input_tokens=10, cached_input_tokens=10, output_tokens=2,
+                                                 total_tokens=12), model="gpt-4o-mini").total
     uncached = book.cost_of(Usage(input_tokens=10, output_tokens=2, total_tokens=12), model="gpt-4o-mini").total
     assert uncached is not None and after < uncached

@@ -81,8 +81,10 @@ def test_audio_tokens_are_their_own_buckets(book: PriceBook) -> None:
 
 def test_text_input_is_clamped_at_zero(book: PriceBook) -> None:
     cost = book.cost_of(FakeUsage(input_tokens=10, cached_input_tokens=20), model="gpt-5", at=utc(2026, 1, 1))
-    assert cost.tokens == {"cached_input": 20}
-    assert cost.total == Decimal("0.0000025")  # 20 x 0.125
+    # No text input left, and never more cached tokens billed than the input holds (issue 20: a subset above
+    # its total was billed as reported, 20 x 0.125)
+    assert cost.tokens == {"cached_input": 10}
+    assert cost.total == Decimal("0.00000125")  # 10 x 0.125
 
 
 def test_no_floats_anywhere(book: PriceBook) -> None:
