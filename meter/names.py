@@ -10,6 +10,8 @@ the dashboards and alert rules are generated from the functions below.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from meter.core import record
 
 SCHEMA_URL = "https://opentelemetry.io/schemas/gen-ai/1.42.0"
@@ -188,3 +190,24 @@ def metering_faults_total(ns: str) -> str:
 
 def label_overflow_total(ns: str) -> str:
     return f"{ns}_label_overflow_total"
+
+
+HELP: dict[Callable[[str], str], str] = {
+    requests_total: "Metered LLM calls (HTTP attempts), by outcome",
+    cost_usd_total: "Cost of metered calls in US dollars, at the price table",
+    unpriced_requests_total: "Calls with usage that could not be priced (unknown model or price)",
+    estimated_requests_total: "Calls whose usage was estimated because the service reported none",
+    estimated_input_tokens_total: "Estimated input tokens of calls whose usage the service did not report "
+                                  "(never in the input token counter)",
+    estimated_output_tokens_total: "Estimated output tokens (never in the output token counter)",
+    estimated_cost_usd_total: "Cost in US dollars of estimated usage (never in the cost counter)",
+    request_duration_seconds: "Duration of metered calls, to the last byte",
+    time_to_first_token_seconds: "Time to the first output token of streams",
+    ratelimit_remaining_tokens: "Azure x-ratelimit-remaining-tokens",
+    ratelimit_remaining_requests: "Azure x-ratelimit-remaining-requests",
+    ratelimit_limit_tokens: "Azure x-ratelimit-limit-tokens",
+    ratelimit_limit_requests: "Azure x-ratelimit-limit-requests",
+    metering_faults_total: "Faults inside metering (the calls were unaffected)",
+    label_overflow_total: "Label values folded into 'other' by the cardinality guard",
+}
+"""The help text of each metric family but the usage counters (theirs is the catalogue's), for both stores."""

@@ -23,6 +23,7 @@ from meter.core.record import USAGE_KINDS, CallRecord
 from meter.core.request import RequestInfo
 from meter.core.route import Route
 from meter.sinks import content
+from meter.sinks.increments import increments
 
 _API_TYPE = {"chat": "chat_completions", "responses": "responses"}
 
@@ -232,23 +233,21 @@ class OTelSink:
         self._duration.record(record.duration_s, duration_attrs)
         if record.stream and record.time_to_first_token_s is not None:
             self._ttfc.record(record.time_to_first_token_s, attrs)
-        usage = record.usage
-        cost = record.cost
-        priced = cost is not None and cost.total is not None
-        # The rule shared with the Prometheus sink (``prometheus_rules.increments``): the semconv metrics hold
-        # only usage the service reported (semconv: no offline counting); estimates have their own
-        # counters, and a provisional estimate (its real usage may still come) none.
-        if usage is not None and record.usage_source == "estimated":
-            if not record.provisional:
-                self._estimated_tokens.add(usage.input_tokens, sets.input)
-                self._estimated_tokens.add(usage.output_tokens, sets.output)
-                if priced:
-                    self._estimated_cost.add(float(cost.total), sets.with_basis(cost.basis))
-        elif usage is not None:
+        # The rule every metric sink follows (``meter.sinks.increments``): the semconv metrics hold only usage
+        # the service reported (semconv: no offline counting); estimates have their own counters, and a
+        # provisional estimate (its real usage may still come) none.
+        inc = increments(record)
+        usage, cost = record.usage, record.cost
+        if inc.estimated_tokens is not None:
+            self._estimated_tokens.add(inc.estimated_tokens[0], sets.input)
+            self._estimated_tokens.add(inc.estimated_tokens[1], sets.output)
+        if inc.estimated_cost is not None and cost is not None:
+            self._estimated_cost.add(inc.estimated_cost, sets.with_basis(cost.basis))
+        if inc.tokens is not None and usage is not None:
             self._tokens.record(usage.input_tokens, sets.input)
             self._tokens.record(usage.output_tokens, sets.output)
-            if priced:
-                self._cost.add(float(cost.total), sets.with_basis(cost.basis))
+        if inc.cost is not None and cost is not None:
+            self._cost.add(inc.cost, sets.with_basis(cost.basis))
 
 
 class _AttributeSet:

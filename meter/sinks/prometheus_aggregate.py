@@ -178,7 +178,7 @@ class AggregateStore:
             ratelimits = [(k, list(v)) for k, v in self._ratelimits.items()]
             faults = [(k, _snap(c)) for k, c in self._faults.items()]
             overflow = dict(self.guard.overflow)
-        family = _counter(names.requests_total(ns), "Metered LLM calls (HTTP attempts), by outcome",
+        family = _counter(names.requests_total(ns), names.HELP[names.requests_total],
                           (*names.REQUEST_LABELS, *self.extra_labels))
         for (base, error_type, extra), snap in requests:
             _sample(family, (*base, error_type, *extra), snap)
@@ -190,13 +190,12 @@ class AggregateStore:
                 _sample(family, (*base, *extra), tokens[i])
             yield family
         others = (
-            (names.cost_usd_total(ns), "Cost of metered calls in US dollars, at the price table"),
-            (names.unpriced_requests_total(ns), "Calls with usage that could not be priced (unknown model or price)"),
-            (names.estimated_requests_total(ns), "Calls whose usage was estimated because the service reported none"),
-            (names.estimated_input_tokens_total(ns), "Estimated input tokens of calls whose usage the service did not "
-             "report (never in the input token counter)"),
-            (names.estimated_output_tokens_total(ns), "Estimated output tokens (never in the output token counter)"),
-            (names.estimated_cost_usd_total(ns), "Cost in US dollars of estimated usage (never in the cost counter)"),
+            (names.cost_usd_total(ns), names.HELP[names.cost_usd_total]),
+            (names.unpriced_requests_total(ns), names.HELP[names.unpriced_requests_total]),
+            (names.estimated_requests_total(ns), names.HELP[names.estimated_requests_total]),
+            (names.estimated_input_tokens_total(ns), names.HELP[names.estimated_input_tokens_total]),
+            (names.estimated_output_tokens_total(ns), names.HELP[names.estimated_output_tokens_total]),
+            (names.estimated_cost_usd_total(ns), names.HELP[names.estimated_cost_usd_total]),
         )
         for i, (name, doc) in enumerate(others):
             family = _counter(name, doc, base_names)
@@ -204,16 +203,16 @@ class AggregateStore:
                 _sample(family, (*base, *extra), rest[i])
             yield family
         bounds = self._bounds
-        yield _histogram(names.request_duration_seconds(ns), "Duration of metered calls, to the last byte",
+        yield _histogram(names.request_duration_seconds(ns), names.HELP[names.request_duration_seconds],
                          (*names.BASE_LABELS, "stream", *self.extra_labels), bounds,
                          [((*base, stream, *extra), h) for (base, stream, extra), h in duration])
-        yield _histogram(names.time_to_first_token_seconds(ns), "Time to the first output token of streams",
+        yield _histogram(names.time_to_first_token_seconds(ns), names.HELP[names.time_to_first_token_seconds],
                          base_names, bounds, [((*base, *extra), h) for (base, extra), h in ttft])
         gauges = (
-            (names.ratelimit_remaining_tokens(ns), "Azure x-ratelimit-remaining-tokens"),
-            (names.ratelimit_remaining_requests(ns), "Azure x-ratelimit-remaining-requests"),
-            (names.ratelimit_limit_tokens(ns), "Azure x-ratelimit-limit-tokens"),
-            (names.ratelimit_limit_requests(ns), "Azure x-ratelimit-limit-requests"),
+            (names.ratelimit_remaining_tokens(ns), names.HELP[names.ratelimit_remaining_tokens]),
+            (names.ratelimit_remaining_requests(ns), names.HELP[names.ratelimit_remaining_requests]),
+            (names.ratelimit_limit_tokens(ns), names.HELP[names.ratelimit_limit_tokens]),
+            (names.ratelimit_limit_requests(ns), names.HELP[names.ratelimit_limit_requests]),
         )
         for i, (name, doc) in enumerate(gauges):
             gauge = GaugeMetricFamily(name, doc, labels=names.RATELIMIT_LABELS)
@@ -222,13 +221,13 @@ class AggregateStore:
                 if value is not None:
                     gauge.add_metric(list(key), value)
             yield gauge
-        family = _counter(names.metering_faults_total(ns), "Faults inside metering (the calls were unaffected)",
+        family = _counter(names.metering_faults_total(ns), names.HELP[names.metering_faults_total],
                           ("kind",))
         for kind, snap in faults:
             _sample(family, (kind,), snap)
         yield family
         family = _counter(names.label_overflow_total(ns),
-                          "Label values folded into 'other' by the cardinality guard", ("label",))
+                          names.HELP[names.label_overflow_total], ("label",))
         for label, count in overflow.items():
             family.add_metric([label], float(count))
         yield family

@@ -32,40 +32,33 @@ class MultiprocessStore:
         def counter(name: str, doc: str, labels: tuple[str, ...] = base) -> Counter:
             return Counter(name, doc, labels, registry=None)
 
-        self.requests = counter(names.requests_total(ns), "Metered LLM calls (HTTP attempts), by outcome",
+        self.requests = counter(names.requests_total(ns), names.HELP[names.requests_total],
                                 (*names.REQUEST_LABELS, *extra_labels))
         self.tokens = tuple(counter(names.usage_total(ns, kind.name), kind.help) for kind in PROMETHEUS_KINDS)
-        self.cost = counter(names.cost_usd_total(ns), "Cost of metered calls in US dollars, at the price table")
+        self.cost = counter(names.cost_usd_total(ns), names.HELP[names.cost_usd_total])
         self.unpriced = counter(names.unpriced_requests_total(ns),
-                                "Calls with usage that could not be priced (unknown model or price)")
+                                names.HELP[names.unpriced_requests_total])
         self.estimated = counter(names.estimated_requests_total(ns),
-                                 "Calls whose usage was estimated because the service reported none")
+                                 names.HELP[names.estimated_requests_total])
         self.estimated_input_tokens = counter(names.estimated_input_tokens_total(ns),
-                                              "Estimated input tokens of calls whose usage the service did not "
-                                              "report (never in the input token counter)")
+                                              names.HELP[names.estimated_input_tokens_total])
         self.estimated_output_tokens = counter(names.estimated_output_tokens_total(ns),
-                                               "Estimated output tokens (never in the output token counter)")
+                                               names.HELP[names.estimated_output_tokens_total])
         self.estimated_cost = counter(names.estimated_cost_usd_total(ns),
-                                      "Cost in US dollars of estimated usage (never in the cost counter)")
-        self.duration = Histogram(names.request_duration_seconds(ns), "Duration of metered calls, to the last byte",
+                                      names.HELP[names.estimated_cost_usd_total])
+        self.duration = Histogram(names.request_duration_seconds(ns), names.HELP[names.request_duration_seconds],
                                   (*names.BASE_LABELS, "stream", *extra_labels), buckets=buckets, registry=None)
-        self.ttft = Histogram(names.time_to_first_token_seconds(ns), "Time to the first output token of streams",
+        self.ttft = Histogram(names.time_to_first_token_seconds(ns), names.HELP[names.time_to_first_token_seconds],
                               base, buckets=buckets, registry=None)
         rl = names.RATELIMIT_LABELS
-        self.ratelimits = (
-            Gauge(names.ratelimit_remaining_tokens(ns), "Azure x-ratelimit-remaining-tokens", rl, registry=None,
-                  multiprocess_mode=live),
-            Gauge(names.ratelimit_remaining_requests(ns), "Azure x-ratelimit-remaining-requests", rl, registry=None,
-                  multiprocess_mode=live),
-            Gauge(names.ratelimit_limit_tokens(ns), "Azure x-ratelimit-limit-tokens", rl, registry=None,
-                  multiprocess_mode=live),
-            Gauge(names.ratelimit_limit_requests(ns), "Azure x-ratelimit-limit-requests", rl, registry=None,
-                  multiprocess_mode=live),
-        )
-        self.faults = Counter(names.metering_faults_total(ns), "Faults inside metering (the calls were unaffected)",
+        self.ratelimits = tuple(
+            Gauge(family(ns), names.HELP[family], rl, registry=None, multiprocess_mode=live)
+            for family in (names.ratelimit_remaining_tokens, names.ratelimit_remaining_requests,
+                           names.ratelimit_limit_tokens, names.ratelimit_limit_requests))
+        self.faults = Counter(names.metering_faults_total(ns), names.HELP[names.metering_faults_total],
                               ("kind",), registry=None)
         overflow = Counter(names.label_overflow_total(ns),
-                           "Label values folded into 'other' by the cardinality guard", ("label",), registry=None)
+                           names.HELP[names.label_overflow_total], ("label",), registry=None)
         self.guard = LabelGuard(max_label_values, lambda label: overflow.labels(label).inc())
         if registry is not None:
             _register_all(registry, [self.requests, *self.tokens, self.cost, self.unpriced, self.estimated,

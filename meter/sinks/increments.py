@@ -1,0 +1,48 @@
+"""What one record adds to the metrics: the rule every metric sink follows (Prometheus and OpenTelemetry).
+
+The token and cost counters hold only usage the service reported; estimates go to their own
+counters, and a provisional estimate (its real usage may still come) to none, so no total ever
+holds an id twice. Written once here, below the sinks that use it.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import NamedTuple
+
+from meter import names
+from meter.core.record import CallRecord
+
+PROMETHEUS_KINDS = names.PROMETHEUS_USAGE_KINDS
+_prometheus_counts = operator.attrgetter(*(kind.name for kind in PROMETHEUS_KINDS))
+
+
+class Increments(NamedTuple):
+    """What one record adds to the metrics: the rule both stores (and the OTel sink) follow.
+
+    The token and cost counters hold only usage the service reported; estimates go
+    to their own counters, and a provisional estimate (its real usage may still come)
+    to none, so no total ever holds an id twice.
+    """
+
+    tokens: tuple[int, ...] | None
+    """One count per kind of ``PROMETHEUS_KINDS``, in its order."""
+    cost: float | None
+    estimated: bool
+    estimated_tokens: tuple[int, int] | None
+    estimated_cost: float | None
+    unpriced: bool
+
+
+def increments(record: CallRecord) -> Increments:
+    usage = record.usage
+    cost = record.cost
+    total = None if cost is None or cost.total is None else float(cost.total)  # float64 in Prometheus
+    if usage is not None and record.usage_source == "estimated":
+        counted = not record.provisional
+        return Increments(None, None, True, (usage.input_tokens, usage.output_tokens) if counted else None,
+                          total if counted else None, cost is not None and cost.total is None)
+    tokens = None
+    if usage is not None:
+        tokens = _prometheus_counts(usage)
+    return Increments(tokens, total, False, None, None, cost is not None and cost.total is None)
