@@ -13,32 +13,19 @@ from meter.pricing.model import PRICE_KINDS
 
 
 class UsageLike(Protocol):
-    """Token counts of one call.
+    """Token counts of one call: the two every call has, and any of the attributes ``PRICE_KINDS`` counts by.
 
     Subsets, not addends: ``cached_input_tokens``, ``cache_write_input_tokens`` and
     ``audio_input_tokens`` are parts of ``input_tokens``; ``reasoning_output_tokens``
     and ``audio_output_tokens`` are parts of ``output_tokens``; ``cached_audio_input_tokens``
-    is a part of both the cached and the audio input.
+    is a part of both the cached and the audio input. The other counts are read by name
+    (``PriceKind.counted_by``; absent is 0), so this protocol does not list them again.
     """
 
     @property
     def input_tokens(self) -> int: ...
     @property
-    def cached_input_tokens(self) -> int: ...
-    @property
-    def cache_write_input_tokens(self) -> int: ...
-    @property
     def output_tokens(self) -> int: ...
-    @property
-    def reasoning_output_tokens(self) -> int: ...
-    @property
-    def audio_input_tokens(self) -> int: ...
-    @property
-    def audio_output_tokens(self) -> int: ...
-    @property
-    def total_tokens(self) -> int: ...
-    @property
-    def cached_audio_input_tokens(self) -> int: ...
 
 
 def _descendants(name: str, within: dict[str, tuple[str, ...]]) -> frozenset[str]:

@@ -114,3 +114,11 @@ def _run_sql(ledger: str) -> Any:
             with sqlite3.connect(ledger) as db:
                 db.execute(sql)
     return run
+
+
+def test_the_readme_documents_every_usage_kind_as_the_catalogue_declares_it() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    for kind in USAGE_KINDS:
+        assert f"| `{kind.name}` | {kind.help} |" in readme, kind.name
