@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from meter import attribution, names
 from meter.core import route as route_mod
@@ -40,6 +40,7 @@ from meter.core.request import (
     stream_hint,
     with_include_usage,
 )
+from meter.core.sink import Sink
 from meter.core.start import CallStart
 from meter.costing import Costing, DeploymentSpec, load_deployments
 from meter.dedupe import ResponseDedupe
@@ -59,20 +60,6 @@ _book_lock = threading.Lock()
 """Guards the built-in price book. A lock of its own: building the default meter loads the book."""
 
 RecordCallback = Callable[[CallRecord], None]
-
-
-class Sink(Protocol):
-    """A subscriber that also acts when a call starts.
-
-    ``start`` returns the sink's own state for the call (or ``None``); ``finish``
-    gets the final record and that state back. A sink never sees the call itself.
-    """
-
-    def start(self, start: CallStart) -> Any: ...
-
-    def finish(self, record: CallRecord, state: Any) -> None: ...
-
-    def fault(self, kind: FaultKind) -> None: ...
 
 
 class Meter:
@@ -130,7 +117,7 @@ class Meter:
         hosts: Iterable[str] = (),
         capture_content: bool | None = None,
         dedupe_size: int = 10_000,
-        sinks: Iterable[Sink] = (),
+        sinks: Iterable[Sink[Any]] = (),
         price_book: PriceBook | Literal[False] | None = None,
         price_tables: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] = (),
         deployments: Mapping[str, DeploymentSpec] | str | os.PathLike[str] | None = None,
@@ -154,18 +141,20 @@ class Meter:
         else:
             callbacks = list(on_record)
         self._callbacks = callbacks
-        self._sinks: list[Sink] = []
+        self._sinks: list[Sink[Any]] = []
         self.inject_stream_usage = inject_stream_usage
         self.capture_content = content.capture_from_env() if capture_content is None else capture_content
         keys = tuple(label_keys)
         self._tracer: OTelSink | None = None
-        """The OTel sink: it opens each call's span before the call's start is made (the start carries its ids)."""
+        """Opens each call's span one step before the call's start is built (the start carries the span and
+        its ids); the same object is then an ordinary sink, first in ``_sinks``, that ends it."""
         self._current_trace: Callable[[], tuple[str | None, str | None]] | None = None
         """Without meter's own span: read the caller's current span, for Prometheus exemplars."""
         if otel:
             from meter.sinks.otel import OTelSink
 
             self._tracer = OTelSink(tracer_provider, meter_provider, self.capture_content, content_max_chars, keys)
+            self._sinks.append(self._tracer)
         if prometheus:
             from prometheus_client import REGISTRY
 
@@ -226,7 +215,7 @@ class Meter:
         """Add a record subscriber after construction."""
         self._callbacks.append(callback)
 
-    def add_sink(self, sink: Sink) -> None:
+    def add_sink(self, sink: Sink[Any]) -> None:
         """Add a sink that is told when calls start and finish."""
         self._sinks.append(sink)
 
@@ -274,11 +263,11 @@ class Meter:
                 repaired += ("request_body",) if changed else ()
             if repaired:
                 self.record_fault("value_repaired", storable.ValueRepaired(repaired))
-            span_state = None
+            span: object = None
             trace_id = span_id = None
             if self._tracer is not None:
                 try:
-                    span_state, trace_id, span_id = self._tracer.open(route, info, started_ns, request_body)
+                    span, trace_id, span_id = self._tracer.open(route, info, started_ns, request_body)
                 except Exception as exc:
                     self.record_fault("sink_start", exc)
             if trace_id is None and self._current_trace is not None:
@@ -286,7 +275,7 @@ class Meter:
             start = CallStart(
                 route, info, attributes, attempt, _correlation_id(method, path, raw),
                 started_ns, trace_id, span_id, capture, request_body,
-                estimate_input_tokens(parsed) if info.stream else 0, bool(repaired),
+                estimate_input_tokens(parsed) if info.stream else 0, bool(repaired), span,
             )
         except Exception as exc:
             self.record_fault("begin", exc)
@@ -298,9 +287,9 @@ class Meter:
             except Exception as exc:
                 states.append(None)
                 self.record_fault("sink_start", exc)
-        return Call(start, _Pending(self, span_state, states)), new_body
+        return Call(start, _Pending(self, states)), new_body
 
-    def finish(self, start: CallStart, end: CallEnd, span_state: Any, states: list[Any]) -> None:
+    def finish(self, start: CallStart, end: CallEnd, states: list[Any]) -> None:
         """Turn a call's end into its one final record (dedupe, pricing) and hand it out."""
         at = started_at(start)
         end = self._storable_end(start, end)
@@ -324,11 +313,6 @@ class Meter:
         except Exception as exc:
             self.record_fault("record", exc)
             return
-        if self._tracer is not None:
-            try:
-                self._tracer.finish(record, span_state)
-            except Exception as exc:
-                self.record_fault("sink", exc)
         for sink, state in zip(self._sinks, states, strict=False):
             try:
                 sink.finish(record, state)
@@ -384,15 +368,14 @@ class _LedgerFault(Exception):
 class _Pending:
     """The ``CallOutput`` of one call: where its end goes, with the sinks' states for it."""
 
-    __slots__ = ("_meter", "_span_state", "_states")
+    __slots__ = ("_meter", "_states")
 
-    def __init__(self, meter: Meter, span_state: Any, states: list[Any]) -> None:
+    def __init__(self, meter: Meter, states: list[Any]) -> None:
         self._meter = meter
-        self._span_state = span_state
         self._states = states
 
     def finished(self, start: CallStart, end: CallEnd) -> None:
-        self._meter.finish(start, end, self._span_state, self._states)
+        self._meter.finish(start, end, self._states)
 
     def fault(self, kind: FaultKind, exc: BaseException) -> None:
         self._meter.record_fault(kind, exc)

@@ -3,7 +3,7 @@
 The hub builds one per metered request (route, request facts, attribution,
 start time, the trace it belongs to) and hands it to the state machine and to
 every sink. Nothing changes it afterwards: a sink that needs per-call state
-keeps its own (see ``meter.hub.Sink``). A ``NamedTuple``: immutable, and cheap
+keeps its own (see ``meter.core.sink.Sink``). A ``NamedTuple``: immutable, and cheap
 to build on the hot path.
 """
 
@@ -41,3 +41,6 @@ class CallStart(NamedTuple):
     repaired: bool = False
     """Some of the request's values were made storable (``meter.core.storable``): the call's one
     ``value_repaired`` fault is counted already, so a repair of its response adds none."""
+    span: object = None
+    """meter's own span for the call, opened one step before the start is built (so ``trace_id`` and
+    ``span_id`` are its ids); the OpenTelemetry sink takes it as its state. ``None`` without one."""

@@ -22,6 +22,7 @@ from meter._version import __version__
 from meter.core.record import USAGE_KINDS, CallRecord
 from meter.core.request import RequestInfo
 from meter.core.route import Route
+from meter.core.start import CallStart
 from meter.sinks import content
 from meter.sinks.increments import increments
 
@@ -167,6 +168,10 @@ class OTelSink:
             return SpanState(span, started_ns, request_body), None, None
         return (SpanState(span, started_ns, request_body), format(context.trace_id, "032x"),
                 format(context.span_id, "016x"))
+
+    def start(self, start: CallStart) -> SpanState | None:
+        """The span opened for this call (``open``, one step before the start was built) is this sink's state."""
+        return start.span if isinstance(start.span, SpanState) else None
 
     def finish(self, record: CallRecord, state: SpanState | None) -> None:
         if state is not None:
