@@ -19,18 +19,10 @@ from meter.commands.pricing_retail import cmd_check, cmd_import_azure_retail
 from meter.pricing.book import PriceBook
 from meter.pricing.deployment_types import DEPLOYMENT_TYPES, canonical_deployment_type
 from meter.pricing.errors import PricingFileError
-from meter.pricing.model import KINDS, PriceRow
+from meter.pricing.model import KINDS, PRICE_KINDS, PriceRow
 from meter.textout import money, say, text_table
 
-_KIND_HEADERS = {
-    "input": "input",
-    "cached_input": "cached",
-    "cache_write": "cache write",
-    "output": "output",
-    "audio_input": "audio in",
-    "cached_audio_input": "cached audio",
-    "audio_output": "audio out",
-}
+_KIND_HEADERS = {kind.name: kind.header for kind in PRICE_KINDS}
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

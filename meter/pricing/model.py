@@ -26,18 +26,20 @@ class PriceKind:
     """
 
     name: str
+    header: str
+    """How listings (``meter pricing list``) head its column."""
     counted_by: str
     within: tuple[str, ...] = ()
 
 
 PRICE_KINDS: tuple[PriceKind, ...] = (
-    PriceKind("input", "input_tokens", ("cached_input", "cache_write", "audio_input")),
-    PriceKind("cached_input", "cached_input_tokens", ("cached_audio_input",)),
-    PriceKind("cache_write", "cache_write_input_tokens"),
-    PriceKind("output", "output_tokens", ("audio_output",)),
-    PriceKind("audio_input", "audio_input_tokens", ("cached_audio_input",)),
-    PriceKind("cached_audio_input", "cached_audio_input_tokens"),
-    PriceKind("audio_output", "audio_output_tokens"),
+    PriceKind("input", "input", "input_tokens", ("cached_input", "cache_write", "audio_input")),
+    PriceKind("cached_input", "cached", "cached_input_tokens", ("cached_audio_input",)),
+    PriceKind("cache_write", "cache write", "cache_write_input_tokens"),
+    PriceKind("output", "output", "output_tokens", ("audio_output",)),
+    PriceKind("audio_input", "audio in", "audio_input_tokens", ("cached_audio_input",)),
+    PriceKind("cached_audio_input", "cached audio", "cached_audio_input_tokens"),
+    PriceKind("audio_output", "audio out", "audio_output_tokens"),
 )
 """Every price kind, in display order."""
 

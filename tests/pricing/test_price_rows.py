@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
-from pricing_helpers import FakeUsage
 
 from meter.pricing import PriceBook
-from meter.pricing.model import PriceRow
+from meter.pricing.model import PRICE_KINDS, PriceRow
 
 _ROWS = PriceBook.load().rows()
 
@@ -18,25 +18,21 @@ def _tokens(row: PriceRow) -> int:
     return 1_000_000 if row.above_input_tokens else 200_000
 
 
-def _usage_for(row: PriceRow) -> FakeUsage:
-    """Tokens in the row's bucket: 1M over a long-context tier, 200k (under every tier) otherwise."""
+def _usage_for(row: PriceRow) -> SimpleNamespace:
+    """Tokens in the row's bucket: 1M over a long-context tier, 200k (under every tier) otherwise. The count
+    the row's kind is counted by, and every count it lies within, hold them (``PRICE_KINDS``); a row of the
+    output side gets input enough to reach its long-context tier."""
     big = _tokens(row)
-    long_input = row.above_input_tokens + 1 if row.above_input_tokens else 0
-    if row.kind == "input":
-        return FakeUsage(input_tokens=big)
-    if row.kind == "cached_input":
-        return FakeUsage(input_tokens=big, cached_input_tokens=big)
-    if row.kind == "cache_write":
-        return FakeUsage(input_tokens=big, cache_write_input_tokens=big)
-    if row.kind == "output":
-        return FakeUsage(input_tokens=long_input, output_tokens=big)
-    if row.kind == "audio_input":
-        return FakeUsage(input_tokens=big, audio_input_tokens=big)
-    if row.kind == "cached_audio_input":
-        return FakeUsage(input_tokens=big, cached_input_tokens=big, audio_input_tokens=big,
-                         cached_audio_input_tokens=big)
-    assert row.kind == "audio_output"
-    return FakeUsage(input_tokens=long_input, output_tokens=big, audio_output_tokens=big)
+    kinds = {kind.name: kind for kind in PRICE_KINDS}
+    counts = {kind.counted_by: 0 for kind in PRICE_KINDS}
+    todo = [row.kind]
+    while todo:
+        name = todo.pop()
+        counts[kinds[name].counted_by] = big
+        todo.extend(whole.name for whole in PRICE_KINDS if name in whole.within)
+    if not counts["input_tokens"]:
+        counts["input_tokens"] = row.above_input_tokens + 1 if row.above_input_tokens else 0
+    return SimpleNamespace(total_tokens=0, **counts)
 
 
 def test_the_builtin_table_is_not_tiny() -> None:
