@@ -12,6 +12,7 @@ import pytest
 from pricing_helpers import write_table
 
 from meter.commands import pricing as pricing_cli
+from meter.pricing.model import KINDS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,6 +27,10 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     return code, out, err
 
 
+NO_PRICE_AFTER_OUTPUT = ["-"] * (len(KINDS) - KINDS.index("output") - 1)
+"""A text model's columns after output (audio, and any kind added later) show no price."""
+
+
 def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["pricing", "list", "--at", "2026-11-01"], capsys)
     assert code == 0
@@ -34,10 +39,11 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     header = lines[1].split()
     assert header[:3] == ["model", "deployment", "type"]
     row = next(line for line in lines if line.startswith("gpt-4.1-mini ") and "GlobalStandard" in line)
-    assert row.split() == ["gpt-4.1-mini", "GlobalStandard", "0.4", "0.1", "-", "1.6", "-", "-", "-"]
+    assert row.split() == ["gpt-4.1-mini", "GlobalStandard", "0.4", "0.1", "-", "1.6", *NO_PRICE_AFTER_OUTPUT]
     # Azure prices US Government regions at 1.25x Global (Retail meters, 2026-08-11 snapshot).
     gov = next(line for line in lines if line.startswith("gpt-4.1-mini ") and " us-gov " in line)
-    assert gov.split() == ["gpt-4.1-mini", "DataZoneStandard", "us-gov", "0.55", "0.138", "-", "2.2", "-", "-", "-"]
+    assert gov.split() == ["gpt-4.1-mini", "DataZoneStandard", "us-gov", "0.55", "0.138", "-", "2.2",
+                           *NO_PRICE_AFTER_OUTPUT]
     assert "region group us-gov: usgovarizona, usgovvirginia" in out
     assert "GlobalProvisionedManaged" in out
 
@@ -48,7 +54,7 @@ def test_list_filters(capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert code == 0
     rows = [line.split() for line in out.splitlines()[2:] if line.startswith("o3")]
-    assert ["o3", "GlobalStandard", "10", "2.5", "-", "40", "-", "-", "-"] in rows
+    assert ["o3", "GlobalStandard", "10", "2.5", "-", "40", *NO_PRICE_AFTER_OUTPUT] in rows
     assert all(r[1] == "GlobalStandard" for r in rows)
 
 
