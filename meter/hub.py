@@ -47,12 +47,21 @@ from meter.dedupe import ResponseDedupe
 from meter.pricing import PriceBook
 from meter.sinks import content
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the optional parts' types, for the checker only: Meter(otel=False) imports no OTel
+    from opentelemetry._logs import LoggerProvider
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+    from prometheus_client import CollectorRegistry
+
     from meter.ledger.writer import LedgerWriter
     from meter.sinks.otel import OTelSink
 
 logger = logging.getLogger("meter")
-_DEFAULT_REGISTRY: Any = object()
+class _DefaultRegistry:
+    """The type of ``_DEFAULT_REGISTRY``."""
+
+
+_DEFAULT_REGISTRY = _DefaultRegistry()
 """Marker: "prometheus-client's default registry" (``None`` means "register nowhere")."""
 _default_lock = threading.Lock()
 """Guards the process-wide default meter (``default_meter``)."""
@@ -122,17 +131,17 @@ class Meter:
         price_tables: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] = (),
         deployments: Mapping[str, DeploymentSpec] | str | os.PathLike[str] | None = None,
         otel: bool = True,
-        tracer_provider: Any = None,
-        meter_provider: Any = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
         prometheus: bool = True,
-        registry: Any = _DEFAULT_REGISTRY,
+        registry: CollectorRegistry | _DefaultRegistry | None = _DEFAULT_REGISTRY,
         namespace: str = names.DEFAULT_NAMESPACE,
         label_keys: Iterable[str] = (),
         max_label_values: int = 100,
         content_max_chars: int = 8192,
         ledger: str | os.PathLike[str] | None = None,
         otel_events: bool | None = None,
-        logger_provider: Any = None,
+        logger_provider: LoggerProvider | None = None,
     ) -> None:
         if on_record is None:
             callbacks: list[RecordCallback] = []
@@ -160,7 +169,7 @@ class Meter:
 
             from meter.sinks.prometheus import PrometheusSink, multiprocess_mode
 
-            self._sinks.append(PrometheusSink(REGISTRY if registry is _DEFAULT_REGISTRY else registry,
+            self._sinks.append(PrometheusSink(REGISTRY if isinstance(registry, _DefaultRegistry) else registry,
                                               namespace, keys, max_label_values))
             if not multiprocess_mode():  # exemplars need a trace id; multiprocess mode stores none
                 from meter.sinks.trace_link import current_trace_ids

@@ -8,10 +8,9 @@ final, and nobody changes it after. Pure: no I/O.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from meter.core.call import CallEnd
-from meter.core.record import CallRecord, Usage, UsageSource
+from meter.core.record import CallCost, CallRecord, Usage, UsageSource
 from meter.core.start import CallStart
 
 
@@ -37,7 +36,7 @@ def build_record(
     usage_source: UsageSource | None,
     repeat: bool = False,
     supersedes_estimate: bool = False,
-    cost: Any = None,
+    cost: CallCost | None = None,
     deployment_type: str | None = None,
     region: str | None = None,
 ) -> CallRecord:

@@ -11,9 +11,11 @@ read-only (``record.replace(...)`` makes a changed copy).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from decimal import Decimal
+from typing import Any, Literal, Protocol
 
 from meter.core.usage_kinds import UsageKind, kind, kinds_of
 
@@ -96,6 +98,43 @@ USAGE_KINDS: tuple[UsageKind, ...] = kinds_of(Usage)
 """The catalogue of usage kinds, in ``Usage``'s field order (``meter.core.usage_kinds``)."""
 
 
+class CallCost(Protocol):
+    """What a record's ``cost`` tells (``meter.pricing.Cost`` is one): the core and the sinks read a cost
+    through this, so they depend on no pricing code. Money is ``Decimal``; ``total`` is ``None`` when the
+    call could not be priced (unknown, never 0), and ``reason`` says why."""
+
+    @property
+    def total(self) -> Decimal | None: ...
+    @property
+    def amounts(self) -> Mapping[str, Decimal | None]: ...
+    @property
+    def tokens(self) -> Mapping[str, int]: ...
+    @property
+    def unit_prices(self) -> Mapping[str, Decimal]: ...
+    @property
+    def basis(self) -> str: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def deployment_type(self) -> str | None: ...
+    @property
+    def assumed_deployment_type(self) -> bool: ...
+    @property
+    def region(self) -> str | None: ...
+    @property
+    def table_version(self) -> str: ...
+    @property
+    def row_ids(self) -> tuple[str, ...]: ...
+    @property
+    def estimated(self) -> bool: ...
+    @property
+    def long_context(self) -> bool: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def currency(self) -> str: ...
+
+
 @dataclass(slots=True)
 class AzureHeaders:
     """Response headers of interest; ``None`` where the service did not send one.
@@ -156,7 +195,8 @@ class CallRecord:
     time_to_first_token_s: float | None
     azure: AzureHeaders
     attributes: dict[str, str] = field(default_factory=dict)
-    cost: Any = None
+    cost: CallCost | None = None
+    """What the call cost (``None`` without usage or with pricing off); see ``CallCost``."""
     attempt: int | None = None
     """0 for the first HTTP attempt, n for the n-th retry (the SDK's ``x-stainless-retry-count``)."""
     correlation_id: str | None = None

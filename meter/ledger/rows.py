@@ -9,13 +9,10 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from meter.core.record import CallRecord, Usage
+from meter.core.record import CallCost, CallRecord, Usage
 from meter.ledger.schema import CALL_COLUMNS, COST_COLUMNS, INT32_COLUMNS, TOKEN_COLUMNS
-
-if TYPE_CHECKING:
-    from meter.pricing import Cost
 
 
 def new_id() -> str:
@@ -75,7 +72,7 @@ def cost_row(call_id: str, record: CallRecord, recorded_at: datetime) -> tuple[A
     return None if record.cost is None else cost_values(call_id, record.cost, recorded_at, reported=True)
 
 
-def cost_values(call_id: str, cost: Cost, recorded_at: datetime, reported: bool) -> tuple[Any, ...]:
+def cost_values(call_id: str, cost: CallCost, recorded_at: datetime, reported: bool) -> tuple[Any, ...]:
     """One ``costs`` row (``COST_COLUMNS``), current: the cost recorded with the call (``reported``), or a
     re-pricing of it (``meter reprice``). Both write it here, so a re-priced row reads like a reported one."""
     nano, atto = split_money(cost.total)

@@ -39,20 +39,20 @@ class Tally:
         if record.outcome not in ("ok", "incomplete"):
             self.errors += 1
         usage, cost = record.usage, record.cost
-        priced = cost is not None and cost.total is not None
+        total = cost.total if cost is not None else None
         if usage is not None and record.usage_source == "estimated":
             self.estimated += 1
             if not record.provisional:
                 self.estimated_input_tokens += usage.input_tokens
                 self.estimated_output_tokens += usage.output_tokens
-                if priced:
-                    self.estimated_cost_usd += cost.total
+                if total is not None:
+                    self.estimated_cost_usd += total
         elif usage is not None:
             for name in TOKEN_FIELDS:
                 self.tokens[name] += getattr(usage, name)
-            if priced:
-                self.cost_usd += cost.total
-        if cost is not None and cost.total is None:
+            if total is not None:
+                self.cost_usd += total
+        if cost is not None and total is None:
             self.unpriced += 1
 
     def as_json(self) -> dict[str, Any]:
