@@ -261,12 +261,7 @@ def clean_end(end: CallEnd) -> tuple[CallEnd, tuple[str, ...]]:
         changes["output_text"] = output
         changed.append("output_text")
     azure = end.azure
-    azure_changes: dict[str, Any] = {}
-    for name in _AZURE_TEXTS:
-        value = getattr(azure, name)
-        clean = _clean(value)
-        if clean != value:
-            azure_changes[name] = clean
+    azure_changes = _cleaned_texts(azure, _AZURE_TEXTS)
     for name in _AZURE_INTS:
         number = getattr(azure, name)
         if _int(number, MAX_INT64) != number:
