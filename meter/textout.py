@@ -67,10 +67,21 @@ def text_table(rows: Iterable[list[str]], header: list[str]) -> str:
 
 
 def money(value: Decimal | None) -> str:
-    """An exact amount for people: no trailing zeros of the arithmetic, ``unknown`` for no price."""
+    """An exact amount for people: every significant digit (never rounded, so never a rounded zero:
+    an embeddings call's 0.00000044 stays that), no trailing zeros of the arithmetic, ``unknown`` for
+    no price."""
     if value is None:
         return "unknown"
     return format(value.normalize(), "f") if value else "0"
+
+
+def money_total(value: Decimal, unpriced: int) -> str:
+    """A sum of costs for people that never hides the calls it leaves out: ``12.34`` when every call
+    was priced, ``12.34 + 2 unpriced`` when some could not be, ``unknown (2 unpriced)`` when none
+    could. Unknown is never shown as 0 (CSV and JSON keep the two exact fields apart)."""
+    if not unpriced:
+        return money(value)
+    return f"{money(value)} + {unpriced} unpriced" if value else f"unknown ({unpriced} unpriced)"
 
 
 def utc_day(text: str) -> date:

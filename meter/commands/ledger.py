@@ -15,8 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 from meter.ledger.errors import LedgerError
-from meter.ledger.report import PERIODS, TOKENS, Row, report
-from meter.textout import say, say_error, spreadsheet_cell, text_table, utc_day
+from meter.ledger.report import PERIODS, TOKENS, Row, UnknownKey, report
+from meter.textout import money, money_total, say, say_error, spreadsheet_cell, text_table, utc_day
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -36,8 +36,8 @@ def add_commands(commands: Any) -> None:
     cmd.add_argument("--ledger", required=True, metavar="FILE|URL",
                      help="the ledger: a SQLite file or a postgresql:// URL (Meter(ledger=...))")
     cmd.add_argument("--by", type=_names, default=(), metavar="KEY[,KEY...]",
-                     help="team (or any attribution key), deployment, model, deployment_type, api, outcome, "
-                          "provider, region")
+                     help="deployment, model, deployment_type, api, outcome, provider, region, or an "
+                          "attribution key the ledger's calls carry (team, feature, ...)")
     cmd.add_argument("--where", type=_pair, action="append", default=[], metavar="KEY=VALUE",
                      help="only the calls whose key (as in --by) has that value; repeat to narrow")
     cmd.add_argument("--period", choices=sorted(PERIODS), help="also group by hour, day, week or month (UTC)")
@@ -103,14 +103,18 @@ def run_reprice(args: argparse.Namespace) -> int:
         return 1
     header = ["model", "deployment type", "day", "calls", "before USD", "after USD", "change USD", "newly priced",
               "now unknown"]
-    lines = [[*key, str(c.calls), format(c.before, "f"), format(c.after, "f"), format(c.after - c.before, "f"),
-              str(c.newly_priced), str(c.now_unknown)] for key, c in sorted(result.changes.items())]
+    # A call unknown on one side adds nothing to that side's sum: every cell says how many calls it leaves out.
+    lines = [[*key, str(c.calls), money_total(c.before, c.newly_priced), money_total(c.after, c.now_unknown),
+              money_total(c.difference, c.newly_priced + c.now_unknown), str(c.newly_priced), str(c.now_unknown)]
+             for key, c in sorted(result.changes.items())]
     if lines:
         print(text_table(lines, header))
-    before = sum((c.before for c in result.changes.values()), Decimal(0))
-    after = sum((c.after for c in result.changes.values()), Decimal(0))
+    changes = result.changes.values()
+    before = sum((c.before for c in changes), Decimal(0))
+    after = sum((c.after for c in changes), Decimal(0))
+    newly, gone = sum(c.newly_priced for c in changes), sum(c.now_unknown for c in changes)
     say(f"{result.checked} calls with usage checked against price tables {book.version}: {result.changed} would "
-        f"change (USD {format(before, 'f')} -> {format(after, 'f')})")
+        f"change (USD {money_total(before, newly)} -> {money_total(after, gone)})")
     if args.apply:
         print(f"recorded {result.applied} new costs; the costs reported before are kept (meter report --as-reported)")
     elif result.changed:
@@ -125,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         rows = report(args.ledger, by, args.since, args.until, args.as_reported, dict(args.where))
+    except UnknownKey as exc:  # a usage error, as argparse's own: exit 2
+        say_error(exc)
+        return 2
     except (LedgerError, ValueError) as exc:
         say_error(exc)
         return 1
@@ -154,8 +161,8 @@ def _table(rows: list[Row], by: tuple[str, ...]) -> str:
               "p95 s"]
     lines = [[*row.group, str(row.calls), str(row.errors), str(row.tokens["input_tokens"]),
               str(row.tokens["cached_input_tokens"]), str(row.tokens["output_tokens"]),
-              str(row.tokens["reasoning_output_tokens"]), format(row.cost_usd, "f"),
-              format(row.estimated_cost_usd, "f"), _seconds(row.p50_s), _seconds(row.p95_s)] for row in rows]
+              str(row.tokens["reasoning_output_tokens"]), money_total(row.cost_usd, row.unpriced),
+              money(row.estimated_cost_usd), _seconds(row.p50_s), _seconds(row.p95_s)] for row in rows]
     if not lines:
         return "no calls in the ledger for that range"
     return text_table(lines, header)

@@ -8,6 +8,12 @@ day, week starting Monday, month; UTC). Money is summed as two integers (``total
 counts with its current cost row (``as_reported=True``: the one recorded with the call).
 The same query runs on SQLite and PostgreSQL (``dialect``); ``where`` keeps the calls whose
 key has a value (an indexed lookup for the allow-listed attribution keys).
+
+Attribution keys are whatever callers tagged, so a key is known when a call of the ledger carries
+it or the ledger indexes it (``Meter(label_keys=...)``). A key that is neither (``teams`` for
+``team``) would put every call in one group with an empty value, or match nothing: it is an
+``UnknownKey`` error naming the keys there are. The check costs nothing on the usual path: the
+ledger is only asked for its keys when a key came back empty everywhere.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from meter.core.record import USAGE_KINDS
-from meter.ledger.connect import connect
+from meter.ledger.connect import Connection, connect
 from meter.ledger.dialect import ATTRIBUTE_KEY, PERIOD_NAMES, Dialect, day_range
 from meter.ledger.errors import LedgerError
 from meter.ledger.rows import join_money
@@ -57,13 +63,68 @@ class Row:
                 "unpriced": self.unpriced, "estimated": self.estimated, "p50_s": self.p50_s, "p95_s": self.p95_s}
 
 
+class UnknownKey(ValueError):
+    """A ``--by`` / ``--where`` key that is no column, period or attribution key of the ledger (one line)."""
+
+    def __init__(self, name: str, why: str, keys: tuple[str, ...] | None = None) -> None:
+        self.name = name
+        self.why = why
+        self.keys = keys
+        """The attribution keys the ledger has (``None``: not looked up)."""
+        known = (f"an attribution key of this ledger ({', '.join(keys)})" if keys
+                 else "an attribution key (this ledger has none)" if keys is not None else "an attribution key")
+        super().__init__(f"cannot group or filter by {name!r}: {why}; use {', '.join(COLUMNS)}, "
+                         f"{', '.join(PERIODS)} (--period) or {known}")
+
+
 def value_expression(dialect: Dialect, name: str) -> str:
-    """SQL for a column or an attribution key (NULL when the call has none); ``ValueError`` for neither."""
+    """SQL for a column or an attribution key (NULL when the call has none); ``UnknownKey`` for neither."""
     if name in COLUMNS:
         return COLUMNS[name]
     if ATTRIBUTE_KEY.fullmatch(name) and name not in PERIODS:
         return dialect.attribute(name)
-    raise ValueError(f"cannot group or filter by {name!r}: use {', '.join([*COLUMNS, *PERIODS])} or an attribution key")
+    why = "a period groups, it does not filter" if name in PERIODS else "not a column, and not a key name"
+    raise UnknownKey(name, why)
+
+
+def attribute_keys(db: Connection) -> tuple[str, ...]:
+    """The attribution keys a ledger knows: those any call carries, and those it indexes (``label_keys``)."""
+    if db.dialect.name == "sqlite":
+        carried = "SELECT DISTINCT j.key FROM calls, json_each(calls.attributes) AS j"
+        indexes = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'calls'"
+    else:
+        carried = "SELECT DISTINCT jsonb_object_keys(attributes) FROM calls WHERE jsonb_typeof(attributes) = 'object'"
+        indexes = "SELECT indexname FROM pg_indexes WHERE tablename = 'calls'"
+    keys = {str(row[0]) for row in db.rows(carried)}
+    keys |= {str(row[0])[len(INDEX_PREFIX):] for row in db.rows(indexes) if str(row[0]).startswith(INDEX_PREFIX)}
+    return tuple(sorted(key for key in keys if ATTRIBUTE_KEY.fullmatch(key) and key not in PERIODS))
+
+
+INDEX_PREFIX = "calls_attr_"
+"""The name of an allow-listed key's index, before the key (``dialect.attribute_indexes``)."""
+
+
+def _attribution(name: str) -> bool:
+    return name not in COLUMNS and name not in PERIODS
+
+
+def _check_keys(db: Connection, by: tuple[str, ...], where: dict[str, str], result: list[tuple[Any, ...]]) -> None:
+    """``UnknownKey`` for an attribution key no call carries and the ledger does not index.
+
+    Only asked when a key came back without a value: a ``--by`` key empty in every group, a
+    ``--where`` key when nothing matched. A ledger without calls has no keys to check against."""
+    suspects = [name for i, name in enumerate(by) if _attribution(name) and result
+                and all(row[i] in ("", None) for row in result)]
+    if not result:
+        suspects += [name for name in where if _attribution(name)]
+    if not suspects:
+        return
+    keys = attribute_keys(db)
+    if not keys and not db.rows("SELECT 1 FROM calls LIMIT 1"):
+        return
+    for name in suspects:
+        if name not in keys:
+            raise UnknownKey(name, "no call in this ledger has that attribution key", keys)
 
 
 def group_expression(dialect: Dialect, name: str) -> str:
@@ -117,18 +178,23 @@ def report(ledger: str | Path, by: tuple[str, ...], since: date | None = None, u
     """One row per group, in group order; calls from ``since`` (inclusive) to ``until`` (exclusive), UTC days.
 
     ``where``: only the calls whose column or attribution key has that value (``{"team": "search"}``).
+    A key that is no column, period or attribution key of the ledger is an ``UnknownKey`` (a ``ValueError``).
     """
     db = connect(ledger)
     try:
         dialect = db.dialect
-        groups = [group_expression(dialect, name) for name in by]
-        conditions, params = day_range(dialect, "started_at", since, until)
-        for name, value in (where or {}).items():
-            conditions.append(f"{value_expression(dialect, name)} = {dialect.mark}")
-            params.append(value)
-        sql = _sql(dialect, groups, conditions, "reported" if as_reported else "current")
         try:
+            try:
+                groups = [group_expression(dialect, name) for name in by]
+                conditions, params = day_range(dialect, "started_at", since, until)
+                for name, value in (where or {}).items():
+                    conditions.append(f"{value_expression(dialect, name)} = {dialect.mark}")
+                    params.append(value)
+            except UnknownKey as exc:  # say which keys there are
+                raise UnknownKey(exc.name, exc.why, attribute_keys(db)) from None
+            sql = _sql(dialect, groups, conditions, "reported" if as_reported else "current")
             result = db.rows(sql, params)
+            _check_keys(db, by, where or {}, result)
         except db.errors as exc:
             raise LedgerError(db.name, f"cannot be read ({str(exc).strip().splitlines()[0]})") from None
     finally:

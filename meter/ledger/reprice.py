@@ -35,6 +35,8 @@ class Change:
     """Calls that were unknown and have a price now (their ``before`` adds nothing)."""
     now_unknown: int = 0
     """Calls that had a price and cannot be priced now (their ``after`` adds nothing)."""
+    difference: Decimal = Decimal(0)
+    """``after - before`` of the calls priced both times: a call unknown on one side has no difference."""
 
 
 @dataclass
@@ -97,6 +99,8 @@ def _reprice(db: Connection, book: PriceBook, since: date | None, until: date | 
         change.after += cost.total or 0
         change.newly_priced += before is None
         change.now_unknown += cost.total is None
+        if before is not None and cost.total is not None:
+            change.difference += cost.total - before
         result.table_version = cost.table_version
         if cost.table_version == version:
             continue  # same version, different total: only possible after a table edit without a version

@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 from collections import defaultdict
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -131,17 +132,43 @@ def test_the_command_writes_table_csv_and_json(demo: tuple[Path, dict[str, objec
     assert sum(r["calls"] for r in narrowed) == as_json[-1]["calls"]
 
 
-@pytest.mark.parametrize(("args", "said"), [
-    (["--ledger", "/no/such/ledger.sqlite"], "error: ledger /no/such/ledger.sqlite: does not exist"),
-    (["--by", "x-y"], "error: cannot group or filter by 'x-y'"),
-    (["--where", "x-y=1"], "error: cannot group or filter by 'x-y'"),
-    (["--plot", "out.png"], "error: --plot needs --period"),
+@pytest.mark.parametrize(("args", "said", "code"), [
+    (["--ledger", "/no/such/ledger.sqlite"], "error: ledger /no/such/ledger.sqlite: does not exist", 1),
+    (["--by", "x-y"], "error: cannot group or filter by 'x-y'", 2),  # a usage error, as argparse's: exit 2
+    (["--where", "x-y=1"], "error: cannot group or filter by 'x-y'", 2),
+    (["--by", "teams"], "error: cannot group or filter by 'teams'", 2),  # a typo of team: no call has it
+    (["--where", "teams=search"], "error: cannot group or filter by 'teams'", 2),
+    (["--plot", "out.png"], "error: --plot needs --period", 1),
 ])
-def test_bad_input_gets_one_line(demo: tuple[Path, dict[str, object]], args: list[str], said: str) -> None:
+def test_bad_input_gets_one_line(demo: tuple[Path, dict[str, object]], args: list[str], said: str,
+                                 code: int) -> None:
     ledger, _ = demo
     full = ["report", "--ledger", str(ledger), *args] if args[0] != "--ledger" else ["report", *args]
     done = _meter(*full)
-    assert done.returncode == 1 and done.stderr.startswith(said) and "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == code and done.stderr.startswith(said) and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stdout == "", done.stderr
+
+
+def test_an_unknown_key_is_an_error_that_names_the_keys_there_are(demo: tuple[Path, dict[str, object]]) -> None:
+    """``--by teams`` used to put every call in one group with an empty value; the keys are the columns and
+    the attribution keys the ledger's calls carry (or it indexes: ``Meter(label_keys=...)``)."""
+    from meter.ledger.report import COLUMNS, UnknownKey
+
+    ledger, _ = demo
+    done = _meter("report", "--ledger", str(ledger), "--by", "teams")
+    assert done.returncode == 2, done.stderr
+    said = done.stderr.strip()
+    assert "no call in this ledger has that attribution key" in said, said
+    assert said.endswith("or an attribution key of this ledger (team)"), said
+    assert all(column in said for column in COLUMNS)
+    with pytest.raises(UnknownKey, match="'teams'"):
+        report(ledger, ("deployment", "teams"))
+    with pytest.raises(UnknownKey, match="'teams'"):
+        report(ledger, (), where={"teams": "search"})
+    # what the README documents keeps working: a known key, and a known key with a value no call has
+    assert {r.group[0] for r in report(ledger, ("team",))} == {"ads", "research", "search"}
+    assert report(ledger, (), where={"team": "nobody"}) == []
+    assert report(ledger, ("team",), since=date(2100, 1, 1)) == []  # nothing in range: nothing to mislead
 
 
 def test_plot_draws_spend_per_period(demo: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
@@ -167,3 +194,57 @@ def test_a_group_value_never_starts_a_spreadsheet_formula(tmp_path: Path) -> Non
     out = _meter("report", "--ledger", str(path), "--by", "team", "--format", "csv").stdout
     (row,) = list(csv.DictReader(io.StringIO(out)))
     assert row["team"] == "'=HYPERLINK(\"http://x\")"
+
+
+@pytest.fixture(scope="module")
+def unpriced_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three gpt-4o calls (3.5 USD each) and one call of a model no table prices, all of team search;
+    ``feature`` is allow-listed (``label_keys``) and never tagged."""
+    from prometheus_client import CollectorRegistry
+
+    import meter
+
+    def azure(request: httpx2.Request) -> httpx2.Response:
+        model = "mystery-model-1" if b"mystery" in request.url.path.encode() else "gpt-4o-2024-11-20"
+        return httpx2.Response(200, json={"id": "c", "object": "chat.completion", "model": model, "choices": [],
+                                          "usage": {"prompt_tokens": 1_000_000, "completion_tokens": 100_000,
+                                                    "total_tokens": 1_100_000}})
+
+    path = tmp_path_factory.mktemp("unpriced") / "meter.sqlite"
+    m = meter.Meter(registry=CollectorRegistry(), otel=False, ledger=path, label_keys=("team", "feature"))
+    client = httpx2.Client(transport=meter.MeteredTransport(httpx2.MockTransport(azure), meter=m))
+    with meter.attribute(team="search"):
+        for deployment in ("gpt-4o", "gpt-4o", "gpt-4o", "mystery"):
+            client.post(f"https://x.openai.azure.com/openai/deployments/{deployment}/chat/completions"
+                        "?api-version=2024-10-21", json={"messages": []})
+    assert m.close()
+    return path
+
+
+def _cells(table: str) -> dict[str, list[str]]:
+    """A report table's rows by their first cell, split on the two spaces between columns."""
+    import re
+
+    return {cells[0]: cells for cells in (re.split(r"\s{2,}", line) for line in table.splitlines()[1:])}
+
+
+def test_unpriced_calls_are_counted_in_the_table_never_shown_as_zero(unpriced_ledger: Path) -> None:
+    """The README promises unknown is never $0: a group's cost says how many calls it leaves out."""
+    by_deployment = _meter("report", "--ledger", str(unpriced_ledger), "--by", "deployment")
+    assert by_deployment.returncode == 0, by_deployment.stderr
+    rows = _cells(by_deployment.stdout)
+    assert rows["gpt-4o"][7] == "10.5"  # 3 x (1M input at 2.5 + 100k output at 10 per 1M)
+    assert rows["mystery"][7] == "unknown (1 unpriced)"
+    (team,) = _cells(_meter("report", "--ledger", str(unpriced_ledger), "--by", "team").stdout).values()
+    assert team[:2] == ["search", "4"] and team[7] == "10.5 + 1 unpriced"  # a total never hides a call
+    # CSV and JSON keep the exact fields apart, as numbers
+    (row,) = csv.DictReader(io.StringIO(_meter("report", "--ledger", str(unpriced_ledger), "--by", "team",
+                                               "--format", "csv").stdout))
+    assert (row["cost_usd"], row["unpriced"]) == ("10.5", "1")
+
+
+def test_an_allow_listed_key_is_known_before_any_call_carries_it(unpriced_ledger: Path) -> None:
+    (row,) = report(unpriced_ledger, ("feature",))
+    assert (row.group, row.calls) == (("",), 4)
+    done = _meter("report", "--ledger", str(unpriced_ledger), "--by", "features")
+    assert done.returncode == 2 and "attribution key of this ledger (feature, team)" in done.stderr, done.stderr
