@@ -8,7 +8,12 @@ Meter names are read by ``meter.pricing.meters.parse_meter``, the parser the Ret
 model, token class, deployment type (Batch is one). A name it cannot read is listed as
 unknown with its rows and cost, never guessed. PTU and reservation rows (hourly or monthly
 units, ``PricingModel`` Reservation / SavingsPlan, a ``Purchase`` charge) are commitments:
-reported apart, never compared per token.
+reported apart, never compared per token. Rows of other Cognitive Services on the same resources
+(Language, Speech, Vision) are kept apart too (``others``), outside the Azure OpenAI totals.
+
+When an export's rows carry a deployment tag (``exports.deployment_tag``), their resource is split
+by it: the cells of those rows are the resource ``name/deployment`` (``aoai-test/chat-prod``), and
+``split`` tells the ledger side which calls to put there.
 """
 
 from __future__ import annotations
@@ -64,6 +69,22 @@ class Commitment:
     unit: str
     quantity: Decimal
     cost: Decimal | None
+    currency: str = "USD"
+
+
+@dataclass
+class OtherService:
+    """Rows of another Cognitive Services meter (Language, Speech, Vision) on a resource: not Azure OpenAI."""
+
+    resource: str
+    service: str
+    meter: str
+    unit: str
+    quantity: Decimal = Decimal(0)
+    cost: Decimal | None = None
+    currency: str = "USD"
+    rows: int = 0
+    days: set[date] = field(default_factory=set)
 
 
 @dataclass
@@ -76,6 +97,7 @@ class UnknownMeter:
     days: set[date] = field(default_factory=set)
     where: str = ""
     """``file, line N`` of its first row."""
+    resources: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -97,7 +119,24 @@ class Billed:
     costs_compared: bool = True
     why_not_costs: str = ""
     resources: set[str] = field(default_factory=set)
+    """The resources of the Azure OpenAI rows (``name/deployment`` where a deployment tag splits one)."""
     days: set[date] = field(default_factory=set)
+    others: dict[tuple[str, str, str], OtherService] = field(default_factory=dict)
+    """(resource, service, meter) -> the other service's rows."""
+    resource_ids: dict[str, str] = field(default_factory=dict)
+    """Resource name -> its ARM id as the export writes it (the first seen)."""
+    split: dict[str, set[str]] = field(default_factory=dict)
+    """Resource name -> the deployments its rows are tagged with."""
+
+    @property
+    def accounts(self) -> set[str]:
+        """The resources billed, without their deployment split."""
+        return {account(r) for r in self.resources}
+
+
+def account(resource: str) -> str:
+    """``aoai-test/chat-prod`` -> ``aoai-test``: the resource of a cell split by deployment."""
+    return resource.split("/", 1)[0]
 
 
 def _is_commitment(meter: str, pricing_model: str, unit: str) -> bool:
@@ -131,35 +170,56 @@ def combine(files: list[ExportFile], since: date | None = None, until: date | No
     owner: dict[tuple[date, str], str] = {}
     runs = _runs(files)
     for folder, members in runs:  # oldest first: a later run takes a (day, resource) over
-        covered = {(day, resource_name(resource_id)) for f in members for (day, resource_id, _, _) in f.sums}
+        covered = {(key[0], resource_name(key[1])) for f in members for key in (*f.sums, *f.others)}
         for key in sorted(covered):
             if key in owner:
                 out.superseded.append(Superseded(key[0], key[1], folder, owner[key]))
             owner[key] = folder
     for folder, members in runs:
         for f in members:
-            for (day, resource_id, meter, pricing_model), acc in f.sums.items():
+            currency = f.currency or "USD"
+            for (day, resource_id, meter, pricing_model, deployment), acc in f.sums.items():
                 resource = resource_name(resource_id)
-                if owner[(day, resource)] != folder:
+                if owner[(day, resource)] != folder or not _in_range(day, since, until):
                     continue
-                if (since is not None and day < since) or (until is not None and day >= until):
+                out.resource_ids.setdefault(resource, resource_id)
+                if deployment:
+                    out.split.setdefault(resource, set()).add(deployment)
+                    resource = f"{resource}/{deployment}"
+                _add(out, f, day, resource, meter, pricing_model, acc, currency)
+            for (day, resource_id, meter, _, _), acc in f.others.items():
+                resource = resource_name(resource_id)
+                if owner[(day, resource)] != folder or not _in_range(day, since, until):
                     continue
-                _add(out, f, day, resource, meter, pricing_model, acc)
+                other = out.others.setdefault((resource, acc.service, meter),
+                                              OtherService(resource, acc.service, meter, acc.unit, currency=currency))
+                other.quantity += acc.quantity
+                other.rows += acc.rows
+                other.days.add(day)
+                if acc.cost is not None:
+                    other.cost = acc.cost if other.cost is None else other.cost + acc.cost
     out.superseded = [s for s in out.superseded if owner[(s.day, s.resource)] == s.kept]
     return out
 
 
-def _add(out: Billed, f: ExportFile, day: date, resource: str, meter: str, pricing_model: str, acc: Sum) -> None:
+def _in_range(day: date, since: date | None, until: date | None) -> bool:
+    return (since is None or day >= since) and (until is None or day < until)
+
+
+def _add(out: Billed, f: ExportFile, day: date, resource: str, meter: str, pricing_model: str, acc: Sum,
+         currency: str) -> None:
     out.resources.add(resource)
     out.days.add(day)
     if _is_commitment(meter, pricing_model, acc.unit):
-        out.commitments.append(Commitment(day, resource, meter, pricing_model, acc.unit, acc.quantity, acc.cost))
+        out.commitments.append(Commitment(day, resource, meter, pricing_model, acc.unit, acc.quantity, acc.cost,
+                                          currency))
         return
     try:
         key = parse_meter(meter)
     except UnmappedMeter as exc:
         unknown = out.unknown.setdefault(meter, UnknownMeter(meter, str(exc), where=f"{f.path}, line "
                                                                                     f"{acc.first_line}"))
+        unknown.resources.add(resource)
         unknown.rows += acc.rows
         unknown.quantity += acc.quantity
         unknown.days.add(day)

@@ -18,17 +18,25 @@ A cell is (UTC day, resource, model, token class). For each, in this order:
 Commitments (PTU, reservations) and unknown meters come from the bill as they are; the
 ledger's PTU calls give their utilisation. ``unexplained`` is the money (or, when costs
 cannot be compared, the tokens) no explanation accounts for, and ``unknown`` meters' cost.
+
+One set of totals: the roll-ups are sums of the lines, ``billed_total`` is the lines' billed cost
+plus the unknown meters', ``unexplained`` the lines' unexplained cost plus the unknown meters'.
+Commitments and other services are totalled apart, per currency and (commitments) per unit. An
+amount meter cannot price is never counted as 0: each total carries the count of what it lacks.
+``coverage`` is, per resource and month, the share of the billed cost whose tokens meter metered
+(1 - unmetered / billed; tokens when costs are not compared).
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from meter.reconcile.billed import Billed, BilledCell, CellKey
+from meter.reconcile.billed import Billed, BilledCell, CellKey, Commitment, OtherService, account
 from meter.reconcile.metered import Metered, MeteredCell
 
 MILLION = Decimal(1_000_000)
@@ -49,7 +57,11 @@ class Line:
     estimated_tokens: int = 0
     explanations: list[str] = field(default_factory=list)
     unexplained_tokens: Decimal = Decimal(0)
-    unexplained_cost: Decimal = Decimal(0)
+    unexplained_cost: Decimal | None = Decimal(0)
+    """``None`` when unexplained tokens have no price (or costs are not compared): never a 0 for unknown."""
+    unmetered_tokens: Decimal = Decimal(0)
+    unmetered_cost: Decimal | None = Decimal(0)
+    """The billed cost of the unmetered tokens, at the line's billed price; ``None`` when it has none."""
 
     @property
     def token_difference(self) -> Decimal:
@@ -74,6 +86,25 @@ class Finding:
     cost: Decimal | None
     text: str
     detail: dict[str, Any] = field(default_factory=dict)
+    entry: PriceEntry | None = None
+    """For a price finding: the entry that would make meter agree (``--write-prices``)."""
+
+
+@dataclass
+class Amount:
+    """A sum of money, and how many of its parts had no price (left out of ``value``, never counted as 0)."""
+
+    value: Decimal = Decimal(0)
+    unpriced: int = 0
+
+    def add(self, amount: Decimal | None) -> None:
+        if amount is None:
+            self.unpriced += 1
+        else:
+            self.value += amount
+
+    def plus(self, other: Amount) -> Amount:
+        return Amount(self.value + other.value, self.unpriced + other.unpriced)
 
 
 @dataclass
@@ -81,10 +112,44 @@ class Rollup:
     resource: str
     month: str
     billed_tokens: Decimal = Decimal(0)
-    billed_cost: Decimal = Decimal(0)
+    billed_cost: Amount = field(default_factory=Amount)
     metered_tokens: int = 0
-    metered_cost: Decimal = Decimal(0)
-    unexplained_cost: Decimal = Decimal(0)
+    metered_cost: Amount = field(default_factory=Amount)
+    unmetered_tokens: Decimal = Decimal(0)
+    unmetered_cost: Amount = field(default_factory=Amount)
+    unexplained_tokens: Decimal = Decimal(0)
+    unexplained_cost: Amount = field(default_factory=Amount)
+    by_cost: bool = True
+    """Whether ``coverage`` weighs costs (or, when costs are not compared or a billed cost is missing, tokens)."""
+
+    @property
+    def coverage(self) -> Decimal | None:
+        """The share of the billed cost whose tokens meter metered; ``None`` when nothing was billed."""
+        if self.by_cost and not self.billed_cost.unpriced and not self.unmetered_cost.unpriced:
+            base, unmetered = self.billed_cost.value, self.unmetered_cost.value
+        else:
+            base, unmetered = self.billed_tokens, self.unmetered_tokens
+        return 1 - unmetered / base if base else None
+
+
+@dataclass
+class Totals:
+    """Every total the report prints, each the sum of the lines it summarises."""
+
+    billed: Amount = field(default_factory=Amount)
+    """The per-token lines' billed cost (the roll-ups sum to it)."""
+    metered: Amount = field(default_factory=Amount)
+    unmetered: Amount = field(default_factory=Amount)
+    unexplained: Amount = field(default_factory=Amount)
+    """The lines' unexplained cost."""
+    unknown: Amount = field(default_factory=Amount)
+    """The unknown meters' billed cost (unexplained too)."""
+    commitments: dict[str, Amount] = field(default_factory=dict)
+    """Currency -> the commitments' cost."""
+    commitment_quantities: dict[str, Decimal] = field(default_factory=dict)
+    """Unit (``1 Hour``) -> the commitments' quantity."""
+    others: dict[str, Amount] = field(default_factory=dict)
+    """Currency -> the other services' cost."""
 
 
 @dataclass
@@ -97,10 +162,53 @@ class Reconciliation:
     billed_total: Decimal
     """The billed money of the per-token rows and unknown meters (tokens when costs are not compared)."""
     unexplained: Decimal
+    totals: Totals = field(default_factory=Totals)
+    commitments: list[Commitment] = field(default_factory=list)
+    others: list[OtherService] = field(default_factory=list)
+    unknown: list[Any] = field(default_factory=list)
+    """The bill's ``UnknownMeter`` entries."""
 
     @property
     def unexplained_share(self) -> Decimal:
         return self.unexplained / self.billed_total if self.billed_total else Decimal(0)
+
+    @property
+    def unexplained_unpriced(self) -> int:
+        """Unexplained lines and unknown meters whose cost is not known: the share leaves them out."""
+        return (self.totals.unexplained.unpriced + self.totals.unknown.unpriced) if self.costs_compared else 0
+
+
+@dataclass
+class NoMatch:
+    """Nothing of the ledger matches anything of the export: the hosts, the resources, the flag to pass."""
+
+    hosts: dict[str, int]
+    resources: dict[str, str]
+    """Resource name -> its ARM id."""
+
+    def text(self) -> list[str]:
+        hosts = ", ".join(f"{h or '(no host)'} ({n:,} call{'s' if n != 1 else ''})"
+                          for h, n in sorted(self.hosts.items())) or "none (no calls in these days)"
+        resources = ", ".join(f"{name} ({rid})" for name, rid in sorted(self.resources.items())) or \
+            "none (no Azure OpenAI rows in these days)"
+        out = ["no resource matches: meter's calls and the export's rows are on different resources, so nothing "
+               "was compared", f"  the ledger's calls went to: {hosts}", f"  the export bills: {resources}"]
+        if self.hosts and self.resources:
+            host = sorted(self.hosts)[0]
+            example = sorted(self.resources.values())[0]
+            out.append(f"  pass the resource each host stands for, e.g. --resource {host}={example}")
+        return out
+
+
+def unmatched(billed: Billed, metered: Metered) -> NoMatch | None:
+    """``NoMatch`` when the ledger and the export have calls or rows but no resource in common."""
+    if not (billed.resources or billed.commitments) and not metered.resources and not metered.provisioned:
+        return None  # both empty: nothing to compare, nothing missed
+    billed_accounts = billed.accounts | {account(c.resource) for c in billed.commitments}
+    metered_accounts = {account(r) for r in metered.resources}
+    if billed_accounts & metered_accounts:
+        return None
+    return NoMatch(dict(metered.hosts), {name: billed.resource_ids.get(name, name) for name in billed_accounts})
 
 
 def _price(cost: Decimal | None, tokens: Decimal | int) -> Decimal | None:
@@ -165,6 +273,9 @@ def reconcile(billed: Billed, metered: Metered, window: timedelta = timedelta(mi
         delta = line.token_difference
         if delta > 0:
             line.explanations.append("unmetered")
+            line.unmetered_tokens = delta
+            billed_price = _price(b.cost if b else None, b.tokens if b else 0)
+            line.unmetered_cost = delta * billed_price if billed_price is not None and billed.costs_compared else None
             groups[("unmetered", resource, model, kind)].append((line, b, m))
         elif delta < 0:
             covered = resource in billed.resources
@@ -177,7 +288,7 @@ def reconcile(billed: Billed, metered: Metered, window: timedelta = timedelta(mi
                 line.explanations.append("unexplained")
                 line.unexplained_tokens = rest
                 price = _price(m.cost if m else None, (m.tokens - m.unpriced_tokens) if m else 0)
-                line.unexplained_cost = rest * price if price is not None and billed.costs_compared else Decimal(0)
+                line.unexplained_cost = rest * price if price is not None and billed.costs_compared else None
         if b is not None and m is not None and billed.costs_compared and b.cost is not None:
             suffix = kind[kind.index(" ("):] if " (" in kind else ""  # batch and priority have prices of their own
             groups[("price", resource, model, suffix)].append((line, b, m))
@@ -206,17 +317,41 @@ def reconcile(billed: Billed, metered: Metered, window: timedelta = timedelta(mi
         findings.append(Finding("superseded", s.resource, "", "", [s.day], Decimal(0), None,
                                 f"{s.day} of {s.resource}: the export run in {s.kept} supersedes {s.dropped} "
                                 "(the latest run wins)", {"kept": s.kept, "dropped": s.dropped}))
-    unknown_cost = sum((u.cost or Decimal(0) for u in billed.unknown.values()), Decimal(0))
+    rollups = _rollups(lines, billed.costs_compared)
+    totals = _totals(lines, billed)
     if billed.costs_compared:
-        total = sum((line.billed_cost or Decimal(0) for line in lines), Decimal(0)) + unknown_cost
-        unexplained = sum((line.unexplained_cost for line in lines), Decimal(0)) + unknown_cost
+        total = totals.billed.value + totals.unknown.value
+        unexplained = totals.unexplained.value + totals.unknown.value
     else:
         total = sum((line.billed_tokens for line in lines), Decimal(0)) + sum(
             (u.quantity for u in billed.unknown.values()), Decimal(0))
         unexplained = sum((line.unexplained_tokens for line in lines), Decimal(0)) + sum(
             (u.quantity for u in billed.unknown.values()), Decimal(0))
-    return Reconciliation(lines, findings, _rollups(lines), billed.costs_compared, billed.why_not_costs, total,
-                          unexplained)
+    return Reconciliation(lines, findings, rollups, billed.costs_compared, billed.why_not_costs, total,
+                          unexplained, totals, sorted(billed.commitments, key=lambda c: (c.day, c.resource, c.meter)),
+                          [billed.others[k] for k in sorted(billed.others)],
+                          [billed.unknown[k] for k in sorted(billed.unknown)])
+
+
+def _totals(lines: list[Line], billed: Billed) -> Totals:
+    out = Totals()
+    if billed.costs_compared:
+        for line in lines:
+            out.billed.add(line.billed_cost)
+            out.metered.add(line.metered_cost)
+            if line.unmetered_tokens:
+                out.unmetered.add(line.unmetered_cost)
+            if line.unexplained_tokens:
+                out.unexplained.add(line.unexplained_cost)
+        for unknown in billed.unknown.values():
+            out.unknown.add(unknown.cost)
+    for c in billed.commitments:
+        out.commitments.setdefault(c.currency, Amount()).add(c.cost)
+        unit = c.unit or "unit"
+        out.commitment_quantities[unit] = out.commitment_quantities.get(unit, Decimal(0)) + c.quantity
+    for o in billed.others.values():
+        out.others.setdefault(o.currency, Amount()).add(o.cost)
+    return out
 
 
 def _days(members: list[tuple[Line, BilledCell | None, MeteredCell | None]]) -> list[date]:
@@ -345,12 +480,9 @@ def _price_finding(resource: str, model: str, members: list[tuple[Line, BilledCe
         hints.append(f"meter had no price for {unpriced:,} of the tokens")
     first = min(days) if days else min(line.day for line, _, _ in members)
     region = sorted(regions)[0] if billed_type == "Standard" and regions else ""
-    entry_lines = ["[[price]]", f'model = "{model}"', f'deployment_type = "{billed_type}"']
-    if region:
-        entry_lines.append(f'region = "{region}"')
-    entry_lines.append(f"effective_from = {first.isoformat()}")
-    entry_lines += [f'{kind.split(" (")[0]} = "{format(price, "f")}"' for kind, price in prices.items()]
-    entry_lines.append('source = "reconciled with the Azure cost export"')
+    suggested = PriceEntry(model, billed_type, region, first,
+                           {kind.split(" (")[0]: price for kind, price in prices.items()})
+    entry_lines = suggested.toml()
     used = ", ".join(sorted(rows)) or "none (unpriced)"
     per_kind = "; ".join(f"{kind}: export {v['export_per_1m']} vs meter {'/'.join(v['meter_per_1m']) or 'none'} "
                          f"USD per 1M" for kind, v in detail_kinds.items())
@@ -360,7 +492,34 @@ def _price_finding(resource: str, model: str, members: list[tuple[Line, BilledCe
                    + (f"; {'; '.join(hints)}" if hints else ""),
                    {"kinds": detail_kinds, "billed_deployment_types": sorted(billed_types),
                     "metered_deployment_types": sorted(metered_types), "rows": sorted(rows),
-                    "price_entry": "\n".join(entry_lines), "hints": hints})
+                    "price_entry": "\n".join(entry_lines), "hints": hints}, suggested)
+
+
+@dataclass(frozen=True)
+class PriceEntry:
+    """The ``[[price]]`` entry that would make meter's price agree with the export's (USD per 1M tokens)."""
+
+    model: str
+    deployment_type: str
+    region: str
+    effective_from: date
+    prices: dict[str, Decimal]
+    source: str = "reconciled with the Azure cost export"
+
+    def toml(self) -> list[str]:
+        out = ["[[price]]", f"model = {_toml_string(self.model)}",
+               f"deployment_type = {_toml_string(self.deployment_type)}"]
+        if self.region:
+            out.append(f"region = {_toml_string(self.region)}")
+        out.append(f"effective_from = {self.effective_from.isoformat()}")
+        out += [f'{kind} = "{format(price, "f")}"' for kind, price in self.prices.items()]
+        out.append(f"source = {_toml_string(self.source)}")
+        return out
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _tidy(value: Decimal) -> Decimal:
@@ -386,7 +545,9 @@ def _commitments(billed: Billed, metered: Metered) -> list[Finding]:
         text = (f"{meter} ({rows[0].pricing_model or 'commitment'}): {quantity:,} x {unit or 'unit'} on "
                 f"{_day_list(days)}")
         if costs:
-            text += f", {sum(costs, Decimal(0)):,} billed"
+            text += f", {sum(costs, Decimal(0)).normalize():,f} {rows[0].currency} billed"
+            if len(costs) < len(rows):
+                text += f" (+ {len(rows) - len(costs)} rows without a cost)"
         if use:
             text += (f"; the ledger has {calls:,} calls, {tokens:,} tokens on this resource's provisioned "
                      f"deployments, in {active} of the {24 * len(days)} hours")
@@ -411,14 +572,20 @@ def _day_list(days: list[date]) -> str:
     return ", ".join(str(d) for d in days)
 
 
-def _rollups(lines: list[Line]) -> list[Rollup]:
+def _rollups(lines: list[Line], costs_compared: bool) -> list[Rollup]:
     out: dict[tuple[str, str], Rollup] = {}
     for line in lines:
         key = (line.resource, line.day.isoformat()[:7])
-        r = out.setdefault(key, Rollup(*key))
+        r = out.setdefault(key, Rollup(*key, by_cost=costs_compared))
         r.billed_tokens += line.billed_tokens
-        r.billed_cost += line.billed_cost or 0
         r.metered_tokens += line.metered_tokens
-        r.metered_cost += line.metered_cost or 0
-        r.unexplained_cost += line.unexplained_cost
+        r.unmetered_tokens += line.unmetered_tokens
+        r.unexplained_tokens += line.unexplained_tokens
+        if costs_compared:
+            r.billed_cost.add(line.billed_cost)
+            r.metered_cost.add(line.metered_cost)
+            if line.unmetered_tokens:
+                r.unmetered_cost.add(line.unmetered_cost)
+            if line.unexplained_tokens:
+                r.unexplained_cost.add(line.unexplained_cost)
     return [out[k] for k in sorted(out)]

@@ -13,13 +13,27 @@ and one 512 MB line cost a gigabyte before it did.
 Units: ``Quantity`` is either tokens or price blocks (``1K``, ``1M``: ``UnitOfMeasure`` or
 ``x_PricingBlockSize``); which one is inferred per file from the rows' own price and cost
 (``quantity x price / block = cost`` says tokens, ``quantity x price = cost`` says blocks) and
-reported; a file with no price to tell is read as tokens, and says it assumed so.
+reported. A file with no cost columns (usage only) is read from the unit of its quantity: an EA or
+MCA ``UnitOfMeasure`` of price blocks (``1K``, ``1M``, ``10K``) says blocks, as cost-details rows
+bill ``quantity x unit price = cost``; FOCUS's ``ConsumedUnit`` (``Tokens``) says tokens; with
+neither, tokens are assumed, and the file says so.
+
+Services: a row is Azure OpenAI when its category, subcategory or product says so (``Azure
+OpenAI``, ``Foundry Models``), or when it is a Cognitive Services row whose meter is a model's (it
+names tokens, a provisioned deployment, or parses as a model meter). Other Cognitive Services rows
+(Language ``Standard Text Records``, Speech, Vision) are summed apart as other services; rows of
+any other service are counted and skipped.
+
+Deployments: a ``Tags`` cell (JSON, with or without its braces, as EA writes it) with a
+``deployment`` key (any case; ``deploymentName``, ``deployment-name``, ``deployment_name`` too)
+splits the row's resource by deployment.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +42,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO
 
+from meter.pricing.meters import UnmappedMeter, parse_meter
 from meter.reconcile.schemas import HeaderProblem, Layout, read_header
 
 MAX_RECORD_CHARS = 1 << 20
@@ -58,10 +73,12 @@ class Sum:
     block: int = 1
     first_line: int = 0
     location: str = ""
+    service: str = ""
+    """For another service's rows: its name (the subcategory, else the product or category)."""
 
 
-Key = tuple[date, str, str, str]
-"""(day, resource id as written, meter name, pricing model)."""
+Key = tuple[date, str, str, str, str]
+"""(day, resource id as written, meter name, pricing model, deployment tag or ``""``)."""
 
 
 @dataclass
@@ -71,8 +88,15 @@ class ExportFile:
     path: str
     schema: str
     sums: dict[Key, Sum] = field(default_factory=dict)
+    others: dict[Key, Sum] = field(default_factory=dict)
+    """Rows of other Cognitive Services (Language, Speech, Vision) on the same kind of resource."""
     rows: int = 0
     openai_rows: int = 0
+    other_rows: int = 0
+    block_unit_rows: int = 0
+    """Azure OpenAI rows whose quantity's own unit is a price block (``UnitOfMeasure`` ``1K``, ``1M``)."""
+    block_units: set[str] = field(default_factory=set)
+    unit_column: str = ""
     currency: str = ""
     cost_in: str = ""
     """Which column gave the cost compared: the billing currency's, or ``costInUsd``; ``""``: none."""
@@ -84,7 +108,7 @@ class ExportFile:
 
 _SLASH_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 _UNIT = re.compile(r"\s*(\d+(?:\.\d+)?)?\s*([KkMm])?\b")
-_OPENAI_WORDS = ("openai", "foundry", "cognitive services")
+_COGNITIVE_WORDS = ("cognitive services", "foundry", "ai services")
 
 
 def parse_day(text: str) -> date:
@@ -179,12 +203,61 @@ def _records(lines: _Lines) -> Iterator[tuple[int, list[str]]]:
         yield lines.record_line, row
 
 
-def _is_openai(row: list[str], layout: Layout) -> bool:
-    text = " ".join(row[layout.index[f]] for f in ("meter_category", "meter_subcategory", "product")
-                    if f in layout.index).lower()
-    if any(word in text for word in _OPENAI_WORDS):
+AI, OTHER = "ai", "other"
+
+
+def _model_meter(meter: str) -> bool:
+    """A meter name that is a model's: it counts tokens, is a provisioned deployment's, or parses as one."""
+    lowered = meter.lower()
+    if any(word in lowered for word in ("token", "provisioned", " ptu")):
         return True
-    return "/microsoft.cognitiveservices/" in row[layout.index["resource_id"]].lower()
+    try:
+        parse_meter(meter)
+    except UnmappedMeter:
+        return False
+    return True
+
+
+def _service(row: list[str], layout: Layout) -> str | None:
+    """``AI`` for an Azure OpenAI row, ``OTHER`` for another Cognitive Services row, ``None`` for the rest."""
+    labels = [row[layout.index[f]] for f in ("meter_category", "meter_subcategory", "product") if f in layout.index]
+    text = " ".join(labels).lower()
+    if "openai" in text or "foundry models" in text:
+        return AI
+    if not (any(word in text for word in _COGNITIVE_WORDS)
+            or "/microsoft.cognitiveservices/" in row[layout.index["resource_id"]].lower()):
+        return None
+    return AI if _model_meter(row[layout.index["meter_name"]]) else OTHER
+
+
+def _service_name(row: list[str], layout: Layout) -> str:
+    for f in ("meter_subcategory", "product", "meter_category"):
+        if f in layout.index and row[layout.index[f]].strip():
+            return row[layout.index[f]].strip()
+    return "Cognitive Services"
+
+
+_DEPLOYMENT_TAGS = frozenset({"deployment", "deploymentname", "deployment-name", "deployment_name"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def deployment_tag(text: str) -> str:
+    """The deployment a ``Tags`` cell names (``{"deployment": "chat-prod"}``, or EA's ``"deployment":
+    "chat-prod"`` without braces), lower case; ``""`` for none, or a cell that is not JSON."""
+    if "deployment" not in text.lower():
+        return ""
+    text = text.strip()
+    for candidate in (text, "{" + text + "}"):
+        try:
+            value = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            for key, tag in value.items():
+                if key.strip().lower() in _DEPLOYMENT_TAGS and isinstance(tag, str) and tag.strip():
+                    return _CONTROL.sub("?", tag.strip().lower())
+        return ""
+    return ""
 
 
 def read_file(path: str | Path) -> ExportFile:
@@ -217,15 +290,20 @@ def _read(name: str, records: Iterator[tuple[int, list[str]]]) -> ExportFile:
     width = len(header)
     use_usd = "cost_usd" in ix
     out.cost_in = names["cost_usd"] if use_usd else names.get("cost", "")
+    out.unit_column = names.get("unit", "")
     for line, row in records:
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         if len(row) != width:
             raise ExportError(name, line, "", f"has {len(row)} cells; the header has {width}")
         out.rows += 1
-        if not _is_openai(row, layout):
+        service = _service(row, layout)
+        if service is None:
             continue
-        out.openai_rows += 1
+        if service == AI:
+            out.openai_rows += 1
+        else:
+            out.other_rows += 1
         try:
             day = parse_day(row[ix["day"]])
         except ValueError:
@@ -244,15 +322,25 @@ def _read(name: str, records: Iterator[tuple[int, list[str]]]) -> ExportFile:
         if "currency" in ix and not out.currency:
             out.currency = "USD" if use_usd else row[ix["currency"]].strip().upper()
         pricing_model = row[ix["pricing_model"]].strip() if "pricing_model" in ix else ""
-        key = (day, row[ix["resource_id"]].strip(), row[ix["meter_name"]].strip(), pricing_model)
-        acc = out.sums.get(key)
+        deployment = deployment_tag(row[ix["tags"]]) if "tags" in ix else ""
+        key = (day, row[ix["resource_id"]].strip(), row[ix["meter_name"]].strip(), pricing_model, deployment)
+        sums = out.sums if service == AI else out.others
+        acc = sums.get(key)
         if acc is None:
-            acc = out.sums[key] = Sum(unit=unit, block=block, first_line=line,
-                                      location=row[ix["location"]].strip() if "location" in ix else "")
+            acc = sums[key] = Sum(unit=unit, block=block, first_line=line,
+                                  location=row[ix["location"]].strip() if "location" in ix else "",
+                                  service="" if service == AI else _service_name(row, layout))
         acc.quantity += quantity
         acc.rows += 1
         if cost is not None:
             acc.cost = cost if acc.cost is None else acc.cost + cost
+        if service != AI:
+            continue
+        if block_size(unit) > 1:
+            out.block_unit_rows += 1
+            if len(out.block_units) < 8:
+                out.block_units.add(unit)
+        if cost is not None:
             # The price is in the billing currency: so is the cost to weigh it against.
             local = _number(row[ix["cost"]], name, line, names["cost"], False) if use_usd and "cost" in ix else cost
             if price is not None and local is not None and local > 0 and block > 1:
@@ -271,6 +359,15 @@ def _decide_reading(out: ExportFile) -> None:
         out.reading = "blocks" if out.blocks_votes > out.tokens_votes else "tokens"
         out.reading_reason = (f"quantity x price / block = cost on {out.tokens_votes} rows, quantity x price = "
                               f"cost on {out.blocks_votes}")
+    elif not out.cost_in and out.block_unit_rows:
+        out.reading = "blocks"
+        units = ", ".join(sorted(out.block_units))
+        out.reading_reason = (f"no cost columns: {out.unit_column} gives price blocks ({units})"
+                              f" on {out.block_unit_rows} rows, and cost-details rows bill quantity x unit price = "
+                              "cost; --quantity tokens if this file counts tokens")
+    elif not out.cost_in and out.unit_column:
+        out.reading = "tokens"
+        out.reading_reason = f"no cost columns: {out.unit_column} counts tokens, not price blocks"
     else:
         out.reading = "tokens"
         out.reading_reason = "assumed: no row has a price and a cost to tell"

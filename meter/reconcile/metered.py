@@ -7,7 +7,9 @@ host prefix of the call's server (``my-aoai.openai.azure.com`` -> ``my-aoai``; a
 address stays whole), unless ``resources`` maps it to an export's resource. Calls on
 provisioned (PTU) deployments are set apart: their bill is per hour, not per token. Kept per
 cell, for the explanations: estimated tokens, tokens of failed calls, tokens of the calls
-within ``window`` of either midnight, the unit prices and price rows used.
+within ``window`` of either midnight, the unit prices and price rows used. Where the export splits
+a resource by deployment tags (``split``), a call to a tagged deployment is the resource
+``name/deployment``, as the bill's cells are.
 """
 
 from __future__ import annotations
@@ -72,11 +74,14 @@ class Metered:
     calls: int = 0
     without_usage: dict[tuple[date, str], int] = field(default_factory=dict)
     """Calls the ledger has with no usage (failed, refused, cut off before any), per (day, resource)."""
+    hosts: dict[str, int] = field(default_factory=dict)
+    """The server addresses the calls went to, with their calls (for saying what did not match)."""
 
 
 def read_ledger(ledger: str | Path, resources: dict[str, str], window: timedelta, since: date | None = None,
-                until: date | None = None) -> Metered:
-    """The ledger's calls, from ``since`` to ``until`` (UTC days), summed per cell."""
+                until: date | None = None, split: dict[str, set[str]] | None = None) -> Metered:
+    """The ledger's calls, from ``since`` to ``until`` (UTC days), summed per cell; ``split``: resource -> the
+    deployments the export bills apart (``Billed.split``)."""
     db = connect(ledger)
     d = db.dialect
     where, params = day_range(d, "c.started_at", since, until)
@@ -89,7 +94,7 @@ def read_ledger(ledger: str | Path, resources: dict[str, str], window: timedelta
     out = Metered()
     try:
         for row in db.stream(sql, params):
-            _add(out, row, resources, window)
+            _add(out, row, resources, window, split or {})
     except db.errors as exc:
         raise LedgerError(db.name, f"cannot be read ({str(exc).strip().splitlines()[0]})") from None
     finally:
@@ -101,13 +106,17 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else (value or {})
 
 
-def _add(out: Metered, row: tuple[Any, ...], resources: dict[str, str], window: timedelta) -> None:
+def _add(out: Metered, row: tuple[Any, ...], resources: dict[str, str], window: timedelta,
+         split: dict[str, set[str]]) -> None:
     started, server, call_dtype, outcome, source, served, deployment = row[:7]
     at = started if isinstance(started, datetime) else datetime.fromisoformat(started)
     at = at.astimezone(UTC)
     day = at.date()
     host = ledger_resource(server or "")
+    out.hosts[server or ""] = out.hosts.get(server or "", 0) + 1
     resource = resources.get(host, resources.get((server or "").lower(), host))
+    if resource in split and (deployment or "").lower() in split[resource]:
+        resource = f"{resource}/{deployment.lower()}"
     out.resources.add(resource)
     out.calls += 1
     if row[7] is None:  # input_tokens: no usage

@@ -3,7 +3,8 @@
 Azure Cost Management writes cost details in three shapes (``../shared/facts/azure-billing-exports.md``):
 EA (PascalCase: ``Date``, ``MeterName``, ``CostInBillingCurrency``), MCA (camelCase: ``date``,
 ``meterName``, ``costInBillingCurrency``, plus ``costInUsd``) and FOCUS 1.0 / 1.2
-(``ChargePeriodStart``, ``SkuMeter`` or ``x_SkuMeterName``, ``BilledCost``, ``x_PricingBlockSize``).
+(``ChargePeriodStart``, ``SkuMeter`` or ``x_SkuMeterName``, ``BilledCost``, ``x_PricingBlockSize``, and
+``x_BilledCostInUsd`` when the billing currency is not USD).
 The schema is told by the header alone; a header that is none of them is refused with the
 columns each would need. Cost columns are optional: a usage-only file (no cost, no price) is
 reconciled on quantities. Pure: no I/O.
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 FIELDS = ("day", "resource_id", "resource_name", "meter_name", "meter_category", "meter_subcategory", "product",
           "unit", "quantity", "cost", "currency", "price", "pricing_model", "charge_type", "block_size",
-          "cost_usd", "charge_class", "location")
+          "cost_usd", "charge_class", "location", "tags")
 """What a row says, in meter's words; each schema maps some of them to its columns."""
 
 REQUIRED = ("day", "meter_name", "quantity", "resource_id")
@@ -37,7 +38,7 @@ EA = Schema("EA cost details", {
     "product": ("ProductName", "Product"), "unit": ("UnitOfMeasure",), "quantity": ("Quantity",),
     "cost": ("CostInBillingCurrency", "Cost"), "currency": ("BillingCurrencyCode", "BillingCurrency"),
     "price": ("EffectivePrice",), "pricing_model": ("PricingModel",), "charge_type": ("ChargeType",),
-    "location": ("ResourceLocation",),
+    "location": ("ResourceLocation",), "tags": ("Tags",),
 }, "Date")
 
 MCA = Schema("MCA cost details", {
@@ -46,7 +47,7 @@ MCA = Schema("MCA cost details", {
     "product": ("productName", "product"), "unit": ("unitOfMeasure",), "quantity": ("quantity",),
     "cost": ("costInBillingCurrency",), "currency": ("billingCurrency", "billingCurrencyCode"),
     "price": ("effectivePrice",), "pricing_model": ("pricingModel",), "charge_type": ("chargeType",),
-    "cost_usd": ("costInUsd",), "location": ("resourceLocation",),
+    "cost_usd": ("costInUsd",), "location": ("resourceLocation",), "tags": ("tags",),
 }, "date")
 
 FOCUS = Schema("FOCUS", {
@@ -56,7 +57,7 @@ FOCUS = Schema("FOCUS", {
     "unit": ("ConsumedUnit",), "quantity": ("ConsumedQuantity",), "cost": ("BilledCost",),
     "currency": ("BillingCurrency",), "price": ("x_EffectiveUnitPrice",), "pricing_model": ("PricingCategory",),
     "charge_type": ("ChargeCategory",), "block_size": ("x_PricingBlockSize",), "charge_class": ("ChargeClass",),
-    "location": ("RegionId", "RegionName"),
+    "location": ("RegionId", "RegionName"), "cost_usd": ("x_BilledCostInUsd",), "tags": ("Tags",),
 }, "ChargePeriodStart")
 
 SCHEMAS = (FOCUS, EA, MCA)

@@ -131,6 +131,10 @@ class Charge:
     """Per unit of measure."""
     pricing_model: str = "OnDemand"
     resource_id: str = RESOURCE_ID
+    tags: str = ""
+    """The row's ``Tags`` cell (EA writes the pairs without braces)."""
+    service: str = ""
+    """Another Cognitive Service's subcategory (``Language``, ``Speech``): not Azure OpenAI."""
 
     @property
     def cost(self) -> Decimal:
@@ -184,12 +188,13 @@ def _ea_row(c: Charge, quantity: str, usage_only: bool) -> dict[str, str]:
     q = c.quantity / c.block if quantity == "blocks" else c.quantity
     return {"InvoiceSectionName": "ai", "AccountName": "contoso", "SubscriptionId": "11111111-2222",
             "SubscriptionName": "prod", "ResourceGroup": "ai", "ResourceLocation": "eastus2",
-            "Date": f"{c.day.month:02d}/{c.day.day:02d}/{c.day.year}", "ProductName": "Azure OpenAI",
-            "MeterCategory": "Cognitive Services", "MeterSubCategory": "Azure OpenAI", "MeterId": "m-1",
+            "Date": f"{c.day.month:02d}/{c.day.day:02d}/{c.day.year}",
+            "ProductName": f"{c.service} - Standard" if c.service else "Azure OpenAI",
+            "MeterCategory": "Cognitive Services", "MeterSubCategory": c.service or "Azure OpenAI", "MeterId": "m-1",
             "MeterName": c.meter, "MeterRegion": "East US 2", "UnitOfMeasure": c.unit, "Quantity": format(q, "f"),
             "EffectivePrice": "" if usage_only else format(c.price, "f"),
             "CostInBillingCurrency": "" if usage_only else format(c.cost, "f"), "BillingCurrencyCode": "USD",
-            "ResourceId": c.resource_id, "ResourceName": c.resource_id.rsplit("/", 1)[-1], "Tags": "",
+            "ResourceId": c.resource_id, "ResourceName": c.resource_id.rsplit("/", 1)[-1], "Tags": c.tags,
             "ChargeType": "Usage", "PricingModel": c.pricing_model, "PayGPrice": format(c.price, "f"),
             "UnitPrice": format(c.price, "f"), "AdditionalInfo": ""}
 
@@ -208,43 +213,55 @@ def write_ea(path: Path, charges: Iterable[Charge], *, quantity: str = "tokens",
     return path
 
 
-def write_mca(path: Path, charges: Iterable[Charge], *, currency: str = "USD", rate: Decimal = Decimal(1)) -> Path:
-    """MCA cost details: billed in ``currency`` at ``rate`` per USD, with ``costInUsd``."""
+MCA_COST_COLUMNS = ("effectivePrice", "costInBillingCurrency", "costInPricingCurrency", "costInUsd",
+                    "paygCostInBillingCurrency")
+
+
+def write_mca(path: Path, charges: Iterable[Charge], *, currency: str = "USD", rate: Decimal = Decimal(1),
+              quantity: str = "tokens", usage_only: bool = False) -> Path:
+    """MCA cost details: billed in ``currency`` at ``rate`` per USD, with ``costInUsd``; ``quantity`` tokens or
+    price blocks (as real MCA rows: quantity x unit price = cost); ``usage_only`` drops the cost columns."""
     rows = []
     for c in charges:
+        q = c.quantity / c.block if quantity == "blocks" else c.quantity
         rows.append({"invoiceSectionName": "ai", "billingAccountName": "contoso", "subscriptionId": "11111111-2222",
                      "subscriptionName": "prod", "resourceGroupName": "ai", "resourceLocation": "eastus2",
                      "date": f"{c.day.month:02d}/{c.day.day:02d}/{c.day.year}", "productName": "Azure OpenAI",
                      "meterCategory": "Foundry Models", "meterSubCategory": "Azure OpenAI", "meterId": "m-1",
                      "meterName": c.meter, "meterRegion": "East US 2", "unitOfMeasure": c.unit,
-                     "quantity": format(c.quantity, "f"), "effectivePrice": format(c.price * rate, "f"),
+                     "quantity": format(q, "f"), "effectivePrice": format(c.price * rate, "f"),
                      "costInBillingCurrency": format(c.cost * rate, "f"), "costInPricingCurrency": format(c.cost, "f"),
                      "costInUsd": format(c.cost, "f"), "paygCostInBillingCurrency": format(c.cost * rate, "f"),
                      "exchangeRatePricingToBilling": format(rate, "f"), "billingCurrencyCode": currency,
-                     "resourceId": c.resource_id, "tags": "", "chargeType": "Usage", "pricingModel": c.pricing_model,
-                     "additionalInfo": ""})
-    _write(path, MCA_COLUMNS, rows)
+                     "resourceId": c.resource_id, "tags": c.tags, "chargeType": "Usage",
+                     "pricingModel": c.pricing_model, "additionalInfo": ""})
+    _write(path, [c for c in MCA_COLUMNS if not usage_only or c not in MCA_COST_COLUMNS], rows)
     return path
 
 
-def write_focus(path: Path, charges: Iterable[Charge], *, version: str = "1.2") -> Path:
-    columns = FOCUS_12_COLUMNS if version == "1.2" else FOCUS_10_COLUMNS
+def write_focus(path: Path, charges: Iterable[Charge], *, version: str = "1.2", currency: str = "USD",
+                rate: Decimal = Decimal(1), usd_column: bool = True) -> Path:
+    """FOCUS 1.0 or 1.2, billed in ``currency`` at ``rate`` per USD; Microsoft's ``x_BilledCostInUsd`` unless
+    ``usd_column`` is false."""
+    columns = [*(FOCUS_12_COLUMNS if version == "1.2" else FOCUS_10_COLUMNS), "Tags",
+               *(["x_BilledCostInUsd"] if usd_column else [])]
     meter_column = "SkuMeter" if version == "1.2" else "x_SkuMeterName"
     rows = []
     for c in charges:
         start = datetime(c.day.year, c.day.month, c.day.day, tzinfo=UTC)
-        rows.append({"BilledCost": format(c.cost, "f"), "BillingAccountId": "contoso", "BillingCurrency": "USD",
+        rows.append({"BilledCost": format(c.cost * rate, "f"), "x_BilledCostInUsd": format(c.cost, "f"),
+                     "Tags": c.tags, "BillingAccountId": "contoso", "BillingCurrency": currency,
                      "ChargeCategory": "Usage", "ChargeClass": "",
                      "ChargePeriodStart": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
                      "ChargePeriodEnd": start.replace(hour=23, minute=59, second=59).strftime("%Y-%m-%dT%H:%M:%SZ"),
                      "ConsumedQuantity": format(c.quantity, "f"), "ConsumedUnit": "Tokens" if c.block > 1 else c.unit,
-                     "EffectiveCost": format(c.cost, "f"),
+                     "EffectiveCost": format(c.cost * rate, "f"),
                      "PricingCategory": "Committed" if c.pricing_model == "Reservation" else "Standard",
                      "PricingQuantity": format(c.quantity / c.block, "f"), "PricingUnit": c.unit, "RegionId": "eastus2",
                      "ResourceId": c.resource_id, "ResourceName": c.resource_id.rsplit("/", 1)[-1],
                      "ServiceName": "Azure OpenAI", "x_PricingBlockSize": str(c.block),
                      "x_SkuMeterCategory": "Foundry Models", "x_SkuMeterId": "m-1", meter_column: c.meter,
-                     "x_SkuMeterSubcategory": "Azure OpenAI", "x_EffectiveUnitPrice": format(c.price, "f")})
+                     "x_SkuMeterSubcategory": "Azure OpenAI", "x_EffectiveUnitPrice": format(c.price * rate, "f")})
     _write(path, columns, rows)
     return path
 

@@ -200,14 +200,16 @@ def test_a_rerun_export_supersedes_the_day(work: Workload, tmp_path: Path) -> No
 
 
 def test_a_usage_only_export_compares_quantities_and_says_so(work: Workload, tmp_path: Path) -> None:
-    path = write_ea(tmp_path / "usage.csv", bill(work.entries), usage_only=True)
+    # As real cost-details rows count them: Quantity in the price blocks UnitOfMeasure names (issue 23).
+    path = write_ea(tmp_path / "usage.csv", bill(work.entries), usage_only=True, quantity="blocks")
     result = run(work.ledger, path)
     assert not result.costs_compared and "no cost columns" in result.why_not_costs
     assert kinds(result) == [] and result.unexplained == 0
-    assert "assumed" in read_file(path).reading_reason
+    assert "UnitOfMeasure gives price blocks (1K, 1M)" in read_file(path).reading_reason
     (tmp_path / "more").mkdir()
     extra = run_workload(tmp_path / "more", unmetered=2)
-    result = run(extra.ledger, write_ea(tmp_path / "usage2.csv", bill(extra.entries), usage_only=True))
+    result = run(extra.ledger, write_ea(tmp_path / "usage2.csv", bill(extra.entries), usage_only=True,
+                                        quantity="blocks"))
     assert kinds(result) == ["unmetered", "unmetered"] and all(f.cost is None for f in result.findings)
 
 
@@ -261,8 +263,9 @@ def test_the_command_formats_and_fail_above(work: Workload, tmp_path: Path) -> N
     assert as_csv[0].startswith("day,resource,model,token_class") and len(as_csv) == len(as_json["lines"]) + 1
     above = _cli("--ledger", str(work.ledger), str(bad), *resource, "--fail-above", "2%")
     assert above.returncode == 3 and "above --fail-above 2.00%" in above.stderr, above.stderr
-    unmapped = _cli("--ledger", str(work.ledger), str(good))  # without --resource: nothing matches
-    assert unmapped.returncode == 0 and "does not cover this resource" in unmapped.stdout
+    unmapped = _cli("--ledger", str(work.ledger), str(good), "--fail-above", "2%")  # without --resource: no match
+    assert unmapped.returncode == 4 and "no resource matches" in unmapped.stderr, unmapped.stdout + unmapped.stderr
+    assert unmapped.stdout == "" and "unexplained: 0 USD" not in unmapped.stderr
 
 
 def test_the_demo_s_simulated_export_reconciles_with_its_plants(tmp_path: Path) -> None:
@@ -324,13 +327,17 @@ def test_names_from_an_export_cannot_run_in_a_spreadsheet_or_a_terminal(work: Wo
     charges = [Charge(c.day, c.meter, c.quantity, c.unit, c.block, c.price, resource_id=hostile)
                for c in bill(work.entries)]
     path = write_ea(tmp_path / "ea.csv", charges)
-    as_csv = _cli("--ledger", str(work.ledger), str(path), "--format", "csv").stdout
+    unmatched = _cli("--ledger", str(work.ledger), str(path))  # the error naming the export's resources, too
+    assert unmatched.returncode == 4 and "\x1b" not in unmatched.stderr and "\\x1b" in unmatched.stderr
+    mapped = ["--resource", f"127.0.0.1={hostile}"]
+    as_csv = _cli("--ledger", str(work.ledger), str(path), "--format", "csv", *mapped).stdout
     import csv
     import io
 
     resources = {row["resource"] for row in csv.DictReader(io.StringIO(as_csv))}
     assert "'=hyperlink(\"x\")?[2j" in resources and "\x1b" not in as_csv, resources
-    assert "\x1b" not in _cli("--ledger", str(work.ledger), str(path)).stdout
+    table = _cli("--ledger", str(work.ledger), str(path), *mapped).stdout
+    assert "\x1b" not in table and "=hyperlink" in table
 
 
 def test_batch_jobs_are_their_own_class_and_unmetered(work: Workload, tmp_path: Path) -> None:
