@@ -42,8 +42,8 @@ HOSTS = {"127.0.0.1": RESOURCE}
 
 
 def run(ledger: Path, *files: Path, **kwargs: Any) -> Reconciliation:
-    return reconcile(combine([read_file(f) for f in files]), read_ledger(ledger, HOSTS, timedelta(minutes=10)),
-                     **kwargs)
+    billed = combine([read_file(f) for f in files])
+    return reconcile(billed, read_ledger(ledger, HOSTS, timedelta(minutes=10), split=billed.split), **kwargs)
 
 
 def kinds(result: Reconciliation) -> list[str]:
