@@ -75,12 +75,16 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
                        ("meter ledger migrate --ledger postgresql://meter@db/meter",)),
     "ledger prune": ("Delete the calls started before a UTC day, and their costs.",
                      ("meter ledger prune --ledger meter.sqlite --before 2026-01-01",)),
-    "reconcile": ("The ledger against Azure's cost exports (EA, MCA, FOCUS; CSV or gzip): per day, resource, "
-                  "model and token class, every difference explained where the data allows. Exit 0, 3 when "
-                  "--fail-above is crossed (for a monthly CI job), 1 on bad input.",
+    "reconcile": ("The ledger against Azure's cost exports (EA, MCA, FOCUS; CSV or gzip; files or folders): per "
+                  "day, resource, model and token class, every difference explained where the data allows. Exit "
+                  "0; 3 when the gate fails (--fail-above: the unexplained share, and each resource's metered "
+                  "share of its bill, unless --min-coverage sets it apart), for a monthly CI job; 4 when no "
+                  "resource matches (nothing compared: pass --resource); 1 on bad input.",
                   ("meter reconcile --ledger meter.sqlite costs-2026-11.csv "
                    "--resource my-aoai=/subscriptions/.../accounts/my-aoai",
-                   "meter reconcile --ledger meter.sqlite exports/ --fail-above 2%")),
+                   "meter reconcile --ledger meter.sqlite exports/ --fail-above 2%",
+                   "meter reconcile --ledger meter.sqlite exports/ --fail-above 2% --min-coverage 90%",
+                   "meter reconcile --ledger meter.sqlite costs.csv --write-prices negotiated.toml")),
 }
 """Command path (``""`` for ``meter`` itself, ``"ledger prune"``) -> (what it does, examples)."""
 
