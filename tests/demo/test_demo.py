@@ -138,11 +138,133 @@ def test_the_default_ledger_is_in_the_temporary_folder_of_the_process(tmp_path: 
     assert os.environ["TMPDIR"] != tempfile.gettempdir()
     result = _demo("--json", "--metrics-port", "0", env={**os.environ, "TMPDIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr[-2000:]
-    assert read_json_text(result.stdout)["ledger"] == str(tmp_path / "meter-demo.sqlite")
-    assert (tmp_path / "meter-demo.sqlite").stat().st_size > 0
+    ledger = Path(read_json_text(result.stdout)["ledger"])
+    assert ledger.parent == tmp_path and ledger.name.startswith("meter-demo-") and ledger.suffix == ".sqlite"
+    assert ledger.stat().st_size > 0
 
 
 def read_json_text(text: str) -> dict[str, Any]:
     import json
 
     return dict(json.loads(text[text.index("{"):]))
+
+
+def _money(cell: str) -> tuple[Decimal, int]:
+    """A cost cell as (the known amount, the calls it leaves out): ``0.5``, ``0.5 + 2 unpriced``,
+    ``unknown (2 unpriced)``."""
+    import re
+
+    if match := re.fullmatch(r"unknown \((\d+) unpriced\)", cell):
+        return Decimal(0), int(match[1])
+    if match := re.fullmatch(r"(\S+) \+ (\d+) unpriced", cell):
+        return Decimal(match[1]), int(match[2])
+    return Decimal(cell), 0
+
+
+def _demo_table(out: str) -> dict[str, tuple[int, Decimal, int]]:
+    """The demo table's rows, ``deployment:NAME``, ``team:NAME`` and ``total``, as (calls, cost, unpriced)."""
+    import re
+
+    rows: dict[str, tuple[int, Decimal, int]] = {}
+    section = ""
+    for line in out.splitlines():
+        if line in ("per deployment", "per team"):
+            section = line.split()[1] + ":"
+        match = re.fullmatch(r"(\s*\S+)\s+(\d+)\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+\s+(\S.*)", line)
+        if match:
+            name = match[1].strip()
+            rows["total" if name == "total" else section + name] = (int(match[2]), *_money(match[3]))
+    return rows
+
+
+def _report_table(out: str) -> list[dict[str, str]]:
+    """``meter report``'s table as dicts by header (columns are two spaces or more apart)."""
+    import re
+
+    lines = out.splitlines()
+    header = re.split(r"\s{2,}", lines[0])
+    return [dict(zip(header, re.split(r"\s{2,}", line), strict=True)) for line in lines[1:]]
+
+
+def test_each_run_has_its_own_ledger_and_its_report_command_shows_its_table(tmp_path: Path) -> None:
+    """The report command the demo prints must show what the demo's table shows, on every run: one shared
+    default ledger grew across runs (and across test suites), so a second run's report showed both runs."""
+    import os
+    import re
+    import shlex
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    ledgers = set()
+    for _ in range(2):
+        demo = _demo("--requests", "12", "--metrics-port", "0", env=env)  # the last --requests wins
+        assert demo.returncode == 0, demo.stderr[-2000:]
+        table = _demo_table(demo.stdout)
+        (hint,) = [line for line in demo.stdout.splitlines() if line.strip().startswith("ledger:")]
+        words = shlex.split(hint.split("ledger:", 1)[1].split("(")[0])
+        assert words[:2] == ["meter", "report"], hint
+        ledgers.add(words[words.index("--ledger") + 1])
+        done = subprocess.run([sys.executable, "-m", "meter", *words[1:]], capture_output=True, text=True,
+                              timeout=60, env=env)
+        assert done.returncode == 0, done.stderr
+        rows = _report_table(done.stdout)
+        for key in ("team", "deployment"):
+            sums: dict[str, tuple[int, Decimal, int]] = {}
+            for row in rows:
+                calls, cost, unpriced = sums.get(row[key], (0, Decimal(0), 0))
+                known, left_out = _money(row["cost USD"])
+                sums[row[key]] = (calls + int(row["calls"]), cost + known, unpriced + left_out)
+            assert sums == {name.split(":", 1)[1]: tally for name, tally in table.items()
+                            if name.startswith(key + ":")}, (done.stdout, demo.stdout)
+        total = (sum(t[0] for t in sums.values()), sum((t[1] for t in sums.values()), Decimal(0)),
+                 sum(t[2] for t in sums.values()))
+        assert total == table["total"], (done.stdout, demo.stdout)
+        # an embeddings call costs well under a millionth of a dollar: shown exactly, never as a rounded 0
+        calls, cost, _ = table["deployment:text-embedding-3-small"]
+        assert calls and cost > 0, demo.stdout
+        # 12 calls, 13 records: the line under the table says why the two differ
+        assert re.search(r"^13 records for 12 calls in [0-9.]+ s \(the openai SDK retried 1 answer, a 429, and "
+                         r"meter keeps a record per HTTP attempt\)", demo.stdout, re.M), demo.stdout
+        assert table["total"][0] == 13
+    assert len(ledgers) == 2 and all(Path(path).parent == tmp_path for path in ledgers), ledgers
+
+
+def test_the_closing_hint_offers_curl_only_while_the_server_is_up() -> None:
+    done = _demo("--metrics-port", "0")
+    assert done.returncode == 0, done.stderr[-2000:]
+    (line,) = [line for line in done.stdout.splitlines() if line.strip().startswith("metrics:")]
+    assert "curl http" not in line and "stopped now; add --serve" in line, line
+
+
+def test_a_taken_default_port_with_serve_serves_elsewhere_and_says_where() -> None:
+    """Run as a user runs it with something on 9464: one line on stderr, and every URL printed is the one served."""
+    import socket
+
+    from meter.apps.demo.cli import DEFAULT_METRICS_PORT
+
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", DEFAULT_METRICS_PORT))
+        holder.listen()
+    except OSError:
+        pass  # something of the user's holds it already: the same situation
+    proc = subprocess.Popen([sys.executable, "-m", "meter", "demo", "--requests", "3", "--serve"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out = ""
+        deadline = time.monotonic() + 60
+        while "until Ctrl-C" not in out and time.monotonic() < deadline:
+            line = proc.stdout.readline() if proc.stdout else ""
+            if not line:
+                break
+            out += line
+        (curl,) = [line for line in out.splitlines() if line.strip().startswith("metrics:")]
+        url = curl.split("curl ", 1)[1].split()[0]
+        assert f":{DEFAULT_METRICS_PORT}/" not in out and url in out.splitlines()[-1], out
+        assert "llm_requests_total" in httpx2.get(url, timeout=10).text
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        _, err = proc.communicate(timeout=30)
+        holder.close()
+    assert proc.returncode == 0, err
+    assert err.strip().splitlines() == [f"meter demo: port {DEFAULT_METRICS_PORT} is in use; serving /metrics on "
+                                        f"port {url.split(':')[2].split('/')[0]} instead"], err

@@ -151,3 +151,20 @@ def test_after_a_price_correction_exactly_the_affected_rows_change(ledger: tuple
     assert result.table_version is not None and result.table_version.endswith("+fix-2026-12")
     assert report(path, ())[0].cost_usd == report(path, (), as_reported=True)[0].cost_usd - 3 * (
         old_output - Decimal("0.9"))
+
+
+def test_the_command_s_totals_say_which_calls_they_leave_out(ledger: tuple[Path, Path, list[meter.CallRecord]]
+                                                            ) -> None:
+    """A call unknown before (or after) adds nothing to that side's sum: the cell and the summary say so,
+    instead of a before of 0 and a change of the whole new price."""
+    import re
+
+    path, table, _ = ledger
+    dry = subprocess.run([sys.executable, "-m", "meter", "reprice", "--ledger", str(path), "--tables", str(table)],
+                         capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert dry.returncode == 0, dry.stderr
+    rows = {cells[0]: cells for cells in (re.split(r"\s{2,}", line) for line in dry.stdout.splitlines()[1:3])}
+    # model, type, day, calls, before, after, change, newly priced, now unknown
+    assert rows["gpt-4o-2024-11-20"][4:7] == ["10.5", "8.4", "-2.1"]  # 3 calls, 3.5 -> 2.8 each
+    assert rows["mystery-model-1"][4:8] == ["unknown (1 unpriced)", "1.2", "unknown (1 unpriced)", "1"]
+    assert "4 would change (USD 10.5 + 1 unpriced -> 9.6)" in dry.stdout, dry.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import signal
@@ -24,6 +25,21 @@ from meter.ledger import LedgerError
 from meter.pricing import DeploymentInfo
 
 DEFAULT_METRICS_PORT = 9464
+LEDGER_PREFIX = "meter-demo-"
+
+
+def run_ledger(folder: str | None = None) -> Path:
+    """A ledger of this run's own in the temporary folder: ``meter-demo-20261207-141503-4242.sqlite``.
+
+    One shared file would grow across runs, and the report command the demo prints would then show
+    more calls and cost than the demo's own table. The time says which run wrote it; the process id
+    and a counter keep two runs in the same second apart."""
+    base = Path(folder or tempfile.gettempdir()) / f"{LEDGER_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    path, n = base.with_suffix(".sqlite"), 1
+    while path.exists():
+        n += 1
+        path = base.parent / f"{base.name}-{n}.sqlite"
+    return path
 
 
 def _label_keys(text: str) -> tuple[str, ...]:
@@ -62,8 +78,10 @@ def add_command(commands: Any) -> None:
                         help=f"Prometheus port on 127.0.0.1 (default {DEFAULT_METRICS_PORT}, or a free one if "
                              f"{DEFAULT_METRICS_PORT} is in use; 0 picks a free one)")
     parser.add_argument("--metrics-addr", default="127.0.0.1", help="address for /metrics (default 127.0.0.1)")
-    parser.add_argument("--ledger", default=str(Path(tempfile.gettempdir()) / "meter-demo.sqlite"), metavar="FILE",
-                        help="the SQLite ledger the calls are kept in (default: %(default)s; '' for none)")
+    parser.add_argument("--ledger", default=None, metavar="FILE",
+                        help="the ledger the calls are kept in, a SQLite file or a postgresql:// URL (default: a new "
+                             f"{LEDGER_PREFIX}TIME-PID.sqlite in {tempfile.gettempdir()} each run, so its report "
+                             "shows this run's calls; '' for none)")
     parser.add_argument("--export-costs", metavar="FILE.csv",
                         help="also write a SIMULATED Azure cost export (EA cost details) of this run, to try "
                              "meter reconcile on")
@@ -142,23 +160,28 @@ def run_demo(args: argparse.Namespace) -> int:
         with records_lock:
             records.append(record)
 
+    if args.ledger is None:
+        args.ledger = str(run_ledger())
     config = EmulatorConfig(latency_s=0.005, ttft_s=0.02, tokens_per_s=800)
     with Emulator(config) as emulator:
         deployments = {d.name: DeploymentInfo(d.model, d.deployment_type, region_key(d.region))
                        for d in config.deployments}
+        try:  # first: a port that cannot be served leaves no ledger behind
+            server = _metrics_server(args.metrics_port, args.metrics_addr, registry, quiet=args.json)
+        except OSError as exc:
+            port = DEFAULT_METRICS_PORT if args.metrics_port is None else args.metrics_port
+            hint = ("pass --metrics-port 0 for a free port" if exc.errno == errno.EADDRINUSE
+                    else "pass --metrics-addr with an address of this machine (default 127.0.0.1)")
+            print(f"error: cannot serve /metrics on {args.metrics_addr}:{port} ({exc.strerror or exc}); {hint}",
+                  file=sys.stderr)
+            return 2
         try:
             m = meter.Meter(on_record=keep, registry=registry, tracer_provider=tracer_provider,
                             meter_provider=meter_provider, deployments=deployments, namespace=args.namespace,
                             label_keys=args.label_keys, ledger=args.ledger or None)
         except LedgerError as exc:
+            server.shutdown()
             print(f"error: {exc} (pass --ledger FILE for another, or --ledger '' for none)", file=sys.stderr)
-            return 2
-        try:
-            server = _metrics_server(args.metrics_port, args.metrics_addr, registry, quiet=args.json)
-        except OSError as exc:
-            m.close()
-            print(f"error: cannot serve /metrics on {args.metrics_addr}:{args.metrics_port} ({exc.strerror or exc}); "
-                  "pass --metrics-port 0 for a free port", file=sys.stderr)
             return 2
         metrics_url = f"http://{args.metrics_addr}:{server.server_port}/metrics"
         started = time.monotonic()
@@ -190,12 +213,17 @@ def run_demo(args: argparse.Namespace) -> int:
                          [p for p in args.plant if p != "unmetered"])
         summary = Summary.of(list(records), args.label_keys[0] if args.label_keys else None)
         if args.json:
-            print(json.dumps({**summary.as_json(), "metrics_url": metrics_url, "emulator_url": emulator.url,
-                              "ledger": args.ledger or None, "seconds": round(elapsed, 3)}, indent=2), flush=True)
+            print(json.dumps({**summary.as_json(), "calls": progress.done, "metrics_url": metrics_url,
+                              "emulator_url": emulator.url, "ledger": args.ledger or None,
+                              "seconds": round(elapsed, 3)}, indent=2), flush=True)
         else:
             print(summary.table())
-            print(f"\n{len(records)} records in {elapsed:.1f} s. Where to look next:")
-            print(f"  metrics: curl {metrics_url}   (Prometheus text; OpenMetrics with exemplars on request)")
+            print(f"\n{records_line(records, progress.done, elapsed)}. Where to look next:")
+            if args.serve:
+                print(f"  metrics: curl {metrics_url}   (Prometheus text; OpenMetrics with exemplars on request)")
+            else:
+                print(f"  metrics: {metrics_url} was served while the demo ran, and is stopped now; add --serve to "
+                      "keep it up for curl and Prometheus")
             if tracing == "otlp":
                 print(f"  traces:  exported over OTLP to {os.environ.get('OTEL_EXPORTER_OTLP_ENDPOINT')}")
             else:
@@ -203,17 +231,43 @@ def run_demo(args: argparse.Namespace) -> int:
             for line in dashboard_hints(args.namespace, args.label_keys):
                 print(line)
             if args.ledger:
-                print(f"  ledger:  meter report --ledger {args.ledger} --by team,deployment --period day")
+                by = ",".join([*args.label_keys[:1], "deployment"])
+                print(f"  ledger:  meter report --ledger {args.ledger} --by {by} --period day   (this run's calls)")
             if args.export_costs:
                 print(f"  bill:    wrote a SIMULATED Azure cost export of this run to {args.export_costs}; compare:")
                 print(f"           meter reconcile --ledger {args.ledger or 'LEDGER'} {args.export_costs} "
                       f"--resource 127.0.0.1={RESOURCE_ID}")
         if args.serve:
+            stop = _stop_on_signal()  # before the line that says so: a Ctrl-C right after it is a clean stop
             if not args.json:
                 print(f"\nserving {metrics_url} until Ctrl-C", flush=True)
-            _wait_for_signal()
+            while not stop.wait(0.5):
+                pass
         server.shutdown()
     return 0
+
+
+def records_line(records: list[meter.CallRecord], calls: int, seconds: float) -> str:
+    """``41 records for 40 calls in 1.8 s (...)``: why the table counts more records than the workload made calls.
+
+    meter keeps one record per HTTP attempt, and the openai SDK retries some answers (the demo's 429)
+    itself: each attempt before the last one of a call is a record more. The statuses come from
+    the records (the attempts of one call share a ``correlation_id``)."""
+    head = f"{len(records)} records for {calls} calls in {seconds:.1f} s"
+    if len(records) == calls:
+        return head
+    last: dict[str, int] = {}
+    for record in records:
+        if record.correlation_id is not None:
+            last[record.correlation_id] = max(last.get(record.correlation_id, 0), record.attempt or 0)
+    retried = Counter(str(r.status_code or r.outcome) for r in records
+                      if r.correlation_id is not None and (r.attempt or 0) < last[r.correlation_id])
+    n = sum(retried.values())
+    if not n:
+        return f"{head} (meter keeps a record per HTTP attempt)"
+    answers = ", ".join(f"{k} x {status}" if k > 1 else f"a {status}" for status, k in sorted(retried.items()))
+    return (f"{head} (the openai SDK retried {n} {'answer' if n == 1 else 'answers'}, {answers}, and meter keeps "
+            "a record per HTTP attempt)")
 
 
 def _metrics_server(port: int | None, addr: str, registry: CollectorRegistry, quiet: bool) -> Any:
@@ -267,9 +321,9 @@ def dashboard_hints(namespace: str, label_keys: tuple[str, ...]) -> list[str]:
     ]
 
 
-def _wait_for_signal() -> None:
+def _stop_on_signal() -> threading.Event:
+    """An event SIGINT (Ctrl-C) and SIGTERM set, instead of stopping the process where it stands."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
+    return stop

@@ -13,7 +13,7 @@ from typing import Any
 
 import meter
 from meter.core.record import USAGE_KINDS
-from meter.textout import visible
+from meter.textout import money, money_total, visible
 
 TOKEN_FIELDS = tuple(kind.name for kind in USAGE_KINDS if kind.report)
 """The usage kinds a report shows (the catalogue's ``report`` kinds), counted as the metrics count them."""
@@ -96,15 +96,20 @@ class Summary:
         """A plain-text table, one row per deployment and per team, then the totals.
 
         Names are shown ``visible``: a team is whatever the caller tagged, and a control character in it
-        must not act on the terminal or start a row of its own."""
+        must not act on the terminal or start a row of its own. Money is exact (``money``: an embeddings
+        call's 0.00000044 is not rounded to 0), and a cost that leaves calls out says so
+        (``0.0193 + 2 unpriced``): unknown is never shown as 0."""
+        tallies = [self.total, *self.deployments.values(), *self.teams.values()]
+        width = max(13, *(len(money_total(t.cost_usd, t.unpriced)) + 2 for t in tallies))
         head = (f"{'':<26}{'calls':>6}{'errors':>7}{'input':>9}{'cached':>9}{'output':>9}{'reasoning':>10}"
-                f"{'cost USD':>13}")
+                f"{'cost USD':>{width}}")
         lines = [head, "-" * len(head)]
 
         def row(label: str, t: Tally) -> str:
             k = t.tokens
             return (f"{label:<26}{t.requests:>6}{t.errors:>7}{k['input_tokens']:>9}{k['cached_input_tokens']:>9}"
-                    f"{k['output_tokens']:>9}{k['reasoning_output_tokens']:>10}{t.cost_usd:>13.6f}")
+                    f"{k['output_tokens']:>9}{k['reasoning_output_tokens']:>10}"
+                    f"{money_total(t.cost_usd, t.unpriced):>{width}}")
 
         lines.append("per deployment")
         lines += [row("  " + visible(name), t) for name, t in sorted(self.deployments.items())]
@@ -117,5 +122,5 @@ class Summary:
         if self.total.estimated or self.total.unpriced:
             lines.append(f"estimated usage (not in the totals above): {self.total.estimated} calls, "
                          f"{self.total.estimated_input_tokens} input and {self.total.estimated_output_tokens} output "
-                         f"tokens, {self.total.estimated_cost_usd:.6f} USD; unpriced: {self.total.unpriced} calls")
+                         f"tokens, {money(self.total.estimated_cost_usd)} USD; unpriced: {self.total.unpriced} calls")
         return "\n".join(lines)
