@@ -29,7 +29,7 @@ from meter.core import route as route_mod
 from meter.core import storable
 from meter.core import usage as usage_mod
 from meter.core.call import Call, CallEnd, Headers
-from meter.core.faults import FaultKind
+from meter.core.faults import FaultKind, Guard, guards
 from meter.core.finish import build_record, deployment, started_at
 from meter.core.record import CallRecord
 from meter.core.request import (
@@ -185,6 +185,8 @@ class Meter:
         self._lock = threading.Lock()
         self._faults: dict[str, int] = {}
         self._logged: set[str] = set()
+        self.guard: Mapping[FaultKind, Guard] = guards(self.record_fault)
+        """``with meter.guard[kind]:`` runs metering work that must never raise into the caller."""
         self.costing: Costing | None = None
         if price_book is not False:
             if isinstance(price_tables, str | os.PathLike):  # one path (a string is not a list of paths)
@@ -251,7 +253,8 @@ class Meter:
         Returns the call and, when meter rewrites the request body, the new body.
         Never raises: a fault here lets the request through unmetered.
         """
-        try:
+        guard = self.guard
+        with guard["begin"]:
             route = route_mod.match(method, host, port, path, query, self._hosts)
             if route is None:
                 return None
@@ -275,10 +278,8 @@ class Meter:
             span: object = None
             trace_id = span_id = None
             if self._tracer is not None:
-                try:
+                with guard["sink_start"]:
                     span, trace_id, span_id = self._tracer.open(route, info, started_ns, request_body)
-                except Exception as exc:
-                    self.record_fault("sink_start", exc)
             if trace_id is None and self._current_trace is not None:
                 trace_id, span_id = self._current_trace()
             start = CallStart(
@@ -286,69 +287,58 @@ class Meter:
                 started_ns, trace_id, span_id, capture, request_body,
                 estimate_input_tokens(parsed) if info.stream else 0, bool(repaired), span,
             )
-        except Exception as exc:
-            self.record_fault("begin", exc)
-            return None
-        states: list[Any] = []
-        for sink in self._sinks:
-            try:
-                states.append(sink.start(start))
-            except Exception as exc:
-                states.append(None)
-                self.record_fault("sink_start", exc)
-        return Call(start, _Pending(self, states)), new_body
+            states: list[Any] = []
+            for sink in self._sinks:
+                state = None
+                with guard["sink_start"]:
+                    state = sink.start(start)
+                states.append(state)
+            return Call(start, _Pending(self, states)), new_body
+        return None
 
     def finish(self, start: CallStart, end: CallEnd, states: list[Any]) -> None:
         """Turn a call's end into its one final record (dedupe, pricing) and hand it out."""
+        guard = self.guard
         at = started_at(start)
         end = self._storable_end(start, end)
         usage, usage_source, repeat, supersedes = end.usage, end.usage_source, False, False
-        try:
+        with guard["dedupe"]:
             usage, usage_source, repeat, supersedes = self._dedupe.check(
                 start.route.api, end.response_id, end.usage, end.usage_source, end.provisional)
-        except Exception as exc:
-            self.record_fault("dedupe", exc)
         cost = deployment_type = region = None
         if self.costing is not None:
-            try:
+            with guard["pricing"]:
                 cost, deployment_type, region = self.costing.cost_of_call(
                     deployment(start), end.response_model, usage, usage_source == "estimated", at, end.azure)
-            except Exception as exc:
-                self.record_fault("pricing", exc)
-        try:
+        record = None
+        with guard["record"]:
             record = build_record(start, end, at=at, usage=usage, usage_source=usage_source, repeat=repeat,
                                   supersedes_estimate=supersedes, cost=cost, deployment_type=deployment_type,
                                   region=region)
-        except Exception as exc:
-            self.record_fault("record", exc)
+        if record is None:
             return
         for sink, state in zip(self._sinks, states, strict=False):
-            try:
+            with guard["sink"]:
                 sink.finish(record, state)
-            except Exception as exc:
-                self.record_fault("sink", exc)
         for callback in self._callbacks:
-            try:
+            with guard["subscriber"]:
                 callback(record)
-            except Exception as exc:
-                self.record_fault("subscriber", exc)
 
     def _storable_end(self, start: CallStart, end: CallEnd) -> CallEnd:
         """What the response said, made storable, with usage subsets capped by their totals: before
         pricing and dedupe see it, so the record is priced and kept as it is stored. A change is a fault,
         one ``value_repaired`` per call (its request's repair, if any, was counted when it began)."""
-        try:
-            end, repaired = storable.clean_end(end)
+        with self.guard["record"]:  # a bug here must not lose the record: it goes on as it came
+            cleaned, repaired = storable.clean_end(end)
             if repaired and not start.repaired:
                 self.record_fault("value_repaired", storable.ValueRepaired(repaired))
-            usage = end.usage
+            usage = cleaned.usage
             if usage is not None:
                 capped = usage_mod.cap_subsets(usage)
                 if capped is not usage:
                     self.record_fault("usage_subset_capped", usage_mod.SubsetExceeded(usage, capped))
-                    end = end._replace(usage=capped)
-        except Exception as exc:  # a bug here must not lose the record
-            self.record_fault("record", exc)
+                    cleaned = cleaned._replace(usage=capped)
+            end = cleaned
         return end
 
     def record_fault(self, kind: FaultKind, exc: BaseException) -> None:
@@ -377,11 +367,12 @@ class _LedgerFault(Exception):
 class _Pending:
     """The ``CallOutput`` of one call: where its end goes, with the sinks' states for it."""
 
-    __slots__ = ("_meter", "_states")
+    __slots__ = ("_meter", "_states", "guard")
 
     def __init__(self, meter: Meter, states: list[Any]) -> None:
         self._meter = meter
         self._states = states
+        self.guard = meter.guard
 
     def finished(self, start: CallStart, end: CallEnd) -> None:
         self._meter.finish(start, end, self._states)

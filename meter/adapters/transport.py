@@ -70,32 +70,27 @@ def start(meter: Meter, request: RequestPart) -> tuple[Call, RequestPart] | None
 
     Never raises: a fault lets the request through unmetered (and is counted).
     """
-    try:
+    with meter.guard["begin"]:
         url = request.url
-        method, host, port, path = request.method, url.host, url.port, url.path
-        query = url.query.decode("ascii", "replace")
-    except Exception as exc:
-        meter.record_fault("begin", exc)
-        return None
-    begun = meter.begin(method, host, port, path, query, request.headers, lambda: _body(request))
-    if begun is None:
-        return None
-    call, new_body = begun
-    if new_body is not None:
-        try:
-            headers = request.headers.copy()
-            headers["content-length"] = str(len(new_body))
-            same_stack: Any = type(request)  # httpx.Request or httpx2.Request: rebuild with its own class
-            request = same_stack(
-                method=request.method,
-                url=request.url,
-                headers=headers,
-                content=new_body,
-                extensions=request.extensions,
-            )
-        except Exception as exc:
-            meter.record_fault("rewrite", exc)
-    return call, request
+        begun = meter.begin(request.method, url.host, url.port, url.path, url.query.decode("ascii", "replace"),
+                            request.headers, lambda: _body(request))
+        if begun is None:
+            return None
+        call, new_body = begun
+        if new_body is not None:
+            with meter.guard["rewrite"]:
+                headers = request.headers.copy()
+                headers["content-length"] = str(len(new_body))
+                same_stack: Any = type(request)  # httpx.Request or httpx2.Request: rebuild with its own class
+                request = same_stack(
+                    method=request.method,
+                    url=request.url,
+                    headers=headers,
+                    content=new_body,
+                    extensions=request.extensions,
+                )
+        return call, request
+    return None
 
 
 def attach(call: Call, request: RequestPart, response: ResponsePart, is_async: bool) -> ResponsePart:

@@ -19,12 +19,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import NamedTuple, Protocol
 
 from meter.core import observe, sse
 from meter.core.decode import DecodedTooLarge, Decoder, decoder_for
-from meter.core.faults import FaultKind
+from meter.core.faults import FaultKind, Guard
 from meter.core.headers import ResponseHeaders, azure_headers
 from meter.core.record import AzureHeaders, Outcome, Usage, UsageSource
 from meter.core.sse import SSEScanner
@@ -64,7 +64,11 @@ class CallEnd(NamedTuple):
 
 
 class CallOutput(Protocol):
-    """Where a call's end goes: once ``finished``, and ``fault`` for each metering fault on the way."""
+    """Where a call's end goes: once ``finished``, and ``fault`` for each metering fault on the way
+    (``guard[kind]`` around a block reports what it raises as one)."""
+
+    @property
+    def guard(self) -> Mapping[FaultKind, Guard]: ...
 
     def finished(self, start: CallStart, end: CallEnd) -> None: ...
 
@@ -118,7 +122,7 @@ class Call:
 
     def on_response(self, status_code: int, headers: ResponseHeaders) -> None:
         """Status and headers (lower-case names) arrived; choose how the body will be read."""
-        try:
+        with self._out.guard["response_headers"]:
             self.status_code = status_code
             self._azure = azure_headers(headers)
             content_type = str(headers.get("content-type") or "").split(";", 1)[0].strip().lower()
@@ -135,10 +139,9 @@ class Call:
                 self._body = []
             else:
                 self._sniff = True  # no Content-Type: decide on the first bytes
-        except Exception as exc:
-            self._fault("response_headers", exc)
 
-    def _start_sse(self) -> None:
+    def _start_sse(self) -> Callable[[bytes], None]:
+        """Read the body as an event stream from now on; returns the function that feeds it."""
         self._sse = True
         self._scanner = SSEScanner()
         capture = self.start.capture
@@ -156,6 +159,7 @@ class Call:
         self._feed = feed
         if self._decoder is None:  # the fast path reads raw bytes; encoded bodies take the scanner
             self._take = self._observer.take
+        return feed
 
     def on_chunk(self, chunk: bytes) -> None:
         """One raw body chunk, exactly as the caller receives it. Runs per chunk: kept lean.
@@ -246,9 +250,7 @@ class Call:
                 return
             self._sniff = False
             if head.startswith((b"data:", b"event:", b":")):
-                self._start_sse()
-                assert self._feed is not None
-                self._feed(data)
+                self._start_sse()(data)
                 return
             self._body = []
         if self._body is not None:
@@ -310,20 +312,20 @@ class Call:
             self._done = True
             self._skip = True
             self._wait_for_reader()
-            try:
-                self._look_at_held()
-                end = self._build(exc, duration)
-            except Exception as build_exc:
-                self._fault("record", build_exc)
-                return
-            finally:
-                # The stream readers point back at this call (the first-token callback) and at each other
-                # (scanner <-> observer): cut both, so a finished call is freed by reference counting,
-                # not left for the cyclic collector.
-                if self._scanner is not None:
-                    self._scanner.on_oversized = None
-                self._observer = self._scanner = self._feed = self._take = self._decoder = None
-        self._out.finished(self.start, end)
+            end = None
+            with self._out.guard["record"]:  # a bug building the end: no record, and the caller goes on
+                try:
+                    self._look_at_held()
+                    end = self._build(exc, duration)
+                finally:
+                    # The stream readers point back at this call (the first-token callback) and at each
+                    # other (scanner <-> observer): cut both, so a finished call is freed by reference
+                    # counting, not left for the cyclic collector.
+                    if self._scanner is not None:
+                        self._scanner.on_oversized = None
+                    self._observer = self._scanner = self._feed = self._take = self._decoder = None
+        if end is not None:
+            self._out.finished(self.start, end)
 
     def _wait_for_reader(self) -> None:
         """Let a chunk that another thread is reading finish before the end is built from the state.
@@ -347,20 +349,16 @@ class Call:
         self._body = None
         if not body.strip():
             return
-        try:
+        with self._out.guard["parse"]:
             observe.read_json_body(self.start.route.api, self.status_code, body, self.obs,
                                    capture=self.start.capture)
-        except Exception as exc:
-            self._fault("parse", exc)
 
     def _flush_stream(self) -> None:
         if self._scanner is None or self._observer is None or self._broken:
             return
-        try:
+        with self._out.guard["parse"]:
             for event in self._scanner.flush():
                 self._observer.on_event(event)
-        except Exception as exc:
-            self._fault("parse", exc)
 
     def _outcome(self, exc: BaseException | None) -> tuple[Outcome, str | None]:
         obs = self.obs

@@ -9,6 +9,8 @@ checks it iterate.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from types import TracebackType
 from typing import Literal, get_args
 
 FaultKind = Literal[
@@ -48,3 +50,40 @@ FAULTS: dict[FaultKind, str] = {
 
 if set(FAULTS) != set(get_args(FaultKind)):  # pragma: no cover - a declaration error, caught at import
     raise RuntimeError("meter.core.faults: FAULTS and FaultKind disagree")
+
+
+FaultReport = Callable[[FaultKind, BaseException], None]
+"""Where a caught fault goes: ``Meter.record_fault`` (count, log once per kind, tell the sinks)."""
+
+
+class Guard:
+    """The one way meter keeps its own errors from the caller: ``with guard:`` around metering work.
+
+    An ``Exception`` raised in the block is handed to ``report`` as one fault of ``kind`` and
+    swallowed, and the code after the block runs (so a value the block was to set keeps the
+    default it had before it). ``BaseException`` (``KeyboardInterrupt``, ``SystemExit``, a task's
+    cancellation) is not a metering fault and goes on up. A plain class, built once per kind and
+    reused, because it runs several times a call: about 0.13 µs a block, where a bare
+    ``try``/``except`` costs nothing until it catches.
+    """
+
+    __slots__ = ("kind", "report")
+
+    def __init__(self, kind: FaultKind, report: FaultReport) -> None:
+        self.kind = kind
+        self.report = report
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> bool:
+        if isinstance(exc, Exception):
+            self.report(self.kind, exc)
+            return True
+        return False
+
+
+def guards(report: FaultReport) -> Mapping[FaultKind, Guard]:
+    """One ``Guard`` per fault kind, all reporting to ``report``."""
+    return {kind: Guard(kind, report) for kind in FAULTS}
