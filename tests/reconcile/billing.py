@@ -269,7 +269,7 @@ def write_focus(path: Path, charges: Iterable[Charge], *, version: str = "1.2", 
 def _write(path: Path, columns: Iterable[str], rows: list[dict[str, str]]) -> None:
     columns = list(columns)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "wt", newline="", encoding="utf-8") as f:  # type: ignore[operator]
+    with opener(path, "wt", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)

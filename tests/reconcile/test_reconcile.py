@@ -346,8 +346,8 @@ def test_batch_jobs_are_their_own_class_and_unmetered(work: Workload, tmp_path: 
              Charge(day, "gpt-4o-mini-0718-Batch-Outp-glbl Tokens", Decimal(9_000), "1K", 1000, Decimal("0.0003"))]
     result = run(work.ledger, write_ea(tmp_path / "ea.csv", bill(work.entries, extra=batch)))
     assert kinds(result) == ["unmetered", "unmetered"], [f.text for f in result.findings]
-    assert {(f.token_class, f.tokens) for f in result.findings} == {("input (batch)", 50_000),
-                                                                   ("output (batch)", 9_000)}
+    assert {(f.token_class, f.tokens) for f in result.findings} == {("input (batch)", Decimal(50_000)),
+                                                                   ("output (batch)", Decimal(9_000))}
     assert result.unexplained == 0
 
 
