@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from contextvars import ContextVar
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import httpx2
 
@@ -21,6 +21,28 @@ from meter.core.call import Call
 from meter.hub import Meter, default_meter, default_meter_or_none
 
 _STACKS: dict[type, ModuleType] = {}
+
+Req = TypeVar("Req", bound=RequestPart)
+Resp = TypeVar("Resp", bound=ResponsePart)
+Req_contra = TypeVar("Req_contra", bound=RequestPart, contravariant=True)
+Resp_co = TypeVar("Resp_co", bound=ResponsePart, covariant=True)
+
+
+class SyncInner(Protocol[Req_contra, Resp_co]):
+    """The transport a ``MeteredTransport`` wraps: either stack's, typed by what meter calls on it."""
+
+    def handle_request(self, request: Req_contra, /) -> Resp_co: ...
+
+    def close(self) -> None: ...
+
+
+class AsyncInner(Protocol[Req_contra, Resp_co]):
+    """The transport an ``AsyncMeteredTransport`` wraps."""
+
+    async def handle_async_request(self, request: Req_contra, /) -> Resp_co: ...
+
+    async def aclose(self) -> None: ...
+
 
 _metering: ContextVar[bool] = ContextVar("meter_metering", default=False)
 """True while a metered transport sends a request it meters: a metered transport nested
@@ -65,7 +87,7 @@ def _in_memory(stack: ModuleType, response: ResponsePart, call: Call) -> bool:
     return True
 
 
-def start(meter: Meter, request: RequestPart) -> tuple[Call, RequestPart] | None:
+def start(meter: Meter, request: Req) -> tuple[Call, Req] | None:
     """Begin metering ``request``; returns the call and the request to send (maybe rewritten).
 
     Never raises: a fault lets the request through unmetered (and is counted).
@@ -93,7 +115,7 @@ def start(meter: Meter, request: RequestPart) -> tuple[Call, RequestPart] | None
     return None
 
 
-def attach(call: Call, request: RequestPart, response: ResponsePart, is_async: bool) -> ResponsePart:
+def attach(call: Call, request: RequestPart, response: Resp, is_async: bool) -> Resp:
     """Hand the response head to the call and wrap the body so the call sees every chunk.
 
     Never raises: if the response cannot be followed, it goes to the caller as it
@@ -110,7 +132,7 @@ def attach(call: Call, request: RequestPart, response: ResponsePart, is_async: b
     return response
 
 
-class MeteredTransport(httpx2.BaseTransport):
+class MeteredTransport(httpx2.BaseTransport, Generic[Req, Resp]):
     """A sync transport that meters LLM calls and passes everything else straight through.
 
     ``inner`` is any httpx or httpx2 sync transport (``HTTPTransport``, a mock, a
@@ -119,13 +141,15 @@ class MeteredTransport(httpx2.BaseTransport):
     configuration error (a bad ``$METER_DEPLOYMENTS``) raises now, not inside a call.
     """
 
-    def __init__(self, inner: Any, meter: Meter | None = None) -> None:
+    def __init__(self, inner: SyncInner[Req, Resp], meter: Meter | None = None) -> None:
         self.inner = inner
         self.meter = meter
         if meter is None:
             default_meter()
 
-    def handle_request(self, request: Any) -> Any:
+    # One class serves both stacks, so it takes and returns the inner transport's own types
+    # (``httpx.Request`` in, ``httpx.Response`` out, or httpx2's), not only httpx2's as its base says.
+    def handle_request(self, request: Req) -> Resp:  # type: ignore[override]
         if _metering.get():
             return self.inner.handle_request(request)
         m = self.meter or default_meter_or_none()
@@ -147,16 +171,16 @@ class MeteredTransport(httpx2.BaseTransport):
         self.inner.close()
 
 
-class AsyncMeteredTransport(httpx2.AsyncBaseTransport):
+class AsyncMeteredTransport(httpx2.AsyncBaseTransport, Generic[Req, Resp]):
     """The async twin of ``MeteredTransport`` (any httpx or httpx2 async transport inside)."""
 
-    def __init__(self, inner: Any, meter: Meter | None = None) -> None:
+    def __init__(self, inner: AsyncInner[Req, Resp], meter: Meter | None = None) -> None:
         self.inner = inner
         self.meter = meter
         if meter is None:
             default_meter()
 
-    async def handle_async_request(self, request: Any) -> Any:
+    async def handle_async_request(self, request: Req) -> Resp:  # type: ignore[override]  # see above
         if _metering.get():
             return await self.inner.handle_async_request(request)
         m = self.meter or default_meter_or_none()
@@ -176,3 +200,19 @@ class AsyncMeteredTransport(httpx2.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+if TYPE_CHECKING:  # mypy proves each stack's transports go in and that stack's own responses come out
+    import httpx
+
+    def _httpx_fits(inner: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
+        return MeteredTransport(inner).handle_request(request)
+
+    def _httpx2_fits(inner: httpx2.HTTPTransport, request: httpx2.Request) -> httpx2.Response:
+        return MeteredTransport(inner).handle_request(request)
+
+    async def _httpx_async_fits(inner: httpx.AsyncHTTPTransport, request: httpx.Request) -> httpx.Response:
+        return await AsyncMeteredTransport(inner).handle_async_request(request)
+
+    async def _httpx2_async_fits(inner: httpx2.AsyncHTTPTransport, request: httpx2.Request) -> httpx2.Response:
+        return await AsyncMeteredTransport(inner).handle_async_request(request)

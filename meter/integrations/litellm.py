@@ -37,11 +37,16 @@ import importlib
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meter.adapters.transport import AsyncMeteredTransport, MeteredTransport
 from meter.extras import require
 from meter.hub import Meter, default_meter, default_meter_or_none
+
+if TYPE_CHECKING:
+    import httpx
+
+    _Metered = MeteredTransport[httpx.Request, httpx.Response] | AsyncMeteredTransport[httpx.Request, httpx.Response]
 
 __all__ = ["instrument", "is_instrumented", "uninstrument"]
 
@@ -51,7 +56,7 @@ _lock = threading.RLock()
 _meter: Meter | None = None
 _originals: dict[type, Callable[..., Any]] = {}
 """The handler classes whose ``create_client`` is wrapped, and the original methods."""
-_ours: weakref.WeakSet[MeteredTransport | AsyncMeteredTransport] = weakref.WeakSet()
+_ours: weakref.WeakSet[_Metered] = weakref.WeakSet()
 """Transports this module put in place (``uninstrument`` takes them out again)."""
 _clients: weakref.WeakSet[Any] = weakref.WeakSet()
 """``httpx`` clients whose transports this module metered."""
@@ -66,7 +71,7 @@ def _handler_classes() -> tuple[type, type]:
 def _meter_transport(transport: Any, is_async: bool) -> Any:
     if transport is None or isinstance(transport, MeteredTransport | AsyncMeteredTransport):
         return transport  # already metered (by the user, or by us): never meter twice
-    metered: MeteredTransport | AsyncMeteredTransport = (
+    metered: _Metered = (
         AsyncMeteredTransport(transport, _meter) if is_async else MeteredTransport(transport, _meter)
     )
     _ours.add(metered)
