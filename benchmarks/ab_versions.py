@@ -1,6 +1,6 @@
 """A/B of meter at two trees: the time a metered chat JSON call adds over the raw transport.
 
-    python benchmarks/ab_versions.py TREE [--profile]
+    python benchmarks/ab_versions.py TREE [--profile [PATH-FILTER]]
 
 TREE is a checkout of meter (a ``git worktree`` of another commit); it is put first on ``sys.path``, so
 run the script once per tree, alone on the machine, and compare. Five alternating rounds of 2,000 raw
@@ -76,7 +76,8 @@ def main(argv: list[str]) -> int:
         profile.enable()
         _timed(metered, 3000, spans.clear)
         profile.disable()
-        pstats.Stats(profile).sort_stats("tottime").print_stats(40)
+        only = argv[argv.index("--profile") + 1] if argv[-1] != "--profile" else ""
+        pstats.Stats(profile).sort_stats("tottime").print_stats(only, 40)
     return 0
 
 
