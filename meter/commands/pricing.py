@@ -11,14 +11,16 @@ import argparse
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 from meter.commands.price_tables import load_book, now
 from meter.commands.pricing_retail import cmd_check, cmd_import_azure_retail
 from meter.pricing.book import PriceBook
 from meter.pricing.deployment_types import DEPLOYMENT_TYPES, canonical_deployment_type
 from meter.pricing.errors import PricingFileError
+from meter.pricing.listing import EntrySpans, entry_spans, region_groups, region_label, region_labels
 from meter.pricing.model import KINDS, PRICE_KINDS, PriceRow
 from meter.textout import money, say, text_table
 
@@ -171,6 +173,11 @@ def _grouped(book: PriceBook, rows: Iterable[PriceRow]) -> dict[_Group, dict[str
     return groups
 
 
+def _labels(book: PriceBook) -> dict[str, str]:
+    """Every region group of the book by a readable name (``meter.pricing.listing.region_labels``)."""
+    return region_labels(region_groups(book.rows()))
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     """Every model with the prices in force at ``--at`` (USD per 1M tokens)."""
     book = load_book(args)
@@ -184,16 +191,20 @@ def cmd_list(args: argparse.Namespace) -> int:
         and (args.model is None or args.model.lower() in r.model)
     ]
     groups = _grouped(book, rows)
+    labels = _labels(book)
     lines = [
-        [g.model, g.deployment_type, g.region, _tier_text(g.tier)]
+        [g.model, g.deployment_type, region_label(g.region, labels), _tier_text(g.tier)]
         + [money(groups[g][k]) if k in groups[g] else "-" for k in KINDS]
         for g in sorted(groups, key=_Group.sort_key)
     ]
     say(f"price table {book.version}; prices in force on {at.date().isoformat()}, USD per 1M tokens")
     print(text_table(lines, ["model", "deployment type", "region", "tier", *(_KIND_HEADERS[k] for k in KINDS)]))
-    region_groups = {r.region: r.regions for r in rows if r.region and r.regions != (r.region,)}
-    for name, members in sorted(region_groups.items()):
-        say(f"region group {name}: {', '.join(members)}")
+    shown = region_groups(rows)
+    if shown:
+        print("Region groups (regions priced alike; the tables and entry ids name the generated ones r-<hash>):")
+    for name, members in sorted(shown.items(), key=lambda item: (item[1][0], len(item[1]), labels[item[0]])):
+        aka = f" ({name})" if labels[name] != name else ""
+        say(f"region group {labels[name]}{aka}: {', '.join(members)}")
     print(f"{len({g.model for g in groups})} models; deployment types: {', '.join(DEPLOYMENT_TYPES)}")
     print("Provisioned types (*ProvisionedManaged) are billed per PTU-hour: token cost 0, basis 'provisioned'.")
     return 0
@@ -223,6 +234,14 @@ def cmd_show(args: argparse.Namespace) -> int:
             rs[0].effective_from,
         ),
     )
+    labels = _labels(book)
+    spans = {rs[0].entry_id: entry_spans(book, rs) for rs in ordered}
+    replaces: dict[str, list[tuple[str, date, tuple[str, ...]]]] = {}
+    for entry_id, found in spans.items():
+        for regions, entry_days in found.spans:
+            for span in entry_days:
+                if span.instead is not None:
+                    replaces.setdefault(span.instead.entry_id, []).append((entry_id, span.start, regions))
     for entry_rows in ordered:
         first = entry_rows[0]
         until = first.effective_until.isoformat() if first.effective_until else "open"
@@ -230,7 +249,14 @@ def cmd_show(args: argparse.Namespace) -> int:
         recorded = f", recorded {first.recorded_at}" if first.recorded_at else ""
         print()
         say(first.entry_id)
+        if first.region and first.regions != (first.region,):
+            group = labels.get(first.region, first.region)
+            say(f"  regions: {', '.join(first.regions)}" + (f" (group {group})" if group != first.region else ""))
         say(f"  {first.effective_from} to {until}{recorded}: {prices}")
+        for line in _applies(book, entry_rows, spans[first.entry_id], entries):
+            say(line)
+        for line in _replaces(first, replaces.get(first.entry_id, [])):
+            say(line)
         say(f"  source: {first.source}")
         if first.note:
             say(f"  note: {first.note}")
@@ -247,6 +273,53 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prices(book: PriceBook, rows: Iterable[PriceRow]) -> dict[str, Decimal]:
+    return {row.kind: book.row_price(row)[0] for row in rows}
+
+
+def _why(book: PriceBook, entry: list[PriceRow], other: PriceRow, others: list[PriceRow]) -> str:
+    """Why ``other`` wins over ``entry`` (or the other way round), and whether the prices differ."""
+    layer = {t.file: i for i, t in enumerate(book.tables)}
+    later = layer[other.file] != layer[entry[0].file]
+    reason = f"a later table, {Path(other.file).name}" if later else "a newer entry of the same table"
+    same = _prices(book, entry) == _prices(book, others)
+    return f"{reason}; {'same' if same else 'other'} prices"
+
+
+def _applies(book: PriceBook, entry: list[PriceRow], found: EntrySpans,
+             entries: dict[str, list[PriceRow]]) -> list[str]:
+    """``applies: ...`` lines for an entry another one takes over from on some days (nothing when it never is)."""
+    if found.always:
+        return []
+    lines = []
+    for regions, days in found.spans:
+        where = "" if len(found.spans) == 1 else f" in {', '.join(regions)}"
+        parts = []
+        for span in days:
+            end = span.end.isoformat() if span.end else "open"
+            if span.instead is None:
+                parts.append(f"{span.start} to {end}")
+            else:
+                why = _why(book, entry, span.instead, entries[span.instead.entry_id])
+                until = f" to {span.end}" if span.end else ""
+                parts.append(f"from {span.start}{until} {span.instead.entry_id} applies instead ({why})")
+        never = "" if any(s.instead is None for s in days) else "never; "
+        lines.append(f"  applies{where}: {never}" + "; ".join(parts))
+    return lines
+
+
+def _replaces(first: PriceRow, replaced: list[tuple[str, date, tuple[str, ...]]]) -> list[str]:
+    """``replaces ...`` lines for an entry that prices days another one also covers."""
+    seen: dict[tuple[str, date], list[str]] = {}
+    for entry_id, start, regions in replaced:
+        seen.setdefault((entry_id, start), []).extend(r for r in regions if r)
+    lines = []
+    for (entry_id, start), names in sorted(seen.items(), key=lambda item: (item[0][1], item[0][0])):
+        where = f" (in {', '.join(sorted(names))})" if names and len(names) < len(first.regions) else ""
+        lines.append(f"  replaces {entry_id} from {start}{where}")
+    return lines
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     """Prices added, removed or changed between two dates."""
     if len(args.at) != 2:
@@ -256,6 +329,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if book is None:
         return 1
     first, second = (_grouped(book, book.effective_rows(at)) for at in args.at)
+    labels = _labels(book)
     lines: list[list[str]] = []
     for group in sorted(set(first) | set(second), key=_Group.sort_key):
         before, after = first.get(group, {}), second.get(group, {})
@@ -266,7 +340,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
                     [
                         group.model,
                         group.deployment_type,
-                        group.region,
+                        region_label(group.region, labels),
                         _tier_text(group.tier),
                         _KIND_HEADERS[kind],
                         "-" if old is None else money(old),

@@ -226,3 +226,94 @@ def test_python_m_meter_pricing_list() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("price table 2026-12-01.1")
     assert "gpt-5.6-luna" in done.stdout
+
+
+def _blocks(out: str) -> dict[str, list[str]]:
+    """``pricing show`` output as entry id -> the lines under it."""
+    return {block.splitlines()[0]: block.splitlines()[1:] for block in out.split("\n\n")[1:]}
+
+
+def test_list_names_region_groups_by_their_regions_not_a_hash(capsys: pytest.CaptureFixture[str]) -> None:
+    """``r-b2db98c2`` says nothing; the generated groups are named by the regions in them."""
+    import re
+
+    code, out, _ = run(["pricing", "list", "--at", "2026-11-01"], capsys)
+    assert code == 0
+    table, footer = out.split("Region groups", 1)
+    assert not re.search(r"\br-[0-9a-f]{8}\b", table), re.findall(r".*\br-[0-9a-f]{8}\b.*", table)[:3]
+    row = next(line for line in table.splitlines() if line.startswith("gpt-4o-2024-11-20 ") and " 3.025 " in line)
+    assert row.split()[:6] == ["gpt-4o-2024-11-20", "Standard", "canadaeast", "+8", "more", "3.025"]
+    assert ("region group canadaeast +8 more (r-f17c3656): canadaeast, francecentral, japaneast, norwayeast, "
+            "southafricanorth, swedencentral, switzerlandnorth, uaenorth, uksouth") in footer.splitlines()
+    assert "region group us-gov: usgovarizona, usgovvirginia" in footer.splitlines()  # a name a person gave
+    labels = [line.split(" (r-")[0] for line in footer.splitlines() if line.startswith("region group ")]
+    assert len(labels) == len(set(labels)) > 20  # every group its own name
+
+
+def test_region_labels_tell_alike_groups_apart() -> None:
+    from meter.pricing.listing import region_labels
+
+    groups = {
+        "r-00000001": ("eastus", "eastus2", "westus"),
+        "r-00000002": ("eastus", "eastus2", "westus2"),
+        "r-00000003": ("northeurope", "westeurope"),
+        "r-00000004": ("a", "b", "c"),
+        "r-00000005": ("a", "b", "c", "d"),
+        "r-00000006": ("a", "c", "d", "e"),
+        "us-gov": ("x",),
+    }
+    assert region_labels(groups) == {
+        "r-00000001": "eastus +2 more incl. westus",
+        "r-00000002": "eastus +2 more incl. westus2",
+        "r-00000003": "northeurope+westeurope",
+        "r-00000004": "a +2 more",
+        "r-00000005": "a +3 more incl. b",
+        "r-00000006": "a +3 more incl. e",
+        "us-gov": "us-gov",
+    }
+
+
+def test_show_says_which_of_two_open_entries_applies_and_why(capsys: pytest.CaptureFixture[str]) -> None:
+    """Two GlobalStandard entries of gpt-4o "to open" at equal prices: the Retail-generated table over the
+    kept history takes over from its first day; each entry says so, and the pricing agrees."""
+    from pricing_helpers import FakeUsage, utc
+
+    from meter.pricing import PriceBook
+
+    code, out, _ = run(["pricing", "show", "gpt-4o"], capsys)
+    assert code == 0
+    blocks = _blocks(out)
+    old, new = "gpt-4o-2024-11-20:GlobalStandard@2024-11-20", "gpt-4o-2024-11-20:GlobalStandard@2024-12-01"
+    assert blocks[old][:2] == [
+        "  2024-11-20 to open: input 2.5, cached 1.25, output 10",
+        f"  applies: 2024-11-20 to 2024-12-01; from 2024-12-01 {new} applies instead (a later table, "
+        "20-azure-retail.toml; same prices)"]
+    assert f"  replaces {old} from 2024-12-01" in blocks[new]
+    group = blocks["gpt-4o-2024-11-20:Standard:r-783045b6@2024-12-01"]
+    assert group[0] == ("  regions: australiaeast, centralus, eastus, eastus2, northcentralus, southcentralus, "
+                        "southindia, westus, westus3 (group australiaeast +8 more incl. centralus)")
+    assert ("  replaces gpt-4o-2024-11-20:Standard:regional-base@2024-11-20 from 2024-12-01 (in eastus, eastus2)"
+            in group)
+    book = PriceBook.load()
+    for day, entry in ((utc(2024, 11, 25), old), (utc(2024, 12, 5), new)):
+        cost = book.cost_of(FakeUsage(input_tokens=1000, total_tokens=1000), model="gpt-4o-2024-11-20",
+                            deployment_type="GlobalStandard", at=day)
+        assert [row_id.rpartition("/")[0] for row_id in cost.row_ids] == [entry]
+
+
+def test_show_names_a_user_table_that_takes_over(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    table = write_table(tmp_path, '[[price]]\nmodel = "gpt-4o-2024-11-20"\ndeployment_type = "GlobalStandard"\n'
+                        'effective_from = 2025-01-01\ninput = "2"\noutput = "8"\nsource = "agreement"\n')
+    code, out, _ = run(["pricing", "show", "gpt-4o-2024-11-20", "--table", str(table)], capsys)
+    assert code == 0
+    blocks = _blocks(out)
+    assert ("  applies: 2024-12-01 to 2025-01-01; from 2025-01-01 gpt-4o-2024-11-20:GlobalStandard@2025-01-01 "
+            "applies instead (a later table, user.toml; other prices)") in blocks[
+        "gpt-4o-2024-11-20:GlobalStandard@2024-12-01"]
+    # the history's entry is taken over by the Retail one first, then by the user's
+    assert blocks["gpt-4o-2024-11-20:GlobalStandard@2024-11-20"][1] == (
+        "  applies: 2024-11-20 to 2024-12-01; from 2024-12-01 to 2025-01-01 gpt-4o-2024-11-20:GlobalStandard@2024-12-01"
+        " applies instead (a later table, 20-azure-retail.toml; same prices); from 2025-01-01 "
+        "gpt-4o-2024-11-20:GlobalStandard@2025-01-01 applies instead (a later table, user.toml; other prices)")
+    assert "  replaces gpt-4o-2024-11-20:GlobalStandard@2024-12-01 from 2025-01-01" in blocks[
+        "gpt-4o-2024-11-20:GlobalStandard@2025-01-01"]
