@@ -1,7 +1,7 @@
 """Fixtures shared across the suite: one real PostgreSQL server (started once, when asked), a database per test.
 
 And a temporary folder of the run's own for every process the tests start: commands run as a user
-runs them write their defaults there (``meter demo`` keeps its ledger at ``$TMPDIR/meter-demo.sqlite``),
+runs them write their defaults there (``meter demo`` writes a ``$TMPDIR/meter-demo-*.sqlite`` each run),
 so a run neither reads nor grows a file another run, or the user, left in the shared temporary folder.
 """
 

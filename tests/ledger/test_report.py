@@ -248,3 +248,30 @@ def test_an_allow_listed_key_is_known_before_any_call_carries_it(unpriced_ledger
     assert (row.group, row.calls) == (("",), 4)
     done = _meter("report", "--ledger", str(unpriced_ledger), "--by", "features")
     assert done.returncode == 2 and "attribution key of this ledger (feature, team)" in done.stderr, done.stderr
+
+
+def test_the_keys_of_a_ledger_on_either_backend(ledger_url: str) -> None:
+    """The keys a ledger knows are read the same from SQLite and PostgreSQL: carried by a call, or indexed."""
+    from prometheus_client import CollectorRegistry
+
+    import meter
+    from meter.ledger.report import UnknownKey
+
+    def azure(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json={"id": "c", "object": "chat.completion", "model": "gpt-4o-2024-11-20",
+                                          "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 2,
+                                                                   "total_tokens": 12}})
+
+    m = meter.Meter(registry=CollectorRegistry(), otel=False, ledger=ledger_url, label_keys=("feature",))
+    client = httpx2.Client(transport=meter.MeteredTransport(httpx2.MockTransport(azure), meter=m))
+    with meter.attribute(team="search", cost_centre="4711"):
+        client.post("https://x.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
+                    json={"messages": []})
+    assert m.close()
+    assert [r.group for r in report(ledger_url, ("team", "feature"))] == [("search", "")]
+    with pytest.raises(UnknownKey) as raised:
+        report(ledger_url, ("teams",))
+    assert raised.value.keys == ("cost_centre", "feature", "team")
+    assert str(raised.value).endswith("or an attribution key of this ledger (cost_centre, feature, team)")
+    with pytest.raises(UnknownKey, match="'x-y': not a column, and not a key name;"):
+        report(ledger_url, ("x-y",))
