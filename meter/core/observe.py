@@ -17,6 +17,7 @@ from meter.core import partial
 from meter.core import usage as usage_mod
 from meter.core.record import Api, Usage
 from meter.core.sse import SSEScanner
+from meter.core.tiers import tier_name
 
 _TERMINAL_RESPONSE_TYPES = frozenset({b"response.completed", b"response.incomplete", b"response.failed"})
 _OPENING_RESPONSE_TYPES = frozenset({b"response.created", b"response.queued", b"response.in_progress"})
@@ -46,6 +47,8 @@ class Observation:
     """Delta events that carried output: the basis of the output-token estimate."""
     output_text: list[str] | None = None
     """Output text, only collected when content capture is on."""
+    service_tier: str | None = None
+    """The tier the body says served the call (``service_tier``, folded by ``tiers.tier_name``)."""
 
     def finish_list(self, api: Api) -> tuple[str, ...] | None:
         """Chat: finish reasons by choice index. Responses: the incomplete reason, else the status."""
@@ -206,10 +209,7 @@ class ChatStreamObserver:
         if obj.get("error"):
             obs.set_error(obj["error"])
             return
-        if obs.response_id is None and obj.get("id"):
-            obs.response_id = str(obj["id"])
-        if obs.response_model is None and obj.get("model"):
-            obs.response_model = str(obj["model"])
+        _read_identity(obj, obs)
         usage = obj.get("usage")
         if isinstance(usage, dict):
             obs.usage = usage_mod.from_chat(usage)
@@ -337,6 +337,9 @@ def _read_identity(response: dict[str, Any], obs: Observation) -> None:
         obs.response_id = str(response["id"])
     if obs.response_model is None and response.get("model"):
         obs.response_model = str(response["model"])
+    tier = tier_name(response.get("service_tier"))
+    if tier is not None:
+        obs.service_tier = tier  # the last object that says wins: a terminal event over the created one
 
 
 def read_response_object(response: Any, obs: Observation) -> None:
