@@ -117,14 +117,11 @@ def _check_keys(db: Connection, by: tuple[str, ...], where: dict[str, str], resu
                 and all(row[i] in ("", None) for row in result)]
     if not result:
         suspects += [name for name in where if _attribution(name)]
-    if not suspects:
-        return
-    keys = attribute_keys(db)
-    if not keys and not db.rows("SELECT 1 FROM calls LIMIT 1"):
-        return
-    for name in suspects:
-        if name not in keys:
-            raise UnknownKey(name, "no call in this ledger has that attribution key", keys)
+    for name in suspects:  # the first call that carries the key ends the look (the full list is for the error)
+        if not db.rows(f"SELECT 1 FROM calls WHERE {db.dialect.attribute(name)} IS NOT NULL LIMIT 1"):
+            keys = attribute_keys(db)
+            if name not in keys and (keys or db.rows("SELECT 1 FROM calls LIMIT 1")):
+                raise UnknownKey(name, "no call in this ledger has that attribution key", keys)
 
 
 def group_expression(dialect: Dialect, name: str) -> str:
