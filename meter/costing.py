@@ -19,6 +19,7 @@ and billed, per token by the matching standard deployment type.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -37,6 +38,14 @@ _SPILLOVER_TARGET = {
     "DataZoneProvisionedManaged": "DataZoneStandard",
     "ProvisionedManaged": "Standard",
 }
+
+_TIER_TYPES = {
+    ("priority", "GlobalStandard"): "GlobalPriority",
+    ("priority", "DataZoneStandard"): "DataZonePriority",
+    ("flex", "GlobalStandard"): "GlobalFlex",
+}
+"""The deployment type a call served at a tier is billed as: Priority and Flex have meters of their own
+on Global (and Data Zone for Priority) deployments; other pairs keep their deployment's type."""
 
 DeploymentSpec = DeploymentInfo | str | Mapping[str, Any] | tuple[str, ...]
 
@@ -97,16 +106,25 @@ class Costing:
         estimated: bool,
         at: datetime,
         azure: AzureHeaders,
+        service_tier: str | None = None,
     ) -> CallCost:
         """The cost (``None`` without usage), the deployment type and the region a call is priced for.
 
         Not ``price``: ``PriceBook.cost_of`` prices usage alone; this picks the model, type and region
-        of a call first, and says which it used."""
+        of a call first, and says which it used. A call served at the Priority or Flex tier is priced
+        at that tier's deployment type (``GlobalPriority`` ...); without a mapped deployment type it is
+        the Global one, flagged assumed as any Global Standard guess is."""
         mapped = self.deployments.get(deployment) if deployment else None
         deployment_type = mapped.deployment_type if mapped else None
         region = (mapped.region if mapped else None) or region_key(azure.region)
         if azure.spilled_over and deployment_type in _SPILLOVER_TARGET:
             deployment_type = _SPILLOVER_TARGET[deployment_type]
+        assumed = False
+        if service_tier == "priority" or service_tier == "flex":
+            tier_type = _TIER_TYPES.get((service_tier, deployment_type or "GlobalStandard"))
+            if tier_type is not None:
+                assumed = deployment_type is None
+                deployment_type = tier_type
         if usage is None:
             return None, deployment_type, region
         model = self._model(response_model, deployment, mapped, at)
@@ -118,6 +136,8 @@ class Costing:
             at=at,
             estimated=estimated,
         )
+        if assumed:
+            cost = dataclasses.replace(cost, assumed_deployment_type=True)
         return cost, cost.deployment_type or deployment_type, region
 
     def _model(self, served: str | None, deployment: str | None, mapped: DeploymentInfo | None,

@@ -37,11 +37,13 @@ from meter.core.request import (
     estimate_input_tokens,
     model_hint,
     parse_body,
+    service_tier_hint,
     stream_hint,
     with_include_usage,
 )
 from meter.core.sink import Sink
 from meter.core.start import CallStart
+from meter.core.tiers import priced_tier
 from meter.costing import Costing, DeploymentSpec, load_deployments
 from meter.dedupe import ResponseDedupe
 from meter.pricing import PriceBook
@@ -264,7 +266,7 @@ class Meter:
             if raw is not None and (route.deployment_from_body or capture or stream_hint(raw)):
                 info, parsed = parse_body(raw)
             else:  # a non-streaming call on a deployment path: nothing in the body is needed
-                info, parsed = RequestInfo(model=model_hint(raw)), None
+                info, parsed = RequestInfo(model=model_hint(raw), service_tier=service_tier_hint(raw)), None
             new_body = with_include_usage(route, info, raw, parsed) if self.inject_stream_usage else None
             # The request goes out as sent; what it says is made storable before any sink sees it.
             route, info, attributes, attempt, repaired = storable.clean_start(
@@ -305,16 +307,18 @@ class Meter:
         with guard["dedupe"]:
             usage, usage_source, repeat, supersedes = self._dedupe.check(
                 start.route.api, end.response_id, end.usage, end.usage_source, end.provisional)
+        tier, tier_assumed = priced_tier(end.service_tier, start.info.service_tier)
         cost = deployment_type = region = None
         if self.costing is not None:
             with guard["pricing"]:
                 cost, deployment_type, region = self.costing.cost_of_call(
-                    deployment(start), end.response_model, usage, usage_source == "estimated", at, end.azure)
+                    deployment(start), end.response_model, usage, usage_source == "estimated", at, end.azure,
+                    tier)
         record = None
         with guard["record"]:
             record = build_record(start, end, at=at, usage=usage, usage_source=usage_source, repeat=repeat,
                                   supersedes_estimate=supersedes, cost=cost, deployment_type=deployment_type,
-                                  region=region)
+                                  region=region, service_tier=tier, service_tier_assumed=tier_assumed)
         if record is None:
             return
         for sink, state in zip(self._sinks, states, strict=False):

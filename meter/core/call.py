@@ -61,6 +61,8 @@ class CallEnd(NamedTuple):
     provisional: bool
     output_text: tuple[str, ...] | None
     """The completion text, only when the start says ``capture``."""
+    service_tier: str | None = None
+    """The tier the service says served the call (the body, else the ``x-ms-service-tier`` header)."""
 
 
 class CallOutput(Protocol):
@@ -439,4 +441,5 @@ class Call:
             self._sse,
             provisional,
             tuple(obs.output_text) if start.capture and obs.output_text else None,
+            obs.service_tier or self._azure.service_tier,
         )

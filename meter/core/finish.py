@@ -39,6 +39,8 @@ def build_record(
     cost: CallCost | None = None,
     deployment_type: str | None = None,
     region: str | None = None,
+    service_tier: str | None = None,
+    service_tier_assumed: bool = False,
 ) -> CallRecord:
     """The final record (``usage`` and ``usage_source`` as the dedupe step left them)."""
     route = start.route
@@ -77,4 +79,7 @@ def build_record(
         provisional=end.provisional,
         supersedes_estimate=supersedes_estimate,
         output_text=end.output_text,
+        requested_service_tier=start.info.service_tier,
+        service_tier=service_tier,
+        service_tier_assumed=service_tier_assumed,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from meter.core.record import AzureHeaders
+from meter.core.tiers import tier_name
 
 ResponseHeaders = Mapping[str, str]
 """Response headers as a plain mapping with lower-case names, built once by the adapter
@@ -54,4 +55,5 @@ def azure_headers(headers: ResponseHeaders) -> AzureHeaders:
         ratelimit_limit_tokens=_header_int(headers, "x-ratelimit-limit-tokens"),
         ratelimit_limit_requests=_header_int(headers, "x-ratelimit-limit-requests"),
         retry_after_s=_retry_after(headers),
+        service_tier=tier_name(headers.get("x-ms-service-tier")),
     )

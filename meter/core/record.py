@@ -155,6 +155,8 @@ class AzureHeaders:
     ratelimit_limit_tokens: int | None = None
     ratelimit_limit_requests: int | None = None
     retry_after_s: float | None = None
+    service_tier: str | None = None
+    """``x-ms-service-tier``: the tier that served the call (folded by ``tiers.tier_name``)."""
 
 
 @dataclass(slots=True)
@@ -214,6 +216,12 @@ class CallRecord:
     """This record's usage is the service's own for a response id an earlier record had only estimated."""
     output_text: tuple[str, ...] | None = None
     """The completion text as returned or streamed, only with ``Meter(capture_content=True)``."""
+    requested_service_tier: str | None = None
+    """The ``service_tier`` the request asked for (``meter.core.tiers.SERVICE_TIERS``)."""
+    service_tier: str | None = None
+    """The tier the call is priced at: the one the service says served it, else the requested one."""
+    service_tier_assumed: bool = False
+    """``service_tier`` is the requested tier: the service did not say which served the call."""
 
     @property
     def model_label(self) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from meter.core import partial
 from meter.core.route import Route
+from meter.core.tiers import tier_name
 
 # Azure GA 2024-06-01 and earlier reject stream_options with HTTP 400; 2024-08-01-preview
 # is the first api-version recorded to accept it (facts: azure-wire-format.md §5).
@@ -38,6 +39,8 @@ class RequestInfo:
     background: bool = False
     choices: int = 1
     """Chat ``n``: how many choices a stream interleaves."""
+    service_tier: str | None = None
+    """The ``service_tier`` asked for (folded by ``tiers.tier_name``)."""
 
 
 def parse_body(body: bytes | None) -> tuple[RequestInfo, dict[str, Any] | None]:
@@ -63,6 +66,7 @@ def parse_body(body: bytes | None) -> tuple[RequestInfo, dict[str, Any] | None]:
             include_usage=include_usage if isinstance(include_usage, bool) else None,
             background=obj.get("background") is True,
             choices=obj["n"] if isinstance(obj.get("n"), int) and obj["n"] > 0 else 1,
+            service_tier=tier_name(obj.get("service_tier")),
         ),
         obj,
     )
@@ -81,6 +85,17 @@ def model_hint(body: bytes | None) -> str | None:
         return None
     m = _MODEL.search(body)
     return m.group(1).decode("utf-8", "replace") if m else None
+
+
+_SERVICE_TIER = re.compile(rb'"service_tier"\s*:\s*"([^"\\]{1,40})"')
+
+
+def service_tier_hint(body: bytes | None) -> str | None:
+    """The ``service_tier`` asked for, without a full parse (the first one in the body wins)."""
+    if not body or b'"service_tier"' not in body:
+        return None
+    m = _SERVICE_TIER.search(body)
+    return tier_name(m.group(1).decode("ascii", "replace")) if m else None
 
 
 _STREAM_TRUE = re.compile(rb'"stream"\s*:\s*true')

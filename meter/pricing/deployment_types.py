@@ -7,7 +7,8 @@ canonical SKU name here so the rest of the package compares plain strings.
 
 Priority processing is not a separate ARM SKU (it is a service tier enabled on a
 GlobalStandard or DataZoneStandard deployment) but it has its own prices, so it
-gets its own names here: ``GlobalPriority`` and ``DataZonePriority``.
+gets its own names here: ``GlobalPriority`` and ``DataZonePriority``. Flex processing (preview) is
+the same kind of tier, on Global Standard deployments, with meters of its own: ``GlobalFlex``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ GLOBAL_BATCH = "GlobalBatch"
 DATA_ZONE_BATCH = "DataZoneBatch"
 GLOBAL_PRIORITY = "GlobalPriority"
 DATA_ZONE_PRIORITY = "DataZonePriority"
+GLOBAL_FLEX = "GlobalFlex"
 GLOBAL_PROVISIONED = "GlobalProvisionedManaged"
 DATA_ZONE_PROVISIONED = "DataZoneProvisionedManaged"
 PROVISIONED = "ProvisionedManaged"
@@ -32,6 +34,7 @@ DEPLOYMENT_TYPES: tuple[str, ...] = (
     DATA_ZONE_BATCH,
     GLOBAL_PRIORITY,
     DATA_ZONE_PRIORITY,
+    GLOBAL_FLEX,
     GLOBAL_PROVISIONED,
     DATA_ZONE_PROVISIONED,
     PROVISIONED,
@@ -70,6 +73,8 @@ _ALIASES.update(
         "globalstandardpriority": GLOBAL_PRIORITY,
         "dzpriority": DATA_ZONE_PRIORITY,
         "datazonestandardpriority": DATA_ZONE_PRIORITY,
+        "flex": GLOBAL_FLEX,
+        "globalstandardflex": GLOBAL_FLEX,
         "ptu": PROVISIONED,
         "provisioned": PROVISIONED,
         "regionalprovisioned": PROVISIONED,
