@@ -275,3 +275,14 @@ def test_the_keys_of_a_ledger_on_either_backend(ledger_url: str) -> None:
     assert str(raised.value).endswith("or an attribution key of this ledger (cost_centre, feature, team)")
     with pytest.raises(UnknownKey, match="'x-y': not a column, and not a key name;"):
         report(ledger_url, ("x-y",))
+
+
+def test_money_for_people_is_exact_and_never_hides_an_unpriced_call() -> None:
+    from meter.textout import money, money_total
+
+    assert money(Decimal("4.4E-7")) == "0.00000044"  # an embeddings call: every significant digit, no 0.000000
+    assert money(Decimal("0.000000440000000000")) == "0.00000044" and money(Decimal("1E+1")) == "10"
+    assert (money(Decimal(0)), money(None)) == ("0", "unknown")
+    assert money_total(Decimal("12.340"), 0) == "12.34"
+    assert money_total(Decimal("12.34"), 2) == "12.34 + 2 unpriced"
+    assert money_total(Decimal(0), 2) == "unknown (2 unpriced)"  # unknown is never shown as 0
