@@ -19,7 +19,11 @@ from typing import Any, Literal, Protocol
 
 from meter.core.usage_kinds import UsageKind, kind, kinds_of
 
-Api = Literal["chat", "responses", "embeddings"]
+Api = Literal["chat", "responses", "embeddings", "transcriptions", "translations", "speech", "images", "batch_output"]
+"""The endpoint a call went to: Chat Completions, Responses (compaction included), embeddings, audio
+transcriptions / translations / speech, image generations and edits, a Batch output file (``GET
+files/{id}/content``). ``MEDIA_APIS`` are the ones outside chat / Responses / embeddings."""
+MEDIA_APIS: frozenset[Api] = frozenset({"transcriptions", "translations", "speech", "images", "batch_output"})
 Outcome = Literal["ok", "http_error", "transport_error", "aborted", "incomplete"]
 UsageSource = Literal["response", "stream", "estimated"]
 
