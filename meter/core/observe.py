@@ -47,6 +47,10 @@ class Observation:
     """Delta events that carried output: the basis of the output-token estimate."""
     output_text: list[str] | None = None
     """Output text, only collected when content capture is on."""
+    audio_seconds: float | None = None
+    """Seconds of audio an audio call reported (whisper's ``usage: {type: duration}``), for billing by time."""
+    images: int | None = None
+    """Images an images call returned (``data`` items, or ``*.completed`` events of a stream)."""
     service_tier: str | None = None
     """The tier the body says served the call (``service_tier``, folded by ``tiers.tier_name``)."""
 
