@@ -19,7 +19,7 @@ from typing import Any
 from meter.extras import require
 from meter.ledger.dialect import POSTGRES, attribute_indexes
 from meter.ledger.errors import LedgerError
-from meter.ledger.schema import CALL_COLUMNS, COST_COLUMNS, SCHEMA_VERSION, TOKEN_COLUMNS, new_usage_columns
+from meter.ledger.schema import ADDED_COLUMNS, CALL_COLUMNS, COST_COLUMNS, SCHEMA_VERSION, TOKEN_COLUMNS, added_columns
 
 DDL = f"""
 CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL);
@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS calls (
     usage_source text, repeat boolean NOT NULL, provisional boolean NOT NULL, supersedes_estimate boolean NOT NULL,
     attempt integer, correlation_id text, trace_id text, span_id text, azure_region text, apim_request_id text,
     request_id text, client_request_id text, attributes jsonb NOT NULL,
+    {"".join(f"{name} {types[1]}, " for name, types in ADDED_COLUMNS.items())}
     PRIMARY KEY (id, started_at)
 ) PARTITION BY RANGE (started_at);
 CREATE INDEX IF NOT EXISTS calls_started_at ON calls (started_at);
@@ -50,7 +51,7 @@ CREATE TABLE IF NOT EXISTS costs (
 _abandoned: list[Any] = []
 """Connections a forked child inherited (see ``PostgresLedger.after_fork_in_child``)."""
 
-_BOOLEAN_CALLS = {"stream", "repeat", "provisional", "supersedes_estimate"}
+_BOOLEAN_CALLS = {"stream", "repeat", "provisional", "supersedes_estimate", "service_tier_assumed"}
 _BOOLEAN_COSTS = {"reported", "current", "estimated"}
 
 
@@ -110,8 +111,8 @@ class PostgresLedger:
             have = {row[0] for row in self._db.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
                 "AND table_name = 'calls'")}
-            for column in new_usage_columns("calls", [c for c in CALL_COLUMNS if c not in have]):
-                self._db.execute(f"ALTER TABLE calls ADD COLUMN IF NOT EXISTS {column} bigint")
+            for column, _, postgres_type in added_columns("calls", [c for c in CALL_COLUMNS if c not in have]):
+                self._db.execute(f"ALTER TABLE calls ADD COLUMN IF NOT EXISTS {column} {postgres_type}")
             for ddl in attribute_indexes(POSTGRES, index_keys):
                 self._db.execute(ddl)
 

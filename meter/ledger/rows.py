@@ -64,6 +64,7 @@ def call_row(call_id: str, record: CallRecord) -> tuple[Any, ...]:
         int(record.supersedes_estimate), record.attempt, record.correlation_id, record.trace_id, record.span_id,
         azure.region, azure.apim_request_id, azure.request_id, azure.client_request_id,
         json.dumps(record.attributes, sort_keys=True, ensure_ascii=False),
+        record.requested_service_tier, record.service_tier, int(record.service_tier_assumed),
     )
 
 

@@ -15,12 +15,21 @@ SCHEMA_VERSION = 1
 TOKEN_COLUMNS = tuple(kind.name for kind in USAGE_KINDS)
 """A column per usage kind of the catalogue (``meter.core.usage_kinds``), named as the kind."""
 
+ADDED_COLUMNS: dict[str, tuple[str, str]] = {
+    "requested_service_tier": ("TEXT", "text"),
+    "service_tier": ("TEXT", "text"),
+    "service_tier_assumed": ("INTEGER", "boolean"),
+}
+"""Columns of ``calls`` added after the first release of schema version 1, with their SQLite and PostgreSQL
+types. They are additive (NULL in older rows; an older meter writes its rows without them), so they bear no
+version of their own: a ledger gains them when opened for writing or by ``meter ledger migrate``."""
+
 CALL_COLUMNS = (
     "id", "started_at", "duration_s", "time_to_first_token_s", "api", "operation", "stream", "provider",
     "server_address", "server_port", "deployment", "deployment_type", "region", "request_model", "response_model",
     "response_id", "api_version", "status_code", "outcome", "error_type", "error_code", *TOKEN_COLUMNS,
     "usage_source", "repeat", "provisional", "supersedes_estimate", "attempt", "correlation_id", "trace_id",
-    "span_id", "azure_region", "apim_request_id", "request_id", "client_request_id", "attributes",
+    "span_id", "azure_region", "apim_request_id", "request_id", "client_request_id", "attributes", *ADDED_COLUMNS,
 )
 
 INT32_COLUMNS = frozenset({"server_port", "status_code", "attempt"})
@@ -50,7 +59,7 @@ CREATE TABLE IF NOT EXISTS calls (
     usage_source TEXT, repeat INTEGER NOT NULL, provisional INTEGER NOT NULL, supersedes_estimate INTEGER NOT NULL,
     attempt INTEGER, correlation_id TEXT, trace_id TEXT, span_id TEXT,
     azure_region TEXT, apim_request_id TEXT, request_id TEXT, client_request_id TEXT,
-    attributes TEXT NOT NULL
+    attributes TEXT NOT NULL{"".join(f", {name} {types[0]}" for name, types in ADDED_COLUMNS.items())}
 );
 CREATE INDEX IF NOT EXISTS calls_started_at ON calls (started_at);
 CREATE INDEX IF NOT EXISTS calls_deployment ON calls (deployment, started_at);
@@ -69,8 +78,12 @@ CREATE TABLE IF NOT EXISTS costs (
 """Schema version 1 (SQLite)."""
 
 
-def new_usage_columns(table: str, missing: list[str]) -> list[str]:
-    """The columns of usage kinds added to the catalogue since the ledger was made: a ledger gains them when
-    it is opened for writing (or by ``meter ledger migrate``), NULL in the rows written before, with no
-    schema version of their own. Any other missing column means the ledger is not this meter's."""
-    return [column for column in missing if table == "calls" and column in TOKEN_COLUMNS]
+def added_columns(table: str, missing: list[str]) -> list[tuple[str, str, str]]:
+    """The missing columns a ledger gains when opened for writing (or by ``meter ledger migrate``), each with
+    its SQLite and PostgreSQL type: those of usage kinds added to the catalogue since the ledger was made, and
+    ``ADDED_COLUMNS``. NULL in the rows written before, with no schema version of their own. Any other missing
+    column means the ledger is not this meter's."""
+    if table != "calls":
+        return []
+    return [(column, *ADDED_COLUMNS[column]) if column in ADDED_COLUMNS else (column, "INTEGER", "bigint")
+            for column in missing if column in TOKEN_COLUMNS or column in ADDED_COLUMNS]

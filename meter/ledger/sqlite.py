@@ -20,7 +20,7 @@ from typing import Any
 
 from meter.ledger.dialect import SQLITE, attribute_indexes
 from meter.ledger.errors import LedgerError
-from meter.ledger.schema import CALL_COLUMNS, COST_COLUMNS, SCHEMA_VERSION, V1, new_usage_columns
+from meter.ledger.schema import CALL_COLUMNS, COST_COLUMNS, SCHEMA_VERSION, V1, added_columns
 
 BUSY_TIMEOUT_MS = 5000
 OPEN_TIMEOUT_S = 30.0
@@ -92,8 +92,8 @@ class SQLiteLedger:
         for table, expected in (("calls", CALL_COLUMNS), ("costs", COST_COLUMNS)):
             have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
             missing = [column for column in expected if column not in have]
-            for column in new_usage_columns(table, missing):
-                self._db.execute(f"ALTER TABLE calls ADD COLUMN {column} INTEGER")
+            for column, sqlite_type, _ in added_columns(table, missing):
+                self._db.execute(f"ALTER TABLE calls ADD COLUMN {column} {sqlite_type}")
                 missing.remove(column)
             if missing:
                 raise LedgerError(self.name, f"says schema version {version} but its {table} table lacks "

@@ -65,6 +65,13 @@ def record_attributes(record: CallRecord) -> dict[str, Any]:
         attrs[names.AZURE_REQUEST_ID] = record.azure.apim_request_id
     if record.attempt is not None:
         attrs[names.ATTEMPT] = record.attempt
+    if record.requested_service_tier is not None and record.requested_service_tier != "auto":
+        attrs[names.OPENAI_REQUEST_SERVICE_TIER] = record.requested_service_tier
+    if record.service_tier is not None:
+        if record.service_tier_assumed:
+            attrs[names.SERVICE_TIER_ASSUMED] = True
+        else:
+            attrs[names.OPENAI_RESPONSE_SERVICE_TIER] = record.service_tier
     usage = record.usage
     if record.provisional:
         attrs[names.USAGE_PROVISIONAL] = True

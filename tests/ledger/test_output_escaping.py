@@ -157,12 +157,14 @@ def test_reconcile_table_escapes_names_from_an_export(ledger: tuple[Path, list[m
         "Date,MeterName,ResourceId,Quantity,MeterCategory,UnitOfMeasure,CostInBillingCurrency,BillingCurrencyCode\n"
         '11/01/2026,"gpt 9 \x1b[2Jultra\nforged\u202e Tokens",/s/x/accounts/evil\x1b[2J,10,Cognitive Services,1K,'
         "0.1,us\x1b]0;x\x07d\n", encoding="utf-8")
-    done = _meter("reconcile", "--ledger", str(ledger[0]), str(export))
+    resource = ("--resource", "x.openai.azure.com=/s/x/accounts/evil\x1b[2J")  # the hostile resource id matched
+    done = _meter("reconcile", "--ledger", str(ledger[0]), str(export), *resource)
     assert done.returncode == 0, done.stderr
     lines = _visible_lines(done.stdout)
     assert "'gpt 9 \\x1b[2Jultra\\nforged\\u202e Tokens'" in done.stdout, done.stdout
     assert "US\\x1b]0;X\\x07D" in done.stdout, done.stdout
-    findings = json.loads(_meter("reconcile", "--ledger", str(ledger[0]), str(export), "--format", "json").stdout)
+    findings = json.loads(_meter("reconcile", "--ledger", str(ledger[0]), str(export), *resource,
+                                 "--format", "json").stdout)
     assert sum(line.startswith("* ") for line in lines) == len(findings["findings"]), done.stdout  # none forged
     folder = tmp_path / "in\x1b[2J\nforged"
     folder.mkdir()

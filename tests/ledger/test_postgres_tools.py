@@ -23,7 +23,7 @@ import pytest
 from meter.ledger import LedgerError
 from meter.ledger.admin import info, prune
 from meter.ledger.postgres import PostgresLedger
-from meter.ledger.report import report
+from meter.ledger.report import UnknownKey, report
 from meter.ledger.reprice import reprice
 from meter.ledger.schema import CALL_COLUMNS, COST_COLUMNS
 from meter.ledger.sqlite import SQLiteLedger
@@ -86,7 +86,7 @@ source = "Contoso agreement, 2026-12"
 
 GROUPINGS = [(), ("team",), ("deployment",), ("model",), ("deployment_type",), ("api",), ("outcome",),
              ("provider",), ("region",), ("team", "deployment", "day"), ("deployment", "hour"), ("week",),
-             ("month",), ("team", "month"), ("feature",)]
+             ("month",), ("team", "month")]
 
 
 def test_every_report_is_the_same_on_both(both: tuple[Path, str]) -> None:
@@ -100,6 +100,12 @@ def test_every_report_is_the_same_on_both(both: tuple[Path, str]) -> None:
         for by in (("team",), ("day",)):
             assert report(url, by, since, until) == report(sqlite_path, by, since, until), (by, since, until)
     assert report(url, ("team",), as_reported=True) == report(sqlite_path, ("team",), as_reported=True)
+    errors = []
+    for ledger in (url, sqlite_path):  # a key no call carries is the same error on both
+        with pytest.raises(UnknownKey) as raised:
+            report(ledger, ("feature",))
+        errors.append(str(raised.value))
+    assert errors[0] == errors[1]
 
 
 def test_the_last_microsecond_of_a_month_is_in_that_month(both: tuple[Path, str]) -> None:

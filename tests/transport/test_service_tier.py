@@ -120,3 +120,34 @@ def test_the_tier_vocabulary() -> None:
     assert priced_tier("default", "priority") == ("default", False)
     assert priced_tier(None, "auto") == ("default", True)
     assert priced_tier(None, None) == (None, False)
+
+
+def test_the_span_carries_the_tiers_by_the_openai_conventions(server: ReplayServer) -> None:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from meter import names
+    from tests.support.otlp_receiver import OtlpReceiver
+
+    with OtlpReceiver() as receiver:
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=receiver.traces_endpoint)))
+        m = meter.Meter(prometheus=False, tracer_provider=provider)
+        client = meter.wrap(openai.AzureOpenAI(azure_endpoint=server.url, api_key="k", api_version=API_VERSION,
+                                               max_retries=0), meter=m)
+        server.add("POST", PATH, _chat("default"))
+        server.add("POST", PATH, _chat(None))
+        for _ in range(2):
+            client.chat.completions.create(model="gpt-41", messages=[{"role": "user", "content": "hi"}],
+                                           service_tier="priority")
+        provider.force_flush()
+        spans = receiver.wait_for_spans(2)
+        provider.shutdown()
+    served, assumed = sorted((s.attributes for s in spans), key=lambda a: names.SERVICE_TIER_ASSUMED in a)
+    assert served[names.OPENAI_REQUEST_SERVICE_TIER] == "priority"
+    assert served[names.OPENAI_RESPONSE_SERVICE_TIER] == "default"
+    assert names.SERVICE_TIER_ASSUMED not in served
+    assert assumed[names.OPENAI_REQUEST_SERVICE_TIER] == "priority"
+    assert names.OPENAI_RESPONSE_SERVICE_TIER not in assumed  # the service never said: not a response attribute
+    assert assumed[names.SERVICE_TIER_ASSUMED] is True

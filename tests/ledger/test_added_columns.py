@@ -1,0 +1,72 @@
+"""Columns added to the ledger after its first release (the service tier, issue 22): a ledger written before
+them gains them when opened for writing, on SQLite and PostgreSQL; its old rows read NULL, new rows carry
+the tier; ``meter ledger migrate`` adds them too."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import httpx2
+from prometheus_client import CollectorRegistry
+
+import meter
+from meter.ledger.open import open_ledger
+from meter.ledger.schema import ADDED_COLUMNS
+from tests.support.ledgers import query
+
+URL = "https://r.openai.azure.com/openai/deployments/gpt-41/chat/completions?api-version=2024-10-21"
+
+
+def _call(m: meter.Meter, tier: str | None) -> None:
+    body: dict[str, Any] = {"id": "c", "model": "gpt-4.1-2025-04-14", "choices": [],
+                            "usage": {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010}}
+    headers = {"x-ms-service-tier": tier} if tier else {}
+    client = httpx2.Client(transport=meter.MeteredTransport(
+        httpx2.MockTransport(lambda request: httpx2.Response(200, json=body, headers=headers)), meter=m))
+    client.post(URL, json={"service_tier": tier} if tier else {})
+
+
+def _sql(ledger: str, statement: str) -> None:
+    if ledger.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(ledger, autocommit=True) as db:
+            db.execute(statement)
+    else:
+        import sqlite3
+
+        with sqlite3.connect(ledger) as db:
+            db.execute(statement)
+
+
+def _as_before(ledger: str) -> None:
+    """The ledger as the meter before these columns made it: its calls table without them."""
+    for column in ADDED_COLUMNS:
+        _sql(ledger, f"ALTER TABLE calls DROP COLUMN {column}")
+
+
+def test_a_ledger_from_before_the_tier_gains_its_columns_and_keeps_its_rows(ledger_url: str) -> None:
+    m = meter.Meter(otel=False, registry=CollectorRegistry(), ledger=ledger_url)
+    _call(m, None)
+    assert m.close()
+    _as_before(ledger_url)
+    m = meter.Meter(otel=False, registry=CollectorRegistry(), ledger=ledger_url)
+    _call(m, "priority")
+    assert m.close() and m.ledger is not None and m.ledger.written == 1
+    rows = query(ledger_url, "SELECT requested_service_tier, service_tier, service_tier_assumed, deployment_type "
+                             "FROM calls ORDER BY started_at")
+    assert [tuple(row) for row in rows] == [(None, None, None, "GlobalStandard"),
+                                             ("priority", "priority", False, "GlobalPriority")]
+
+
+def test_migrate_adds_them_to_a_ledger_no_one_writes(tmp_path: Any) -> None:
+    path = tmp_path / "old.sqlite"
+    open_ledger(str(path)).close()
+    _as_before(str(path))
+    done = subprocess.run([sys.executable, "-m", "meter", "ledger", "migrate", "--ledger", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    names = {row[1] for row in query(str(path), "PRAGMA table_info(calls)")}
+    assert set(ADDED_COLUMNS) <= names
