@@ -38,10 +38,14 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def token_class(kind: str, deployment_type: str) -> str:
-    """The class a cell compares: the price kind, with Batch and Priority apart (``input (batch)``): they
-    are billed at their own prices, and batch jobs never pass through meter."""
+    """The class a cell compares: the price kind, with Batch, Priority and Flex apart (``input (batch)``):
+    they are billed at their own prices (a call served at a tier is priced, and metered, at that tier's
+    deployment type), and batch jobs never pass through meter."""
     lowered = deployment_type.lower()
-    return kind + (" (batch)" if "batch" in lowered else " (priority)" if "priority" in lowered else "")
+    for mode in ("batch", "priority", "flex"):
+        if mode in lowered:
+            return f"{kind} ({mode})"
+    return kind
 
 
 def resource_name(resource_id: str) -> str:

@@ -358,3 +358,10 @@ def test_a_postgresql_ledger_reconciles_the_same(tmp_path: Path, pg_database: st
     result = run(work.ledger, write_ea(tmp_path / "ea.csv", charges))
     assert kinds(result) == ["price", "unmetered", "unmetered"], [f.text for f in result.findings]
     assert "negotiated discount" in next(f for f in result.findings if f.kind == "price").text
+
+
+def test_each_billing_mode_is_a_class_of_its_own() -> None:
+    from meter.reconcile.billed import token_class
+
+    assert [token_class("input", t) for t in ("GlobalStandard", "DataZoneBatch", "GlobalPriority", "GlobalFlex")] == [
+        "input", "input (batch)", "input (priority)", "input (flex)"]
