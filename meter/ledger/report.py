@@ -1,7 +1,7 @@
 """Reports from the ledger, aggregated in SQL: calls, errors, tokens, exact cost, duration percentiles.
 
 Groups are any of the record's columns a user thinks in (``deployment``, ``model``,
-``deployment_type``, ``api``, ``outcome``, ``provider``, ``region``) or an attribution key
+``deployment_type``, ``api``, ``outcome``, ``provider``, ``region``, ``service_tier``) or an attribution key
 (``team``, ``feature`` ...: read from the ``attributes`` JSON), plus a ``period`` (hour,
 day, week starting Monday, month; UTC). Money is summed as two integers (``total_nano``,
 ``total_atto``) and joined into an exact ``Decimal`` afterwards: never a float. Each call
@@ -33,7 +33,7 @@ from meter.names import UNKNOWN
 
 COLUMNS = {name: f"calls.{column}" for name, column in (
     ("deployment", "deployment"), ("model", "response_model"), ("deployment_type", "deployment_type"), ("api", "api"),
-    ("outcome", "outcome"), ("provider", "provider"), ("region", "region"))}
+    ("outcome", "outcome"), ("provider", "provider"), ("region", "region"), ("service_tier", "service_tier"))}
 """Qualified: ``costs`` has a ``deployment_type`` and a ``region`` of its own (what the call was priced as)."""
 PERIODS = PERIOD_NAMES
 TOKENS = tuple(kind.name for kind in USAGE_KINDS if kind.report)

@@ -70,3 +70,16 @@ def test_migrate_adds_them_to_a_ledger_no_one_writes(tmp_path: Any) -> None:
     assert done.returncode == 0, done.stderr
     names = {row[1] for row in query(str(path), "PRAGMA table_info(calls)")}
     assert set(ADDED_COLUMNS) <= names
+
+
+def test_the_report_groups_by_service_tier(tmp_path: Any) -> None:
+    from meter.ledger.report import report
+
+    path = str(tmp_path / "l.sqlite")
+    m = meter.Meter(otel=False, registry=CollectorRegistry(), ledger=path)
+    for tier in ("priority", None, None):
+        _call(m, tier)
+    assert m.close()
+    rows = {row.group: row for row in report(path, ("service_tier", "deployment_type"))}
+    assert set(rows) == {("priority", "GlobalPriority"), ("", "GlobalStandard")}
+    assert rows[("priority", "GlobalPriority")].calls == 1 and rows[("", "GlobalStandard")].calls == 2
