@@ -151,3 +151,21 @@ def test_the_span_carries_the_tiers_by_the_openai_conventions(server: ReplayServ
     assert assumed[names.OPENAI_REQUEST_SERVICE_TIER] == "priority"
     assert names.OPENAI_RESPONSE_SERVICE_TIER not in assumed  # the service never said: not a response attribute
     assert assumed[names.SERVICE_TIER_ASSUMED] is True
+
+
+def test_prometheus_folds_the_tier_into_the_deployment_type_label(server: ReplayServer) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry()
+    m = meter.Meter(otel=False, registry=registry)
+    client = meter.wrap(openai.AzureOpenAI(azure_endpoint=server.url, api_key="k", api_version=API_VERSION,
+                                           max_retries=0), meter=m)
+    server.add("POST", PATH, _chat("priority"))
+    server.add("POST", PATH, _chat(None))
+    for _ in range(2):
+        client.chat.completions.create(model="gpt-41", messages=[{"role": "user", "content": "hi"}])
+    requests = [line for line in generate_latest(registry).decode().splitlines()
+                if line.startswith("llm_requests_total{")]
+    assert len(requests) == 2, requests
+    assert {line.split('deployment_type="')[1].split('"')[0] for line in requests} == {
+        "GlobalPriority", "GlobalStandard"}
