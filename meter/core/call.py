@@ -22,11 +22,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import NamedTuple, Protocol
 
-from meter.core import observe, sse
+from meter.core import batch_output, observe, observe_media, sse
 from meter.core.decode import DecodedTooLarge, Decoder, decoder_for
 from meter.core.faults import FaultKind, Guard
 from meter.core.headers import ResponseHeaders, azure_headers
-from meter.core.record import AzureHeaders, Outcome, Usage, UsageSource
+from meter.core.record import MEDIA_APIS, AzureHeaders, Outcome, Usage, UsageSource
 from meter.core.sse import SSEScanner
 from meter.core.start import CallStart
 
@@ -100,7 +100,10 @@ class Call:
         self._sniff = False
         self._decoder: Decoder | None = None
         self._scanner: SSEScanner | None = None
-        self._observer: observe.ChatStreamObserver | observe.ResponsesStreamObserver | None = None
+        self._observer: (observe.ChatStreamObserver | observe.ResponsesStreamObserver
+                         | observe_media.MediaStreamObserver | None) = None
+        self._lines: batch_output.BatchOutputReader | None = None
+        """A Batch output file's line reader (``GET files/{id}/content``)."""
         self._body: list[bytes] | None = None
         self._body_size = 0
         self._broken = False
@@ -135,6 +138,9 @@ class Call:
                 self._stop_reading()
                 self._fault("content_encoding", exc)
                 return
+            if (self.start.route.api in MEDIA_APIS and status_code < 400 and content_type != "text/event-stream"
+                    and self._media_body(content_type)):
+                return
             if content_type == "text/event-stream":
                 self._start_sse()
             elif content_type:
@@ -142,13 +148,30 @@ class Call:
             else:
                 self._sniff = True  # no Content-Type: decide on the first bytes
 
+    def _media_body(self, content_type: str) -> bool:
+        """Audio, images, Batch output: ``True`` when how their body is read is decided here (else as JSON).
+
+        A Batch output file is read line by line as it goes by (never held whole); binary audio and
+        text transcripts are passed through unread (they carry no usage: unknown, no fault)."""
+        if self.start.route.api == "batch_output":
+            self._lines = batch_output.BatchOutputReader()
+            self._feed = self._lines.feed
+            return True
+        if content_type and not observe_media.is_json(content_type):
+            self._skip = True
+            return True
+        return False
+
     def _start_sse(self) -> Callable[[bytes], None]:
         """Read the body as an event stream from now on; returns the function that feeds it."""
         self._sse = True
         self._scanner = SSEScanner()
         capture = self.start.capture
-        if self.start.route.api == "responses":
+        api = self.start.route.api
+        if api == "responses":
             self._observer = observe.ResponsesStreamObserver(self.obs, self._first_token, self._scanner, capture)
+        elif api in MEDIA_APIS:
+            self._observer = observe_media.MediaStreamObserver(self.obs, self._first_token, self._scanner)
         else:
             self._observer = observe.ChatStreamObserver(self.obs, self._first_token, self._scanner, capture,
                                                         single_choice=self.start.info.choices == 1)
@@ -351,9 +374,17 @@ class Call:
         self._body = None
         if not body.strip():
             return
+        api = self.start.route.api
+        read = observe_media.read_json_body if api in MEDIA_APIS else observe.read_json_body
         with self._out.guard["parse"]:
-            observe.read_json_body(self.start.route.api, self.status_code, body, self.obs,
-                                   capture=self.start.capture)
+            read(api, self.status_code, body, self.obs, capture=self.start.capture)
+
+    def _end_lines(self, lines: batch_output.BatchOutputReader) -> None:
+        """A Batch output file is over (or stopped): its sum goes on the observation; bad lines, one fault."""
+        with self._out.guard["parse"]:
+            lines.finish(self.obs, self._eof and not self._broken)
+        if lines.first_error is not None:
+            self._fault("batch_line", lines.first_error)
 
     def _flush_stream(self) -> None:
         if self._scanner is None or self._observer is None or self._broken:
@@ -397,8 +428,8 @@ class Call:
             return None, None
         if not self._sse or status is None or status >= 400 or obs.failed:
             return None, None
-        if self.start.route.operation != "create":
-            return None, None  # a retrieve/resume that saw no usage has nothing to estimate
+        if self.start.route.operation != "create" or self.start.route.api in MEDIA_APIS:
+            return None, None  # a retrieve/resume, audio or images that saw no usage: nothing to estimate
         # A stream the service accepted but whose usage never came (old api-version without
         # include_usage, stream cut short): estimate, and say so.
         output = obs.content_events
@@ -414,6 +445,8 @@ class Call:
             if scanner is not None and scanner.overflowed:  # read from its head and tail only: say so
                 self._fault("event_too_large", ValueError(
                     f"{scanner.overflowed} SSE event(s) over {sse.MAX_EVENT_BYTES} bytes"))
+        elif self._lines is not None:
+            self._end_lines(self._lines)
         elif self._eof:
             self._read_body()
         outcome, error_type = self._outcome(exc)

@@ -13,7 +13,7 @@ from urllib.parse import unquote_plus
 
 from meter.core.record import Api
 
-Operation = Literal["create", "retrieve", "resume", "cancel"]
+Operation = Literal["create", "retrieve", "resume", "cancel", "compact"]
 
 PROVIDER_AZURE = "azure.ai.openai"
 PROVIDER_OPENAI = "openai"
@@ -31,8 +31,20 @@ _API_BY_SUFFIX: dict[tuple[str, ...], Api] = {
     ("chat", "completions"): "chat",
     ("embeddings",): "embeddings",
     ("responses",): "responses",
+    ("audio", "transcriptions"): "transcriptions",
+    ("audio", "translations"): "translations",
+    ("audio", "speech"): "speech",
+    ("images", "generations"): "images",
+    ("images", "edits"): "images",
 }
-_DEPLOYMENT_APIS = frozenset({("chat", "completions"), ("embeddings",)})
+_DEPLOYMENT_APIS = frozenset({("chat", "completions"), ("embeddings",), ("audio", "transcriptions"),
+                              ("audio", "translations"), ("audio", "speech"), ("images", "generations"),
+                              ("images", "edits")})
+"""The calls Azure also serves on ``/openai/deployments/{d}/...`` (the deployment in the path)."""
+
+# Calls that bill nothing of their own, left unmetered on purpose: ``POST batches`` (the work is billed in
+# the output file's lines) and ``GET batches/{id}`` (its ``usage`` repeats the output file's totals: counting
+# both would count a batch twice); files other than ``files/{id}/content``; realtime client secrets.
 
 
 @dataclass(slots=True)
@@ -115,11 +127,22 @@ def _match_suffix(method: str, host: str, port: int | None, parts: list[str], q:
                 return Route(api=_API_BY_SUFFIX[tail], operation="create", provider=provider,
                              server_address=host, server_port=port, api_version=api_version,
                              deployment=None, deployment_from_body=True, v1=api_version is None)
+    if method == "GET" and len(parts) >= 3 and parts[-3] == "files" and parts[-1] == "content":
+        return _file_content(host, port, provider, api_version, api_version is None)
     for start in (len(parts) - 2, len(parts) - 3):
         if start >= 0 and parts[start] == "responses":
             return _match_response_id(method, host, port, parts[start:], q, provider, api_version,
                                       api_version is None)
     return None
+
+
+def _file_content(host: str, port: int | None, provider: str, api_version: str | None,
+                  v1: bool) -> Route:
+    """``GET files/{id}/content``: a Batch output file's lines carry the usage of the batch's requests
+    (any other file gives a record without usage)."""
+    return Route(api="batch_output", operation="retrieve", provider=provider, server_address=host,
+                 server_port=port, api_version=api_version, deployment=None, deployment_from_body=False,
+                 v1=v1)
 
 
 def _query(query: str) -> dict[str, str]:
@@ -166,8 +189,13 @@ def _match_azure(method: str, host: str, port: int | None, parts: list[str], q: 
             )
     if parts[:1] != ["openai"]:
         return None
-    rest = parts[2:] if parts[1:2] == ["v1"] else parts[1:]
-    return _match_response_id(method, host, port, rest, q, provider, api_version, parts[1:2] == ["v1"])
+    v1 = parts[1:2] == ["v1"]
+    rest = parts[2:] if v1 else parts[1:]
+    if v1 and api_version is None and (rest == ["responses", "compact"] or rest[:1] == ["files"]):
+        api_version = "v1"  # as a create on the v1 path says it
+    if method == "GET" and len(rest) == 3 and rest[0] == "files" and rest[2] == "content":
+        return _file_content(host, port, provider, api_version, v1)
+    return _match_response_id(method, host, port, rest, q, provider, api_version, v1)
 
 
 def _match_openai(method: str, host: str, port: int | None, parts: list[str], q: dict[str, str]) -> Route | None:
@@ -179,7 +207,10 @@ def _match_openai(method: str, host: str, port: int | None, parts: list[str], q:
             server_address=host, server_port=port, api_version=None,
             deployment=None, deployment_from_body=True, v1=True,
         )
-    return _match_response_id(method, host, port, parts[1:], q, PROVIDER_OPENAI, None, True)
+    rest = parts[1:]
+    if method == "GET" and len(rest) == 3 and rest[0] == "files" and rest[2] == "content":
+        return _file_content(host, port, PROVIDER_OPENAI, None, True)
+    return _match_response_id(method, host, port, rest, q, PROVIDER_OPENAI, None, True)
 
 
 def _match_response_id(
@@ -192,9 +223,14 @@ def _match_response_id(
     api_version: str | None,
     v1: bool,
 ) -> Route | None:
-    """``GET responses/{id}`` (retrieve or stream resume) and ``POST responses/{id}/cancel``."""
+    """``GET responses/{id}`` (retrieve or stream resume), ``POST responses/{id}/cancel`` and ``POST
+    responses/compact`` (a compaction: billed tokens, its own id, the model in the request body)."""
     if len(rest) < 2 or rest[0] != "responses":
         return None
+    if len(rest) == 2 and rest[1] == "compact" and method == "POST":
+        return Route(api="responses", operation="compact", provider=provider, server_address=host,
+                     server_port=port, api_version=api_version, deployment=None, deployment_from_body=True,
+                     v1=v1)
     response_id = rest[1]
     if len(rest) == 3 and rest[2] == "cancel" and method == "POST":
         operation: Operation = "cancel"

@@ -69,7 +69,7 @@ def test_resume_reads_starting_after() -> None:
     [
         ("GET", "example.com", "/"),
         ("POST", "example.com", "/v1/chat/completions"),  # OpenAI-shaped path on a foreign host
-        ("POST", AZ, "/openai/deployments/d/images/generations"),
+        ("POST", AZ, "/openai/deployments/d/images/variations"),
         ("GET", AZ, "/openai/deployments/d/chat/completions"),
         ("DELETE", AZ, "/openai/v1/responses/resp_1"),
         ("GET", AZ, "/openai/v1/responses/resp_1/input_items"),
