@@ -11,6 +11,7 @@ last ``size`` ids.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from typing import NamedTuple
@@ -58,3 +59,29 @@ def _remember(ids: OrderedDict[str, None], key: str, size: int) -> None:
     ids.move_to_end(key)
     if len(ids) > size:
         ids.popitem(last=False)
+
+
+class ContainerSessions:
+    """Remembers the code interpreter containers already counted: a container is one billed session
+    however many calls use it (it lives about 20 minutes). Bounded: the last ``size`` containers."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def new_sessions(self, usage: Usage, containers: tuple[str, ...]) -> Usage:
+        """``usage`` with ``code_interpreter_sessions`` counting only the containers not seen before
+        (items without a container id each stay a session of their own)."""
+        if not containers:
+            return usage
+        loose = usage.code_interpreter_sessions - len(containers)
+        with self._lock:
+            new = 0
+            for container in containers:
+                if container not in self._seen:
+                    new += 1
+                _remember(self._seen, container, self.size)
+        sessions = max(0, loose) + new
+        return usage if sessions == usage.code_interpreter_sessions else dataclasses.replace(
+            usage, code_interpreter_sessions=sessions)

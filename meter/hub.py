@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from meter import attribution, names
+from meter.core import multipart, storable
 from meter.core import route as route_mod
-from meter.core import storable
 from meter.core import usage as usage_mod
 from meter.core.call import Call, CallEnd, Headers
 from meter.core.faults import FaultKind, Guard, guards
@@ -45,7 +45,7 @@ from meter.core.sink import Sink
 from meter.core.start import CallStart
 from meter.core.tiers import priced_tier
 from meter.costing import Costing, DeploymentSpec, load_deployments
-from meter.dedupe import ResponseDedupe
+from meter.dedupe import ContainerSessions, ResponseDedupe
 from meter.pricing import PriceBook
 from meter.sinks import content
 
@@ -184,6 +184,7 @@ class Meter:
         self._sinks.extend(sinks)
         self._hosts = frozenset(h.lower() for h in hosts)
         self._dedupe = ResponseDedupe(dedupe_size)
+        self._containers = ContainerSessions(dedupe_size)
         self._lock = threading.Lock()
         self._faults: dict[str, int] = {}
         self._logged: set[str] = set()
@@ -263,7 +264,10 @@ class Meter:
             started_ns = time.time_ns()
             raw = body() if method == "POST" else None
             capture = self.capture_content
-            if raw is not None and (route.deployment_from_body or capture or stream_hint(raw)):
+            if raw is not None and multipart.is_form(headers.get("content-type")):
+                # an upload (audio, image edits): only its model field, from the head, never the files
+                info, parsed = RequestInfo(model=multipart.form_field(raw, "model")), None
+            elif raw is not None and (route.deployment_from_body or capture or stream_hint(raw)):
                 info, parsed = parse_body(raw)
             else:  # a non-streaming call on a deployment path: nothing in the body is needed
                 info, parsed = RequestInfo(model=model_hint(raw), service_tier=service_tier_hint(raw)), None
@@ -307,6 +311,8 @@ class Meter:
         with guard["dedupe"]:
             usage, usage_source, repeat, supersedes = self._dedupe.check(
                 start.route.api, end.response_id, end.usage, end.usage_source, end.provisional)
+            if end.containers and usage is not None:
+                usage = self._containers.new_sessions(usage, end.containers)
         tier, tier_assumed = priced_tier(end.service_tier, start.info.service_tier)
         cost = deployment_type = region = None
         if self.costing is not None:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import NamedTuple, Protocol
 
-from meter.core import batch_output, observe, observe_media, sse
+from meter.core import batch_output, observe, observe_media, sse, tools
 from meter.core.decode import DecodedTooLarge, Decoder, decoder_for
 from meter.core.faults import FaultKind, Guard
 from meter.core.headers import ResponseHeaders, azure_headers
@@ -63,6 +63,8 @@ class CallEnd(NamedTuple):
     """The completion text, only when the start says ``capture``."""
     service_tier: str | None = None
     """The tier the service says served the call (the body, else the ``x-ms-service-tier`` header)."""
+    containers: tuple[str, ...] = ()
+    """The code interpreter containers the call used (the hub counts each once across calls)."""
 
 
 class CallOutput(Protocol):
@@ -452,6 +454,8 @@ class Call:
         outcome, error_type = self._outcome(exc)
         usage, source = self._usage(outcome)
         obs = self.obs
+        usage, containers = tools.counted(usage, obs.tools, self.start.route.api,
+                                          obs.response_model or self._azure.served_model)
         start = self.start
         route = start.route
         failed_body = not self._sse and ((self.status_code or 0) >= 400 or obs.failed)
@@ -475,4 +479,5 @@ class Call:
             provisional,
             tuple(obs.output_text) if start.capture and obs.output_text else None,
             obs.service_tier or self._azure.service_tier,
+            containers,
         )

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from meter.core import partial
+from meter.core import partial, tools
 from meter.core import usage as usage_mod
 from meter.core.record import Api, Usage
 from meter.core.sse import SSEScanner
 from meter.core.tiers import tier_name
+from meter.core.tools import ToolItems
 
 _TERMINAL_RESPONSE_TYPES = frozenset({b"response.completed", b"response.incomplete", b"response.failed"})
 _OPENING_RESPONSE_TYPES = frozenset({b"response.created", b"response.queued", b"response.in_progress"})
@@ -53,6 +54,13 @@ class Observation:
     """Images an images call returned (``data`` items, or ``*.completed`` events of a stream)."""
     service_tier: str | None = None
     """The tier the body says served the call (``service_tier``, folded by ``tiers.tier_name``)."""
+    tools: ToolItems | None = None
+    """The built-in tool items the response has shown (Responses), made at the first one."""
+
+    def tool_items(self) -> ToolItems:
+        if self.tools is None:
+            self.tools = ToolItems()
+        return self.tools
 
     def finish_list(self, api: Api) -> tuple[str, ...] | None:
         """Chat: finish reasons by choice index. Responses: the incomplete reason, else the status."""
@@ -300,6 +308,9 @@ class ResponsesStreamObserver:
                 read_response_object(obj.get("response"), obs)
             obs.ended = True
             return
+        if etype == b"response.output_item.done":
+            obs.tool_items().add_event(data)
+            return
         if etype == b"error":
             obj = json.loads(data)
             obs.set_error(obj if isinstance(obj, dict) else None)
@@ -324,6 +335,9 @@ class ResponsesStreamObserver:
             if obs.content_events == 0:
                 self.on_first_token()
             obs.content_events += 1
+            return
+        if etype == b"response.output_item.done":  # an image tool's item carries the whole image
+            obs.tool_items().add_event(head)
             return
         if etype not in _TERMINAL_RESPONSE_TYPES:
             return
@@ -359,6 +373,9 @@ def read_response_object(response: Any, obs: Observation) -> None:
         obs.incomplete_reason = details["reason"]
     if response.get("usage") is not None:
         obs.usage = usage_mod.from_responses(response.get("usage"))
+    output = response.get("output")
+    if output:
+        obs.tools = tools.from_output(output, obs.tools)
     if status == "failed":
         obs.set_error(response.get("error"))
 

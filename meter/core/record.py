@@ -91,6 +91,29 @@ class Usage:
         chat=(("prompt_tokens_details", "cached_tokens_details", "audio_tokens"),),
         responses=(("input_tokens_details", "cached_tokens_details", "audio_tokens"),),
         subset_of=("cached_input_tokens", "audio_input_tokens"), price_kind="cached_audio_input")
+    # Built-in tools of the Responses API (and chat web search), billed per call or per session apart from
+    # the tokens: counted from the output items (``meter.core.tools``), not from the usage object.
+    web_search_calls: int = kind(
+        help="Web search tool calls (Responses web_search_call items; a chat search model's answer is one)",
+        otel_attribute="meter.usage.web_search.calls", prometheus=True, price_kind="web_search", report=True,
+        counted_from="output")
+    file_search_calls: int = kind(
+        help="File search tool calls (Responses file_search_call items)",
+        otel_attribute="meter.usage.file_search.calls", prometheus=True, price_kind="file_search", report=True,
+        counted_from="output")
+    code_interpreter_sessions: int = kind(
+        help="Code interpreter container sessions first seen in this call (distinct container ids)",
+        otel_attribute="meter.usage.code_interpreter.sessions", prometheus=True, price_kind="code_interpreter",
+        report=True, counted_from="output")
+    image_generation_calls: int = kind(
+        help="Image generation tool calls (Responses image_generation_call items; billed as image tokens)",
+        otel_attribute="meter.usage.image_generation.calls", prometheus=True, counted_from="output")
+    computer_calls: int = kind(
+        help="Computer use tool calls (Responses computer_call items; billed as tokens)",
+        otel_attribute="meter.usage.computer.calls", prometheus=True, counted_from="output")
+    mcp_calls: int = kind(
+        help="Remote MCP tool calls (Responses mcp_call items)",
+        otel_attribute="meter.usage.mcp.calls", prometheus=True, counted_from="output")
 
     @property
     def uncached_input_tokens(self) -> int:

@@ -49,15 +49,19 @@ class UsageKind:
     """A column of ``meter report``."""
     primary: bool
     """A main count: a usage object without a valid one is unknown usage, never zeros."""
+    counted_from: str = "usage"
+    """``"usage"``: read from the service's usage object (``chat``, ``responses``); ``"output"``: counted
+    from the response's output items (the built-in tools, ``meter.core.tools``)."""
 
 
 def kind(*, help: str, chat: tuple[Path, ...] = (), responses: tuple[Path, ...] = (),
          subset_of: tuple[str, ...] = (), otel_attribute: str | None = None, prometheus: bool = False,
-         price_kind: str | None = None, report: bool = False, primary: bool = False) -> int:
+         price_kind: str | None = None, report: bool = False, primary: bool = False,
+         counted_from: str = "usage") -> int:
     """Declare a ``Usage`` field (default 0) with its catalogue entry."""
     spec = {"help": help, "chat": chat, "responses": responses, "subset_of": subset_of,
             "otel_attribute": otel_attribute, "prometheus": prometheus, "price_kind": price_kind,
-            "report": report, "primary": primary}
+            "report": report, "primary": primary, "counted_from": counted_from}
     return dataclasses.field(default=0, metadata={"usage_kind": spec})
 
 

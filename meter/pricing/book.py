@@ -25,7 +25,7 @@ from meter.pricing.deployment_types import (
     normalize_region,
 )
 from meter.pricing.errors import PricingFileError, Problem
-from meter.pricing.model import TOKENS_PER_PRICE_UNIT, Correction, Cost, PriceRow, PriceTable
+from meter.pricing.model import PER, Correction, Cost, PriceRow, PriceTable
 from meter.pricing.pricing_call import PricingCall
 from meter.pricing.resolve import ModelResolver
 from meter.pricing.table import load_table
@@ -356,7 +356,7 @@ class PriceBook:
             if unit is None:
                 amounts[kind] = None
                 continue
-            amount = tokens[kind] * unit / TOKENS_PER_PRICE_UNIT
+            amount = tokens[kind] * unit / PER[kind]
             amounts[kind] = amount
             unit_prices[kind] = unit
             total += amount

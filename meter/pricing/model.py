@@ -30,6 +30,9 @@ class PriceKind:
     """How listings (``meter pricing list``) head its column."""
     counted_by: str
     within: tuple[str, ...] = ()
+    per: Decimal = Decimal(1_000_000)
+    """A price in the tables is USD per this many ``unit``: a million tokens, a thousand tool calls."""
+    unit: str = "tokens"
 
 
 PRICE_KINDS: tuple[PriceKind, ...] = (
@@ -40,6 +43,10 @@ PRICE_KINDS: tuple[PriceKind, ...] = (
     PriceKind("audio_input", "audio in", "audio_input_tokens", ("cached_audio_input",)),
     PriceKind("cached_audio_input", "cached audio", "cached_audio_input_tokens"),
     PriceKind("audio_output", "audio out", "audio_output_tokens"),
+    PriceKind("web_search", "web search/1K", "web_search_calls", per=Decimal(1000), unit="calls"),
+    PriceKind("file_search", "file search/1K", "file_search_calls", per=Decimal(1000), unit="calls"),
+    PriceKind("code_interpreter", "code interp./session", "code_interpreter_sessions", per=Decimal(1),
+              unit="sessions"),
 )
 """Every price kind, in display order."""
 
@@ -47,8 +54,10 @@ PRICE_KINDS: tuple[PriceKind, ...] = (
 #: (see ``meter.pricing.usage.token_buckets``), one bucket per kind.
 KINDS: tuple[str, ...] = tuple(kind.name for kind in PRICE_KINDS)
 
-#: USD per this many tokens: every price in a table is per 1M tokens.
+#: USD per this many tokens: every token price in a table is per 1M tokens (``PriceKind.per`` for the others).
 TOKENS_PER_PRICE_UNIT = Decimal(1_000_000)
+PER: dict[str, Decimal] = {kind.name: kind.per for kind in PRICE_KINDS}
+"""What each kind's price is per (``PriceKind.per``), by kind name."""
 
 Basis = Literal["list", "provisioned", "unknown"]
 

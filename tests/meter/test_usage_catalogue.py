@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 import meter
 from meter import names
 from meter.core.record import USAGE_KINDS, Usage
+from meter.core.tools import ITEM_KINDS
 from meter.core.usage import cap_subsets
 from meter.ledger.open import open_ledger
 from meter.ledger.schema import TOKEN_COLUMNS
@@ -34,7 +35,12 @@ PRICE = {kind.name: kind for kind in PRICE_KINDS}
 def test_every_usage_field_is_a_catalogue_entry_and_every_entry_is_whole() -> None:
     assert [f.name for f in dataclasses.fields(Usage)] == [kind.name for kind in USAGE_KINDS]
     for kind in USAGE_KINDS:
-        assert kind.help and kind.chat and kind.responses, kind.name
+        assert kind.help, kind.name
+        if kind.counted_from == "usage":  # read from the usage object: where each API reports it
+            assert kind.chat and kind.responses, kind.name
+        else:  # counted from the output items: by the tool counter, and only there
+            assert kind.counted_from == "output" and not kind.chat and not kind.responses, kind.name
+            assert kind.name in ITEM_KINDS.values(), kind.name
         assert set(kind.subset_of) <= set(BY_NAME), kind.name
         parents_first = [k.name for k in USAGE_KINDS]
         assert all(parents_first.index(whole) < parents_first.index(kind.name) for whole in kind.subset_of)
@@ -57,8 +63,12 @@ counts = st.integers(min_value=0, max_value=10**6)
 def test_every_token_is_billed_once(values: tuple[int, ...]) -> None:
     usage = cap_subsets(Usage(*values))
     buckets = token_buckets(usage)
-    assert sum(buckets.values()) == usage.input_tokens + usage.output_tokens
+    tokens = {kind.name for kind in PRICE_KINDS if kind.unit == "tokens"}
+    assert sum(n for name, n in buckets.items() if name in tokens) == usage.input_tokens + usage.output_tokens
     assert all(n > 0 for n in buckets.values())
+    for kind in PRICE_KINDS:  # tool calls and sessions are billed as counted, apart from the tokens
+        if kind.unit != "tokens":
+            assert buckets.get(kind.name, 0) == getattr(usage, kind.counted_by), kind.name
 
 
 def _one_call(m: meter.Meter) -> None:
