@@ -2,7 +2,7 @@
 
 Azure's meter names follow no single scheme: ``gpt 4o 1120 cached Inp Data Zone``,
 ``gpt-4o-mini-0718-Batch-Outp-glbl``, ``5.6 luna ShortCo Cd Wr PP Gl 1M``,
-``gpt4omini-rt-aud1217 cchd Inp DZn``. A regular expression alone cannot read
+``gpt4omini-rt-aud1217 cchd Inp DZn``, ``56sol ShCo Cd Inp Fl Gl 1M``. A regular expression alone cannot read
 them, so this module does it in two steps, both data:
 
 1. ``MODELS``: a curated, ordered list of patterns over the normalised name, each
@@ -11,8 +11,12 @@ them, so this module does it in two steps, both data:
    audio-preview meter ``gpt-4o-aud-1217 Inp`` is audio input, its text twin says
    ``txt``.
 2. The remaining words: scope (``glbl``, ``Gl``, ``Data Zone``, ``DZn``, ``regnl``,
-   ``rg`` ...), mode (``Batch``, ``pp`` = priority processing), context
-   (``LongCo`` = the >272k tier), direction, cache read / write, modality.
+   ``rg`` ...), mode (``Batch``, ``pp`` = priority processing, ``Flex`` / ``Fl`` = flex
+   processing), context (``LongCo`` / ``LoCo`` = the >272k tier), direction, cache read /
+   write, modality.
+
+A trailing `` - Preview`` (``GPT 5 Chat Inpt Glbl 1M Tokens - Preview``, as cost exports
+spell a meter while its model is in preview) names the same meter.
 
 Anything unclear raises ``UnmappedMeter`` with a reason and a category; nothing
 is guessed. One parser, shared by the Retail import, the table generator, the
@@ -30,6 +34,7 @@ from meter.pricing.deployment_types import (
     DATA_ZONE_PRIORITY,
     DATA_ZONE_STANDARD,
     GLOBAL_BATCH,
+    GLOBAL_FLEX,
     GLOBAL_PRIORITY,
     GLOBAL_STANDARD,
     STANDARD,
@@ -74,16 +79,22 @@ def _p(pattern: str) -> re.Pattern[str]:
 
 #: (pattern, model id, family), most specific first. The model ids are the table's ids.
 MODELS: tuple[tuple[re.Pattern[str], str, str], ...] = tuple((_p(p), m, f) for p, m, f in (
-    # GPT-5.x (product "Azure OpenAI GPT5")
-    (r"(?:gpt )?5\.6 sol", "gpt-5.6-sol", TEXT),
-    (r"(?:gpt )?5\.6 terra", "gpt-5.6-terra", TEXT),
-    (r"(?:gpt )?5\.6 luna", "gpt-5.6-luna", TEXT),
-    (r"(?:gpt )?5\.5 pro", "gpt-5.5-pro", TEXT),
-    (r"(?:gpt )?5\.5", "gpt-5.5", TEXT),
-    (r"(?:gpt )?5\.4 pro", "gpt-5.4-pro", TEXT),
-    (r"(?:gpt )?5\.4 mini", "gpt-5.4-mini", TEXT),
-    (r"(?:gpt )?5\.4 nano", "gpt-5.4-nano", TEXT),
-    (r"(?:gpt )?5\.4", "gpt-5.4", TEXT),
+    # GPT-6 (product "Azure OpenAI GPT6": "6-sol ShortCo Inp PP Gl", "6.1-sol LongCo Opt Std DZ")
+    (r"(?:gpt )?6\.1 sol", "gpt-6.1-sol", TEXT),
+    (r"(?:gpt )?6\.1 terra", "gpt-6.1-terra", TEXT),
+    (r"(?:gpt )?6 astra", "gpt-6-astra", TEXT),
+    (r"(?:gpt )?6 sol", "gpt-6-sol", TEXT),
+    (r"(?:gpt )?6 luna", "gpt-6-luna", TEXT),
+    # GPT-5.x (product "Azure OpenAI GPT5"); the Flex meters glue or drop the dot ("56sol", "54 mini")
+    (r"(?:gpt )?5\.6 sol|56 ?sol", "gpt-5.6-sol", TEXT),
+    (r"(?:gpt )?5\.6 terra|56 ?terra", "gpt-5.6-terra", TEXT),
+    (r"(?:gpt )?5\.6 luna|56 ?luna", "gpt-5.6-luna", TEXT),
+    (r"(?:gpt )?5\.5 pro|^55 pro", "gpt-5.5-pro", TEXT),
+    (r"(?:gpt )?5\.5|^55", "gpt-5.5", TEXT),
+    (r"(?:gpt )?5\.4 pro|^54 pro", "gpt-5.4-pro", TEXT),
+    (r"(?:gpt )?5\.4 mini|^54 mini", "gpt-5.4-mini", TEXT),
+    (r"(?:gpt )?5\.4 nano|^54 nano", "gpt-5.4-nano", TEXT),
+    (r"(?:gpt )?5\.4|^54", "gpt-5.4", TEXT),
     (r"(?:gpt )?5\.3 codex", "gpt-5.3-codex", TEXT),
     (r"(?:gpt )?5\.3 chat", "gpt-5.3-chat", TEXT),
     (r"(?:gpt )?5\.2 chat 0210", "gpt-5.2-chat-2026-02-10", TEXT),
@@ -193,12 +204,16 @@ _CACHED = frozenset({"cd", "cached", "cchd", "ccchd", "cched", "cache"})
 _WRITE = frozenset({"wr", "write"})
 _AUDIO_WORDS = frozenset({"aud", "audio"})
 _TEXT_WORDS = frozenset({"txt", "text"})
-_NOISE = frozenset({"tokens", "token", "1m", "1k", "std", "shortco", "prvw", "tkn"})
+_NOISE = frozenset({"tokens", "token", "1m", "1k", "std", "shortco", "shco", "prvw", "tkn"})
+_LONG_CONTEXT = frozenset({"longco", "loco"})
+_FLEX = frozenset({"flex", "fl"})
+_PREVIEW_SUFFIX = re.compile(r"\s+-\s*preview\s*$", re.IGNORECASE)
 
 
 def normalise(meter_name: str) -> str:
-    """Lower case, separators as single spaces, glued words apart (``BatchOutp`` -> ``batch outp``)."""
-    text = meter_name.lower().replace("-", " ").replace("_", " ")
+    """Lower case, separators as single spaces, glued words apart (``BatchOutp`` -> ``batch outp``); a
+    trailing `` - Preview`` dropped (the same meter, named while its model is in preview)."""
+    text = _PREVIEW_SUFFIX.sub("", meter_name).lower().replace("-", " ").replace("_", " ")
     text = re.sub(r"\bdata\s+zone\b", "datazone", text)
     text = re.sub(r"(batch|cached|cchd)(?=[a-z])", r"\1 ", text)
     text = re.sub(r"realtimeprvw", "realtime prvw ", text)
@@ -223,7 +238,7 @@ def parse_meter(meter_name: str, product: str = "") -> MeterKey:
 
 def _read_rest(model: str, family: str, rest: list[str], model_words: list[str]) -> MeterKey:
     scope = None
-    batch = priority = cached = write = long_context = False
+    batch = priority = flex = cached = write = long_context = False
     direction = None
     modality = None
     # Flags inside the matched model words (``gpt 4o rt aud 1217``, ``gpt 35 trb16k batch``) come
@@ -236,7 +251,9 @@ def _read_rest(model: str, family: str, rest: list[str], model_words: list[str])
             batch = True
         elif word == "pp":
             priority = True
-        elif word == "longco":
+        elif word in _FLEX:
+            flex = True
+        elif word in _LONG_CONTEXT:
             long_context = True
         elif word in _INPUT:
             direction = "input"
@@ -268,7 +285,8 @@ def _read_rest(model: str, family: str, rest: list[str], model_words: list[str])
             raise UnmappedMeter("no modality (aud / txt) in a speech meter name")
         modality = "audio" if family == AUDIO else "text"
     kind = _kind(direction, modality, cached=cached, write=write)
-    return MeterKey(model=model, kind=kind, deployment_type=_deployment_type(scope, batch=batch, priority=priority),
+    deployment_type = _deployment_type(scope, batch=batch, priority=priority, flex=flex)
+    return MeterKey(model=model, kind=kind, deployment_type=deployment_type,
                     above_input_tokens=LONG_CONTEXT_TOKENS if long_context else 0)
 
 
@@ -286,13 +304,19 @@ def _kind(direction: str, modality: str, *, cached: bool, write: bool) -> str:
     return "audio_input" if modality == "audio" else "input"
 
 
-def _deployment_type(scope: str, *, batch: bool, priority: bool) -> str:
-    if batch and priority:
-        raise UnmappedMeter("both Batch and Priority in one meter name")
+def _deployment_type(scope: str, *, batch: bool, priority: bool, flex: bool = False) -> str:
+    modes = [name for name, on in (("Batch", batch), ("Priority", priority), ("Flex", flex)) if on]
+    if len(modes) > 1:
+        raise UnmappedMeter(f"both {' and '.join(modes)} in one meter name")
     if scope == "regional":
-        if batch or priority:
-            raise UnmappedMeter("a regional Batch or Priority meter has no deployment type", "no-deployment-type")
+        if batch or priority or flex:
+            raise UnmappedMeter("a regional Batch, Priority or Flex meter has no deployment type", "no-deployment-type")
         return STANDARD
+    if flex:
+        # Flex processing is a tier of Global Standard deployments only (flex-processing.md, 2026-09-24)
+        if scope != "global":
+            raise UnmappedMeter("a Data Zone Flex meter has no deployment type", "no-deployment-type")
+        return GLOBAL_FLEX
     if scope == "global":
         return GLOBAL_BATCH if batch else GLOBAL_PRIORITY if priority else GLOBAL_STANDARD
     return DATA_ZONE_BATCH if batch else DATA_ZONE_PRIORITY if priority else DATA_ZONE_STANDARD
