@@ -78,6 +78,18 @@ OPERATION_CHAT = "chat"
 OPERATION_EMBEDDINGS = "embeddings"
 OPERATION_FETCH_RESPONSE = "fetch_response"
 OPERATION_CANCEL_RESPONSE = "cancel_response"
+# The GenAI conventions name no operation for these (their well-known values are chat, embeddings,
+# text_completion, generate_content and the agent ones): meter's own, in the same style, until they do.
+OPERATION_COMPACT_RESPONSE = "compact_response"
+OPERATION_TRANSCRIPTION = "transcription"
+OPERATION_TRANSLATION = "translation"
+OPERATION_SPEECH = "speech"
+OPERATION_IMAGE_GENERATION = "image_generation"
+OPERATION_BATCH_OUTPUT = "batch_output"
+MEDIA_OPERATIONS = {"transcriptions": OPERATION_TRANSCRIPTION, "translations": OPERATION_TRANSLATION,
+                    "speech": OPERATION_SPEECH, "images": OPERATION_IMAGE_GENERATION,
+                    "batch_output": OPERATION_BATCH_OUTPUT}
+"""``gen_ai.operation.name`` of the calls outside chat / Responses / embeddings, by ``CallRecord.api``."""
 
 # -- OpenTelemetry metrics --------------------------------------------------------------------------
 METRIC_TOKEN_USAGE = "gen_ai.client.token.usage"

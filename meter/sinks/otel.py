@@ -33,9 +33,15 @@ _SPAN_USAGE = tuple((kind.otel_attribute, kind.name) for kind in USAGE_KINDS if 
 
 
 def operation_name(api: str, operation: str) -> str:
-    """``chat`` for Chat Completions and Responses, ``embeddings``, or the Responses retrieve/cancel names."""
+    """``chat`` for Chat Completions and Responses, ``embeddings``, the Responses retrieve/cancel/compact
+    names, or the name of an audio, images or Batch output call (``names.MEDIA_OPERATIONS``)."""
     if api == "embeddings":
         return names.OPERATION_EMBEDDINGS
+    media = names.MEDIA_OPERATIONS.get(api)
+    if media is not None:
+        return media
+    if operation == "compact":
+        return names.OPERATION_COMPACT_RESPONSE
     if operation in ("retrieve", "resume"):
         return names.OPERATION_FETCH_RESPONSE
     if operation == "cancel":
