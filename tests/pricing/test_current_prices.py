@@ -169,6 +169,10 @@ def test_sol_priority_follows_the_promotion(book: PriceBook) -> None:
     assert _total(book, "gpt-5.6-sol", SHORT, "GlobalPriority", date(2026, 8, 31)) == Decimal("7")  # 1 + 6
     assert _total(book, "gpt-5.6-sol", SHORT, "GlobalPriority", date(2026, 9, 1)) == Decimal("4.8")  # 0.8 + 4
     assert _total(book, "gpt-5.6-sol", SHORT, "DataZonePriority", date(2026, 8, 31)) == Decimal("7.7")  # 1.1 + 6.6
+    # what meter believed before these rows were recorded (2026-12-07) stays reproducible
+    believed = book.cost_of(SHORT, model="gpt-5.6-sol", deployment_type="GlobalPriority", at=utc(2026, 9, 1),
+                            believed_at=date(2026, 12, 6))
+    assert believed.total == Decimal("7")
     # the long-context Priority tier had no meter before the re-dating: unknown, not a guess
     before = book.cost_of(LONG_CALL, model="gpt-5.6-sol", deployment_type="GlobalPriority", at=utc(2026, 8, 31))
     assert before.total is None
