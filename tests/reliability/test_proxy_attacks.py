@@ -345,10 +345,8 @@ def test_stalled_bodies_hold_no_slot_and_a_caller_is_served_at_once(upstream: Re
             assert status == 200, answer
             # The served caller's slot is released just after its last byte is sent:
             # wait for that, with the two stalled bodies still being read.
-            try:
+            with contextlib.suppress(AssertionError):  # reported below through ``held``
                 wait_until(lambda: proxy.app.receiving == 2 and proxy.app.in_flight == 0, timeout=2.0)
-            except AssertionError:
-                pass  # reported below through ``held``
             held = proxy.app.in_flight
             assert proxy.app.receiving == 2
         finally:
