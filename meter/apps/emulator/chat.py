@@ -4,7 +4,9 @@ Keys are written in alphabetical order, as Azure sends them (the one exception,
 ``prompt_filter_results`` entries, is Azure's too). The stream opens with the
 prompt-annotation chunk (empty ``choices``, empty ids), then a role chunk, one
 chunk per token, the finish chunk, and the usage chunk only when the request
-asked for it with ``stream_options.include_usage``.
+asked for it with ``stream_options.include_usage``. A request that names a
+``service_tier`` gets the tier that served it back, in the body and on every
+chunk after the annotation chunk (as the service echoes it).
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from meter.apps.emulator.sse import Frame, data_frame
 class ChatAnswer:
     """One chat completion being answered: ids shared by the body or all its chunks."""
 
-    def __init__(self, model: str, generation: Generation, obfuscate: bool = True) -> None:
+    def __init__(self, model: str, generation: Generation, obfuscate: bool = True,
+                 service_tier: str | None = None) -> None:
         self.model = model
         self.generation = generation
         self.obfuscate = obfuscate
+        self.service_tier = service_tier
+        """The tier that served the call, echoed when the request named one (``None``: not echoed)."""
         self.id = "chatcmpl-" + uuid.uuid4().hex[:29]
         self.created = int(time.time())
         self.fingerprint = "fp_" + hashlib.sha256(model.encode()).hexdigest()[:10]
@@ -60,16 +65,19 @@ class ChatAnswer:
             "logprobs": None,
             "message": message,
         }
-        return {
+        body = {
             "choices": [choice],
             "created": self.created,
             "id": self.id,
             "model": self.model,
             "object": "chat.completion",
             "prompt_filter_results": prompt_filter_results(),
-            "system_fingerprint": self.fingerprint,
-            "usage": self.usage(),
         }
+        if self.service_tier is not None:
+            body["service_tier"] = self.service_tier
+        body["system_fingerprint"] = self.fingerprint
+        body["usage"] = self.usage()
+        return body
 
     def frames(self, include_usage: bool) -> list[Frame]:
         """Every SSE frame of the streamed answer, ``[DONE]`` included."""
@@ -113,6 +121,8 @@ class ChatAnswer:
         if self.obfuscate:
             chunk["obfuscation"] = _obfuscation(choices)
         chunk["object"] = "chat.completion.chunk"
+        if self.service_tier is not None:
+            chunk["service_tier"] = self.service_tier
         chunk["system_fingerprint"] = self.fingerprint
         if include_usage:
             chunk["usage"] = usage

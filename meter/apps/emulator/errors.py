@@ -66,6 +66,12 @@ def invalid_request(message: str, param: str | None = None, code: str | None = N
     return 400, {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
 
 
+def invalid_tier(value: str | None) -> Error:
+    """A ``service_tier`` that is none of auto, default, flex, priority."""
+    return invalid_request(f"Invalid value for 'service_tier': '{value}'. Supported values are: 'auto', 'default', "
+                           "'flex' and 'priority'.", "service_tier", "invalid_value")
+
+
 def unrecognized_argument(name: str) -> Error:
     """What api-versions up to 2024-06-01 say about ``stream_options``."""
     return invalid_request(f"Unrecognized request argument supplied: {name}")
@@ -133,3 +139,13 @@ def response_not_found(response_id: str) -> Error:
             "code": None,
         }
     }
+
+
+def file_not_found(file_id: str) -> Error:
+    return 404, {"error": {"message": f"No such File object: {file_id}", "type": "invalid_request_error",
+                           "param": "id", "code": None}}
+
+
+def batch_not_found(batch_id: str) -> Error:
+    return 404, {"error": {"message": f"No batch found with id '{batch_id}'.", "type": "invalid_request_error",
+                           "param": None, "code": None}}

@@ -21,7 +21,8 @@ from meter.apps.emulator.ledger import Ledger
 from meter.apps.emulator.ratelimit import Quota
 from meter.apps.emulator.sse import EVENT_STREAM
 
-Api = Literal["chat", "responses", "embeddings"]
+Api = Literal["chat", "responses", "embeddings", "transcriptions", "translations", "speech", "images", "files",
+              "batches"]
 RETRY_AFTER_MS = 50
 
 
@@ -42,6 +43,8 @@ class Exchange:
         self.deployment_name: str | None = None
         self.deployment: Deployment | None = None
         self.quota: Quota | None = None
+        self.service_tier: str | None = None
+        """The tier that served the call: sent as ``x-ms-service-tier`` and kept in the ledger."""
 
     def authorised(self) -> bool:
         key = self.request.headers.get("api-key")
@@ -61,6 +64,8 @@ class Exchange:
         elif self.deployment is not None:
             headers["x-request-id"] = new_request_id()
             headers["x-ms-deployment-name"] = self.deployment.name
+        if self.service_tier is not None:
+            headers["x-ms-service-tier"] = self.service_tier
         return headers
 
     def log(self, status: int, usage: dict[str, Any] | None) -> None:
@@ -71,6 +76,7 @@ class Exchange:
             "operation": self.operation,
             "stream": self.stream,
             "usage": usage,
+            "service_tier": self.service_tier,
             "status": status,
             "request_id": self.request_id,
             "at": time.time(),
@@ -89,6 +95,12 @@ class Exchange:
     def json(self, body: dict[str, Any], usage: dict[str, Any] | None) -> Response:
         self.log(200, usage)
         return JSONResponse(body, headers=self.headers())
+
+    def binary(self, body: bytes, media_type: str, usage: dict[str, Any] | None,
+               extra: dict[str, str] | None = None) -> Response:
+        """A non-JSON answer (speech audio, a file's content), billed as it is sent."""
+        self.log(200, usage)
+        return Response(body, media_type=media_type, headers={**self.headers(), **(extra or {})})
 
     def sse(self, chunks: AsyncIterator[bytes], usage: dict[str, Any] | None) -> Response:
         """A streamed answer; billed when it starts, as Azure bills a stream the client abandons."""

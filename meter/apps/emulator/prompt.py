@@ -15,12 +15,12 @@ Tokens = tuple[str, ...]
 _PRIMING = ("<|assistant|>", "<|im|>", "<|start|>")
 
 
-def _text_of(content: Any) -> str:
+def text_of(content: Any) -> str:
     """The text of a message ``content``: a string, or a list of parts with ``text``."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        texts = [_text_of(part.get("text", part.get("content"))) for part in content if isinstance(part, dict)]
+        texts = [text_of(part.get("text", part.get("content"))) for part in content if isinstance(part, dict)]
         return " ".join(text for text in texts if text)
     return ""
 
@@ -43,7 +43,7 @@ def chat_prompt(body: dict[str, Any]) -> Tokens:
     if not isinstance(messages, list):
         return _tokenize(())
     return _tokenize(
-        (str(m.get("role", "user")), _text_of(m.get("content"))) for m in messages if isinstance(m, dict)
+        (str(m.get("role", "user")), text_of(m.get("content"))) for m in messages if isinstance(m, dict)
     )
 
 
@@ -61,7 +61,7 @@ def responses_prompt(body: dict[str, Any]) -> Tokens:
             if isinstance(item, str):
                 messages.append(("user", item))
             elif isinstance(item, dict):
-                messages.append((str(item.get("role", "user")), _text_of(item.get("content", item.get("output")))))
+                messages.append((str(item.get("role", "user")), text_of(item.get("content", item.get("output")))))
     return _tokenize(messages)
 
 

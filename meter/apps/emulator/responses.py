@@ -5,7 +5,10 @@ content part added -> one ``response.output_text.delta`` per token -> the
 ``done`` events -> ``response.completed`` (or ``response.incomplete`` when
 ``max_output_tokens`` cut it short), with strictly increasing
 ``sequence_number`` and the usage only in the terminal event. A reasoning
-deployment first emits a reasoning item (no text: its tokens are hidden).
+deployment first emits a reasoning item (no text: its tokens are hidden); the
+built-in tool calls (``meter.apps.emulator.tools``) come next, each announced,
+progressing and done, then the message. ``service_tier`` is the tier asked for
+(``auto`` when none) until the response is done, then the tier that served it.
 Azure echoes the deployment name as ``model`` here, not the dated model id.
 """
 
@@ -19,6 +22,7 @@ from meter.apps.emulator.filters import responses_content_filters
 from meter.apps.emulator.generation import Generation
 from meter.apps.emulator.sse import Frame, event_frame
 from meter.apps.emulator.store import Event
+from meter.apps.emulator.tools import ToolCall
 
 
 def _id(prefix: str) -> str:
@@ -28,11 +32,15 @@ def _id(prefix: str) -> str:
 class ResponseAnswer:
     """One Response being answered: the ids and request echoes shared by all its events."""
 
-    def __init__(self, deployment: str, reasoning: bool, generation: Generation, request: dict[str, Any]) -> None:
+    def __init__(self, deployment: str, reasoning: bool, generation: Generation, request: dict[str, Any],
+                 tools: list[ToolCall] | None = None, service_tier: str = "default") -> None:
         self.deployment = deployment
         self.reasoning = reasoning
         self.generation = generation
         self.request = request
+        self.tools = tools or []
+        self.service_tier = service_tier
+        """The tier that serves the response (``meter.apps.emulator.tools.served_tier``)."""
         self.id = _id("resp_")
         self.message_id = _id("msg_")
         self.reasoning_id = _id("rs_")
@@ -76,7 +84,7 @@ class ResponseAnswer:
             "prompt_cache_key": request.get("prompt_cache_key"),
             "reasoning": {"effort": "medium" if self.reasoning else None, "summary": None},
             "safety_identifier": request.get("safety_identifier"),
-            "service_tier": "default" if done else "auto",
+            "service_tier": self.service_tier if done else request.get("service_tier") or "auto",
             "store": request.get("store", True),
             "temperature": request.get("temperature", 1.0),
             "text": {"format": {"type": "text"}, "verbosity": "medium"},
@@ -105,6 +113,7 @@ class ResponseAnswer:
     def _output(self, done: bool) -> list[dict[str, Any]]:
         status = self.final_status if done else "in_progress"
         items = [self._reasoning_item()] if self.reasoning else []
+        items += [tool.item() for tool in self.tools]
         items.append(self._message(status, [self._part(self.generation.text)]))
         return items
 
@@ -119,6 +128,11 @@ class ResponseAnswer:
             raw.append({"type": "response.output_item.added", "output_index": 0, "item": self._reasoning_item()})
             raw.append({"type": "response.output_item.done", "output_index": 0, "item": self._reasoning_item()})
             index = 1
+        for tool in self.tools:
+            raw.append({"type": "response.output_item.added", "output_index": index, "item": tool.item(done=False)})
+            raw += [{**e, "output_index": index} for e in tool.progress()]
+            raw.append({"type": "response.output_item.done", "output_index": index, "item": tool.item()})
+            index += 1
         where = {"item_id": self.message_id, "output_index": index, "content_index": 0}
         text = self.generation.text
         raw.append({"type": "response.output_item.added", "output_index": index,

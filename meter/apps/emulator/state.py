@@ -6,6 +6,7 @@ thread can reach the same ledger and fault queue the handlers use.
 
 from __future__ import annotations
 
+from meter.apps.emulator.batch import BatchStore
 from meter.apps.emulator.cache import PromptCache
 from meter.apps.emulator.faults import FaultQueue
 from meter.apps.emulator.ledger import Ledger
@@ -14,7 +15,7 @@ from meter.apps.emulator.store import ResponseStore
 
 
 class EmulatorState:
-    """The ledger, injected faults, prompt cache, rate counters and stored responses."""
+    """The ledger, injected faults, prompt cache, rate counters, stored responses, files and batches."""
 
     def __init__(self) -> None:
         self.ledger = Ledger()
@@ -22,3 +23,4 @@ class EmulatorState:
         self.cache = PromptCache()
         self.rates = RateCounter()
         self.store = ResponseStore()
+        self.batches = BatchStore()

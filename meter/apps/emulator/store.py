@@ -25,6 +25,8 @@ class StoredResponse:
     events: tuple[Event, ...] | None
     prompt: Tokens = ()
     reply: str = ""
+    container_id: str | None = None
+    """The code interpreter container of the conversation, which the next turn of the chain reuses."""
 
 
 class ResponseStore:
