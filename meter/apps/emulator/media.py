@@ -4,7 +4,7 @@
   bills tokens (``{"type": "tokens", "total_tokens", "input_tokens", "input_token_details":
   {"text_tokens", "audio_tokens"}, "output_tokens"}``), whisper bills the duration (``{"type":
   "duration", "seconds": N}``). The audio's length is derived from the upload's size, as if it were
-  16 kB a second (128 kbit/s); audio is 8.5 tokens a second. A stream (``stream=true``, token
+  16 kB a second (128 kbit/s); audio is 8 tokens a second. A stream (``stream=true``, token
   models only) sends ``transcript.text.delta`` events and ends with ``transcript.text.done`` and
   the usage.
 * Speech: binary audio (``audio/mpeg`` ...), about 15 characters a second of speech; with
@@ -31,7 +31,7 @@ from meter.apps.emulator.generation import Generation, plan
 from meter.apps.emulator.tools import TINY_PNG
 
 AUDIO_BYTES_PER_SECOND = 16_000
-AUDIO_TOKENS_PER_SECOND = 8.5
+AUDIO_TOKENS_PER_SECOND = 8
 SPEECH_CHARS_PER_SECOND = 15
 SPEECH_BYTES_PER_SECOND = 6_000
 """The emulator's speech is small (48 kbit/s), so the demo stays fast."""
