@@ -77,12 +77,16 @@ def test_demo_workload_has_every_kind_of_call(served_demo: tuple[dict[str, Any],
     assert outcomes.get("http_error (429)") == 1  # retried by the SDK: the retry is one of the ok calls
     assert outcomes.get("http_error (content_filter)") == 1
     assert outcomes.get("aborted") == 1  # the early-closed stream
-    assert set(summary["deployments"]) == {"gpt-4o-mini", "o4-mini", "gpt-5", "text-embedding-3-small"}
+    assert set(summary["deployments"]) == {"gpt-4o-mini", "o4-mini", "gpt-5", "text-embedding-3-small", "gpt-5.4-mini",
+                                           "gpt-4o-transcribe", "gpt-4o-mini-tts", "gpt-image-1", "unknown"}
     assert set(summary["teams"]) == {"search", "ads", "research"}
     # the one-off calls run one at a time, so each lands on its own team
     assert {team: tally["errors"] for team, tally in summary["teams"].items()} == {
         "search": 1, "ads": 1, "research": 1}
-    assert summary["totals"]["unpriced"] == 0
+    # plain token calls are all priced (a kind whose price is not published yet is counted as unpriced, never 0)
+    for deployment in ("gpt-4o-mini", "o4-mini", "text-embedding-3-small", "gpt-5.4-mini", "gpt-4o-transcribe"):
+        assert summary["deployments"][deployment]["unpriced"] == 0, deployment
+    assert summary["totals"]["unpriced"] == sum(t["unpriced"] for t in summary["deployments"].values())
     assert metric_sum(text, names.time_to_first_token_seconds(names.DEFAULT_NAMESPACE) + "_count") > 0
     assert 'api="responses"' in text and 'api="embeddings"' in text
 
@@ -161,15 +165,20 @@ def _money(cell: str) -> tuple[Decimal, int]:
     return Decimal(cell), 0
 
 
+SECTIONS = {"per deployment": "deployment:", "per team": "team:", "per kind of call": "kind:",
+            "per service tier": "tier:"}
+
+
 def _demo_table(out: str) -> dict[str, tuple[int, Decimal, int]]:
-    """The demo table's rows, ``deployment:NAME``, ``team:NAME`` and ``total``, as (calls, cost, unpriced)."""
+    """The demo table's rows, ``deployment:NAME``, ``team:NAME``, ``kind:API``, ``tier:TIER`` and ``total``, as
+    (calls, cost, unpriced)."""
     import re
 
     rows: dict[str, tuple[int, Decimal, int]] = {}
     section = ""
     for line in out.splitlines():
-        if line in ("per deployment", "per team"):
-            section = line.split()[1] + ":"
+        if line in SECTIONS:
+            section = SECTIONS[line]
         match = re.fullmatch(r"(\s*\S+)\s+(\d+)\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+\s+(\S.*)", line)
         if match:
             name = match[1].strip()
@@ -268,3 +277,46 @@ def test_a_taken_default_port_with_serve_serves_elsewhere_and_says_where() -> No
     assert proc.returncode == 0, err
     assert err.strip().splitlines() == [f"meter demo: port {DEFAULT_METRICS_PORT} is in use; serving /metrics on "
                                         f"port {url.split(':')[2].split('/')[0]} instead"], err
+
+
+def test_the_table_and_the_ledger_show_tools_tiers_and_what_is_billed_beyond_tokens(tmp_path: Path) -> None:
+    """An agent turn (web search and code interpreter, two calls in one container), a priority and a flex call,
+    a transcription, speech, an image and a small batch: each is a row of the table's kinds and tiers, the tool
+    calls are listed under it, and the ledger keeps them, with the tier each call was priced at."""
+    import re
+    import sqlite3
+
+    ledger = tmp_path / "demo.sqlite"
+    demo = _demo("--requests", "20", "--metrics-port", "0", "--ledger", str(ledger))
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    table = _demo_table(demo.stdout)
+    for kind in ("chat", "responses", "embeddings", "transcriptions", "speech", "images", "batch_output"):
+        assert table[f"kind:{kind}"][0] >= 1, (kind, demo.stdout)
+    assert table["tier:priority"][0] >= 1 and table["tier:flex"][0] >= 1, demo.stdout
+    for section in ("deployment:", "team:", "kind:", "tier:"):  # every grouping adds up to the total
+        rows = [v for k, v in table.items() if k.startswith(section)]
+        assert (sum(r[0] for r in rows), sum((r[1] for r in rows), Decimal(0)), sum(r[2] for r in rows)) == (
+            table["total"]), section
+    for name, (_, cost, unpriced) in table.items():  # an unpriced call is said so, never folded into a 0
+        assert unpriced or cost > 0 or name.startswith("tier:(none)"), (name, demo.stdout)
+    beyond = re.search(r"^billed beyond tokens.*\n((?:  .*\n)+)", demo.stdout, re.M)
+    assert beyond is not None, demo.stdout
+    (gpt5,) = [line for line in beyond[1].splitlines() if line.split()[0] == "gpt-5"]
+    searches = int(re.search(r"(\d+) web searches", gpt5)[1])  # type: ignore[index]
+    sessions = int(re.search(r"(\d+) code interpreter sessions", gpt5)[1])  # type: ignore[index]
+    assert searches == sessions >= 1  # each agent turn: one search, two calls in one container
+
+    with sqlite3.connect(ledger) as db:
+        apis = {api for (api,) in db.execute("SELECT DISTINCT api FROM calls")}
+        tiers = dict(db.execute("SELECT service_tier, deployment_type FROM calls WHERE service_tier IN "
+                                "('priority', 'flex') GROUP BY service_tier"))
+        tools = db.execute("SELECT sum(web_search_calls), sum(code_interpreter_sessions) FROM calls").fetchone()
+        batch = db.execute("SELECT count(*), sum(input_tokens) FROM calls WHERE api = 'batch_output'").fetchone()
+    assert {"transcriptions", "speech", "images", "batch_output"} <= apis
+    assert tiers == {"priority": "GlobalPriority", "flex": "GlobalFlex"}
+    assert tuple(tools) == (searches, sessions)
+    assert batch[0] == 1 and batch[1] > 0
+    report = subprocess.run([sys.executable, "-m", "meter", "report", "--ledger", str(ledger), "--by", "service_tier"],
+                            capture_output=True, text=True, timeout=60)
+    assert report.returncode == 0, report.stderr
+    assert {row["service_tier"] for row in _report_table(report.stdout)} >= {"priority", "flex", "default"}

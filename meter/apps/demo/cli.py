@@ -105,9 +105,10 @@ class Progress:
         self._lock = threading.Lock()
         self._live = sys.stderr.isatty()
 
-    def step(self, _: Any = None) -> None:
+    def step(self, step: Any = None) -> None:
+        """One step of the workload done: as many calls as it makes (``Step.calls``)."""
         with self._lock:
-            self.done += 1
+            self.done += getattr(step, "calls", 1)
             if self._live:
                 width = 30
                 filled = int(width * min(self.done, self.total) / max(1, self.total))
@@ -186,10 +187,10 @@ def run_demo(args: argparse.Namespace) -> int:
         metrics_url = f"http://{args.metrics_addr}:{server.server_port}/metrics"
         started = time.monotonic()
         steps = plan(args.requests)
-        progress = Progress(len(steps))
+        progress = Progress(sum(step.calls for step in steps))
         if not args.json:
             print(f"meter demo: emulator at {emulator.url}, metrics at {metrics_url}")
-            print(f"  {len(steps)} calls through the openai SDK (concurrency {args.concurrency})")
+            print(f"  {progress.total} calls through the openai SDK (concurrency {args.concurrency})")
         clients = Clients(emulator, m)
         try:
             once = [s for s in steps if s in ONCE]  # one at a time: the 429 must hit its own call

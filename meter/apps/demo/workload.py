@@ -3,14 +3,19 @@
 Every kind of call meter meters appears: Chat Completions and Responses,
 streaming and not, embeddings, several deployments and attribution teams, a
 stream the caller closes early, a 429 that the SDK retries, and a prompt the
-content filter refuses. All go through the real ``openai`` SDK wrapped by
-``meter.wrap``, against the emulator over a loopback socket.
+content filter refuses; an agent turn that searches the web and runs code (two
+calls sharing one code interpreter container), a priority call and a flex call;
+and once a run what Azure bills beyond tokens: a transcription, speech, an image
+and a small batch (uploaded, created, polled and its output file downloaded).
+All go through the real ``openai`` SDK wrapped by ``meter.wrap``, against the
+emulator over a loopback socket.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +41,8 @@ class Step:
     team: str
     run: Callable[[Clients], Any]
     is_async: bool = False
+    calls: int = 1
+    """Metered calls the step makes (an agent turn makes two)."""
 
 
 class Clients:
@@ -106,6 +113,69 @@ async def async_responses(c: Clients) -> None:
     await c.aio.responses.create(model="gpt-5", instructions=SYSTEM, input="List the open risks.")
 
 
+AGENT_TOOLS: Any = [{"type": "web_search"}, {"type": "code_interpreter", "container": {"type": "auto"}}]
+
+
+def agent_turn(c: Clients) -> None:
+    """An agent turn: search the web and compute, then a follow-up in the same code interpreter container
+    (two calls, one container session)."""
+    first = c.v1.responses.create(model="gpt-5", instructions=SYSTEM, tools=AGENT_TOOLS,
+                                  input="Find this quarter's cloud prices and chart the change.")
+    c.v1.responses.create(model="gpt-5", previous_response_id=first.id, input="Now per region, as a table.",
+                          tools=[{"type": "code_interpreter", "container": {"type": "auto"}}])
+
+
+def priority_chat(c: Clients) -> None:
+    """A latency-sensitive call at the Priority tier (billed at Global Priority rates)."""
+    c.azure.chat.completions.create(model="gpt-5", messages=_messages("Answer the pager alert now."),
+                                    service_tier="priority")
+
+
+def flex_responses(c: Clients) -> None:
+    """A call that can wait, at the Flex tier (billed at Global Flex rates)."""
+    c.v1.responses.create(model="gpt-5.4-mini", input="Tag last week's tickets by product.", service_tier="flex")
+
+
+SPEECH_SECONDS = 2
+AUDIO = bytes(range(256)) * (16_000 * SPEECH_SECONDS // 256)
+"""Two seconds of "audio" (the emulator reckons 16 kB a second)."""
+
+
+def transcription(c: Clients) -> None:
+    c.azure.audio.transcriptions.create(model="gpt-4o-transcribe", file=("standup.wav", AUDIO))
+
+
+def speech(c: Clients) -> None:
+    """Speech streamed as events, whose last one carries the token usage."""
+    with c.azure.audio.speech.with_streaming_response.create(
+            model="gpt-4o-mini-tts", voice="alloy", input="Your report is ready.", stream_format="sse") as answer:
+        answer.read()
+
+
+def image(c: Clients) -> None:
+    c.azure.images.generate(model="gpt-image-1", prompt="A bar chart of quarterly spend", size="1024x1024",
+                            quality="low")
+
+
+BATCH_QUESTIONS = ("Classify: refund request", "Classify: login problem", "Classify: feature idea")
+
+
+def batch(c: Clients) -> None:
+    """A small batch: upload the requests, create the job, poll it, download the output file (the one
+    call of the four that is billed, and metered)."""
+    lines = "".join(json.dumps({"custom_id": f"ticket-{i}", "method": "POST", "url": "/chat/completions",
+                                "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": q}]}}) + "\n"
+                    for i, q in enumerate(BATCH_QUESTIONS))
+    upload = c.v1.files.create(file=("tickets.jsonl", lines.encode()), purpose="batch")
+    job = c.v1.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h")
+    deadline = time.monotonic() + 10
+    while job.status not in ("completed", "failed", "expired", "cancelled") and time.monotonic() < deadline:
+        time.sleep(0.02)
+        job = c.v1.batches.retrieve(job.id)
+    if job.output_file_id is not None:
+        c.v1.files.content(job.output_file_id).read()
+
+
 def early_closed_stream(c: Clients) -> None:
     """The caller stops reading after a few chunks and closes the stream."""
     stream = c.azure.chat.completions.create(model="gpt-4o-mini", messages=_messages("Tell me a long story."),
@@ -137,20 +207,39 @@ MIX: tuple[Step, ...] = (
     Step("responses (cached)", "research", responses_cached),
     Step("responses stream", "research", responses_stream),
     Step("async responses", "research", async_responses, is_async=True),
+    Step("agent turn (web search, code)", "research", agent_turn, calls=2),
+    Step("priority chat", "ads", priority_chat),
+    Step("flex responses", "search", flex_responses),
 )
 ONCE: tuple[Step, ...] = (
     Step("early-closed stream", "search", early_closed_stream),
     Step("429, retried by the SDK", "ads", throttled_then_retried),
     Step("content-filtered prompt", "research", content_filtered),
 )
+BEYOND_TOKENS: tuple[Step, ...] = (
+    Step("transcription", "search", transcription),
+    Step("speech", "ads", speech),
+    Step("image", "ads", image),
+    Step("batch", "research", batch),
+)
+"""Once a run: the calls Azure bills by audio, characters, images and Batch lines."""
 
 
 def plan(requests: int) -> list[Step]:
-    """``requests`` steps: the special ones once, then the mix, cycled."""
+    """Steps making ``requests`` calls: the special ones once, then the mix, cycled (a step that makes two
+    calls counts two; the last may go one over)."""
     steps = list(ONCE[:requests])
+    calls = len(steps)
+    for step in BEYOND_TOKENS:
+        if calls >= requests:
+            break
+        steps.append(step)
+        calls += step.calls
     i = 0
-    while len(steps) < requests:
-        steps.append(MIX[i % len(MIX)])
+    while calls < requests:
+        step = MIX[i % len(MIX)]
+        steps.append(step)
+        calls += step.calls
         i += 1
     return steps
 
@@ -221,7 +310,7 @@ def phase(share: float) -> str:
 
 def run_for(clients: Clients, seconds: float, concurrency: int, on_done: Callable[[Step], None],
             label_keys: tuple[str, ...] = ("team",)) -> int:
-    """Keep load going for ``seconds`` in the phases of ``PHASES`` (so a dashboard has shape); returns the steps."""
+    """Keep load going for ``seconds`` in the phases of ``PHASES`` (so a dashboard has shape); returns the calls."""
     done = 0
     started = time.monotonic()
     while (elapsed := time.monotonic() - started) < seconds:
@@ -236,6 +325,6 @@ def run_for(clients: Clients, seconds: float, concurrency: int, on_done: Callabl
         elif now == "early closes":
             batch = [*MIX, *([EARLY_CLOSE] * 4)]
         run(clients, batch, concurrency * (2 if now == "burst" else 1), on_done, label_keys)
-        done += len(batch)
+        done += sum(step.calls for step in batch)
         time.sleep(min(pause, max(0.0, seconds - (time.monotonic() - started))))
     return done
