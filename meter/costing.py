@@ -27,6 +27,7 @@ from datetime import date, datetime
 from typing import Any, TypeAlias
 
 from meter.core.record import AzureHeaders, Usage
+from meter.core.units import Units
 from meter.pricing import Cost, DeploymentInfo, PriceBook, canonical_deployment_type, load_deployment_map
 
 DEPLOYMENTS_ENV = "METER_DEPLOYMENTS"
@@ -46,6 +47,9 @@ _TIER_TYPES = {
 }
 """The deployment type a call served at a tier is billed as: Priority and Flex have meters of their own
 on Global (and Data Zone for Priority) deployments; other pairs keep their deployment's type."""
+
+_BATCH_TYPES = {"GlobalStandard": "GlobalBatch", "DataZoneStandard": "DataZoneBatch"}
+"""The deployment type a Batch job on a deployment of this type is billed as."""
 
 DeploymentSpec = DeploymentInfo | str | Mapping[str, Any] | tuple[str, ...]
 
@@ -107,6 +111,8 @@ class Costing:
         at: datetime,
         azure: AzureHeaders,
         service_tier: str | None = None,
+        units: Units | None = None,
+        batch: bool = False,
     ) -> CallCost:
         """The cost (``None`` without usage), the deployment type and the region a call is priced for.
 
@@ -120,12 +126,17 @@ class Costing:
         if azure.spilled_over and deployment_type in _SPILLOVER_TARGET:
             deployment_type = _SPILLOVER_TARGET[deployment_type]
         assumed = False
-        if service_tier == "priority" or service_tier == "flex":
+        if batch:  # a Batch output file: its lines are billed at the Batch type of the deployment's
+            batch_type = _BATCH_TYPES.get(deployment_type or "GlobalStandard")
+            if batch_type is not None:
+                assumed = deployment_type is None
+                deployment_type = batch_type
+        elif service_tier == "priority" or service_tier == "flex":
             tier_type = _TIER_TYPES.get((service_tier, deployment_type or "GlobalStandard"))
             if tier_type is not None:
                 assumed = deployment_type is None
                 deployment_type = tier_type
-        if usage is None:
+        if usage is None and units is None:
             return None, deployment_type, region
         model = self._model(response_model, deployment, mapped, at)
         cost: Cost = self.book.cost_of(
@@ -135,6 +146,7 @@ class Costing:
             region=region,
             at=at,
             estimated=estimated,
+            units=None if units is None else units.price_units(),
         )
         if assumed:
             cost = dataclasses.replace(cost, assumed_deployment_type=True)

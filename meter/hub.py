@@ -30,7 +30,7 @@ from meter.core import route as route_mod
 from meter.core import usage as usage_mod
 from meter.core.call import Call, CallEnd, Headers
 from meter.core.faults import FaultKind, Guard, guards
-from meter.core.finish import build_record, deployment, started_at
+from meter.core.finish import billed_units, build_record, deployment, started_at
 from meter.core.record import CallRecord
 from meter.core.request import (
     RequestInfo,
@@ -71,6 +71,10 @@ _book_lock = threading.Lock()
 """Guards the built-in price book. A lock of its own: building the default meter loads the book."""
 
 RecordCallback = Callable[[CallRecord], None]
+
+
+_UNITS_FROM_REQUEST = frozenset({"speech", "images"})
+"""Calls whose request says what they are billed in (the characters to speak, the image quality and size)."""
 
 
 class Meter:
@@ -267,7 +271,8 @@ class Meter:
             if raw is not None and multipart.is_form(headers.get("content-type")):
                 # an upload (audio, image edits): only its model field, from the head, never the files
                 info, parsed = RequestInfo(model=multipart.form_field(raw, "model")), None
-            elif raw is not None and (route.deployment_from_body or capture or stream_hint(raw)):
+            elif raw is not None and (route.deployment_from_body or capture or stream_hint(raw)
+                                      or route.api in _UNITS_FROM_REQUEST):
                 info, parsed = parse_body(raw)
             else:  # a non-streaming call on a deployment path: nothing in the body is needed
                 info, parsed = RequestInfo(model=model_hint(raw), service_tier=service_tier_hint(raw)), None
@@ -314,17 +319,18 @@ class Meter:
             if end.containers and usage is not None:
                 usage = self._containers.new_sessions(usage, end.containers)
         tier, tier_assumed = priced_tier(end.service_tier, start.info.service_tier)
+        units = billed_units(start, end, usage)
         cost = deployment_type = region = None
         if self.costing is not None:
             with guard["pricing"]:
                 cost, deployment_type, region = self.costing.cost_of_call(
-                    deployment(start), end.response_model, usage, usage_source == "estimated", at, end.azure,
-                    tier)
+                    deployment(start), end.response_model or end.batch_model, usage, usage_source == "estimated",
+                    at, end.azure, tier, units, start.route.api == "batch_output")
         record = None
         with guard["record"]:
             record = build_record(start, end, at=at, usage=usage, usage_source=usage_source, repeat=repeat,
                                   supersedes_estimate=supersedes, cost=cost, deployment_type=deployment_type,
-                                  region=region, service_tier=tier, service_tier_assumed=tier_assumed)
+                                  region=region, service_tier=tier, service_tier_assumed=tier_assumed, units=units)
         if record is None:
             return
         for sink, state in zip(self._sinks, states, strict=False):

@@ -129,6 +129,7 @@ class BatchOutputReader:
         self._pending = []
         if self.summed:
             obs.usage = Usage(**dict(zip(_NAMES, self.totals, strict=True)))
+            obs.batch_model = self.model
         if at_end:
             obs.ended = True
 
@@ -205,5 +206,5 @@ class BatchOutputReader:
         for i, count in enumerate(_counts(read)):
             totals[i] += count
         self.summed += 1
-        if self.model is None and isinstance(model, str) and model:
+        if self.model is None and isinstance(model, str) and 0 < len(model) <= 200:
             self.model = model

@@ -65,6 +65,12 @@ class CallEnd(NamedTuple):
     """The tier the service says served the call (the body, else the ``x-ms-service-tier`` header)."""
     containers: tuple[str, ...] = ()
     """The code interpreter containers the call used (the hub counts each once across calls)."""
+    audio_seconds: float | None = None
+    """Seconds of audio the service said it transcribed or translated (whisper)."""
+    images: int | None = None
+    """Images the service returned."""
+    batch_model: str | None = None
+    """The model a Batch output file's answers name (priced as; the file has no ``response_model``)."""
 
 
 class CallOutput(Protocol):
@@ -480,4 +486,7 @@ class Call:
             tuple(obs.output_text) if start.capture and obs.output_text else None,
             obs.service_tier or self._azure.service_tier,
             containers,
+            obs.audio_seconds,
+            obs.images,
+            obs.batch_model,
         )

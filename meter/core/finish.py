@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from meter.core.call import CallEnd
-from meter.core.record import CallCost, CallRecord, Usage, UsageSource
+from meter.core.record import MEDIA_APIS, CallCost, CallRecord, Usage, UsageSource
 from meter.core.start import CallStart
+from meter.core.units import Units, units_of
 
 
 def started_at(start: CallStart) -> datetime:
@@ -41,6 +42,7 @@ def build_record(
     region: str | None = None,
     service_tier: str | None = None,
     service_tier_assumed: bool = False,
+    units: Units | None = None,
 ) -> CallRecord:
     """The final record (``usage`` and ``usage_source`` as the dedupe step left them)."""
     route = start.route
@@ -82,4 +84,14 @@ def build_record(
         requested_service_tier=start.info.service_tier,
         service_tier=service_tier,
         service_tier_assumed=service_tier_assumed,
+        units=units,
     )
+
+
+def billed_units(start: CallStart, end: CallEnd, usage: Usage | None) -> Units | None:
+    """The units a call without token usage is billed in (``meter.core.units``), ``None`` for the others."""
+    if start.route.api not in MEDIA_APIS or usage is not None:
+        return None
+    info = start.info
+    return units_of(start.route.api, end.outcome == "ok", False, end.audio_seconds, end.images,
+                    info.input_characters, info.image_variant)

@@ -54,6 +54,8 @@ class Observation:
     """Images an images call returned (``data`` items, or ``*.completed`` events of a stream)."""
     service_tier: str | None = None
     """The tier the body says served the call (``service_tier``, folded by ``tiers.tier_name``)."""
+    batch_model: str | None = None
+    """The model a Batch output file's answers name: what its sum is priced as (the file itself names none)."""
     tools: ToolItems | None = None
     """The built-in tool items the response has shown (Responses), made at the first one."""
 

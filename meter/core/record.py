@@ -17,6 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
+from meter.core.units import Units
 from meter.core.usage_kinds import UsageKind, kind, kinds_of
 
 Api = Literal["chat", "responses", "embeddings", "transcriptions", "translations", "speech", "images", "batch_output"]
@@ -91,6 +92,14 @@ class Usage:
         chat=(("prompt_tokens_details", "cached_tokens_details", "audio_tokens"),),
         responses=(("input_tokens_details", "cached_tokens_details", "audio_tokens"),),
         subset_of=("cached_input_tokens", "audio_input_tokens"), price_kind="cached_audio_input")
+    image_input_tokens: int = kind(
+        help="Image input tokens (a subset of input tokens; image models bill them at their own rate)",
+        chat=(("prompt_tokens_details", "image_tokens"),), responses=(("input_tokens_details", "image_tokens"),),
+        subset_of=("input_tokens",), price_kind="image_input")
+    image_output_tokens: int = kind(
+        help="Image output tokens (a subset of output tokens; image models bill them at their own rate)",
+        chat=(("completion_tokens_details", "image_tokens"),), responses=(("output_tokens_details", "image_tokens"),),
+        subset_of=("output_tokens",), price_kind="image_output")
     # Built-in tools of the Responses API (and chat web search), billed per call or per session apart from
     # the tokens: counted from the output items (``meter.core.tools``), not from the usage object.
     web_search_calls: int = kind(
@@ -135,7 +144,7 @@ class CallCost(Protocol):
     @property
     def amounts(self) -> Mapping[str, Decimal | None]: ...
     @property
-    def tokens(self) -> Mapping[str, int]: ...
+    def tokens(self) -> Mapping[str, int | Decimal]: ...
     @property
     def unit_prices(self) -> Mapping[str, Decimal]: ...
     @property
@@ -249,6 +258,8 @@ class CallRecord:
     """The tier the call is priced at: the one the service says served it, else the requested one."""
     service_tier_assumed: bool = False
     """``service_tier`` is the requested tier: the service did not say which served the call."""
+    units: Units | None = None
+    """What a call without token usage is billed in (seconds of audio, characters, images: ``meter.core.units``)."""
 
     @property
     def model_label(self) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from meter.core import partial
 from meter.core.route import Route
 from meter.core.tiers import tier_name
+from meter.core.units import image_variant
 
 # Azure GA 2024-06-01 and earlier reject stream_options with HTTP 400; 2024-08-01-preview
 # is the first api-version recorded to accept it (facts: azure-wire-format.md §5).
@@ -41,6 +42,10 @@ class RequestInfo:
     """Chat ``n``: how many choices a stream interleaves."""
     service_tier: str | None = None
     """The ``service_tier`` asked for (folded by ``tiers.tier_name``)."""
+    input_characters: int | None = None
+    """The length of a string ``input`` (what a speech request asks to be spoken, billed per character)."""
+    image_variant: str | None = None
+    """An image request's price variant (``units.image_variant``: its quality and size)."""
 
 
 def parse_body(body: bytes | None) -> tuple[RequestInfo, dict[str, Any] | None]:
@@ -67,6 +72,8 @@ def parse_body(body: bytes | None) -> tuple[RequestInfo, dict[str, Any] | None]:
             background=obj.get("background") is True,
             choices=obj["n"] if isinstance(obj.get("n"), int) and obj["n"] > 0 else 1,
             service_tier=tier_name(obj.get("service_tier")),
+            input_characters=len(text) if isinstance(text := obj.get("input"), str) else None,
+            image_variant=image_variant(obj.get("quality"), obj.get("size")) if "prompt" in obj else None,
         ),
         obj,
     )

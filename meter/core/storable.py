@@ -205,7 +205,8 @@ def end_is_clean(end: CallEnd) -> bool:
     once, since each named-tuple field read is a call of its own).
     """
     (status, _outcome, error_type, error_code, _usage, _source, reasons, _duration, _ttft, azure, model,
-     response_id, _stream, _provisional, texts, _tier, _containers) = end
+     response_id, _stream, _provisional, texts, _tier, _containers, _seconds, _images,
+     _batch_model) = end
     joined = (f"{model or ''}{response_id or ''}{error_type or ''}{error_code or ''}{azure.region or ''}"
               f"{azure.apim_request_id or ''}{azure.request_id or ''}{azure.client_request_id or ''}"
               f"{azure.deployment_name or ''}{azure.served_model or ''}{''.join(reasons) if reasons else ''}")

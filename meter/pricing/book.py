@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from importlib import resources
@@ -25,7 +25,7 @@ from meter.pricing.deployment_types import (
     normalize_region,
 )
 from meter.pricing.errors import PricingFileError, Problem
-from meter.pricing.model import PER, Correction, Cost, PriceRow, PriceTable
+from meter.pricing.model import ANY_MODEL_KINDS, PER, TOOLS_MODEL, Correction, Cost, PriceRow, PriceTable
 from meter.pricing.pricing_call import PricingCall
 from meter.pricing.resolve import ModelResolver
 from meter.pricing.table import load_table
@@ -246,7 +246,7 @@ class PriceBook:
 
     def cost_of(
         self,
-        usage: UsageLike,
+        usage: UsageLike | None,
         *,
         model: str | None,
         deployment_type: str | None = None,
@@ -254,15 +254,20 @@ class PriceBook:
         at: datetime | date | None = None,
         believed_at: datetime | date | None = None,
         estimated: bool = False,
+        units: Mapping[str, int | float] | None = None,
     ) -> Cost:
         """The ``Cost`` of one call of ``model`` with ``usage`` at time ``at`` (default now).
+
+        ``units`` are what a call is billed in besides tokens, by price column (``{"audio_minute": 90.0}``:
+        90 seconds at the per-minute price; ``PriceKind.per`` says what a price is per); ``usage`` may be
+        ``None`` for a call billed by its units alone.
 
         ``deployment_type`` defaults to GlobalStandard (flagged in the Cost).
         ``believed_at`` answers "what did we believe then": corrections recorded
         after it are ignored. Never returns $0 for something it cannot price.
         """
         call = PricingCall(
-            tokens=token_buckets(usage),
+            tokens=_quantities(usage, units),
             requested_model=model,
             assumed=deployment_type is None,
             region=region,
@@ -307,10 +312,11 @@ class PriceBook:
                 call, resolved, dtype, f"{dtype} (regional) prices differ per region; no region given"
             )
         tier = 0
-        for threshold in self._tiers.get(resolved, ()):
-            if usage.input_tokens > threshold:
-                tier = threshold
-                break
+        if usage is not None:
+            for threshold in self._tiers.get(resolved, ()):
+                if usage.input_tokens > threshold:
+                    tier = threshold
+                    break
         return self._price_buckets(call, resolved, dtype, region_key, tier)
 
     def price(
@@ -396,6 +402,8 @@ class PriceBook:
             elif kind == "cached_audio_input" and not own_cached_audio:
                 lookup_kind = "cached_input"
             quote = self._quote(model, dtype, region_key, lookup_kind, tier, day, believed)
+            if quote is None and kind in ANY_MODEL_KINDS:  # a built-in tool's fee: the same for every model
+                quote = self._quote(TOOLS_MODEL, _FEE_TYPES.get(dtype, dtype), region_key, kind, 0, day, believed)
             if quote is None:
                 units.append((kind, None))
                 missing.append(kind)
@@ -460,3 +468,21 @@ class PriceBook:
             self._warned.add(name)
         if first:
             logger.warning("cannot price calls of model %r: %s (cost reported as unknown, not 0)", name, reason)
+
+
+def _quantities(usage: UsageLike | None, units: Mapping[str, int | float] | None) -> dict[str, int | Decimal]:
+    """What a call is billed for, by price column: its token buckets and its units (seconds exact, as text)."""
+    out: dict[str, int | Decimal] = dict(token_buckets(usage)) if usage is not None else {}
+    if units:
+        for kind, quantity in units.items():
+            if kind not in PER:
+                raise ValueError(f"no price column {kind!r}; the columns are {', '.join(PER)}")
+            if quantity:
+                out[kind] = Decimal(repr(quantity)) if isinstance(quantity, float) else quantity
+    return out
+
+
+_FEE_TYPES = {"GlobalPriority": "GlobalStandard", "GlobalFlex": "GlobalStandard", "GlobalBatch": "GlobalStandard",
+              "DataZonePriority": "DataZoneStandard", "DataZoneBatch": "DataZoneStandard"}
+"""The deployment type whose tool fees a call on a tier or Batch pays: the tools' meters are per Global,
+Data Zone or regional deployment, with no tier of their own."""

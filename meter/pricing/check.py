@@ -23,8 +23,11 @@ from decimal import Decimal
 
 from meter.pricing.book import PriceBook
 from meter.pricing.meters import MeterKey, UnmappedMeter, parse_meter
-from meter.pricing.model import PriceRow
+from meter.pricing.model import PRICE_KINDS, PriceRow
 from meter.pricing.retail import RetailItem
+
+TOKEN_PRICED = frozenset(kind.name for kind in PRICE_KINDS if kind.unit == "tokens")
+"""The columns the Retail check compares: those priced per token (its meters are token meters)."""
 
 TOLERANCE = Decimal("0.005")
 """Relative difference (0.5 %) under which a table price agrees with a meter."""
@@ -148,6 +151,8 @@ def check(book: PriceBook, items: Iterable[RetailItem], at: date | None = None) 
     flagged: dict[str, list[str]] = {}
     rows: dict[str, PriceRow] = {}
     for row, region in book.applied_rows(day):
+        if row.kind not in TOKEN_PRICED:
+            continue  # a tool's fee, seconds, characters, images: not a token meter (25-azure-tools-and-media.toml)
         if row.model not in models:
             unmetered.add(row.model)
             continue

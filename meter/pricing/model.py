@@ -33,20 +33,32 @@ class PriceKind:
     per: Decimal = Decimal(1_000_000)
     """A price in the tables is USD per this many ``unit``: a million tokens, a thousand tool calls."""
     unit: str = "tokens"
+    any_model: bool = False
+    """A fee the same whatever model the call used (a built-in tool's): priced from the rows of the
+    ``TOOLS_MODEL`` entry when the model's own rows do not price it."""
 
 
 PRICE_KINDS: tuple[PriceKind, ...] = (
-    PriceKind("input", "input", "input_tokens", ("cached_input", "cache_write", "audio_input")),
+    PriceKind("input", "input", "input_tokens", ("cached_input", "cache_write", "audio_input", "image_input")),
     PriceKind("cached_input", "cached", "cached_input_tokens", ("cached_audio_input",)),
     PriceKind("cache_write", "cache write", "cache_write_input_tokens"),
-    PriceKind("output", "output", "output_tokens", ("audio_output",)),
+    PriceKind("output", "output", "output_tokens", ("audio_output", "image_output")),
     PriceKind("audio_input", "audio in", "audio_input_tokens", ("cached_audio_input",)),
     PriceKind("cached_audio_input", "cached audio", "cached_audio_input_tokens"),
     PriceKind("audio_output", "audio out", "audio_output_tokens"),
-    PriceKind("web_search", "web search/1K", "web_search_calls", per=Decimal(1000), unit="calls"),
-    PriceKind("file_search", "file search/1K", "file_search_calls", per=Decimal(1000), unit="calls"),
+    PriceKind("image_input", "image in", "image_input_tokens"),
+    PriceKind("image_output", "image out", "image_output_tokens"),
+    PriceKind("web_search", "web search/1K", "web_search_calls", per=Decimal(1000), unit="calls", any_model=True),
+    PriceKind("file_search", "file search/1K", "file_search_calls", per=Decimal(1000), unit="calls",
+              any_model=True),
     PriceKind("code_interpreter", "code interp./session", "code_interpreter_sessions", per=Decimal(1),
-              unit="sessions"),
+              unit="sessions", any_model=True),
+    PriceKind("audio_minute", "audio/min", "audio_seconds", per=Decimal(60), unit="seconds"),
+    PriceKind("speech_characters", "speech/1M chars", "speech_characters", unit="characters"),
+    PriceKind("image_standard", "image std", "images", per=Decimal(1), unit="images"),
+    PriceKind("image_standard_wide", "image std wide", "images", per=Decimal(1), unit="images"),
+    PriceKind("image_hd", "image hd", "images", per=Decimal(1), unit="images"),
+    PriceKind("image_hd_wide", "image hd wide", "images", per=Decimal(1), unit="images"),
 )
 """Every price kind, in display order."""
 
@@ -58,6 +70,11 @@ KINDS: tuple[str, ...] = tuple(kind.name for kind in PRICE_KINDS)
 TOKENS_PER_PRICE_UNIT = Decimal(1_000_000)
 PER: dict[str, Decimal] = {kind.name: kind.per for kind in PRICE_KINDS}
 """What each kind's price is per (``PriceKind.per``), by kind name."""
+ANY_MODEL_KINDS = frozenset(kind.name for kind in PRICE_KINDS if kind.any_model)
+TOOLS_MODEL = "built-in-tools"
+"""The model entry of the tables whose rows price the built-in tools' fees for every model."""
+UNIT_KINDS = frozenset(kind.name for kind in PRICE_KINDS if kind.unit in ("seconds", "characters", "images"))
+"""Columns a call without token usage is billed at (``PriceBook.cost_of(units=...)``), not read from a usage."""
 
 Basis = Literal["list", "provisioned", "unknown"]
 
@@ -173,7 +190,8 @@ class Cost:
 
     total: Decimal | None
     amounts: Mapping[str, Decimal | None]
-    tokens: Mapping[str, int]
+    tokens: Mapping[str, int | Decimal]
+    """What the call is billed for, per price column: tokens, tool calls and sessions, images, seconds."""
     unit_prices: Mapping[str, Decimal]
     basis: Basis
     model: str | None

@@ -18,7 +18,8 @@ from meter.pricing.model import Basis, Cost
 class PricingCall:
     """The facts of one call to price; ``cost`` builds its ``Cost``."""
 
-    tokens: dict[str, int]
+    tokens: dict[str, int | Decimal]
+    """The quantity billed per price column: tokens, calls, sessions, images; seconds as exact decimals."""
     requested_model: str | None
     assumed: bool
     region: str | None

@@ -9,7 +9,10 @@ from __future__ import annotations
 import operator
 from typing import Protocol
 
-from meter.pricing.model import PRICE_KINDS
+from meter.pricing.model import PRICE_KINDS, UNIT_KINDS
+
+_COUNTED = tuple(kind for kind in PRICE_KINDS if kind.name not in UNIT_KINDS)
+"""The price kinds a usage object counts (the others are a call's units: ``PriceBook.cost_of(units=...)``)."""
 
 
 class UsageLike(Protocol):
@@ -40,15 +43,15 @@ def _descendants(name: str, within: dict[str, tuple[str, ...]]) -> frozenset[str
 
 
 def _plan() -> tuple[tuple[str, ...], tuple[tuple[int, tuple[int, ...]], ...], tuple[tuple[int, tuple[int, ...]], ...]]:
-    """From ``PRICE_KINDS``, by position in it: the attribute counting each kind; the caps (kind, the kinds
+    """From ``_COUNTED``, by position in it: the attribute counting each kind; the caps (kind, the kinds
     it lies within), wholes first; and each kind with every kind within it, parts first."""
-    within = {kind.name: kind.within for kind in PRICE_KINDS}
-    index = {kind.name: i for i, kind in enumerate(PRICE_KINDS)}
+    within = {kind.name: kind.within for kind in _COUNTED}
+    index = {kind.name: i for i, kind in enumerate(_COUNTED)}
     below = {name: _descendants(name, within) for name in within}
     wholes_first = sorted(within, key=lambda name: sum(name in below[other] for other in within))
     caps = tuple((index[name], tuple(index[p] for p in within if name in within[p])) for name in wholes_first)
     parts_first = tuple((index[name], tuple(sorted(index[b] for b in below[name]))) for name in reversed(wholes_first))
-    return tuple(kind.counted_by for kind in PRICE_KINDS), caps, parts_first
+    return tuple(kind.counted_by for kind in _COUNTED), caps, parts_first
 
 
 _ATTRIBUTES, _CAPS, _PARTS_FIRST = _plan()
@@ -89,4 +92,4 @@ def token_buckets(usage: UsageLike) -> dict[str, int]:
     return {name: n for name, n in zip(_NAMES, buckets, strict=True) if n}
 
 
-_NAMES = tuple(kind.name for kind in PRICE_KINDS)
+_NAMES = tuple(kind.name for kind in _COUNTED)

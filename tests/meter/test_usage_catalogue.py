@@ -21,10 +21,12 @@ import meter
 from meter import names
 from meter.core.record import USAGE_KINDS, Usage
 from meter.core.tools import ITEM_KINDS
+from meter.core.units import UNIT_KINDS as CORE_UNIT_KINDS
 from meter.core.usage import cap_subsets
 from meter.ledger.open import open_ledger
 from meter.ledger.schema import TOKEN_COLUMNS
 from meter.pricing.model import KINDS, PRICE_KINDS
+from meter.pricing.model import UNIT_KINDS as PRICING_UNIT_KINDS
 from meter.pricing.usage import token_buckets
 from tests.support.ledgers import query
 
@@ -48,7 +50,10 @@ def test_every_usage_field_is_a_catalogue_entry_and_every_entry_is_whole() -> No
 
 def test_each_price_column_is_billed_by_the_kind_the_catalogue_names() -> None:
     priced = {kind.price_kind: kind for kind in USAGE_KINDS if kind.price_kind}
-    assert set(priced) == set(KINDS), "every price column is some usage kind's, and only those"
+    by_units = {column for unit in CORE_UNIT_KINDS for column in unit.price_kinds}
+    assert not set(priced) & by_units
+    assert set(priced) | by_units == set(KINDS), "every price column is some usage or unit kind's, and only those"
+    assert by_units == PRICING_UNIT_KINDS, "pricing reads from a call's units exactly the columns units bill"
     for column, kind in priced.items():
         assert PRICE[column].counted_by == kind.name
         inside = {k.price_kind for k in USAGE_KINDS if kind.name in k.subset_of and k.price_kind}
@@ -67,7 +72,7 @@ def test_every_token_is_billed_once(values: tuple[int, ...]) -> None:
     assert sum(n for name, n in buckets.items() if name in tokens) == usage.input_tokens + usage.output_tokens
     assert all(n > 0 for n in buckets.values())
     for kind in PRICE_KINDS:  # tool calls and sessions are billed as counted, apart from the tokens
-        if kind.unit != "tokens":
+        if kind.unit != "tokens" and kind.name not in PRICING_UNIT_KINDS:
             assert buckets.get(kind.name, 0) == getattr(usage, kind.counted_by), kind.name
 
 

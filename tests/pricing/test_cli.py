@@ -34,7 +34,7 @@ NO_PRICE_AFTER_OUTPUT = ["-"] * (len(KINDS) - KINDS.index("output") - 1)
 def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["pricing", "list", "--at", "2026-11-01"], capsys)
     assert code == 0
-    assert out.startswith("price table 2026-12-01.1; prices in force on 2026-11-01, USD per 1M tokens")
+    assert out.startswith("price table 2026-12-01.1+2026-12-07.1; prices in force on 2026-11-01, USD per 1M tokens")
     lines = out.splitlines()
     header = lines[1].split()
     assert header[:3] == ["model", "deployment", "type"]
@@ -224,7 +224,7 @@ def test_python_m_meter_pricing_list() -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("price table 2026-12-01.1")
+    assert done.stdout.startswith("price table 2026-12-01.1+2026-12-07.1")
     assert "gpt-5.6-luna" in done.stdout
 
 

@@ -35,7 +35,7 @@ model = "acme-private"
 
 def test_user_rows_win_where_they_apply(tmp_path: Path) -> None:
     book = PriceBook.load(write_table(tmp_path, NEGOTIATED))
-    assert book.version == "2026-12-01.1+user-1"
+    assert book.version == "2026-12-01.1+2026-12-07.1+user-1"
     cost = book.cost_of(FakeUsage(M, 0, 0, M), model="gpt-4.1", at=utc(2026, 2, 1))
     # input from the user table (1.5), output still the list price (8)
     assert cost.total == Decimal("9.5")

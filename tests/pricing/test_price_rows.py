@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from meter.pricing import PriceBook
-from meter.pricing.model import PRICE_KINDS, PriceRow
+from meter.pricing.model import PER, PRICE_KINDS, UNIT_KINDS, PriceRow
 
 _ROWS = PriceBook.load().rows()
 
@@ -24,7 +24,7 @@ def _usage_for(row: PriceRow) -> SimpleNamespace:
     output side gets input enough to reach its long-context tier."""
     big = _tokens(row)
     kinds = {kind.name: kind for kind in PRICE_KINDS}
-    counts = {kind.counted_by: 0 for kind in PRICE_KINDS}
+    counts = {kind.counted_by: 0 for kind in PRICE_KINDS if kind.name not in UNIT_KINDS}
     todo = [row.kind]
     while todo:
         name = todo.pop()
@@ -54,19 +54,21 @@ def test_every_row_prices(book: PriceBook, row: PriceRow) -> None:
     """
     believed = max(row.effective_from, row.recorded_at or date.min)
     reached = []
+    by_units = row.kind in UNIT_KINDS  # seconds, characters, images: a call's units, not a usage
     for region in row.regions:
         cost = book.cost_of(
-            _usage_for(row),
+            None if by_units else _usage_for(row),
             model=row.model,
             deployment_type=row.deployment_type,
             region=region or None,
             at=row.effective_from,
             believed_at=believed,
+            units={row.kind: _tokens(row)} if by_units else None,
         )
         if row.id in cost.row_ids:
             reached.append(region)
             assert cost.model == row.model
-            assert cost.amounts[row.kind] == row.usd_per_1m * _tokens(row) / 1_000_000
+            assert cost.amounts[row.kind] == row.usd_per_1m * _tokens(row) / PER[row.kind]  # 1M tokens, 1K calls
             assert cost.basis == "list", cost.reason
             assert isinstance(cost.total, Decimal)
             assert all(isinstance(a, Decimal) for a in cost.amounts.values())

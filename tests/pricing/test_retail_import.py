@@ -92,7 +92,7 @@ def test_check_of_the_bundled_snapshot(capsys: pytest.CaptureFixture[str]) -> No
     assert "disagree: 888:" in lines
     assert "missing from the tables: 0" in lines
     assert "rows priced where Azure has no meter: 0" in lines
-    assert "models priced that the data has no meter for (1; not compared): gpt-5.5-pro" in lines
+    assert "models priced that the data has no meter for (2; not compared): gpt-5.5-pro, gpt-image-1" in lines
     differ = [line for line in lines if line.startswith("  gpt-")]
     assert differ and all(line.startswith(("  gpt-5.6-luna ", "  gpt-5.6-terra ")) for line in differ)
     assert all("the row starts 2026-08-01, after the meter" in line for line in differ)
@@ -145,7 +145,7 @@ def test_import_writes_exactly_what_check_flags(tmp_path: Path, capsys: pytest.C
     code, out, _ = run(["pricing", "check", str(answer), "--table", str(out_file)], capsys)
     assert (code, out.splitlines()[-1]) == (0, "ok: the tables agree with the data")
     book = PriceBook.load(out_file)
-    assert book.version == "2026-12-01.1+r1"
+    assert book.version == "2026-12-01.1+2026-12-07.1+r1"
 
 
 def test_import_keeps_a_newer_built_in_change(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

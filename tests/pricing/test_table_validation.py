@@ -308,5 +308,5 @@ def test_alias_to_a_model_without_rows(tmp_path: Path) -> None:
 
 def test_builtin_table_is_valid() -> None:
     book = PriceBook.load()
-    assert book.version == "2026-12-01.1"
+    assert book.version == "2026-12-01.1+2026-12-07.1"
     assert all(row.source for row in book.rows())
