@@ -12,6 +12,8 @@ from meter.dashboards.grafana import Json, Panel, Target, bars, dashboard, heatm
 from meter.dashboards.queries import DEFAULT, Queries
 
 BY_DEPLOYMENT = ("deployment",)
+TIERS = (" (the tier a call was served at is folded in: Priority and Flex calls count as GlobalPriority, "
+         "DataZonePriority and GlobalFlex; a Batch output file as GlobalBatch)")
 
 
 def cost_dashboard(q: Queries = DEFAULT) -> Json:
@@ -21,8 +23,8 @@ def cost_dashboard(q: Queries = DEFAULT) -> Json:
     def spend_rate_by(label: str) -> Panel:
         return series(f"Spend rate by {label.replace('_', ' ')} (USD/h)",
                       [Target(q.per_hour(q.sum_by((label,), q.rate(cost))), "{{" + label + "}}", exemplar=True)],
-                      "currencyUSD", f"USD per hour, per {label}. Exemplar dots link to the call's trace in Jaeger.",
-                      stack=True)
+                      "currencyUSD", f"USD per hour, per {label}{TIERS if label == 'deployment_type' else ''}. "
+                      "Exemplar dots link to the call's trace in Jaeger.", stack=True)
 
     def by_attribution(panel: Callable[[str], Panel]) -> list[Panel]:
         """The panel for the first attribution label (``Meter(label_keys=...)``), none without one."""
@@ -30,7 +32,8 @@ def cost_dashboard(q: Queries = DEFAULT) -> Json:
 
     def spend_by(label: str, title: str) -> Panel:
         return bars(f"Spend by {title} (range)", [Target(q.sum_by((label,), q.increase(cost)), "{{" + label + "}}")],
-                    "currencyUSD", f"USD spent in the selected time range, per {title}.")
+                    "currencyUSD", f"USD spent in the selected time range, per {title}"
+                    f"{TIERS if label == 'deployment_type' else ''}.")
 
     return dashboard(q, "meter-cost", "meter / Cost", "Spend in USD from meter's cost counter.", [
         [
@@ -74,6 +77,16 @@ def cost_dashboard(q: Queries = DEFAULT) -> Json:
                    [Target(q.per_hour(q.sum_by(("deployment",), q.rate(S(q.ESTIMATED_COST_USD)))), "{{deployment}}")],
                    "currencyUSD", "Cost of estimated usage (the service reported none), per hour: kept out of "
                    "every spend panel above, which count the service's own numbers only.", width=8),
+        ],
+        [
+            series("Built-in tool calls by tool (calls/s)", [Target(q.by_tool(f"rate({{}}[{q.RATE}])"), "{{tool}}")],
+                   "reqps", "Responses built-in tool calls per second, per tool (code interpreter: container "
+                   "sessions, each counted once). Billed apart from tokens, per 1,000 calls or per session: "
+                   "their fees are in the spend panels where a price is published (else the call is unpriced).",
+                   width=16, stack=True),
+            bars("Tool calls by tool (range)", [Target(q.by_tool(f"increase({{}}[{q.RANGE}])"), "{{tool}}")],
+                 "short", "Built-in tool calls in the selected time range, per tool (code interpreter: sessions).",
+                 width=8),
         ],
     ])
 
@@ -169,7 +182,8 @@ def latency_dashboard(q: Queries = DEFAULT) -> Json:
                    [Target(f"{q.sum_by(('api', 'stream'), q.rate(S(q.DURATION_SUM)))} / "
                            f"{q.sum_by(('api', 'stream'), q.rate(S(q.DURATION_COUNT)))}",
                            "{{api}} stream={{stream}}")], "s",
-                   "Average duration per API (chat, responses, embeddings) and streaming or not."),
+                   "Average duration per API (chat, responses, embeddings, transcriptions, translations, speech, "
+                   "images, batch_output) and streaming or not."),
             heatmap("Duration distribution", q.sum_by(("le",), q.increase(dur, q.RATE)), "s",
                     "Calls per duration bucket over time."),
         ],

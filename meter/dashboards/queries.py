@@ -111,6 +111,9 @@ class Queries:
         self.REQUESTS = names.requests_total(ns)
         self.USAGE = {kind.name: names.usage_total(ns, kind.name) for kind in names.PROMETHEUS_USAGE_KINDS}
         """The counter of each usage kind the catalogue counts in Prometheus (``meter.core.usage_kinds``)."""
+        self.TOOL_CALLS = {kind.name: self.USAGE[kind.name] for kind in names.PROMETHEUS_USAGE_KINDS
+                           if kind.counted_from == "output"}
+        """The built-in tool counters (web search, file search, code interpreter sessions, ...), by usage kind."""
         self.INPUT_TOKENS = self.USAGE["input_tokens"]
         self.CACHED_INPUT_TOKENS = self.USAGE["cached_input_tokens"]
         self.CACHE_WRITE_INPUT_TOKENS = self.USAGE["cache_write_input_tokens"]
@@ -177,6 +180,14 @@ class Queries:
         """``metric{filters..., matchers...}`` (filters default to every dashboard variable)."""
         parts = [*(self.FILTER if filters is None else filters), *matchers]
         return f"{metric}{{{', '.join(parts)}}}" if parts else metric
+
+    def by_tool(self, inner: str) -> str:
+        """One vector of every built-in tool counter, each series labelled ``tool`` with its kind in words
+        ("web search calls", "code interpreter sessions"), summed by tool. ``inner`` is ``rate(...)`` or
+        ``increase(...)`` with ``{}`` where the selector goes (``"rate({}[$__rate_interval])"``)."""
+        parts = [f'label_replace({inner.format(self.sel(metric))}, "tool", "{kind.replace("_", " ")}", "", "")'
+                 for kind, metric in self.TOOL_CALLS.items()]
+        return sum_by(("tool",), " or ".join(parts))
 
     def budget_burn_rate(self, window: str) -> str:
         """Spend over ``window`` as a multiple of the rate that exactly uses the monthly budget in 30 days."""
