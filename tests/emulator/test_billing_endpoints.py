@@ -178,10 +178,12 @@ def test_a_conversation_keeps_its_container_and_is_one_session(m: Metered) -> No
     assert [r.usage.code_interpreter_sessions for r in m.records if r.usage] == [1, 0, 1, 1]
 
 
-def test_no_tool_is_called_with_tool_choice_none(m: Metered) -> None:
+def test_tools_are_called_unless_tool_choice_is_none(m: Metered) -> None:
+    called = m.v1.responses.create(model="gpt-4o-mini", input="Just answer", tools=TOOLS[:1], tool_choice="auto")
+    assert [item.type for item in called.output] == ["web_search_call", "message"]
     response = m.v1.responses.create(model="gpt-4o-mini", input="Just answer", tools=TOOLS, tool_choice="none")
     assert [item.type for item in response.output] == ["message"]
-    assert _tools(m.one().usage) == {}
+    assert [_tools(r.usage) for r in m.records] == [{"web_search_calls": 1}, {}]
 
 
 def test_the_raw_tool_stream_is_shaped_like_the_recording(emu: Emulator) -> None:
