@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from meter.core import record
+from meter.core import record, units
 
 SCHEMA_URL = "https://opentelemetry.io/schemas/gen-ai/1.42.0"
 INSTRUMENTATION_SCOPE = "meter"
@@ -61,6 +61,8 @@ USAGE_PROVISIONAL = "meter.usage.provisional"
 """An estimate for a background response still running: its real usage may come later; in no total."""
 USAGE_SUPERSEDES_ESTIMATE = "meter.usage.supersedes_estimate"
 """The service's usage for a response id that an earlier record had only estimated."""
+IMAGE_VARIANT = "meter.usage.image_variant"
+"""dall-e-3's price variant of the images a call made (``standard``, ``standard_wide``, ``hd``, ``hd_wide``)."""
 SERVICE_TIER_ASSUMED = "meter.service_tier.assumed"
 """The call was priced at the tier it asked for: the service did not say which tier served it."""
 OUTCOME = "meter.outcome"
@@ -127,6 +129,8 @@ def requests_total(ns: str) -> str:
 
 PROMETHEUS_USAGE_KINDS = tuple(kind for kind in record.USAGE_KINDS if kind.prometheus)
 """The usage kinds counted in Prometheus as ``<ns>_<kind>_total`` (the catalogue's ``prometheus`` kinds)."""
+PROMETHEUS_UNIT_KINDS = units.UNIT_KINDS
+"""The unit kinds (``meter.core.units``), each counted as ``<ns>_<kind>_total`` too (seconds, characters, images)."""
 
 
 def usage_total(ns: str, kind: str) -> str:

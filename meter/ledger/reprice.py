@@ -19,8 +19,8 @@ from typing import Any
 from meter.ledger.connect import Connection, connect
 from meter.ledger.dialect import day_range
 from meter.ledger.errors import LedgerError
-from meter.ledger.rows import cost_values, usage_of
-from meter.ledger.schema import TOKEN_COLUMNS
+from meter.ledger.rows import cost_values, units_of, usage_of
+from meter.ledger.schema import TOKEN_COLUMNS, UNIT_COLUMNS
 from meter.pricing import PriceBook
 
 
@@ -66,11 +66,11 @@ def reprice(ledger: str | Path, book: PriceBook, since: date | None = None, unti
 def _reprice(db: Connection, book: PriceBook, since: date | None, until: date | None, apply: bool) -> Repricing:
     d = db.dialect
     where, params = day_range(d, "c.started_at", since, until)
-    where.insert(0, "c.input_tokens IS NOT NULL")
+    where.insert(0, "(c.input_tokens IS NOT NULL OR " + " OR ".join(f"c.{u} IS NOT NULL" for u in UNIT_COLUMNS) + ")")
     join = "k.call_id = c.id" + ("" if d.name == "sqlite" else " AND k.call_started_at = c.started_at")
     sql = f"""SELECT c.id, c.started_at, c.usage_source, c.deployment, c.response_model, c.deployment_type, c.region,
-                     {", ".join("c." + u for u in TOKEN_COLUMNS)}, k.table_version, k.total, k.model, k.deployment_type,
-                     k.region
+                     {", ".join("c." + u for u in TOKEN_COLUMNS)}, {", ".join("c." + u for u in UNIT_COLUMNS)},
+                     k.table_version, k.total, k.model, k.deployment_type, k.region
               FROM calls c LEFT JOIN costs k ON {join} AND k.current = {d.true}
               WHERE {" AND ".join(where)} ORDER BY c.started_at"""
     result = Repricing()
@@ -79,12 +79,14 @@ def _reprice(db: Connection, book: PriceBook, since: date | None, until: date | 
     now = datetime.now(UTC)
     for row in db.rows(sql, params):
         call_id, started, source, deployment, served, dtype, region = row[:7]
-        usage = usage_of(row[7:7 + len(TOKEN_COLUMNS)])
-        version, total, priced_model, priced_dtype, priced_region = row[7 + len(TOKEN_COLUMNS):]
+        tokens_end = 7 + len(TOKEN_COLUMNS)
+        units = units_of(row[tokens_end:tokens_end + len(UNIT_COLUMNS)])
+        usage = usage_of(row[7:tokens_end]) if row[7] is not None or units is None else None
+        version, total, priced_model, priced_dtype, priced_region = row[tokens_end + len(UNIT_COLUMNS):]
         at = started if isinstance(started, datetime) else datetime.fromisoformat(started)
         cost = book.cost_of(usage, model=priced_model or served or deployment,
                             deployment_type=priced_dtype or dtype, region=priced_region or region, at=at,
-                            estimated=source == "estimated")
+                            estimated=source == "estimated", units=None if units is None else units.price_units())
         result.checked += 1
         before = None if total is None else Decimal(total)
         if cost.total == before and version is not None:

@@ -12,7 +12,8 @@ from decimal import Decimal
 from typing import Any
 
 from meter.core.record import CallCost, CallRecord, Usage
-from meter.ledger.schema import CALL_COLUMNS, COST_COLUMNS, INT32_COLUMNS, TOKEN_COLUMNS
+from meter.core.units import UNIT_KINDS, Units
+from meter.ledger.schema import CALL_COLUMNS, COST_COLUMNS, INT32_COLUMNS, TOKEN_COLUMNS, UNIT_COLUMNS
 
 
 def new_id() -> str:
@@ -55,6 +56,7 @@ def call_row(call_id: str, record: CallRecord) -> tuple[Any, ...]:
     tokens = tuple(getattr(usage, column) for column in TOKEN_COLUMNS) if usage is not None else (None,) * len(
         TOKEN_COLUMNS)
     azure = record.azure
+    units = record.units
     return (
         call_id, record.started_at.astimezone(UTC).isoformat(), record.duration_s, record.time_to_first_token_s,
         record.api, record.operation, int(record.stream), record.provider, record.server_address, record.server_port,
@@ -65,6 +67,7 @@ def call_row(call_id: str, record: CallRecord) -> tuple[Any, ...]:
         azure.region, azure.apim_request_id, azure.request_id, azure.client_request_id,
         json.dumps(record.attributes, sort_keys=True, ensure_ascii=False),
         record.requested_service_tier, record.service_tier, int(record.service_tier_assumed),
+        *(_NO_UNITS if units is None else (*(getattr(units, name) for name in _UNIT_NAMES), units.image_variant)),
     )
 
 
@@ -84,6 +87,19 @@ def cost_values(call_id: str, cost: CallCost, recorded_at: datetime, reported: b
         json.dumps({k: _money(v) for k, v in cost.unit_prices.items()}, sort_keys=True),
         json.dumps(list(cost.row_ids)), cost.reason,
     )
+
+
+_UNIT_NAMES = tuple(kind.name for kind in UNIT_KINDS)
+_NO_UNITS = (None,) * len(UNIT_COLUMNS)
+
+
+def units_of(values: Sequence[Any]) -> Units | None:
+    """The ``Units`` back from a row's ``UNIT_COLUMNS`` values (``None``: a call billed by tokens)."""
+    *amounts, variant = values
+    if all(value is None for value in amounts):
+        return None
+    counts = {name: value or 0 for name, value in zip(_UNIT_NAMES, amounts, strict=True)}
+    return Units(**counts, image_variant=variant)
 
 
 def usage_of(values: Sequence[Any]) -> Usage:

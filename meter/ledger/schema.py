@@ -9,16 +9,22 @@ meter is refused rather than half understood. Documented in docs/ledger.md.
 from __future__ import annotations
 
 from meter.core.record import USAGE_KINDS
+from meter.core.units import UNIT_KINDS
 
 SCHEMA_VERSION = 1
 
 TOKEN_COLUMNS = tuple(kind.name for kind in USAGE_KINDS)
 """A column per usage kind of the catalogue (``meter.core.usage_kinds``), named as the kind."""
 
+UNIT_COLUMNS = (*(kind.name for kind in UNIT_KINDS), "image_variant")
+"""A column per unit kind of ``meter.core.units`` (NULL for a call billed by tokens), and the image variant."""
+
 ADDED_COLUMNS: dict[str, tuple[str, str]] = {
     "requested_service_tier": ("TEXT", "text"),
     "service_tier": ("TEXT", "text"),
     "service_tier_assumed": ("INTEGER", "boolean"),
+    **{kind.name: (kind.sqlite_type, kind.postgres_type) for kind in UNIT_KINDS},
+    "image_variant": ("TEXT", "text"),
 }
 """Columns of ``calls`` added after the first release of schema version 1, with their SQLite and PostgreSQL
 types. They are additive (NULL in older rows; an older meter writes its rows without them), so they bear no

@@ -12,9 +12,15 @@ from typing import NamedTuple
 
 from meter import names
 from meter.core.record import CallRecord
+from meter.core.units import UnitKind
+from meter.core.usage_kinds import UsageKind
 
-PROMETHEUS_KINDS = names.PROMETHEUS_USAGE_KINDS
-_prometheus_counts = operator.attrgetter(*(kind.name for kind in PROMETHEUS_KINDS))
+PROMETHEUS_KINDS: tuple[UsageKind | UnitKind, ...] = (*names.PROMETHEUS_USAGE_KINDS, *names.PROMETHEUS_UNIT_KINDS)
+"""Every family counted per record, usage kinds then unit kinds (each has a ``name`` and a ``help``)."""
+_usage_counts = operator.attrgetter(*(kind.name for kind in names.PROMETHEUS_USAGE_KINDS))
+_unit_counts = operator.attrgetter(*(kind.name for kind in names.PROMETHEUS_UNIT_KINDS))
+_NO_USAGE = (0,) * len(names.PROMETHEUS_USAGE_KINDS)
+_NO_UNITS = (0,) * len(names.PROMETHEUS_UNIT_KINDS)
 
 
 class Increments(NamedTuple):
@@ -25,8 +31,8 @@ class Increments(NamedTuple):
     to none, so no total ever holds an id twice.
     """
 
-    tokens: tuple[int, ...] | None
-    """One count per kind of ``PROMETHEUS_KINDS``, in its order."""
+    tokens: tuple[float, ...] | None
+    """One count per kind of ``PROMETHEUS_KINDS``, in its order (seconds of audio are not whole)."""
     cost: float | None
     estimated: bool
     estimated_tokens: tuple[int, int] | None
@@ -43,6 +49,9 @@ def increments(record: CallRecord) -> Increments:
         return Increments(None, None, True, (usage.input_tokens, usage.output_tokens) if counted else None,
                           total if counted else None, cost is not None and cost.total is None)
     tokens = None
+    units = record.units
     if usage is not None:
-        tokens = _prometheus_counts(usage)
+        tokens = _usage_counts(usage) + (_NO_UNITS if units is None else _unit_counts(units))
+    elif units is not None:
+        tokens = _NO_USAGE + _unit_counts(units)
     return Increments(tokens, total, False, None, None, cost is not None and cost.total is None)

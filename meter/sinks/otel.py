@@ -23,6 +23,7 @@ from meter.core.record import USAGE_KINDS, CallRecord
 from meter.core.request import RequestInfo
 from meter.core.route import Route
 from meter.core.start import CallStart
+from meter.core.units import UNIT_KINDS
 from meter.sinks import content
 from meter.sinks.increments import increments
 
@@ -87,6 +88,12 @@ def record_attributes(record: CallRecord) -> dict[str, Any]:
         attrs[names.USAGE_SOURCE] = record.usage_source or ""
         for attribute, kind in _SPAN_USAGE:
             attrs[attribute] = getattr(usage, kind)
+    units = record.units
+    if units is not None:
+        for unit_kind in UNIT_KINDS:
+            attrs[unit_kind.otel_attribute] = getattr(units, unit_kind.name)
+        if units.image_variant is not None:
+            attrs[names.IMAGE_VARIANT] = units.image_variant
     cost = record.cost
     if cost is not None:
         attrs[names.COST_BASIS] = cost.basis

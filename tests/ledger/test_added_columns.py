@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from decimal import Decimal
 from typing import Any
 
 import httpx2
@@ -83,3 +84,26 @@ def test_the_report_groups_by_service_tier(tmp_path: Any) -> None:
     rows = {row.group: row for row in report(path, ("service_tier", "deployment_type"))}
     assert set(rows) == {("priority", "GlobalPriority"), ("", "GlobalStandard")}
     assert rows[("priority", "GlobalPriority")].calls == 1 and rows[("", "GlobalStandard")].calls == 2
+
+
+def test_a_call_billed_by_its_units_is_kept_and_repriced_by_them(ledger_url: str, tmp_path: Any) -> None:
+    from meter.ledger.reprice import reprice
+    from meter.pricing import PriceBook
+
+    answer = {"text": "hi", "usage": {"type": "duration", "seconds": 90}}
+    m = meter.Meter(otel=False, registry=CollectorRegistry(), ledger=ledger_url)
+    client = httpx2.Client(transport=meter.MeteredTransport(
+        httpx2.MockTransport(lambda request: httpx2.Response(200, json=answer)), meter=m))
+    client.post("https://r.openai.azure.com/openai/deployments/whisper/audio/transcriptions?api-version=2024-10-21",
+                files={"file": ("a.wav", b"RIFF", "audio/wav")})
+    assert m.close()
+    [row] = query(ledger_url, "SELECT input_tokens, audio_seconds, speech_characters, images FROM calls")
+    assert tuple(row) == (None, 90.0, 0, 0)
+    assert reprice(ledger_url, PriceBook.load()).changed == 0  # the same table: the same 0.009
+    cheaper = tmp_path / "cheaper.toml"
+    cheaper.write_text('[table]\nversion = "user-1"\npublished = 2026-12-07\n\n[[price]]\nmodel = "whisper"\nsource = "test"\n'
+                       'deployment_type = "GlobalStandard"\neffective_from = 2020-01-01\naudio_minute = "0.003"\n')
+    result = reprice(ledger_url, PriceBook.load(cheaper))
+    assert result.checked == 1 and result.changed == 1
+    [change] = result.changes.values()
+    assert (change.before, change.after) == (Decimal("0.009"), Decimal("0.0045"))
