@@ -20,6 +20,8 @@ PROMETHEUS_KINDS: tuple[UsageKind | UnitKind, ...] = (*names.PROMETHEUS_USAGE_KI
 _usage_counts = operator.attrgetter(*(kind.name for kind in names.PROMETHEUS_USAGE_KINDS))
 _unit_counts = operator.attrgetter(*(kind.name for kind in names.PROMETHEUS_UNIT_KINDS))
 _NO_USAGE = (0,) * len(names.PROMETHEUS_USAGE_KINDS)
+_SEEN = frozenset(i for i, kind in enumerate(names.PROMETHEUS_USAGE_KINDS) if kind.counted_from == "output")
+"""Positions of the kinds counted from the output items (tool calls): exact even in an estimated usage."""
 _NO_UNITS = (0,) * len(names.PROMETHEUS_UNIT_KINDS)
 
 
@@ -46,7 +48,10 @@ def increments(record: CallRecord) -> Increments:
     total = None if cost is None or cost.total is None else float(cost.total)  # float64 in Prometheus
     if usage is not None and record.usage_source == "estimated":
         counted = not record.provisional
-        return Increments(None, None, True, (usage.input_tokens, usage.output_tokens) if counted else None,
+        # The tool calls a stream showed before it was cut off were seen, not estimated: they count.
+        seen = tuple(n if i in _SEEN else 0 for i, n in enumerate(_usage_counts(usage))) + _NO_UNITS
+        return Increments(seen if counted and any(seen) else None, None, True,
+                          (usage.input_tokens, usage.output_tokens) if counted else None,
                           total if counted else None, cost is not None and cost.total is None)
     tokens = None
     units = record.units

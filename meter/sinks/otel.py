@@ -268,7 +268,8 @@ class OTelSink:
             self._estimated_tokens.add(inc.estimated_tokens[1], sets.output)
         if inc.estimated_cost is not None and cost is not None:
             self._estimated_cost.add(inc.estimated_cost, sets.with_basis(cost.basis))
-        if inc.tokens is not None and usage is not None:
+        # an estimated usage's increments are only the tool calls a cut-off stream showed: not tokens
+        if inc.tokens is not None and usage is not None and not inc.estimated:
             self._tokens.record(usage.input_tokens, sets.input)
             self._tokens.record(usage.output_tokens, sets.output)
         if inc.cost is not None and cost is not None:

@@ -164,3 +164,23 @@ def test_counting_rules() -> None:
     assert counted(usage, None, "chat", "gpt-4o-mini-search-preview-2025-03-11")[0] == Usage(
         input_tokens=1, output_tokens=1, total_tokens=2, web_search_calls=1)
     assert [is_search_model(m) for m in ("gpt-5-search-api", "gpt-4o", None)] == [True, False, False]
+
+
+def test_a_cut_off_streams_tool_calls_are_counted_in_prometheus_its_estimated_tokens_are_not(
+        server: ReplayServer) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    chunks = [_event("response.created", {"response": _response([], "in_progress")}),
+              _event("response.output_item.done", {"output_index": 0, "item": WEB}),
+              _event("response.output_text.delta", {"output_index": 1, "delta": "partial"})]
+    server.add("POST", RESPONSES, CannedResponse(200, [("Content-Type", "text/event-stream")], chunks,
+                                                 reset_after_chunks=3))
+    registry = CollectorRegistry()
+    with pytest.raises(httpx2.HTTPError):
+        _send(server, meter.Meter(otel=False, registry=registry), RESPONSES,
+              {"model": "gpt-4.1-mini", "stream": True, "input": "hi"})
+    samples = {line.split("{")[0]: float(line.rsplit(" ", 1)[1])
+               for line in generate_latest(registry).decode().splitlines() if line.startswith("llm_")}
+    assert samples["llm_web_search_calls_total"] == 1
+    assert samples["llm_input_tokens_total"] == 0  # the estimate is in its own counter, never here
+    assert samples["llm_estimated_input_tokens_total"] > 0
