@@ -7,6 +7,11 @@ meter names Azure's Retail Prices API uses (read from the notes of meter's own R
 ``Quantity`` in tokens, priced at the list prices in meter's tables. It is labelled in the
 file itself (``SubscriptionName``, ``AdditionalInfo``) as simulated, never an Azure bill.
 
+Each entry is billed at the deployment type Azure bills it at: a Batch line at the Batch type, a
+call served at the Priority or Flex tier at that tier's type; audio and images in their own usage
+shape, and the built-in tool calls the emulator billed with an answer. A kind Azure has no meter
+for (web search) is left out, as meter leaves it unpriced.
+
 ``plant`` adds known differences, each of a kind ``meter reconcile`` must find:
 ``discount`` (gpt-5 billed 15 % below list, as a negotiated price), ``unknown-meter`` (a row
 whose meter name no parser reads) and ``ptu`` (a day of a provisioned deployment's hours).
@@ -16,6 +21,7 @@ Unmetered traffic is planted by the demo itself: real calls to the emulator, not
 from __future__ import annotations
 
 import csv
+import dataclasses
 import tomllib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -24,6 +30,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from meter.core.observe_media import media_usage
+from meter.core.record import USAGE_KINDS, Usage
 from meter.core.usage import cap_subsets, from_chat, from_responses
 from meter.pricing import PriceBook
 from meter.pricing.book import builtin_table_paths
@@ -61,6 +69,35 @@ def meter_names() -> dict[tuple[str, str, str], str]:
     return names
 
 
+_TIER_TYPES = {("priority", "GlobalStandard"): "GlobalPriority", ("priority", "DataZoneStandard"): "DataZonePriority",
+               ("flex", "GlobalStandard"): "GlobalFlex"}
+_BATCH_TYPES = {"GlobalStandard": "GlobalBatch", "DataZoneStandard": "DataZoneBatch"}
+_MEDIA_APIS = ("transcriptions", "translations", "speech", "images")
+
+
+def billed_type(entry: Mapping[str, Any], deployment_type: str) -> str:
+    """The deployment type Azure bills an emulator ledger entry at: a Batch line at the Batch type, a call served
+    at the Priority or Flex tier at that tier's type, anything else at its deployment's."""
+    if entry.get("operation") == "batch":
+        return _BATCH_TYPES.get(deployment_type, deployment_type)
+    tier = entry.get("service_tier")
+    return _TIER_TYPES.get((str(tier), deployment_type), deployment_type)
+
+
+def _usage(entry: Mapping[str, Any]) -> Usage | None:
+    """An entry's token usage in the shape its endpoint answers, with the tool calls it billed."""
+    api, raw = entry.get("api"), entry.get("usage")
+    read = media_usage if api in _MEDIA_APIS else from_responses if api == "responses" else from_chat
+    usage = read(raw)
+    tools = entry.get("tools")
+    if usage is not None and isinstance(tools, dict) and tools:
+        usage = dataclasses.replace(usage, **{k: v for k, v in tools.items() if k in _TOOL_KINDS})
+    return usage
+
+
+_TOOL_KINDS = frozenset(k.name for k in USAGE_KINDS if k.counted_from == "output")
+
+
 def _unit(meter: str) -> tuple[str, int]:
     return ("1M", 1_000_000) if "1m" in meter.lower().split() else ("1K", 1000)
 
@@ -75,19 +112,20 @@ def write_export(path: str | Path, entries: Iterable[Mapping[str, Any]], deploym
     sums: dict[tuple[date, str, str], tuple[Decimal, Decimal]] = defaultdict(lambda: (Decimal(0), Decimal(0)))
     for entry in entries:
         deployment = deployments.get(str(entry.get("deployment")))
-        usage = (from_responses if entry.get("api") == "responses" else from_chat)(entry.get("usage"))
+        usage = _usage(entry)
         if deployment is None or usage is None:
             continue
         usage = cap_subsets(usage)  # as the meter prices it: the service bills no subset above its total
         at = datetime.fromtimestamp(float(entry["at"]), UTC)
-        cost = book.cost_of(usage, model=deployment.model, deployment_type=deployment.deployment_type,
+        dtype = billed_type(entry, deployment.deployment_type)
+        cost = book.cost_of(usage, model=deployment.model, deployment_type=dtype,
                             region=str(deployment.region).replace(" ", "").lower(), at=at)
-        if cost.total is None or cost.model is None:
+        if cost.model is None:
             continue
         for kind, amount in cost.amounts.items():
-            meter = names.get((cost.model, kind, deployment.deployment_type))
+            meter = names.get((cost.model, kind, dtype))
             if meter is None or amount is None:
-                continue
+                continue  # a kind without an Azure meter (web search): the export cannot bill what Azure names not
             key = (at.date(), meter, cost.model)
             sums[key] = (sums[key][0] + cost.tokens.get(kind, 0), sums[key][1] + amount)
     rows = []

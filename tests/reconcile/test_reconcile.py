@@ -282,8 +282,17 @@ def test_the_demo_s_simulated_export_reconciles_with_its_plants(tmp_path: Path) 
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for f in found:
         by_kind.setdefault(f["kind"], []).append(f)
-    assert set(by_kind) <= {"unmetered", "price", "unknown-meter", "commitment"}, found
-    assert [f["model"] for f in by_kind["price"]] == ["gpt-5"] and "negotiated discount" in by_kind["price"][0]["text"]
+    assert set(by_kind) <= {"unmetered", "price", "unknown-meter", "commitment", "not-billed"}, found
+    # The demo's calls billed beyond plain tokens that the simulated export cannot bill yet, for want of an Azure
+    # meter name meter maps (issue 22: web search has none; the code interpreter, Flex, gpt-image-1 and speech
+    # output meters are not mapped yet). Tiers, Batch lines, transcription and speech input reconcile already.
+    open_meters = {("gpt-5", "web_search"), ("gpt-5", "code_interpreter"), ("gpt-5.4-mini", "input (flex)"),
+                   ("gpt-5.4-mini", "output (flex)"), ("gpt-image-1", "input"), ("gpt-image-1", "image_output"),
+                   ("gpt-4o-mini-tts", "output")}
+    assert {(f["model"], f["token_class"]) for f in by_kind.get("not-billed", [])} <= open_meters, found
+    price = [f for f in by_kind["price"] if (f["model"], "output") not in open_meters]  # speech: half priced
+    # the discount plant: gpt-5 15 % below list, at Standard and at Priority alike
+    assert {f["model"] for f in price} == {"gpt-5"} and all("negotiated discount" in f["text"] for f in price), price
     assert {f["model"] for f in by_kind["unmetered"]} == {"gpt-4o-mini-2024-07-18"}
     assert len(by_kind["unknown-meter"]) == 1 and len(by_kind["commitment"]) == 1
 

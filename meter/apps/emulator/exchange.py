@@ -45,6 +45,8 @@ class Exchange:
         self.quota: Quota | None = None
         self.service_tier: str | None = None
         """The tier that served the call: sent as ``x-ms-service-tier`` and kept in the ledger."""
+        self.tools: dict[str, int] | None = None
+        """Built-in tool calls billed with the answer (code interpreter: containers new to the emulator)."""
 
     def authorised(self) -> bool:
         key = self.request.headers.get("api-key")
@@ -77,6 +79,7 @@ class Exchange:
             "stream": self.stream,
             "usage": usage,
             "service_tier": self.service_tier,
+            "tools": self.tools,
             "status": status,
             "request_id": self.request_id,
             "at": time.time(),

@@ -129,6 +129,7 @@ class Handlers:
             billed = {"input_tokens": len(prompt), "output_tokens": 0, "total_tokens": len(prompt)}
             return ex.error(errors.content_filter("responses"), billed=billed)
         ex.service_tier = served_tier(tier, deployment, ex.quota)
+        ex.tools = self.state.containers.billed(tools) or None
         answer = ResponseAnswer(deployment.name, deployment.reasoning, self._cached(deployment, prompt, generation),
                                 body, tools, ex.service_tier)
         store = body.get("store") is not False

@@ -12,6 +12,7 @@ from meter.apps.emulator.faults import FaultQueue
 from meter.apps.emulator.ledger import Ledger
 from meter.apps.emulator.ratelimit import RateCounter
 from meter.apps.emulator.store import ResponseStore
+from meter.apps.emulator.tools import ContainerSessions
 
 
 class EmulatorState:
@@ -24,3 +25,4 @@ class EmulatorState:
         self.rates = RateCounter()
         self.store = ResponseStore()
         self.batches = BatchStore()
+        self.containers = ContainerSessions()

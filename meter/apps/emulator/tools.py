@@ -21,6 +21,7 @@ deployment's quota for the minute is nearly used up (the emulator's "capacity is
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,3 +144,27 @@ def served_tier(requested: str | None, deployment: Deployment, quota: Quota | No
     if requested == "flex" and "flex" in deployment.tiers:
         return "flex"
     return "default"
+
+
+_KINDS = {"web_search_call": "web_search_calls", "file_search_call": "file_search_calls",
+          "code_interpreter_call": "code_interpreter_sessions", "image_generation_call": "image_generation_calls"}
+
+
+class ContainerSessions:
+    """Code interpreter containers the emulator has billed: a session is billed once, when it opens."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: set[str] = set()
+
+    def billed(self, calls: list[ToolCall]) -> dict[str, int]:
+        """The tool calls of one answer as its bill: calls per tool, code interpreter by new container."""
+        counts: dict[str, int] = {}
+        with self._lock:
+            for call in calls:
+                if call.type == "code_interpreter_call":
+                    if call.container_id in self._seen:
+                        continue
+                    self._seen.add(str(call.container_id))
+                counts[_KINDS[call.type]] = counts.get(_KINDS[call.type], 0) + 1
+        return counts
