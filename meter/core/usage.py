@@ -29,7 +29,9 @@ _Reader = tuple[tuple[str, tuple[tuple[str, ...], ...], bool], ...]
 
 
 def _reader(api: str) -> _Reader:
-    return tuple((k.name, k.chat if api == "chat" else k.responses, k.primary) for k in USAGE_KINDS)
+    """The kinds a usage object reports (the tool calls are counted from the output items instead)."""
+    return tuple((k.name, k.chat if api == "chat" else k.responses, k.primary) for k in USAGE_KINDS
+                 if k.counted_from == "usage")
 
 
 _CHAT, _RESPONSES = _reader("chat"), _reader("responses")
