@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from meter.ledger.errors import LedgerError
-from meter.ledger.report import PERIODS, TOKENS, Row, UnknownKey, report
+from meter.ledger.report import PERIODS, TOKENS, UNITS, Row, UnknownKey, report
 from meter.textout import money, money_total, say, say_error, spreadsheet_cell, text_table, utc_day
 
 
@@ -139,8 +139,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps([row.as_json(by) for row in rows], indent=2))
     elif args.format == "csv":
         writer = csv.writer(sys.stdout)
-        header = [*by, "calls", "errors", *TOKENS, "estimated_input_tokens", "estimated_output_tokens", "cost_usd",
-                  "estimated_cost_usd", "unpriced", "estimated", "p50_s", "p95_s"]
+        header = [*by, "calls", "errors", *TOKENS, *UNITS, "estimated_input_tokens", "estimated_output_tokens",
+                  "cost_usd", "estimated_cost_usd", "unpriced", "estimated", "p50_s", "p95_s"]
         writer.writerow(header)
         for row in rows:  # a group value (a team name ...) never starts a spreadsheet formula
             values = row.as_json(by)
@@ -156,13 +156,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+_MORE_COLUMNS = (("web_search_calls", "web search"), ("file_search_calls", "file search"),
+                 ("code_interpreter_sessions", "code interp."), ("audio_seconds", "audio s"),
+                 ("speech_characters", "chars"), ("images", "images"))
+"""Columns shown only when some group has them: the built-in tool calls and the units."""
+
+
 def _table(rows: list[Row], by: tuple[str, ...]) -> str:
-    header = [*by, "calls", "errors", "input", "cached", "output", "reasoning", "cost USD", "est. USD", "p50 s",
-              "p95 s"]
+    more = [(name, title) for name, title in _MORE_COLUMNS
+            if any(row.tokens.get(name) or row.units.get(name) for row in rows)]
+    header = [*by, "calls", "errors", "input", "cached", "output", "reasoning", *(title for _, title in more),
+              "cost USD", "est. USD", "p50 s", "p95 s"]
     lines = [[*row.group, str(row.calls), str(row.errors), str(row.tokens["input_tokens"]),
               str(row.tokens["cached_input_tokens"]), str(row.tokens["output_tokens"]),
-              str(row.tokens["reasoning_output_tokens"]), money_total(row.cost_usd, row.unpriced),
-              money(row.estimated_cost_usd), _seconds(row.p50_s), _seconds(row.p95_s)] for row in rows]
+              str(row.tokens["reasoning_output_tokens"]),
+              *(f"{row.tokens.get(name) or row.units.get(name) or 0:g}" for name, _ in more),
+              money_total(row.cost_usd, row.unpriced), money(row.estimated_cost_usd), _seconds(row.p50_s),
+              _seconds(row.p95_s)] for row in rows]
     if not lines:
         return "no calls in the ledger for that range"
     return text_table(lines, header)

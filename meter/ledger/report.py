@@ -18,13 +18,14 @@ ledger is only asked for its keys when a key came back empty everywhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from meter.core.record import USAGE_KINDS
+from meter.core.units import UNIT_KINDS
 from meter.ledger.connect import Connection, connect
 from meter.ledger.dialect import ATTRIBUTE_KEY, PERIOD_NAMES, Dialect, day_range
 from meter.ledger.errors import LedgerError
@@ -38,6 +39,8 @@ COLUMNS = {name: f"calls.{column}" for name, column in (
 PERIODS = PERIOD_NAMES
 TOKENS = tuple(kind.name for kind in USAGE_KINDS if kind.report)
 """The token columns of a report: the catalogue's kinds marked ``report``."""
+UNITS = tuple(kind.name for kind in UNIT_KINDS)
+"""The unit columns of a report (``meter.core.units``)."""
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,12 @@ class Row:
     estimated: int
     p50_s: float | None
     p95_s: float | None
+    units: dict[str, float] = field(default_factory=dict)
+    """The units of the calls billed by them (``meter.core.units``: seconds of audio, characters, images)."""
 
     def as_json(self, by: tuple[str, ...]) -> dict[str, Any]:
         return {**dict(zip(by, self.group, strict=True)), "calls": self.calls, "errors": self.errors, **self.tokens,
+                **self.units,
                 "cost_usd": format(self.cost_usd, "f"), "estimated_cost_usd": format(self.estimated_cost_usd, "f"),
                 "unpriced": self.unpriced, "estimated": self.estimated, "p50_s": self.p50_s, "p95_s": self.p95_s}
 
@@ -148,7 +154,7 @@ def _sql(dialect: Dialect, groups: list[str], where: list[str], pick: str) -> st
     exact = "coalesce(usage_source, '') <> 'estimated'"
     return f"""
         WITH base AS (
-            SELECT {keys}, outcome, usage_source, duration_s, {", ".join(TOKENS)},
+            SELECT {keys}, outcome, usage_source, duration_s, {", ".join(TOKENS)}, {", ".join(UNITS)},
                    cost.total AS cost_total, cost.total_nano, cost.total_atto,
                    cost.estimated AS cost_estimated, cost.call_id AS costed
             FROM calls LEFT JOIN costs AS cost ON {join} AND cost.{pick} = {dialect.true}
@@ -165,7 +171,8 @@ def _sql(dialect: Dialect, groups: list[str], where: list[str], pick: str) -> st
                {total("total_nano", "NOT cost_estimated")}, {total("total_atto", "NOT cost_estimated")},
                {total("total_nano", "cost_estimated")}, {total("total_atto", "cost_estimated")},
                {count("costed IS NOT NULL AND cost_total IS NULL")}, {count("usage_source = 'estimated'")},
-               MIN(CASE WHEN rank >= 0.50 * n THEN duration_s END), MIN(CASE WHEN rank >= 0.95 * n THEN duration_s END)
+               MIN(CASE WHEN rank >= 0.50 * n THEN duration_s END), MIN(CASE WHEN rank >= 0.95 * n THEN duration_s END),
+               {", ".join(f"COALESCE(SUM({u}), 0)" for u in UNITS)}
         FROM c GROUP BY {names} ORDER BY {names}
     """
 
@@ -203,9 +210,10 @@ def report(ledger: str | Path, by: tuple[str, ...], since: date | None = None, u
         tokens = {name: int(value) for name, value in zip(counted, row[width + 2:width + 2 + len(counted)],
                                                           strict=True)}
         rest = row[width + 2 + len(counted):]
+        units = {name: round(float(value), 3) for name, value in zip(UNITS, rest[8:], strict=True)}
         out.append(Row(tuple(str(g) for g in row[:width]) if groups else (), int(row[width]), int(row[width + 1]),
                        tokens, join_money(int(rest[0]), int(rest[1])) or Decimal(0),
                        join_money(int(rest[2]), int(rest[3])) or Decimal(0), int(rest[4]), int(rest[5]),
-                       rest[6], rest[7]))
+                       rest[6], rest[7], units))
     out.sort(key=lambda row: row.group)  # in Python: the databases' collations differ, the order must not
     return out

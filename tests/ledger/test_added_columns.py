@@ -101,9 +101,38 @@ def test_a_call_billed_by_its_units_is_kept_and_repriced_by_them(ledger_url: str
     assert tuple(row) == (None, 90.0, 0, 0)
     assert reprice(ledger_url, PriceBook.load()).changed == 0  # the same table: the same 0.009
     cheaper = tmp_path / "cheaper.toml"
-    cheaper.write_text('[table]\nversion = "user-1"\npublished = 2026-12-07\n\n[[price]]\nmodel = "whisper"\nsource = "test"\n'
-                       'deployment_type = "GlobalStandard"\neffective_from = 2020-01-01\naudio_minute = "0.003"\n')
+    cheaper.write_text('[table]\nversion = "user-1"\npublished = 2026-12-07\n\n[[price]]\nmodel = "whisper"\n'
+                       'source = "test"\ndeployment_type = "GlobalStandard"\neffective_from = 2020-01-01\n'
+                       'audio_minute = "0.003"\n')
     result = reprice(ledger_url, PriceBook.load(cheaper))
     assert result.checked == 1 and result.changed == 1
     [change] = result.changes.values()
     assert (change.before, change.after) == (Decimal("0.009"), Decimal("0.0045"))
+
+
+def test_the_report_shows_tool_calls_and_units_where_there_are_some(tmp_path: Any) -> None:
+    from meter.ledger.report import report
+
+    path = str(tmp_path / "l.sqlite")
+    m = meter.Meter(otel=False, registry=CollectorRegistry(), ledger=path)
+    responses = {"id": "r1", "object": "response", "model": "gpt-4.1-mini", "status": "completed",
+                 "output": [{"id": "fs_1", "type": "file_search_call"}],
+                 "usage": {"input_tokens": 10, "output_tokens": 1, "total_tokens": 11}}
+    answers = {"responses": httpx2.Response(200, json=responses),
+               "transcriptions": httpx2.Response(200, json={"text": "x", "usage": {"type": "duration",
+                                                                                     "seconds": 2.5}})}
+    client = httpx2.Client(transport=meter.MeteredTransport(httpx2.MockTransport(
+        lambda request: answers[request.url.path.rsplit("/", 1)[-1]]), meter=m))
+    client.post("https://r.openai.azure.com/openai/v1/responses", json={"model": "gpt-4.1-mini"})
+    client.post("https://r.openai.azure.com/openai/deployments/whisper/audio/transcriptions?api-version=2024-10-21",
+                files={"file": ("a.wav", b"RIFF", "audio/wav")})
+    assert m.close()
+    rows = {row.group: row for row in report(path, ("api",))}
+    assert rows[("responses",)].tokens["file_search_calls"] == 1
+    assert rows[("transcriptions",)].units["audio_seconds"] == 2.5
+    done = subprocess.run([sys.executable, "-m", "meter", "report", "--ledger", path, "--by", "api"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    header, responses_line, transcriptions_line = done.stdout.splitlines()[:3]
+    assert "file search" in header and "audio s" in header and "web search" not in header
+    assert responses_line.split()[:2] == ["responses", "1"] and " 2.5 " in transcriptions_line
