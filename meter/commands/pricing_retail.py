@@ -91,10 +91,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     data, day, said, book = inputs
     items = openai_items(data.items)
     result = check(book, items, at=day)
-    tokens = sum(1 for i in items if i.is_token_price)
     say(f"Retail data: {said}")
-    say(f"tables: {book.version}; {tokens} Azure OpenAI token prices (meter x region), "
-        f"compared on each meter's start and on {day}")
+    say(f"tables: {book.version}; {result.compared} Azure OpenAI prices of tokens, tool calls, audio and images "
+        f"(meter x region), compared on each meter's start and on {day}")
     print(f"agree within {money(TOLERANCE * 100)} %: {result.agree}")
     differ = _grouped_findings(result.differ)
     print(f"disagree: {len(result.differ)}" + (":" if differ else ""))

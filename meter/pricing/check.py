@@ -2,9 +2,11 @@
 
 Used by the cross-check test (against the checked-in excerpt) and by
 ``meter pricing check FILE.json`` (against an answer the user saved). Every
-token meter the meter parser maps says: this model, deployment type, region,
-kind and tier cost this much from the meter's start date until the day the data
-was fetched. So the row the tables would use is looked up on both days and each
+meter the meter parser maps (token meters, and the tools' fees, whisper's hours
+and dall-e-3's images, each in its column's terms: ``retail.meter_prices``) says:
+this model, deployment type, region, kind and tier cost this much from the
+meter's start date until the day the data was fetched. So the row the tables
+would use is looked up on both days and each
 must agree with the meter within ``TOLERANCE``; where no row applies, the meter
 is missing from the tables. Rows in force on the data's day that no meter
 stands behind (a region Azure does not sell the model in, a kind it does not
@@ -17,17 +19,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 
 from meter.pricing.book import PriceBook
-from meter.pricing.meters import MeterKey, UnmappedMeter, parse_meter
+from meter.pricing.meters import MeterKey, UnmappedMeter
 from meter.pricing.model import PRICE_KINDS, PriceRow
-from meter.pricing.retail import RetailItem
+from meter.pricing.retail import RetailItem, meter_prices
 
-TOKEN_PRICED = frozenset(kind.name for kind in PRICE_KINDS if kind.unit == "tokens")
-"""The columns the Retail check compares: those priced per token (its meters are token meters)."""
+PRICE_KIND = {kind.name: kind for kind in PRICE_KINDS}
 
 TOLERANCE = Decimal("0.005")
 """Relative difference (0.5 %) under which a table price agrees with a meter."""
@@ -71,7 +72,7 @@ class NoMeter:
     @property
     def what(self) -> str:
         where = f" in {', '.join(self.regions)}" if self.regions != ("",) else ""
-        return f"{self.row.id}{where}: {self.row.usd_per_1m} per 1M, no Azure meter"
+        return f"{self.row.id}{where}: {self.row.usd_per_1m} {PRICE_KIND[self.row.kind].per_label}, no Azure meter"
 
 
 @dataclass
@@ -83,6 +84,8 @@ class CheckResult:
     missing: list[Finding] = field(default_factory=list)
     unmapped: list[tuple[str, str, str]] = field(default_factory=list)
     """(meter name, category, reason) of token meters the parser does not map."""
+    compared: int = 0
+    """The price meters (meter x region) read: agree + differ + missing + unmapped."""
     no_meter: list[NoMeter] = field(default_factory=list)
     """Rows in force on ``day`` for a metered model, where no meter stands behind them."""
     unmetered_models: list[str] = field(default_factory=list)
@@ -115,31 +118,34 @@ def check(book: PriceBook, items: Iterable[RetailItem], at: date | None = None) 
     earliest day the data can be from): each meter is compared on its start and
     on that day, and rows in force that day are searched for meters.
     """
-    token_items = [i for i in items if i.is_token_price]
-    day = at or max((i.start for i in token_items), default=date.min)
-    result = CheckResult(day)
+    read = [(item, meter_prices(item)) for item in items]
+    priced = [(item, found) for item, found in read if found is not None]
+    day = at or max((i.start for i, _ in priced), default=date.min)
+    result = CheckResult(day, compared=len(priced))
     metered: dict[tuple[str, str, int, str], set[str]] = defaultdict(set)
-    for item in token_items:
-        try:
-            key = parse_meter(item.meter_name, item.product)
-        except UnmappedMeter as exc:
-            result.unmapped.append((item.meter_name, exc.category, str(exc)))
+    for item, found in priced:
+        if isinstance(found, UnmappedMeter):
+            result.unmapped.append((item.meter_name, found.category, str(found)))
             continue
-        metered[(key.model, key.deployment_type, key.above_input_tokens, key.kind)].add(item.region)
-        price = item.per_million
-        assert price is not None
+        key, prices = found
         ok = True
-        for when in sorted({item.start, max(item.start, day)}):
-            row = book.find_row(key.model, key.deployment_type, item.region, key.kind, key.above_input_tokens, when)
-            if row is None:
-                result.missing.append(Finding(item.meter_name, item.region, key, price, item.start, when, None, None))
-                ok = False
-                break
-            table_price, _ = book.row_price(row)
-            if not _close(table_price, price):
-                result.differ.append(
-                    Finding(item.meter_name, item.region, key, price, item.start, when, row, table_price))
-                ok = False
+        for kind, price in prices.items():
+            metered[(key.model, key.deployment_type, key.above_input_tokens, kind)].add(item.region)
+            kind_key = replace(key, kind=kind)
+            for when in sorted({item.start, max(item.start, day)}):
+                row = book.find_row(key.model, key.deployment_type, item.region, kind, key.above_input_tokens, when)
+                if row is None:
+                    result.missing.append(Finding(item.meter_name, item.region, kind_key, price, item.start, when,
+                                                  None, None))
+                    ok = False
+                    break
+                table_price, _ = book.row_price(row)
+                if not _close(table_price, price):
+                    result.differ.append(
+                        Finding(item.meter_name, item.region, kind_key, price, item.start, when, row, table_price))
+                    ok = False
+                    break
+            if not ok:
                 break
         if ok:
             result.agree += 1
@@ -151,8 +157,6 @@ def check(book: PriceBook, items: Iterable[RetailItem], at: date | None = None) 
     flagged: dict[str, list[str]] = {}
     rows: dict[str, PriceRow] = {}
     for row, region in book.applied_rows(day):
-        if row.kind not in TOKEN_PRICED:
-            continue  # a tool's fee, seconds, characters, images: not a token meter (25-azure-tools-and-media.toml)
         if row.model not in models:
             unmetered.add(row.model)
             continue

@@ -1,11 +1,14 @@
 """Generate the built-in price rows from Azure's Retail Prices data: prices are read, never typed.
 
     python -m meter.pricing.generate pricing/azure-retail/2026-08-11-azure-openai.json \\
-        --out pricing/20-azure-retail.toml --version 2026-12-01.1
+        --out pricing/20-azure-retail.toml --version 2026-12-07.1 --published 2026-12-07
 
-Every token meter of the Azure OpenAI products is read with the one meter-name
-parser (``meter.pricing.meters``); meters it does not map are listed with their
-reason, never written. For each model, deployment type and context tier the
+Every price meter of the Azure OpenAI products is read with the one meter-name
+parser (``meter.pricing.meters``): the token meters, and the built-in tools' fees,
+whisper's hours and dall-e-3's images, each price converted to what its column is
+per (``PriceKind.per``: 1M tokens, 1,000 calls, a session, a minute, an image);
+token meters it does not map are listed with their reason, never written. For
+each model, deployment type and context tier the
 regions are grouped by the prices they share: Global and Data Zone get one row
 for the price most regions have (the US and EU regions) and region-scoped rows
 for the regions priced apart (US Government, the APAC data zone); Regional
@@ -31,9 +34,9 @@ from pathlib import Path
 
 from meter.pricing.deployment_types import DEPLOYMENT_TYPES, is_regional
 from meter.pricing.errors import PricingFileError
-from meter.pricing.meters import UnmappedMeter, parse_meter
+from meter.pricing.meters import UnmappedMeter
 from meter.pricing.model import KINDS
-from meter.pricing.retail import RetailItem, load_retail, openai_items
+from meter.pricing.retail import RetailItem, load_retail, meter_prices, openai_items
 
 #: Region sets that recur across models, named for people reading the table.
 KNOWN_GROUPS: dict[str, frozenset[str]] = {
@@ -49,7 +52,8 @@ class Read:
 
     prices: dict[tuple[str, str, int], dict[str, dict[str, tuple[Decimal, date, str]]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(dict)))
-    """(model, deployment type, tier) -> region -> kind -> (USD per 1M, start, meter name)."""
+    """(model, deployment type, tier) -> region -> kind -> (price in the tables' terms: USD per 1M tokens, per
+    1,000 calls, per minute ..., start, meter name)."""
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
     """(meter name, category, reason) of every token item not turned into a price."""
     conflicts: list[str] = field(default_factory=list)
@@ -58,28 +62,28 @@ class Read:
 
 
 def read_meters(items: Iterable[RetailItem]) -> Read:
-    """Parse every token price; two meters for one key and region keep the later one (and say so)."""
+    """Parse every price meter (``retail.meter_prices``: tokens, tool calls, sessions, seconds, images); two meters
+    for one key and region keep the later one (and say so)."""
     read = Read()
     for item in items:
-        if not item.is_token_price:
+        found = meter_prices(item)
+        if found is None:
             continue
         read.items += 1
-        try:
-            key = parse_meter(item.meter_name, item.product)
-        except UnmappedMeter as exc:
-            read.skipped.append((item.meter_name, exc.category, str(exc)))
+        if isinstance(found, UnmappedMeter):
+            read.skipped.append((item.meter_name, found.category, str(found)))
             continue
-        per_million = item.per_million
-        assert per_million is not None
+        key, prices = found
         slot = read.prices[(key.model, key.deployment_type, key.above_input_tokens)][item.region]
-        old = slot.get(key.kind)
-        if old is not None and old[0] != per_million:
-            read.conflicts.append(f"{key.model} {key.deployment_type} {key.kind} in {item.region or 'any region'}: "
-                                  f"{old[2]!r} {old[0]} vs {item.meter_name!r} {per_million}; kept the later")
-            if old[1] > item.start:
-                continue
-        if old is None or old[1] <= item.start:
-            slot[key.kind] = (per_million, item.start, item.meter_name)
+        for kind, price in prices.items():
+            old = slot.get(kind)
+            if old is not None and old[0] != price:
+                read.conflicts.append(f"{key.model} {key.deployment_type} {kind} in {item.region or 'any region'}: "
+                                      f"{old[2]!r} {old[0]} vs {item.meter_name!r} {price}; kept the later")
+                if old[1] > item.start:
+                    continue
+            if old is None or old[1] <= item.start:
+                slot[kind] = (price, item.start, item.meter_name)
         read.mapped += 1
     return read
 
@@ -233,7 +237,7 @@ def report(read: Read) -> str:
     by_category: dict[str, set[str]] = defaultdict(set)
     for name, category, _ in read.skipped:
         by_category[category].add(name)
-    lines = [f"{read.mapped} of {read.items} token prices mapped to "
+    lines = [f"{read.mapped} of {read.items} token and unit prices mapped to "
              f"{len(read.prices)} (model, deployment type, tier) keys"]
     for category in sorted(by_category):
         lines.append(f"not mapped, {category}: {len(by_category[category])} meters")

@@ -18,6 +18,19 @@ them, so this module does it in two steps, both data:
 A trailing `` - Preview`` (``GPT 5 Chat Inpt Glbl 1M Tokens - Preview``, as cost exports
 spell a meter while its model is in preview) names the same meter.
 
+Meters that bill something other than a model's tokens, or name their model their own way, are read
+first, each by a pattern of its own (``_OTHER_METERS``): the built-in tools' fees (``file-search-tool-calls-glbl
+Calls``: ``file_search`` of the ``built-in-tools`` entry, per 1,000 calls; ``Code-Interpreter-global
+Session``: ``code_interpreter``, per session), whisper (``Speech-to-Text-Batch-Whisper-glbl Unit``:
+``audio_minute``, billed per hour of audio), dall-e-3 (``Image-Dall-E-3 Std LowRes-glbl Images``, per 100
+images: LowRes is the square 1024x1024, HighRes the wide sizes) and gpt-image-1 (``gpt-image-1-inp-txt-glbl
+Tokens``: text and image input, cached text input, image output). The kind's ``PriceKind.per`` and
+``unit`` say what a price is per; ``meter.pricing.retail`` turns a meter's unit of measure into it.
+
+One meter can bill two kinds of a model's usage: a text-to-speech model's output is audio, and gpt-image-1's
+is image tokens, so their audio (image) output meter also prices output reported without that detail
+(``MeterKey.also``; ``billed_kind`` maps such a kind to the meter's).
+
 Anything unclear raises ``UnmappedMeter`` with a reason and a category; nothing
 is guessed. One parser, shared by the Retail import, the table generator, the
 cross-check and (later) the reconciliation with Azure's cost exports.
@@ -27,7 +40,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from meter.pricing.deployment_types import (
     DATA_ZONE_BATCH,
@@ -52,6 +65,8 @@ class MeterKey:
     kind: str
     deployment_type: str
     above_input_tokens: int = 0
+    also: tuple[str, ...] = field(default=(), compare=False)
+    """Other price kinds of the model this meter bills too (see ``billed_kind``)."""
 
 
 class UnmappedMeter(ValueError):
@@ -186,12 +201,77 @@ _NOT_INFERENCE: tuple[tuple[re.Pattern[str], str, str], ...] = tuple((re.compile
     (r"(?:^| )(?:ft|dev ft|fine tuned|rft|grader|grdr|training|trng|hosting|hstng)(?= |$)", "fine-tuning",
      "fine-tuning (training, hosting, fine-tuned inference, graders): not in the built-in tables"),
     (r"(?:^| )(?:img|image)(?= |$)|gpt img|gpt image|^image 2", "image",
-     "image tokens (image generation and image input): no image price kind in this table"),
+     "image tokens of a model other than gpt-image-1 (gpt-image-1-mini, -1.5, Image 2, realtime image input): "
+     "not read"),
     (r"^az ", "legacy-meter", "a pre-2024 'Az-' meter with no deployment scope, superseded by the scoped meters"),
     (r"babbage|davinci", "completions", "a /completions base model: meter does not meter the legacy Completions API"),
     (r"file search|speech|characters|code interpreter|assistants", "not-tokens", "not a token price"),
     (r"gpt latest", "unknown-model", "'gpt-latest' (Media): which model it bills is not documented"),
 ))
+
+TOOLS_MODEL = "built-in-tools"
+"""The model of the built-in tools' fee meters (``meter.pricing.model.TOOLS_MODEL``: its rows price them for every
+model)."""
+
+NO_AZURE_METER = frozenset({"web_search"})
+"""Price kinds meter counts that no Azure meter bills (no Retail meter and no Microsoft price was found for web
+search through Responses or chat): counted, never priced, never in an export."""
+
+_SCOPE_WORD = r"(glbl|global|gl|datazone|dzone|dz|dzn|rgnl|regnl|regional|rg)"
+_DALL_E_3 = {("std", "lowres"): "image_standard", ("std", "highres"): "image_standard_wide",
+             ("hd", "lowres"): "image_hd", ("hd", "highres"): "image_hd_wide"}
+_GPT_IMAGE_1 = {("inp", "", "txt"): "input", ("inp", "", "img"): "image_input",
+                ("inp", "cached", "txt"): "cached_input", ("output", "", "img"): "image_output"}
+_OTHER_METERS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), what) for p, what in (
+    (rf"^file search tool calls {_SCOPE_WORD} calls$", "file_search"),
+    (rf"^code interpreter {_SCOPE_WORD}(?: ep)? session$", "code_interpreter"),
+    (rf"^image dall e 3 (std|hd) (lowres|highres) {_SCOPE_WORD}(?: ep)? images$", "dall-e-3"),
+    (rf"^speech to text batch whisper {_SCOPE_WORD} unit$", "whisper"),
+    (rf"^gpt image 1 (inp|output) (?:(cached) )?(txt|img) {_SCOPE_WORD} tokens$", "gpt-image-1"),
+))
+"""Meters read by a pattern of their own, before the model meters (what they bill is in the module docstring)."""
+
+BILLED_WITH: dict[tuple[str, str], str] = {("gpt-image-1", "output"): "image_output"}
+"""(model, kind) -> the price kind whose meter bills it too, for models whose family does not say it (a
+text-to-speech model's output is billed by its audio output meter: ``billed_kind``)."""
+
+
+def billed_kind(model: str, kind: str) -> str:
+    """The price kind of the meter that bills ``kind`` of ``model``'s usage: ``audio_output`` for a text-to-speech
+    model's output, ``image_output`` for gpt-image-1's, else ``kind``."""
+    if kind == "output" and _family(model) == TEXT_TO_SPEECH:
+        return "audio_output"
+    return BILLED_WITH.get((model, kind), kind)
+
+
+def _family(model: str) -> str:
+    for _, known, family in MODELS:
+        if known == model:
+            return family
+    return TEXT
+
+
+def _other_meter(name: str) -> MeterKey | None:
+    """One of ``_OTHER_METERS``, read; ``None`` when the name is none of them."""
+    for pattern, what in _OTHER_METERS:
+        m = pattern.match(name)
+        if m is None:
+            continue
+        *words, scope_word = m.groups()
+        dtype = _deployment_type(_SCOPE[scope_word], batch=False, priority=False)
+        if what in ("file_search", "code_interpreter"):
+            return MeterKey(TOOLS_MODEL, what, dtype)
+        if what == "dall-e-3":
+            return MeterKey("dall-e-3", _DALL_E_3[(words[0], words[1])], dtype)
+        if what == "whisper":
+            return MeterKey("whisper", "audio_minute", dtype)
+        kind = _GPT_IMAGE_1.get((words[0], words[1] or "", words[2]))
+        if kind is None:
+            raise UnmappedMeter("gpt-image-1's cached image input: no usage kind counts cached image tokens", "image")
+        also = tuple(k for (model, k), billed in BILLED_WITH.items() if model == "gpt-image-1" and billed == kind)
+        return MeterKey("gpt-image-1", kind, dtype, also=also)
+    return None
+
 
 _SCOPE = {
     "global": "global", "glbl": "global", "gl": "global", "glb": "global", "gbl": "global",
@@ -225,6 +305,9 @@ def normalise(meter_name: str) -> str:
 def parse_meter(meter_name: str, product: str = "") -> MeterKey:
     """Read one meter name; raises ``UnmappedMeter`` when it is not a token price this table keeps."""
     name = normalise(meter_name)
+    other = _other_meter(name)
+    if other is not None:
+        return other
     for pattern, category, reason in _NOT_INFERENCE:
         if pattern.search(name):
             raise UnmappedMeter(reason, category)
@@ -286,8 +369,9 @@ def _read_rest(model: str, family: str, rest: list[str], model_words: list[str])
         modality = "audio" if family == AUDIO else "text"
     kind = _kind(direction, modality, cached=cached, write=write)
     deployment_type = _deployment_type(scope, batch=batch, priority=priority, flex=flex)
+    also = ("output",) if family == TEXT_TO_SPEECH and kind == "audio_output" else ()
     return MeterKey(model=model, kind=kind, deployment_type=deployment_type,
-                    above_input_tokens=LONG_CONTEXT_TOKENS if long_context else 0)
+                    above_input_tokens=LONG_CONTEXT_TOKENS if long_context else 0, also=also)
 
 
 def _kind(direction: str, modality: str, *, cached: bool, write: bool) -> str:

@@ -37,6 +37,17 @@ class PriceKind:
     """A fee the same whatever model the call used (a built-in tool's): priced from the rows of the
     ``TOOLS_MODEL`` entry when the model's own rows do not price it."""
 
+    @property
+    def per_label(self) -> str:
+        """What a price is per, for people: ``per 1M`` (tokens), ``per 1,000 calls``, ``per session``, ``per minute``
+        (of audio), ``per 1M characters``, ``per image``."""
+        if self.unit == "seconds" and self.per == 60:
+            return "per minute"
+        if self.per == 1:
+            return f"per {self.unit.removesuffix('s')}"
+        count = "1M" if self.per == 1_000_000 else f"{self.per:,}"
+        return f"per {count}" if self.unit == "tokens" else f"per {count} {self.unit}"
+
 
 PRICE_KINDS: tuple[PriceKind, ...] = (
     PriceKind("input", "input", "input_tokens", ("cached_input", "cache_write", "audio_input", "image_input")),

@@ -18,6 +18,7 @@ fetches, so prices never change silently at run time.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -27,12 +28,36 @@ from typing import Any
 
 from meter.pricing.deployment_types import normalize_region
 from meter.pricing.errors import PricingFileError, Problem
+from meter.pricing.meters import MeterKey, UnmappedMeter, parse_meter
+from meter.pricing.model import PRICE_KINDS
 
 OPENAI_PRODUCTS = frozenset({
     "Azure OpenAI", "Azure OpenAI Embedding", "Azure OpenAI GPT5", "Azure OpenAI GPT6", "Azure OpenAI Media",
     "Azure OpenAI OSS Models", "Azure OpenAI PP FT GPT4s", "Azure OpenAI Reasoning", "Azure OpenAI Image Video",
 })
 """The Retail products that hold Azure OpenAI meters (``productName``)."""
+
+
+_COUNT = re.compile(r"(\d+(?:\.\d+)?)?\s*([km])?\s*(?:tokens?|calls?|images?|characters?|sessions?|units?)?")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)?\s*(second|minute|hour)s?")
+_SECONDS = {"second": 1, "minute": 60, "hour": 3600}
+_KINDS = {kind.name: kind for kind in PRICE_KINDS}
+
+
+def unit_size(unit: str) -> tuple[Decimal, str] | None:
+    """What one unit of measure holds: ``("1K")`` -> (1000, "count"), ``"100"`` -> (100, "count"), ``"1 Hour"`` ->
+    (3600, "seconds"); ``None`` for a rate (``1/Hour``, ``1/Day``, ``1/Month``: hours of a deployment, days of
+    storage) or anything else."""
+    text = unit.strip().lower()
+    if not text or "/" in text:
+        return None
+    duration = _DURATION.fullmatch(text)
+    if duration is not None:
+        return Decimal(duration[1] or 1) * _SECONDS[duration[2]], "seconds"
+    count = _COUNT.fullmatch(text)
+    if count is None or (count[1] is None and count[2] is None):
+        return None
+    return Decimal(count[1] or 1) * {"k": 1000, "m": 1_000_000, None: 1}[count[2]], "count"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +86,26 @@ class RetailItem:
     @property
     def is_token_price(self) -> bool:
         """A pay-as-you-go price per token (not a reservation, not a volume tier, not another unit)."""
-        return self.item_type == "Consumption" and self.tier_minimum_units == 0 and self.per_million is not None
+        return self.is_consumption and self.per_million is not None
+
+    @property
+    def is_consumption(self) -> bool:
+        """A pay-as-you-go price (not a reservation, not a volume tier), in any unit."""
+        return self.item_type == "Consumption" and self.tier_minimum_units == 0
+
+    def price_for(self, kind: str) -> Decimal | None:
+        """The price in the tables' terms for the price column ``kind`` (``PriceKind.per`` of its ``unit``): USD per
+        1M tokens from a ``1K`` meter, per 1,000 calls, per session, per minute (60 seconds) from a ``1 Hour`` meter,
+        per image from a ``100`` (images) meter; ``None`` when the unit of measure does not count what the column
+        counts."""
+        column = _KINDS.get(kind)
+        size = unit_size(self.unit)
+        if column is None or size is None or size[0] <= 0:
+            return None
+        amount, dimension = size
+        if (dimension == "seconds") != (column.unit == "seconds"):
+            return None
+        return self.retail_price / amount * column.per
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,3 +235,23 @@ def _number(file: str, entry: str, item: dict[str, Any], key: str, default: int 
 def openai_items(items: Iterable[RetailItem]) -> list[RetailItem]:
     """The items of the Azure OpenAI products."""
     return [i for i in items if i.product in OPENAI_PRODUCTS]
+
+
+def meter_prices(item: RetailItem) -> tuple[MeterKey, dict[str, Decimal]] | UnmappedMeter | None:
+    """What one Retail item prices: its key and a price per column (the key's kind and ``also``), in the tables'
+    terms (``RetailItem.price_for``). ``UnmappedMeter`` for a token meter the parser does not read (listed by the
+    generator and the check); ``None`` for an item that is not a pay-as-you-go price, or not a token meter and not
+    one the parser reads (hours of a deployment, days of storage: reviewed in ``exceptions.toml``)."""
+    if not item.is_consumption:
+        return None
+    try:
+        key = parse_meter(item.meter_name, item.product)
+    except UnmappedMeter as exc:
+        return exc if item.per_million is not None else None
+    prices = {}
+    for kind in (key.kind, *key.also):
+        price = item.price_for(kind)
+        if price is None:
+            return UnmappedMeter(f"unit {item.unit!r} does not count what {kind} is priced in", "unit")
+        prices[kind] = price
+    return key, prices

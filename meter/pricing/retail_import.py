@@ -25,8 +25,8 @@ from decimal import Decimal
 from meter.pricing.book import PriceBook
 from meter.pricing.check import CheckResult, Finding, check
 from meter.pricing.generate import entries, read_meters, render
-from meter.pricing.meters import UnmappedMeter, parse_meter
-from meter.pricing.retail import RetailData, RetailItem, openai_items
+from meter.pricing.meters import UnmappedMeter
+from meter.pricing.retail import RetailData, RetailItem, meter_prices, openai_items
 
 _Key = tuple[str, str, int, str]
 """(model, deployment type, tier, kind)."""
@@ -89,12 +89,13 @@ def wanted_keys(result: CheckResult) -> tuple[dict[_Key, str], dict[_Key, str]]:
     return write, keep
 
 
-def _item_key(item: RetailItem) -> _Key | None:
-    try:
-        key = parse_meter(item.meter_name, item.product)
-    except UnmappedMeter:
-        return None
-    return (key.model, key.deployment_type, key.above_input_tokens, key.kind)
+def _item_keys(item: RetailItem) -> list[_Key]:
+    """The keys one item prices (its kind, and the kinds its meter bills too); none for a meter not read."""
+    found = meter_prices(item)
+    if found is None or isinstance(found, UnmappedMeter):
+        return []
+    key, prices = found
+    return [(key.model, key.deployment_type, key.above_input_tokens, kind) for kind in prices]
 
 
 def import_retail(
@@ -108,14 +109,14 @@ def import_retail(
     everything: bool = False,
 ) -> ImportResult:
     """The user table for ``data`` on top of ``book`` (see the module docstring)."""
-    items = [i for i in openai_items(data.items) if i.is_token_price]
+    items = [i for i in openai_items(data.items) if i.is_consumption]
     result = check(book, items, at=at or data.fetched)
     if everything:
-        write = {k: "all" for k in filter(None, map(_item_key, items))}
+        write = {k: "all" for i in items for k in _item_keys(i)}
         keep: dict[_Key, str] = {}
     else:
         write, keep = wanted_keys(result)
-    selected = [i for i in items if _item_key(i) in write]
+    selected = [i for i in items if any(k in write for k in _item_keys(i))]
     read = read_meters(selected)
     text = render(
         read,

@@ -55,7 +55,7 @@ def test_golden_cost(book: PriceBook, case: str, model: str, usage: FakeUsage, r
     assert cost.total == Decimal(expected)
     assert isinstance(cost.total, Decimal)
     assert cost.currency == "USD"
-    assert cost.table_version == "2026-12-01.1"
+    assert cost.table_version == "2026-12-07.1"
 
 
 def test_golden_case_02_breakdown(book: PriceBook) -> None:

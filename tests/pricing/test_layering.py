@@ -40,7 +40,7 @@ def test_user_rows_win_where_they_apply(tmp_path: Path) -> None:
     # input from the user table (1.5), output still the list price (8)
     assert cost.total == Decimal("9.5")
     assert cost.row_ids == ("gpt-4.1:GlobalStandard@2026-01-01/input", "gpt-4.1:GlobalStandard@2025-04-01/output")
-    assert cost.table_version == "user-1+2026-12-01.1"
+    assert cost.table_version == "user-1+2026-12-07.1"
     before = book.cost_of(FakeUsage(M, 0, 0, M), model="gpt-4.1", at=utc(2025, 12, 31))
     assert before.total == Decimal("10")
 

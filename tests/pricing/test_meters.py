@@ -55,6 +55,24 @@ READ = [
     ("gpt-4-32K-Input-regional Tokens", MeterKey("gpt-4-32k-0613", "input", "Standard")),
     ("gpt-4-Turbo-Batch-128K Outp-glbl Tokens", MeterKey("gpt-4-turbo-2024-04-09", "output", "GlobalBatch")),
     ("gpt-oss-120B Outp DZone Tokens", MeterKey("gpt-oss-120b", "output", "DataZoneStandard")),
+    # the built-in tools' fees: one model, built-in-tools, for every model's calls
+    ("file-search-tool-calls-glbl Calls", MeterKey("built-in-tools", "file_search", "GlobalStandard")),
+    ("file-search-tool-calls-datazone Calls", MeterKey("built-in-tools", "file_search", "DataZoneStandard")),
+    ("file-search-tool-calls-rgnl Calls", MeterKey("built-in-tools", "file_search", "Standard")),
+    ("Code-Interpreter-global Session", MeterKey("built-in-tools", "code_interpreter", "GlobalStandard")),
+    ("Code-Interpreter-regnl EP Session", MeterKey("built-in-tools", "code_interpreter", "Standard")),
+    # whisper per hour of audio (priced per minute); dall-e-3 per image: LowRes square, HighRes wide
+    ("Speech-to-Text-Batch-Whisper-glbl Unit", MeterKey("whisper", "audio_minute", "GlobalStandard")),
+    ("Speech-to-Text-Batch-Whisper-regnl Unit", MeterKey("whisper", "audio_minute", "Standard")),
+    ("Image-Dall-E-3 Std LowRes-glbl Images", MeterKey("dall-e-3", "image_standard", "GlobalStandard")),
+    ("Image-Dall-E-3 Std HighRes-glbl Images", MeterKey("dall-e-3", "image_standard_wide", "GlobalStandard")),
+    ("Image-Dall-E-3 HD LowRes-regnl EP Images", MeterKey("dall-e-3", "image_hd", "Standard")),
+    ("Image-Dall-E-3 HD HighRes-glbl Images", MeterKey("dall-e-3", "image_hd_wide", "GlobalStandard")),
+    # gpt-image-1: text and image input, cached text input, image output
+    ("gpt-image-1-inp-txt-glbl Tokens", MeterKey("gpt-image-1", "input", "GlobalStandard")),
+    ("gpt-image-1-inp-img-dzone Tokens", MeterKey("gpt-image-1", "image_input", "DataZoneStandard")),
+    ("gpt-image-1-inp-cached-txt-glbl Tokens", MeterKey("gpt-image-1", "cached_input", "GlobalStandard")),
+    ("gpt-image-1-output-img-glbl Tokens", MeterKey("gpt-image-1", "image_output", "GlobalStandard")),
 ]
 
 
@@ -72,7 +90,10 @@ UNMAPPED = [
     ("gpt-4-8K-Batch-Inp-regnl Tokens", "no-deployment-type"),
     ("gpt-latest 05052026 inp Gl 1M Tokens", "unknown-model"),
     ("davinci-002-base-glbl Tokens", "completions"),
-    ("file-search-tool-calls-glbl Calls", "not-tokens"),
+    ("Speech-Text to Speech-global Characters", "not-tokens"),
+    ("gpt-image-1-inp-cached-img-glbl Tokens", "image"),
+    ("gpt img 1 mini inp txt glbl Tokens", "image"),
+    ("Image-DALL-E-2-glbl Images", "image"),
 ]
 
 
@@ -100,6 +121,18 @@ def test_meters_that_are_not_table_prices_say_why(name: str, category: str) -> N
 def test_unclear_names_are_refused_not_guessed(name: str, reason: str) -> None:
     with pytest.raises(UnmappedMeter, match=reason):
         parse_meter(name)
+
+
+def test_one_meter_bills_output_that_has_no_detail() -> None:
+    """A text-to-speech model's output is audio and gpt-image-1's is image tokens: their audio (image) output meter
+    prices output reported without the detail too, and reconciliation bills such output as the meter's kind."""
+    from meter.pricing.meters import billed_kind
+
+    assert parse_meter("gpt-4o-mini-tts-aud-out-glbl Tokens").also == ("output",)
+    assert parse_meter("gpt-image-1-output-img-glbl Tokens").also == ("output",)
+    assert parse_meter("gpt aud 1.5 opt Dz 1M Tokens").also == ()  # gpt-audio has a text output meter of its own
+    assert [billed_kind(m, "output") for m in ("gpt-4o-mini-tts", "gpt-image-1", "gpt-audio-1.5", "gpt-5")] == [
+        "audio_output", "image_output", "output", "output"]
 
 
 def test_normalise_splits_glued_words() -> None:

@@ -22,7 +22,7 @@ from pricing_helpers import write_table
 from meter.pricing import PriceBook
 from meter.pricing.check import CheckResult, check
 from meter.pricing.generate import read_meters, render
-from meter.pricing.retail import RetailData, load_retail, openai_items
+from meter.pricing.retail import RetailData, load_retail, meter_prices, openai_items
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "pricing" / "azure-retail" / "2026-08-11-azure-openai.json"
@@ -123,7 +123,10 @@ def test_models_without_a_meter_are_reviewed() -> None:
 def test_every_mapped_meter_was_compared() -> None:
     result = _result()
     token_items = [i for i in openai_items(_data().items) if i.is_token_price]
-    assert result.agree + len(result.differ) + len(result.missing) + len(result.unmapped) == len(token_items)
+    read = [i for i in openai_items(_data().items) if meter_prices(i) is not None]
+    assert result.agree + len(result.differ) + len(result.missing) + len(result.unmapped) == len(read) == \
+        result.compared
+    assert {i.unit for i in read} - {i.unit for i in token_items} == {"1", "100", "1 Hour"}  # sessions, images, hours
     assert result.agree > 14_000
 
 
@@ -202,4 +205,4 @@ def test_the_documented_generate_command_reproduces_the_table(tmp_path: Path) ->
     )
     assert done.returncode == 0, done.stderr
     assert out.read_bytes() == GENERATED.read_bytes()
-    assert "token prices mapped" in done.stderr
+    assert "token and unit prices mapped" in done.stderr

@@ -1,6 +1,7 @@
-"""Tool fees and the calls billed by seconds, images or image tokens (issue 22): the rows of
-25-azure-tools-and-media.toml agree with the Retail meters they cite, and calls through meter carry
-their whole cost, or say which part is unpriced."""
+"""Tool fees and the calls billed by seconds, images or image tokens (issue 22): the rows the generator writes for
+them into 20-azure-retail.toml agree with the Retail meters they cite (each converted here, apart from the
+generator, to what its column is per), and calls through meter carry their whole cost, or say which part is
+unpriced."""
 
 from __future__ import annotations
 
@@ -17,16 +18,17 @@ import meter
 from meter.pricing import PriceBook
 
 ROOT = Path(__file__).resolve().parents[2]
-TABLE = ROOT / "pricing" / "25-azure-tools-and-media.toml"
+TABLE = ROOT / "pricing" / "20-azure-retail.toml"
 SNAPSHOT = ROOT / "pricing" / "azure-retail" / "2026-08-11-azure-openai.json"
 HOST = "https://r.openai.azure.com"
+MODELS = ("built-in-tools", "whisper", "dall-e-3", "gpt-image-1")
 
 
-def _meters() -> dict[tuple[str, str], list[dict[str, Any]]]:
+def _meters() -> dict[str, list[dict[str, Any]]]:
     items = json.loads(SNAPSHOT.read_text(encoding="utf-8"))["items"]
-    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    out: dict[str, list[dict[str, Any]]] = {}
     for item in items:
-        out.setdefault((item["meterName"], item["effectiveStartDate"][:10]), []).append(item)
+        out.setdefault(item["meterName"], []).append(item)
     return out
 
 
@@ -34,39 +36,37 @@ PRICE_COLUMNS = ("file_search", "code_interpreter", "audio_minute", "image_stand
                  "image_hd_wide", "input", "image_input", "cached_input", "output", "image_output")
 
 
-def test_every_row_is_the_price_of_the_meters_it_names() -> None:
+def _converted(item: dict[str, Any]) -> Decimal:
+    """A meter's price in its column's terms, by its unit of measure: per 1M tokens, per 1,000 calls, per session,
+    per minute, per image."""
+    retail, unit, name = Decimal(str(item["retailPrice"])), item["unitOfMeasure"], item["meterName"]
+    if unit == "1K" and "Tokens" in name:
+        return retail * 1000  # per 1K tokens -> per 1M
+    if unit == "1 Hour":
+        return retail / 60  # per hour -> per minute
+    if unit == "100":
+        return retail / 100  # per 100 images -> per image
+    return retail  # 1K calls (file search is per 1,000 calls), 1 session
+
+
+def test_every_generated_row_is_the_price_of_the_meters_it_names() -> None:
     table = tomllib.loads(TABLE.read_text(encoding="utf-8"))
     groups = table["region_groups"]
     meters = _meters()
     checked = 0
     for entry in table["price"]:
-        names = [part.strip() for part in entry["note"].split(":", 1)[1].split(";") if "(" in part]
-        regions = set(groups[entry["region"]]) if "region" in entry else None
+        if entry["model"] not in MODELS:
+            continue
+        names = entry["note"].removeprefix("meters: ").split("; ")
+        regions = set(groups.get(entry["region"], [entry["region"]])) if "region" in entry else None
         for kind in PRICE_COLUMNS:
             if kind not in entry:
                 continue
-            price = Decimal(entry[kind])
-            candidates = []
-            for name in names:
-                meter_name, unit = name[:name.rindex("(")].strip(), name[name.rindex("(") + 1:-1]
-                for (found, _), items in meters.items():
-                    if found != meter_name:
-                        continue
-                    for item in items:
-                        if regions is not None and set(item["regions"]) != regions:
-                            continue
-                        retail = Decimal(str(item["retailPrice"]))
-                        if unit == "1K" and "Tokens" in meter_name:
-                            candidates.append(retail * 1000)  # per 1K tokens -> per 1M
-                        elif unit == "1 Hour":
-                            candidates.append(retail / 60)  # per hour -> per minute
-                        elif unit == "100":
-                            candidates.append(retail / 100)  # per 100 images -> per image
-                        else:
-                            candidates.append(retail)
-            assert price in candidates, (entry, kind, candidates)
+            candidates = [_converted(item) for name in names for item in meters[name]
+                          if regions is None or regions <= set(item["regions"]) or set(item["regions"]) <= regions]
+            assert Decimal(entry[kind]) in candidates, (entry, kind, candidates)
             checked += 1
-    assert checked == sum(1 for entry in table["price"] for key in entry if key in PRICE_COLUMNS) > 30
+    assert checked > 30
 
 
 @pytest.fixture(scope="module")
