@@ -234,6 +234,8 @@ def run_demo(args: argparse.Namespace) -> int:
             if args.ledger:
                 by = ",".join([*args.label_keys[:1], "deployment"])
                 print(f"  ledger:  meter report --ledger {args.ledger} --by {by} --period day   (this run's calls)")
+                print(f"           meter report --ledger {args.ledger} --by service_tier,deployment_type   (the tiers "
+                      "and types its calls were priced at: Priority, Flex, Batch)")
             if args.export_costs:
                 print(f"  bill:    wrote a SIMULATED Azure cost export of this run to {args.export_costs}; compare:")
                 print(f"           meter reconcile --ledger {args.ledger or 'LEDGER'} {args.export_costs} "
