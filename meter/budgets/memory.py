@@ -51,7 +51,8 @@ class _Window:
         self.end = end
         self.spent = _ZERO
         self.reserved = _ZERO
-        self.fired: set[Decimal] = set()
+        self.fired = 0
+        """The ``alert_at`` thresholds fired in this period, one bit each (bit i: ``alert_at[i]``)."""
         self.calls = self.unpriced = self.estimated = self.refused = 0
 
     def spent_at(self, now: datetime) -> Decimal:
@@ -90,7 +91,7 @@ class _Rolling:
         self.buckets: deque[_Bucket] = deque()  # oldest first
         self.total = _ZERO
         self.reserved = _ZERO
-        self.fired: set[Decimal] = set()
+        self.fired = 0
         self.calls = self.unpriced = self.estimated = self.refused = 0
 
     def bucket_of(self, at: datetime) -> int:
@@ -250,9 +251,9 @@ class BudgetLedger:
             actual = None
         events: list[AlertEvent] = []
         with self._lock:
-            if not reservation.open:
+            if not reservation.pending:
                 return ()
-            reservation.open = False
+            reservation.pending = False
             now = self._clock() if at is None else as_utc(at)
             for line, handle in zip(reservation.lines, reservation.handles, strict=True):
                 state = handle
@@ -267,7 +268,13 @@ class BudgetLedger:
                         state.unpriced += 1
                     else:
                         state.estimated += 1
-                bucket = state.bucket_of(reservation.at) if isinstance(state, _Rolling) else 0
+                bucket = 0
+                if isinstance(state, _Rolling):
+                    bucket = state.bucket_of(reservation.at)
+                    if state.fired:  # a threshold the window's spend has fallen back below is armed again
+                        spent, limit = state.spent_at(now), line.budget.limit_usd
+                        state.fired &= sum(1 << i for i, fraction in enumerate(line.budget.alert_at)
+                                           if spent >= fraction * limit)
                 state.charge(bucket, charge, now)
                 events.extend(_alerts(line.budget, state, now))
         return tuple(events)
@@ -300,7 +307,8 @@ class BudgetLedger:
             name=budget.name, enforce=budget.enforce, period=budget.period, period_start=start, period_end=end,
             reset_at=state.reset_at(now), spent=spent, reserved=state.reserved, limit=budget.limit_usd,
             forecast=forecast, calls=state.calls, unpriced_calls=state.unpriced, estimated_calls=state.estimated,
-            refused_calls=state.refused, alerts_fired=tuple(sorted(state.fired)))
+            refused_calls=state.refused,
+            alerts_fired=tuple(fraction for i, fraction in enumerate(budget.alert_at) if state.fired >> i & 1))
 
 
 def _amount(worst_case: WorstCase | Decimal) -> tuple[Decimal, str | None]:
@@ -315,18 +323,16 @@ def _amount(worst_case: WorstCase | Decimal) -> tuple[Decimal, str | None]:
 
 
 def _alerts(budget: Budget, state: _State, now: datetime) -> list[AlertEvent]:
-    """The thresholds the budget's spend has reached and not yet fired in this period. A rolling window
-    re-arms a threshold once its spend falls back below it."""
+    """The thresholds the budget's spend has reached and not yet fired in this period (a rolling window re-arms
+    a threshold once its spend has fallen back below it: ``settle``)."""
     if not budget.alert_at:
         return []
     spent = state.spent_at(now)
     limit = budget.limit_usd
-    if isinstance(state, _Rolling) and state.fired:
-        state.fired = {fraction for fraction in state.fired if spent >= fraction * limit}
     events = []
-    for fraction in budget.alert_at:
-        if fraction not in state.fired and spent >= fraction * limit:
-            state.fired.add(fraction)
+    for i, fraction in enumerate(budget.alert_at):
+        if not state.fired >> i & 1 and spent >= fraction * limit:
+            state.fired |= 1 << i
             start, end = state.bounds(now)
             events.append(AlertEvent(budget.name, fraction, spent, limit, start, end, now))
     return events

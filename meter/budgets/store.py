@@ -43,7 +43,7 @@ class ReservationLine:
 class Reservation:
     """A call's hold on its budgets, from ``reserve`` until ``settle`` / ``release`` (once; again is a no-op)."""
 
-    __slots__ = ("at", "call", "handles", "id", "lines", "open", "unpriced", "worst_case")
+    __slots__ = ("at", "call", "handles", "id", "lines", "pending", "unpriced", "worst_case")
 
     def __init__(self, id: int, call: str, at: datetime, worst_case: Decimal, unpriced: str | None,
                  lines: tuple[ReservationLine, ...], handles: tuple[object, ...]) -> None:
@@ -56,7 +56,8 @@ class Reservation:
         self.lines = lines
         self.handles = handles
         """The store's own handle per line (its period state, a row id ...)."""
-        self.open = True
+        self.pending = True
+        """Not yet settled or released."""
 
     @property
     def budgets(self) -> tuple[str, ...]:
@@ -65,7 +66,7 @@ class Reservation:
 
     def __repr__(self) -> str:
         return (f"Reservation(id={self.id}, call={self.call!r}, worst_case={self.worst_case}, "
-                f"budgets={self.budgets!r}, open={self.open})")
+                f"budgets={self.budgets!r}, pending={self.pending})")
 
 
 @dataclass(frozen=True, slots=True)

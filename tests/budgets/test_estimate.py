@@ -95,7 +95,7 @@ def test_an_unknown_model_gets_the_default_bound_and_is_unpriced_never_zero(book
     case = worst_case({"input": "hi"}, api="responses", model="gpt-9-turbo", price_book=book, at=AT)
     assert (case.output_tokens, case.output_from) == (DEFAULT_MAX_OUTPUT_TOKENS, "default")
     assert not case.priced and case.unpriced is not None and "gpt-9-turbo" in case.unpriced
-    assert DEFAULT_MAX_OUTPUT_TOKENS == max(MODEL_MAX_OUTPUT_TOKENS.values())
+    assert max(MODEL_MAX_OUTPUT_TOKENS.values()) == DEFAULT_MAX_OUTPUT_TOKENS
 
 
 def test_tools_count_once_each_unless_max_tool_calls_says_more(book: PriceBook) -> None:

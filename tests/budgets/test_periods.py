@@ -41,7 +41,8 @@ def test_utc_has_no_daylight_saving_and_offsets_are_converted() -> None:
         assert end - start == timedelta(hours=24)
     paris_summer = timezone(timedelta(hours=2))
     # 00:30 on 1 July in Paris is 22:30 on 30 June UTC: still June's period.
-    assert period_window("month", datetime(2026, 7, 1, 0, 30, tzinfo=paris_summer)) == (utc(2026, 6, 1), utc(2026, 7, 1))
+    in_paris = datetime(2026, 7, 1, 0, 30, tzinfo=paris_summer)
+    assert period_window("month", in_paris) == (utc(2026, 6, 1), utc(2026, 7, 1))
     assert period_window("month", datetime(2026, 7, 1, 0, 30)) == (utc(2026, 7, 1), utc(2026, 8, 1))
 
 
