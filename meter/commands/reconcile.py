@@ -193,7 +193,7 @@ def write_prices(path: str, result: Any, exports: list[str]) -> int:
     return 0
 
 
-CSV_HEADER = ["day", "resource", "model", "token_class", "billed_tokens", "billed_cost_usd", "metered_tokens",
+CSV_HEADER = ["day", "resource", "model", "token_class", "unit", "billed_tokens", "billed_cost_usd", "metered_tokens",
               "metered_cost_usd", "estimated_tokens", "token_difference", "cost_difference_usd", "explanation",
               "unexplained_tokens", "unexplained_cost_usd", "unmetered_tokens", "unmetered_cost_usd"]
 
@@ -204,7 +204,7 @@ def _money(value: Decimal | None) -> str:
 
 def _csv_row(line: Any) -> list[str]:
     return [line.day.isoformat(), str(spreadsheet_cell(line.resource)), str(spreadsheet_cell(line.model)), line.kind,
-            format(line.billed_tokens, "f"), _money(line.billed_cost), str(line.metered_tokens),
+            line.unit, format(line.billed_tokens, "f"), _money(line.billed_cost), format(line.metered_tokens, "f"),
             _money(line.metered_cost), str(line.estimated_tokens), format(line.token_difference, "f"),
             _money(line.cost_difference), "+".join(line.explanations), format(line.unexplained_tokens, "f"),
             _money(line.unexplained_cost), format(line.unmetered_tokens, "f"), _money(line.unmetered_cost)]
@@ -224,7 +224,8 @@ def as_json(result: Any, files: list[Any], rows: int, seconds: float) -> dict[st
         "lines": [dict(zip(CSV_HEADER, _csv_row(line), strict=True)) for line in result.lines],
         "rollups": [{"resource": r.resource, "month": r.month, "billed_tokens": format(r.billed_tokens, "f"),
                      "billed_cost_usd": format(r.billed_cost.value, "f"), "billed_unpriced": r.billed_cost.unpriced,
-                     "metered_tokens": r.metered_tokens, "metered_cost_usd": format(r.metered_cost.value, "f"),
+                     "metered_tokens": format(r.metered_tokens, "f"),
+                     "metered_cost_usd": format(r.metered_cost.value, "f"),
                      "metered_unpriced": r.metered_cost.unpriced, "unmetered_tokens": format(r.unmetered_tokens, "f"),
                      "unmetered_cost_usd": format(r.unmetered_cost.value, "f"),
                      "coverage": None if r.coverage is None else format(r.coverage, "f"),
@@ -294,19 +295,20 @@ def as_table(result: Any, files: list[Any], rows: int, seconds: float) -> str:
     if not usd:
         out.append(visible(f"costs were not compared, only quantities: {result.why_not_costs}"))
     out.append("")
-    header = ["day", "resource", "model", "class", "billed tok", *(["billed USD"] if usd else []), "metered tok",
-              *(["metered USD"] if usd else []), "diff tok", "explanation"]
+    header = ["day", "resource", "model", "class", "unit", "billed qty", *(["billed USD"] if usd else []),
+              "metered qty", *(["metered USD"] if usd else []), "diff qty", "explanation"]
     table = []
     for line in result.lines:
-        table.append([line.day.isoformat(), line.resource, line.model, line.kind, f"{line.billed_tokens:,}",
+        table.append([line.day.isoformat(), line.resource, line.model, line.kind, line.unit, f"{line.billed_tokens:,}",
                       *([_cost(line.billed_cost)] if usd else []), f"{line.metered_tokens:,}",
                       *([_cost(line.metered_cost)] if usd else []), f"{line.token_difference:+,}",
                       "+".join(line.explanations)])
-    billed_tokens = sum((line.billed_tokens for line in result.lines), Decimal(0))
-    metered_tokens = sum(line.metered_tokens for line in result.lines)
-    table.append(["total", "", "", "", f"{billed_tokens:,}", *([_amount(t.billed)] if usd else []),
-                  f"{metered_tokens:,}", *([_amount(t.metered)] if usd else []),
-                  f"{billed_tokens - metered_tokens:+,}", ""])
+    billed_q, metered_q = _per_unit(result.lines, "billed_tokens"), _per_unit(result.lines, "metered_tokens")
+    units = list(dict.fromkeys([*billed_q, *metered_q]))
+    diff = {u: billed_q.get(u, Decimal(0)) - metered_q.get(u, Decimal(0)) for u in units}
+    table.append(["total", "", "", "", units[0] if len(units) == 1 else "", _in_units(billed_q, units),
+                  *([_amount(t.billed)] if usd else []), _in_units(metered_q, units),
+                  *([_amount(t.metered)] if usd else []), _in_units(diff, units, sign=True), ""])
     out.append(text_table(table, header))
     out.append("")
     out.append(_rollup_table(result))
@@ -347,6 +349,24 @@ def as_table(result: Any, files: list[Any], rows: int, seconds: float) -> str:
     out.append("")
     out.extend(_closing(result))
     return "\n".join(out)
+
+
+def _per_unit(lines: list[Any], attribute: str) -> dict[str, Decimal]:
+    """The lines' quantities summed per unit (tokens first, then as the units come)."""
+    out: dict[str, Decimal] = {"tokens": Decimal(0)} if any(line.unit == "tokens" for line in lines) else {}
+    for line in lines:
+        out[line.unit] = out.get(line.unit, Decimal(0)) + getattr(line, attribute)
+    return out
+
+
+def _in_units(quantities: dict[str, Decimal], units: list[str], sign: bool = False) -> str:
+    """A total of one unit as a number (``9,708``); of several, each with its unit (``9,708 tokens, 3 calls``)."""
+    if not units:
+        return "+0" if sign else "0"
+    if len(units) == 1:
+        value = quantities.get(units[0], Decimal(0))
+        return f"{value:+,}" if sign else f"{value:,}"
+    return ", ".join(f"{quantities.get(u, Decimal(0)):{'+,' if sign else ','}} {u}" for u in units)
 
 
 def _quantities(quantities: dict[str, Decimal]) -> str:

@@ -486,3 +486,9 @@ _FEE_TYPES = {"GlobalPriority": "GlobalStandard", "GlobalFlex": "GlobalStandard"
               "DataZonePriority": "DataZoneStandard", "DataZoneBatch": "DataZoneStandard"}
 """The deployment type whose tool fees a call on a tier or Batch pays: the tools' meters are per Global,
 Data Zone or regional deployment, with no tier of their own."""
+
+
+def fee_deployment_type(deployment_type: str) -> str:
+    """The deployment type a built-in tool's fee is billed at for a call on ``deployment_type`` (Global Priority,
+    Flex and Batch calls pay the Global fee; Data Zone Priority and Batch the Data Zone fee)."""
+    return _FEE_TYPES.get(deployment_type, deployment_type)

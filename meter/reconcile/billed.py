@@ -1,14 +1,18 @@
-"""What Azure billed, from export files: per day x resource x model x token class, with commitments apart.
+"""What Azure billed, from export files: per day x resource x model x class, with commitments apart.
 
 Files in one folder are the parts of one export run; a run's time is its newest file's. When
 runs cover the same (day, resource), the latest run's rows win and the earlier ones are set
 aside (Azure re-runs an export for a day to revise it); each supersession is reported.
 
 Meter names are read by ``meter.pricing.meters.parse_meter``, the parser the Retail import uses:
-model, token class, deployment type (Batch is one). A name it cannot read is listed as
+model, class, deployment type (Batch is one). A cell's quantity is in its class's unit
+(``PriceKind.unit``): tokens, the built-in tools' calls and sessions (model ``built-in-tools``),
+seconds of audio (whisper's rows count hours: ``1 Hour`` x 3,600), characters, images (per 100
+images, a quantity of images under the file's reading). A name it cannot read is listed as
 unknown with its rows and cost, never guessed. PTU and reservation rows (hourly or monthly
 units, ``PricingModel`` Reservation / SavingsPlan, a ``Purchase`` charge) are commitments:
-reported apart, never compared per token. Rows of other Cognitive Services on the same resources
+reported apart, never compared per token; a meter the parser reads is never one (whisper's
+``1 Hour`` is hours of audio, not of a deployment). Rows of other Cognitive Services on the same resources
 (Language, Speech, Vision) are kept apart too (``others``), outside the Azure OpenAI totals.
 
 When an export's rows carry a deployment tag (``exports.deployment_tag``), their resource is split
@@ -25,7 +29,9 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from meter.pricing.meters import UnmappedMeter, normalise, parse_meter
+from meter.pricing.meters import MeterKey, UnmappedMeter, normalise, parse_meter
+from meter.pricing.model import PRICE_KINDS
+from meter.pricing.retail import unit_size
 from meter.reconcile.exports import ExportFile, Sum, tokens
 
 CellKey = tuple[date, str, str, str]
@@ -56,9 +62,13 @@ def resource_name(resource_id: str) -> str:
     return _CONTROL.sub("?", resource_id.rstrip("/").rsplit("/", 1)[-1].strip().lower())
 
 
+_SECONDS_KINDS = frozenset(kind.name for kind in PRICE_KINDS if kind.unit == "seconds")
+
+
 @dataclass
 class BilledCell:
     tokens: Decimal = Decimal(0)
+    """The quantity billed, in the class's unit (tokens, calls, sessions, seconds, characters, images)."""
     cost: Decimal | None = None
     deployment_types: set[str] = field(default_factory=set)
     meters: set[str] = field(default_factory=set)
@@ -144,9 +154,22 @@ def account(resource: str) -> str:
 
 
 def _is_commitment(meter: str, pricing_model: str, unit: str) -> bool:
+    """PTU and reservations: by the pricing model, a provisioned meter, or a unit of time (for a meter that is not a
+    model's: ``_add`` reads those first)."""
     name = normalise(meter)
     return (pricing_model.strip().lower() in _COMMITMENT_MODELS or "provisioned" in name or " ptu" in f" {name}"
             or any(word in unit.lower() for word in ("hour", "month", "day")))
+
+
+def _quantity(acc: Sum, reading: str, key: MeterKey) -> Decimal:
+    """A sum's quantity in its class's unit: seconds for audio billed by time (the unit of measure says how long
+    one is, ``1 Hour`` when it says nothing), else what the file's reading gives (tokens, calls, images)."""
+    quantity = tokens(acc, reading)
+    if key.kind in _SECONDS_KINDS:
+        size = unit_size(acc.unit or "1 Hour")
+        if size is not None and size[1] == "seconds":
+            quantity *= size[0]
+    return quantity
 
 
 def _runs(files: list[ExportFile]) -> list[tuple[str, list[ExportFile]]]:
@@ -214,15 +237,20 @@ def _add(out: Billed, f: ExportFile, day: date, resource: str, meter: str, prici
          currency: str) -> None:
     out.resources.add(resource)
     out.days.add(day)
-    if _is_commitment(meter, pricing_model, acc.unit):
+    key: MeterKey | None = None
+    reason = ""
+    if pricing_model.strip().lower() not in _COMMITMENT_MODELS:
+        try:
+            key = parse_meter(meter)
+        except UnmappedMeter as exc:
+            reason = str(exc)
+    if key is None and _is_commitment(meter, pricing_model, acc.unit):
         out.commitments.append(Commitment(day, resource, meter, pricing_model, acc.unit, acc.quantity, acc.cost,
                                           currency))
         return
-    try:
-        key = parse_meter(meter)
-    except UnmappedMeter as exc:
-        unknown = out.unknown.setdefault(meter, UnknownMeter(meter, str(exc), where=f"{f.path}, line "
-                                                                                    f"{acc.first_line}"))
+    if key is None:
+        unknown = out.unknown.setdefault(meter, UnknownMeter(meter, reason, where=f"{f.path}, line "
+                                                                                  f"{acc.first_line}"))
         unknown.resources.add(resource)
         unknown.rows += acc.rows
         unknown.quantity += acc.quantity
@@ -232,7 +260,7 @@ def _add(out: Billed, f: ExportFile, day: date, resource: str, meter: str, prici
         return
     cell = out.cells.setdefault((day, resource, key.model, token_class(key.kind, key.deployment_type)),
                                 BilledCell())
-    cell.tokens += tokens(acc, f.reading)
+    cell.tokens += _quantity(acc, f.reading, key)
     if acc.cost is not None:
         cell.cost = acc.cost if cell.cost is None else cell.cost + acc.cost
     cell.deployment_types.add(key.deployment_type)

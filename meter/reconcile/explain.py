@@ -1,6 +1,8 @@
 """Billed against metered, cell by cell, and each difference explained where the data allows. Pure: no I/O.
 
-A cell is (UTC day, resource, model, token class). For each, in this order:
+A cell is (UTC day, resource, model, class); its quantities are in the class's unit (``Line.unit``:
+tokens, or the built-in tools' calls and sessions, seconds of audio, characters, images), and every
+rule below holds for each unit as for tokens. For each, in this order:
 
 1. **timing**: a difference on day D that the next day cancels exactly (D short by x, D+1 over
    by x, or the reverse) while the ledger has at least x tokens of calls within the window of
@@ -14,6 +16,10 @@ A cell is (UTC day, resource, model, token class). For each, in this order:
    meter's (more than ``tolerance`` apart): the table row meter used, the deployment types
    each side saw, and the ``[[price]]`` entry that would make them agree;
 5. what is left over after those (below ``tolerance``) is **rounding**.
+
+A class no Azure meter bills (``meter.pricing.meters.NO_AZURE_METER``: web search) is never in an
+export: what meter metered of it is **unpriced** (listed, counted as unpriced in the metered total,
+never unexplained and never 0).
 
 Commitments (PTU, reservations) and unknown meters come from the bill as they are; the
 ledger's PTU calls give their utilisation. ``unexplained`` is the money (or, when costs
@@ -36,10 +42,35 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from meter.pricing.meters import NO_AZURE_METER
+from meter.pricing.model import PRICE_KINDS
 from meter.reconcile.billed import Billed, BilledCell, CellKey, Commitment, OtherService, account
 from meter.reconcile.metered import Metered, MeteredCell
 
 MILLION = Decimal(1_000_000)
+_KINDS = {kind.name: kind for kind in PRICE_KINDS}
+
+
+def base_kind(token_class: str) -> str:
+    """The price kind of a class: ``input (batch)`` -> ``input``."""
+    return token_class.split(" (", 1)[0]
+
+
+def class_unit(token_class: str) -> str:
+    """What a class counts: ``tokens``, ``calls``, ``sessions``, ``seconds``, ``characters`` or ``images``."""
+    kind = _KINDS.get(base_kind(token_class))
+    return kind.unit if kind is not None else "tokens"
+
+
+def _per(token_class: str) -> Decimal:
+    """How many units of a class a table price is for (``PriceKind.per``: 1M tokens, 1,000 calls, a minute ...)."""
+    kind = _KINDS.get(base_kind(token_class))
+    return kind.per if kind is not None else MILLION
+
+
+def _per_label(token_class: str) -> str:
+    kind = _KINDS.get(base_kind(token_class))
+    return kind.per_label if kind is not None else "per 1M"
 TOLERANCE = Decimal("0.001")
 """Prices within 0.1 % of each other agree: exports round costs, and a price has to be read back from them."""
 
@@ -51,10 +82,11 @@ class Line:
     model: str
     kind: str
     billed_tokens: Decimal
+    """The quantity billed, in the class's unit (``unit``); so are the other quantities of a line."""
     billed_cost: Decimal | None
-    metered_tokens: int
+    metered_tokens: Decimal
     metered_cost: Decimal | None
-    estimated_tokens: int = 0
+    estimated_tokens: Decimal = Decimal(0)
     explanations: list[str] = field(default_factory=list)
     unexplained_tokens: Decimal = Decimal(0)
     unexplained_cost: Decimal | None = Decimal(0)
@@ -62,6 +94,12 @@ class Line:
     unmetered_tokens: Decimal = Decimal(0)
     unmetered_cost: Decimal | None = Decimal(0)
     """The billed cost of the unmetered tokens, at the line's billed price; ``None`` when it has none."""
+
+    @property
+    def unit(self) -> str:
+        """What the line's quantities count: ``tokens``, ``calls``, ``sessions``, ``seconds``, ``characters``,
+        ``images``."""
+        return class_unit(self.kind)
 
     @property
     def token_difference(self) -> Decimal:
@@ -77,7 +115,8 @@ class Line:
 @dataclass
 class Finding:
     kind: str
-    """``unmetered``, ``not-billed``, ``price``, ``timing``, ``commitment``, ``unknown-meter``, ``superseded``."""
+    """``unmetered``, ``not-billed``, ``unpriced``, ``price``, ``timing``, ``commitment``, ``unknown-meter``,
+    ``superseded``."""
     resource: str
     model: str
     token_class: str
@@ -109,11 +148,13 @@ class Amount:
 
 @dataclass
 class Rollup:
+    """A resource's month: the lines' costs, and their quantities of tokens (the other units are in the lines)."""
+
     resource: str
     month: str
     billed_tokens: Decimal = Decimal(0)
     billed_cost: Amount = field(default_factory=Amount)
-    metered_tokens: int = 0
+    metered_tokens: Decimal = Decimal(0)
     metered_cost: Amount = field(default_factory=Amount)
     unmetered_tokens: Decimal = Decimal(0)
     unmetered_cost: Amount = field(default_factory=Amount)
@@ -232,10 +273,11 @@ def _timing(billed: Billed, metered: Metered, keys: set[CellKey], window: timede
             if da == 0 or da != -db:
                 continue
             ma, mb = metered.cells.get(a), metered.cells.get(b)
+            unit = class_unit(kind)
             if da < 0 and ma is not None and ma.late_tokens >= -da:
-                text = (f"{-da:,} tokens metered in the last {minutes} minutes of {day} UTC were billed on {after}")
+                text = (f"{-da:,} {unit} metered in the last {minutes} minutes of {day} UTC were billed on {after}")
             elif da > 0 and mb is not None and mb.early_tokens >= da:
-                text = (f"{da:,} tokens metered in the first {minutes} minutes of {after} UTC were billed on {day}")
+                text = (f"{da:,} {unit} metered in the first {minutes} minutes of {after} UTC were billed on {day}")
             else:
                 continue
             found[a] = found[b] = text
@@ -245,7 +287,7 @@ def _timing(billed: Billed, metered: Metered, keys: set[CellKey], window: timede
 def _difference(billed: Billed, metered: Metered, key: CellKey) -> Decimal:
     b = billed.cells.get(key)
     m = metered.cells.get(key)
-    return (b.tokens if b else Decimal(0)) - (m.tokens if m else 0)
+    return (b.tokens if b else Decimal(0)) - (m.tokens if m else Decimal(0))
 
 
 def reconcile(billed: Billed, metered: Metered, window: timedelta = timedelta(minutes=10),
@@ -263,8 +305,8 @@ def reconcile(billed: Billed, metered: Metered, window: timedelta = timedelta(mi
         if billed.costs_compared:  # a side with no cell has spent nothing; an unpriced token makes it unknown
             billed_cost = b.cost if b else Decimal(0)
             metered_cost = Decimal(0) if m is None else (m.cost if not m.unpriced_tokens else None)
-        line = Line(day, resource, model, kind, b.tokens if b else Decimal(0), billed_cost, m.tokens if m else 0,
-                    metered_cost, m.estimated_tokens if m else 0)
+        line = Line(day, resource, model, kind, b.tokens if b else Decimal(0), billed_cost,
+                    m.tokens if m else Decimal(0), metered_cost, m.estimated_tokens if m else Decimal(0))
         lines.append(line)
         if key in timing:
             line.explanations.append("timing")
@@ -277,6 +319,9 @@ def reconcile(billed: Billed, metered: Metered, window: timedelta = timedelta(mi
             billed_price = _price(b.cost if b else None, b.tokens if b else 0)
             line.unmetered_cost = delta * billed_price if billed_price is not None and billed.costs_compared else None
             groups[("unmetered", resource, model, kind)].append((line, b, m))
+        elif delta < 0 and b is None and base_kind(kind) in NO_AZURE_METER:
+            line.explanations.append("unpriced")  # no Azure meter bills it: metered, never billed, never priced
+            groups[("unpriced", resource, model, kind)].append((line, b, m))
         elif delta < 0:
             covered = resource in billed.resources
             failed = m.failed_tokens if m else 0
@@ -300,6 +345,8 @@ def reconcile(billed: Billed, metered: Metered, window: timedelta = timedelta(mi
             findings.append(_unmetered(resource, model, kind, members, billed, metered))
         elif what == "not-billed":
             findings.append(_not_billed(resource, model, kind, members, billed))
+        elif what == "unpriced":
+            findings.append(_unpriced(resource, model, kind, members))
         else:
             finding = _price_finding(resource, model, members, tolerance, billed)
             if finding is not None:
@@ -377,14 +424,14 @@ def _unmetered(resource: str, model: str, kind: str, members: list[tuple[Line, B
             cost += line.token_difference * price if price is not None else 0
     share = tokens / billed_tokens if billed_tokens else Decimal(1)
     days = _days(members)
-    text = (f"{tokens:,} {kind} tokens billed that meter did not meter ({share:.1%} of those billed) on "
+    text = (f"{tokens:,} {kind} {class_unit(kind)} billed that meter did not meter ({share:.1%} of those billed) on "
             f"{_day_list(days)}: calls from clients meter does not wrap, other apps on {resource}, the playground "
             "or batch jobs")
     bare = sum(metered.without_usage.get((day, resource), 0) for day in days)
     if bare:
         text += (f"; the ledger also has {bare} call{'s' if bare > 1 else ''} to {resource} on those days with no "
                  "usage (failed, refused or cut off): the service may have billed some of these tokens for them")
-    estimated = sum((line.estimated_tokens for line, _, _ in members), 0)
+    estimated = sum((line.estimated_tokens for line, _, _ in members), Decimal(0))
     if estimated:
         text += f"; {estimated:,} of the metered tokens are meter's estimates"
     return Finding("unmetered", resource, model, kind, days, tokens, cost, text,
@@ -405,8 +452,17 @@ def _not_billed(resource: str, model: str, kind: str, members: list[tuple[Line, 
     else:
         why = "not explained: no failed calls account for them"
     return Finding("not-billed", resource, model, kind, days, tokens, None,
-                   f"{tokens:,} {kind} tokens metered that the export does not bill on {_day_list(days)}: {why}",
-                   {"failed_tokens": str(failed), "covered": covered})
+                   f"{tokens:,} {kind} {class_unit(kind)} metered that the export does not bill on {_day_list(days)}: "
+                   f"{why}", {"failed_tokens": str(failed), "covered": covered})
+
+
+def _unpriced(resource: str, model: str, kind: str, members: list[tuple[Line, Any, MeteredCell | None]]) -> Finding:
+    quantity = sum((line.metered_tokens for line, _, _ in members), Decimal(0))
+    days = _days(members)
+    return Finding("unpriced", resource, model, kind, days, quantity, None,
+                   f"{quantity:,} {kind} {class_unit(kind)} metered on {_day_list(days)} that no Azure meter bills "
+                   "(no Azure price is published for them): never in an export, so not compared; counted, unpriced, "
+                   "not unexplained", {"no_azure_meter": True})
 
 
 def _price_finding(resource: str, model: str, members: list[tuple[Line, BilledCell | None, MeteredCell | None]],
@@ -417,8 +473,9 @@ def _price_finding(resource: str, model: str, members: list[tuple[Line, BilledCe
     metered_types: set[str] = set()
     rows: set[str] = set()
     regions: set[str] = set()
-    unpriced = 0
+    unpriced = Decimal(0)
     days: set[date] = set()
+    units = {line.unit for line, _, _ in members}
     for line, b, m in members:
         if b is None or m is None or b.cost is None:  # a line billed or metered on one side only: no price
             continue
@@ -433,7 +490,7 @@ def _price_finding(resource: str, model: str, members: list[tuple[Line, BilledCe
         entry = kinds.setdefault(line.kind, {"billed": [], "metered": set(), "tokens": Decimal(0)})
         if m.unpriced_tokens:
             unpriced += m.unpriced_tokens
-        matched = min(b.tokens, Decimal(priced))
+        matched = min(b.tokens, priced)
         pm = _price(m.cost, priced)
         entry["billed"].append((b.cost, b.tokens))
         entry["metered"] |= m.unit_prices
@@ -453,9 +510,9 @@ def _price_finding(resource: str, model: str, members: list[tuple[Line, BilledCe
     for kind, entry in sorted(mismatched.items()):
         cost = sum((c for c, _ in entry["billed"]), Decimal(0))
         tokens = sum((t for _, t in entry["billed"]), Decimal(0))
-        per_million = _tidy(cost / tokens * MILLION)
-        prices[kind] = per_million
-        detail_kinds[kind] = {"export_per_1m": format(per_million, "f"),
+        per_unit = _tidy(cost / tokens * _per(kind))  # in the tables' terms: per 1M tokens, per 1,000 calls ...
+        prices[kind] = per_unit
+        detail_kinds[kind] = {"export_per_1m": format(per_unit, "f"),
                               "meter_per_1m": sorted(format(p.normalize(), "f") for p in entry["metered"])}
     billed_type = sorted(billed_types)[0] if billed_types else ""
     hints = []
@@ -477,7 +534,7 @@ def _price_finding(resource: str, model: str, members: list[tuple[Line, BilledCe
                      f"{'' if len(mismatched) > 1 else 's'}: a price change or correction meter's tables lack, or a "
                      "stale table")
     if unpriced:
-        hints.append(f"meter had no price for {unpriced:,} of the tokens")
+        hints.append(f"meter had no price for {unpriced:,} of the {'tokens' if len(units) != 1 else units.pop()}")
     first = min(days) if days else min(line.day for line, _, _ in members)
     region = sorted(regions)[0] if billed_type == "Standard" and regions else ""
     suggested = PriceEntry(model, billed_type, region, first,
@@ -485,7 +542,7 @@ def _price_finding(resource: str, model: str, members: list[tuple[Line, BilledCe
     entry_lines = suggested.toml()
     used = ", ".join(sorted(rows)) or "none (unpriced)"
     per_kind = "; ".join(f"{kind}: export {v['export_per_1m']} vs meter {'/'.join(v['meter_per_1m']) or 'none'} "
-                         f"USD per 1M" for kind, v in detail_kinds.items())
+                         f"USD {_per_label(kind)}" for kind, v in detail_kinds.items())
     return Finding("price", resource, model, ", ".join(mismatched), sorted(days),
                    sum((v["tokens"] for v in mismatched.values()), Decimal(0)), effect,
                    f"the token counts agree but the cost does not ({per_kind}); meter used {used}"
@@ -497,7 +554,8 @@ def _price_finding(resource: str, model: str, members: list[tuple[Line, BilledCe
 
 @dataclass(frozen=True)
 class PriceEntry:
-    """The ``[[price]]`` entry that would make meter's price agree with the export's (USD per 1M tokens)."""
+    """The ``[[price]]`` entry that would make meter's price agree with the export's (USD per 1M tokens, per 1,000
+    tool calls, per session, per minute, per image: each column's own terms)."""
 
     model: str
     deployment_type: str
@@ -523,7 +581,8 @@ def _toml_string(text: str) -> str:
 
 
 def _tidy(value: Decimal) -> Decimal:
-    """A price read back from rounded costs, to 6 decimal places (per 1M tokens), without trailing zeros."""
+    """A price read back from rounded costs, to 6 decimal places (per 1M tokens, or the column's own terms), without
+    trailing zeros."""
     return value.quantize(Decimal("0.000001")).normalize()
 
 
@@ -577,10 +636,11 @@ def _rollups(lines: list[Line], costs_compared: bool) -> list[Rollup]:
     for line in lines:
         key = (line.resource, line.day.isoformat()[:7])
         r = out.setdefault(key, Rollup(*key, by_cost=costs_compared))
-        r.billed_tokens += line.billed_tokens
-        r.metered_tokens += line.metered_tokens
-        r.unmetered_tokens += line.unmetered_tokens
-        r.unexplained_tokens += line.unexplained_tokens
+        if line.unit == "tokens":  # quantities of other units are not added to tokens (their costs are)
+            r.billed_tokens += line.billed_tokens
+            r.metered_tokens += line.metered_tokens
+            r.unmetered_tokens += line.unmetered_tokens
+            r.unexplained_tokens += line.unexplained_tokens
         if costs_compared:
             r.billed_cost.add(line.billed_cost)
             r.metered_cost.add(line.metered_cost)

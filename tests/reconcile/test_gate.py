@@ -149,7 +149,8 @@ def test_every_printed_total_is_the_sum_of_its_lines(tmp_path: Path) -> None:
     work = run_workload(tmp_path, unmetered=2)
     with sqlite3.connect(work.ledger) as db:  # one call meter could not price: unknown, never 0
         (call,) = db.execute("SELECT id FROM calls WHERE deployment = 'o4-mini'").fetchone()
-        assert db.execute("UPDATE costs SET total = NULL WHERE call_id = ?", (call,)).rowcount == 1
+        assert db.execute("UPDATE costs SET total = NULL, amounts = '{\"input\": null, \"output\": null}' "
+                          "WHERE call_id = ?", (call,)).rowcount == 1
     day = bill(work.entries)[0].day
     charges = bill(work.entries, ptu_hours=24 * 15, extra=[
         Charge(day, "gpt 9 ultra 0101 Inp glbl Tokens", Decimal(120_000), "1K", 1000, Decimal("0.004")),
@@ -163,7 +164,8 @@ def test_every_printed_total_is_the_sum_of_its_lines(tmp_path: Path) -> None:
     assert total["day"] == "total" and len(lines) >= 8
     for column in ("billed USD", "metered USD"):
         assert _usd(total[column]) == _sum(lines, column), column
-    for column in ("billed tok", "metered tok", "diff tok"):
+    assert {r["unit"] for r in lines} == {"tokens"} and total["unit"] == "tokens"
+    for column in ("billed qty", "metered qty", "diff qty"):
         assert Decimal(total[column].replace(",", "")) == sum(Decimal(r[column].replace(",", "")) for r in lines)
     assert _usd(total["metered USD"])[1] == 2 and "+ 2 unpriced" in total["metered USD"]  # o4-mini in and out
     assert [r["metered USD"] for r in lines if r["model"] == "o4-mini"] == ["unpriced", "unpriced"]
@@ -200,7 +202,8 @@ def test_unexplained_tokens_without_a_price_are_never_0(work: Workload, tmp_path
     shutil.copy(work.ledger, ledger)
     with sqlite3.connect(ledger) as db:
         (call,) = db.execute("SELECT id FROM calls WHERE deployment = 'o4-mini'").fetchone()
-        db.execute("UPDATE costs SET total = NULL WHERE call_id = ?", (call,))
+        db.execute("UPDATE costs SET total = NULL, amounts = '{\"input\": null, \"output\": null}' WHERE call_id = ?",
+                   (call,))
     charges = [c for c in bill(work.entries) if not c.meter.startswith("o4-mini")]  # metered, never billed
     path = write_ea(tmp_path / "ea.csv", charges)
     result = run(ledger, path)
