@@ -179,7 +179,8 @@ def test_the_demo_table_escapes_teams(ledger: tuple[Path, list[meter.CallRecord]
     summary = Summary.of(records, "team")
     lines = _visible_lines(summary.table())
     unpriced = 1  # the hostile model is unknown to the built-in tables: its line says so
-    assert len(lines) == 7 + unpriced + len(summary.deployments) + len(summary.teams), summary.table()
+    sections = 2 + len(summary.kinds) + len(summary.tiers)  # "per kind of call", "per service tier" and their rows
+    assert len(lines) == 7 + unpriced + len(summary.deployments) + len(summary.teams) + sections, summary.table()
     assert "  evil\\nforged  99" in summary.table()
 
 
