@@ -189,11 +189,10 @@ class Meter:
         self._hosts = frozenset(h.lower() for h in hosts)
         self._dedupe = ResponseDedupe(dedupe_size)
         self._containers = ContainerSessions(dedupe_size)
-        self._lock = threading.Lock()
-        self._faults: dict[str, int] = {}
-        self._logged: set[str] = set()
-        self.guard: Mapping[FaultKind, Guard] = guards(self.record_fault)
-        """``with meter.guard[kind]:`` runs metering work that must never raise into the caller."""
+        self._fault_counter = _FaultCounter(self._sinks)
+        self.guard: Mapping[FaultKind, Guard] = guards(self._fault_counter.record)
+        """``with meter.guard[kind]:`` runs metering work that must never raise into the caller. The guards
+        report to a counter of their own, not to the Meter: no reference cycle keeps a dropped Meter alive."""
         self.costing: Costing | None = None
         if price_book is not False:
             if isinstance(price_tables, str | os.PathLike):  # one path (a string is not a list of paths)
@@ -240,8 +239,7 @@ class Meter:
     @property
     def faults(self) -> Mapping[str, int]:
         """Metering faults caught so far, by kind (self-metrics; the caller never saw them)."""
-        with self._lock:
-            return dict(self._faults)
+        return self._fault_counter.counts()
 
     # -- used by the transports -----------------------------------------------------------------
 
@@ -359,8 +357,28 @@ class Meter:
 
     def record_fault(self, kind: FaultKind, exc: BaseException) -> None:
         """Count a metering fault and log it once per kind."""
+        self._fault_counter.record(kind, exc)
+
+
+class _FaultCounter:
+    """Counts metering faults, tells the sinks, logs each kind once. Apart from ``Meter`` so the guards,
+    which hold its ``record``, hold no reference back to the Meter."""
+
+    __slots__ = ("_counts", "_lock", "_logged", "_sinks")
+
+    def __init__(self, sinks: list[Sink[Any]]) -> None:
+        self._sinks = sinks
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._logged: set[str] = set()
+
+    def counts(self) -> dict[str, int]:
         with self._lock:
-            self._faults[kind] = self._faults.get(kind, 0) + 1
+            return dict(self._counts)
+
+    def record(self, kind: FaultKind, exc: BaseException) -> None:
+        with self._lock:
+            self._counts[kind] = self._counts.get(kind, 0) + 1
             first = kind not in self._logged
             self._logged.add(kind)
         for sink in self._sinks:

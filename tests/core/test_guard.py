@@ -132,3 +132,23 @@ def test_no_handler_counts_a_fault_by_hand_outside_the_named_exceptions() -> Non
         found |= handlers.found
     assert found <= set(HAND_WRITTEN_ALLOWED), sorted(found - set(HAND_WRITTEN_ALLOWED))
     assert found == set(HAND_WRITTEN_ALLOWED), "an allowed exception no longer exists: drop it"
+
+
+def test_a_dropped_meter_is_freed_at_once_not_left_for_the_cyclic_collector() -> None:
+    """The guards report to a counter of their own: a guard holding ``Meter.record_fault`` made every
+    Meter a reference cycle (found as cyclic garbage by tests/reliability/test_no_cycles.py)."""
+    import gc
+    import weakref
+
+    from prometheus_client import CollectorRegistry
+
+    gc.collect()
+    gc.disable()
+    try:
+        for options in ({"otel": False, "prometheus": False}, {"otel": False, "registry": CollectorRegistry()}):
+            m = meter.Meter(**options)  # type: ignore[arg-type]
+            alive = weakref.ref(m)
+            del m
+            assert alive() is None, options
+    finally:
+        gc.enable()
