@@ -130,8 +130,10 @@ def test_a_tool_without_a_price_or_a_bound_leaves_the_call_unpriced(book: PriceB
 def test_embeddings_have_no_output(book: PriceBook) -> None:
     case = worst_case({"input": ["a" * 8, "b" * 8]}, api="embeddings", model="text-embedding-3-small",
                       price_book=book, at=AT)
-    assert (case.input_tokens, case.output_tokens) == ((16 + 3) // 4 + 3 * 2, 0)
+    assert (case.input_tokens, case.output_tokens, case.output_from) == ((16 + 3) // 4 + 3 * 2, 0, "none (embeddings)")
     assert case.usd == Decimal(10) * Decimal("0.02") / 10**6
+    unknown = worst_case({"input": "x", "max_tokens": 99}, api="embeddings", model="my-embedder", price_book=book)
+    assert unknown.output_tokens == 0, "an embedding model outside the table produces no output either"
 
 
 def test_calls_without_a_rule_yet_are_unpriced(book: PriceBook) -> None:

@@ -209,12 +209,21 @@ def test_sixteen_threads_never_settle_past_a_hard_limit(busy_switching: None) ->
     stop = threading.Event()
     peaks: list[Decimal] = []
 
+    class Yielding(list[Budget]):
+        """The matched budgets, handing the interpreter to another thread between two of them: a ledger whose
+        check and update were not one atomic step would let two calls pass the same check here."""
+
+        def __iter__(self) -> Iterator[Budget]:
+            for item in super().__iter__():
+                yield item
+                time.sleep(0)
+
     def worker(seed: int) -> None:
         rng = random.Random(seed)
         start.wait()
         for _ in range(150):
             worst = D(rng.randint(1, 60)) / 100
-            result = ledger.reserve(f"t{seed}", [soft, hard], worst)
+            result = ledger.reserve(f"t{seed}", Yielding([hard, soft]), worst)
             if isinstance(result, Refusal):
                 refusals.append(result.budget.name)
                 continue

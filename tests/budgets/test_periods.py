@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -44,6 +45,17 @@ def test_utc_has_no_daylight_saving_and_offsets_are_converted() -> None:
     in_paris = datetime(2026, 7, 1, 0, 30, tzinfo=paris_summer)
     assert period_window("month", in_paris) == (utc(2026, 6, 1), utc(2026, 7, 1))
     assert period_window("month", datetime(2026, 7, 1, 0, 30)) == (utc(2026, 7, 1), utc(2026, 8, 1))
+
+
+def test_a_naive_instant_is_utc_whatever_the_machine_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a machine set to New York, 22:30 naive on 30 June is still June 30th UTC (not 02:30 on 1 July)."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        assert period_window("day", datetime(2026, 6, 30, 22, 30)) == (utc(2026, 6, 30), utc(2026, 7, 1))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_every_instant_of_a_year_falls_in_exactly_one_period() -> None:

@@ -15,9 +15,9 @@ from meter.budgets import BudgetLedger, Refusal, load_budgets, refusal_answer, r
 NOW = datetime(2027, 1, 31, 22, 0, 0, 500000, tzinfo=UTC)
 
 
-def refusal(name: str = "search-monthly", **fields: str) -> Refusal:
+def refusal(name: str = "search-monthly", now: datetime = NOW, **fields: str) -> Refusal:
     (budget,) = load_budgets([{"name": name, "period": "month", "limit_usd": "5", "enforce": "hard", **fields}])
-    ledger = BudgetLedger([budget], clock=lambda: NOW)
+    ledger = BudgetLedger([budget], clock=lambda: now)
     result = ledger.reserve("call", [budget], Decimal("6"))
     assert isinstance(result, Refusal)
     return result
@@ -53,10 +53,13 @@ def test_any_budget_name_gives_an_ascii_body_and_ascii_headers() -> None:
 
 
 @pytest.mark.parametrize("client_kind", ["openai", "azure"])
-def test_the_openai_sdk_raises_once_without_retrying(client_kind: str) -> None:
+@pytest.mark.parametrize("seconds_to_reset", [30, 7200])
+def test_the_openai_sdk_raises_once_without_retrying(client_kind: str, seconds_to_reset: int) -> None:
     """The real SDK with its default retries (2) gets the answer: one request, one ``RateLimitError`` carrying
-    the code and the budget."""
-    answer = refusal_answer(refusal())
+    the code and the budget. 30 seconds to the reset is a ``retry-after`` the SDK would wait and retry after:
+    ``x-should-retry: false`` is what stops it (past 120 seconds the SDK gives up on its own)."""
+    answer = refusal_answer(refusal(now=datetime(2027, 2, 1, tzinfo=UTC) - timedelta(seconds=seconds_to_reset)))
+    assert dict(answer.headers)["retry-after"] == str(seconds_to_reset)
     seen: list[httpx2.Request] = []
 
     def handler(request: httpx2.Request) -> httpx2.Response:
