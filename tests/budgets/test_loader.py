@@ -203,7 +203,7 @@ unpriced_usd = 99999999999999999999999999
     assert [line.split(": field ")[1].split(":")[0] for line in lines] == [
         "'period'", "'limit_usd'", "'match'", "'alert_at'", "'limit_usd'", "'unpriced_usd'"]
     assert all(len(line) < 300 for line in lines), lines
-    assert lines[1].endswith("...' is too long to be an amount of USD"), "refused before it is parsed"
+    assert lines[1].endswith("... is too long to be an amount of USD"), "refused before it is parsed"
 
 
 def test_hostile_values_from_python_are_refused(tmp_path: Path) -> None:
