@@ -210,7 +210,7 @@ class Meter:
             from meter.sinks.ledger import LedgerSink
 
             self.ledger = LedgerWriter(open_ledger(ledger, keys),
-                                       on_fault=self._ledger_fault)
+                                       on_fault=self._fault_counter.record_many)
             self._sinks.append(LedgerSink(self.ledger))
 
     # -- public -------------------------------------------------------------------------------
@@ -222,11 +222,6 @@ class Meter:
         the subscribers; its ledger row is not written, and is counted (fault ``ledger_after_close``).
         """
         return self.ledger.close(timeout) if self.ledger is not None else True
-
-    def _ledger_fault(self, kind: FaultKind, reason: str, count: int) -> None:
-        """The ledger writer could not write ``count`` records as they were: counted by kind, logged once."""
-        for _ in range(count):
-            self.record_fault(kind, _LedgerFault(reason))
 
     def subscribe(self, callback: RecordCallback) -> None:
         """Add a record subscriber after construction."""
@@ -375,6 +370,11 @@ class _FaultCounter:
     def counts(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)
+
+    def record_many(self, kind: FaultKind, reason: str, count: int) -> None:
+        """The ledger writer could not write ``count`` records as they were: counted by kind, logged once."""
+        for _ in range(count):
+            self.record(kind, _LedgerFault(reason))
 
     def record(self, kind: FaultKind, exc: BaseException) -> None:
         with self._lock:

@@ -134,7 +134,7 @@ def test_no_handler_counts_a_fault_by_hand_outside_the_named_exceptions() -> Non
     assert found == set(HAND_WRITTEN_ALLOWED), "an allowed exception no longer exists: drop it"
 
 
-def test_a_dropped_meter_is_freed_at_once_not_left_for_the_cyclic_collector() -> None:
+def test_a_dropped_meter_is_freed_at_once_not_left_for_the_cyclic_collector(tmp_path: Path) -> None:
     """The guards report to a counter of their own: a guard holding ``Meter.record_fault`` made every
     Meter a reference cycle (found as cyclic garbage by tests/reliability/test_no_cycles.py)."""
     import gc
@@ -145,8 +145,10 @@ def test_a_dropped_meter_is_freed_at_once_not_left_for_the_cyclic_collector() ->
     gc.collect()
     gc.disable()
     try:
-        for options in ({"otel": False, "prometheus": False}, {"otel": False, "registry": CollectorRegistry()}):
+        for options in ({"otel": False, "prometheus": False}, {"otel": False, "registry": CollectorRegistry()},
+                        {"otel": False, "prometheus": False, "ledger": str(tmp_path / "l.sqlite")}):
             m = meter.Meter(**options)  # type: ignore[arg-type]
+            m.close()
             alive = weakref.ref(m)
             del m
             assert alive() is None, options

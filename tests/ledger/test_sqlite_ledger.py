@@ -122,7 +122,7 @@ class _Store:
 def test_a_blocked_database_never_slows_a_call_and_drops_are_counted() -> None:
     store = _Store()
     m = meter.Meter(registry=CollectorRegistry(), otel=False)
-    writer = LedgerWriter(store, on_fault=m._ledger_fault, max_queue=20, flush_interval_s=0.05)
+    writer = LedgerWriter(store, on_fault=m._fault_counter.record_many, max_queue=20, flush_interval_s=0.05)
     from meter.sinks.ledger import LedgerSink
 
     m.add_sink(LedgerSink(writer))
