@@ -21,6 +21,7 @@ at most ``ROLLING_BUCKETS + 1`` time buckets), and the reservations of calls in 
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -95,11 +96,15 @@ class _Rolling:
         self.calls = self.unpriced = self.estimated = self.refused = 0
 
     def bucket_of(self, at: datetime) -> int:
-        return (at - _EPOCH) // timedelta(seconds=self.bucket_s)
+        return math.floor(at.timestamp()) // self.bucket_s
+
+    def _first_kept(self, now: datetime) -> int:
+        """The bucket the window ``(now - length, now]`` begins in."""
+        return (math.floor(now.timestamp()) - self.length_s) // self.bucket_s
 
     def _prune(self, now: datetime) -> None:
-        """Drop the buckets that ended before the window ``(now - length, now]`` begins."""
-        first_kept = self.bucket_of(now - self.length) if now - _EPOCH > self.length else -1
+        """Drop the buckets that ended before the window begins."""
+        first_kept = self._first_kept(now)
         buckets = self.buckets
         while buckets and buckets[0].index < first_kept:
             self.total -= buckets.popleft().amount
@@ -110,7 +115,7 @@ class _Rolling:
 
     def charge(self, bucket: int, amount: Decimal, now: datetime) -> None:
         self._prune(now)
-        if now - _EPOCH > self.length and bucket < self.bucket_of(now - self.length):
+        if bucket < self._first_kept(now):
             return  # its time has already left the window
         buckets = self.buckets
         if not buckets or buckets[-1].index < bucket:
