@@ -24,30 +24,76 @@ MUTED = "#8e8e9e"
 PALETTE = ("#73BF69", "#F2CC0C", "#8AB8FF", "#FF780A", "#F2495C", "#5794F2", "#B877D9", "#FF9830", "#37872D",
            "#FADE2A", "#C4162A", "#1F60C4")
 """Grafana's classic palette, in its order."""
-EXEMPLAR = "#FADE2A"
+EXEMPLAR = "#FF00FF"
+"""Exemplars that belong to no drawn series (magenta, as the heatmap's exemplars): never a line's colour."""
 
 
-def format_value(value: float, unit: str) -> str:
-    """A value in a Grafana unit: ``currencyUSD``, ``percentunit``, ``s``, ``reqps``, ``short``."""
+SHORT_UNITS = ("", " K", " Mil", " Bil", " Tri")
+"""Grafana's ``short`` unit scales by 1000 with these suffixes."""
+
+
+def _fixed(value: float, decimals: int) -> str:
+    """Grafana's ``toFixed``: rounded half up (``Math.round``), then exactly ``decimals`` digits."""
+    factor = 10 ** max(0, decimals)
+    return f"{math.floor(value * factor + 0.5) / factor:.{max(0, decimals)}f}"
+
+
+def format_value(value: float, unit: str, decimals: int | None = None) -> str:
+    """A value in a Grafana unit (``currencyUSD``, ``percentunit``, ``s``, ``reqps``, ``short``), with the panel's
+    ``decimals`` when it sets them (Grafana's rounding), else about three significant digits."""
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
         return "inf"
+    if decimals is not None:
+        return _with_decimals(value, unit, decimals)
     if value == 0:
         return "$0" if unit == "currencyUSD" else "0%" if unit == "percentunit" else "0 s" if unit == "s" else "0"
     if unit == "currencyUSD":
-        return f"${value:,.2f}" if abs(value) >= 1 else f"${value:.4f}" if abs(value) >= 0.0001 else f"${value:.2e}"
+        if abs(value) >= 1:
+            return f"${value:,.2f}"
+        if abs(value) >= 0.0001:
+            return f"${value:.4f}"
+        return f"${value:.{2 - math.floor(math.log10(abs(value)))}f}"  # three significant digits, no exponent
     if unit == "percentunit":
         return f"{value * 100:.1f}%"
     if unit == "s":
         return f"{value * 1000:.0f} ms" if abs(value) < 1 else f"{value:.2f} s"
     if unit == "reqps":
         return f"{value:.3g} req/s"
-    if abs(value) >= 1e6:
-        return f"{value / 1e6:.3g}M"
-    if abs(value) >= 1e3:
-        return f"{value / 1e3:.3g}k"
-    return f"{value:.3g}"
+    scaled, suffix = _short(value)
+    return f"{scaled:.3g}{suffix}"
+
+
+def _short(value: float) -> tuple[float, str]:
+    step = 0
+    while abs(value) >= 1000 and step < len(SHORT_UNITS) - 1:
+        value, step = value / 1000, step + 1
+    return value, SHORT_UNITS[step]
+
+
+def _with_decimals(value: float, unit: str, decimals: int) -> str:
+    if unit == "currencyUSD":
+        text = _fixed(abs(value), decimals)
+        whole, _, frac = text.partition(".")
+        return ("-" if value < 0 else "") + f"${int(whole):,}" + (f".{frac}" if frac else "")
+    if unit == "percentunit":
+        return f"{_fixed(value * 100, decimals)}%"
+    if unit == "s":
+        return f"{_fixed(value * 1000, decimals)} ms" if abs(value) < 1 else f"{_fixed(value, decimals)} s"
+    if unit == "reqps":
+        return f"{_fixed(value, decimals)} req/s"
+    scaled, suffix = _short(value)
+    return f"{_fixed(scaled, decimals)}{suffix}"
+
+
+def mapped(value: float, mappings: Sequence[dict[str, Any]] = ()) -> str | None:
+    """The text a Grafana value mapping (``{"type": "value", "options": {"-1": {"text": ...}}}``) gives ``value``."""
+    key = str(int(value)) if value.is_integer() else repr(value)
+    for mapping in mappings:
+        if mapping.get("type") == "value" and key in mapping.get("options", {}):
+            return str(mapping["options"][key].get("text", key))
+    return None
 
 
 @dataclass
@@ -55,6 +101,17 @@ class Series:
     name: str
     times: list[datetime]
     values: list[float]
+    labels: dict[str, str] = field(default_factory=dict)
+    """The series' labels (Grafana colours an exemplar like the series whose labels it matches)."""
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    """One exemplar point; ``series`` is the name of the drawn series it belongs to, if any."""
+
+    time: datetime
+    value: float
+    series: str | None = None
 
 
 @dataclass
@@ -88,13 +145,21 @@ def style_axes(ax: Any, title: str) -> None:
     ax.set_title(title, color=TEXT, fontsize=10, loc="left", fontweight="bold", pad=6)
 
 
-LEGEND_MAX = 8
+LEGEND_FONT = 7.0
+Frame = tuple[float, float, float, float]
+"""A panel's box in figure coordinates (left, bottom, width, height): what its legend must stay inside."""
 
 
 def timeseries(ax: Any, title: str, series: Sequence[Series], unit: str, stacked: bool = False,
-               exemplars: Sequence[tuple[datetime, float]] = (), bars: bool = False,
-               xlim: tuple[datetime, datetime] | None = None, bar_days: float | None = None) -> Drawn:
-    """Lines over time (or stacked areas, or stacked bars for periods), a legend below, the unit on the y axis."""
+               exemplars: Sequence[Exemplar] = (), bars: bool = False,
+               xlim: tuple[datetime, datetime] | None = None, bar_days: float | None = None,
+               frame: Frame | None = None, decimals: int | None = None) -> Drawn:
+    """Lines over time (or stacked areas, or stacked bars for periods), a legend below, the unit on the y axis.
+
+    The y axis ends on a "nice" tick at or above the highest point (Grafana's axis never cuts a line off);
+    exemplars are diamonds in the colour of the series they belong to, else in their own colour, held inside
+    the axis as Grafana holds them; the legend keeps inside ``frame`` (the panel), ending in "+N more".
+    """
     from matplotlib import dates, ticker
 
     mdates: Any = dates
@@ -102,64 +167,142 @@ def timeseries(ax: Any, title: str, series: Sequence[Series], unit: str, stacked
     style_axes(ax, title)
     drawn = Drawn(title, "timeseries")
     shown = [s for s in series if s.values]
+    colour = {s.name: PALETTE[i % len(PALETTE)] for i, s in enumerate(shown)}
+    tops: list[float] = []
     if bars and shown:
         bottom = [0.0] * len(shown[0].values)
         width = 0.8 * bar_days if bar_days else _bar_width(shown[0].times)
-        for i, s in enumerate(shown):
-            ax.bar(s.times, s.values, bottom=bottom, width=width, color=PALETTE[i % len(PALETTE)], label=s.name,
-                   align="edge",
-                   linewidth=0)
+        for s in shown:
+            ax.bar(s.times, s.values, bottom=bottom, width=width, color=colour[s.name], label=s.name,
+                   align="edge", linewidth=0)
             bottom = [b + (v if not math.isnan(v) else 0) for b, v in zip(bottom, s.values, strict=True)]
+        tops = bottom
     elif stacked and shown:
         times = sorted({t for s in shown for t in s.times})
         stacks = []
         for s in shown:
             by_time = dict(zip(s.times, s.values, strict=True))
             stacks.append([0.0 if math.isnan(by_time.get(t, 0.0)) else by_time.get(t, 0.0) for t in times])
-        ax.stackplot(times, *stacks, colors=[PALETTE[i % len(PALETTE)] for i in range(len(stacks))], alpha=0.55,
+        ax.stackplot(times, *stacks, colors=[colour[s.name] for s in shown], alpha=0.55,
                      labels=[s.name for s in shown], linewidth=0)
         top = [0.0] * len(times)
-        for i, values in enumerate(stacks):
+        for s, values in zip(shown, stacks, strict=True):
             top = [a + b for a, b in zip(top, values, strict=True)]
-            ax.plot(times, top, color=PALETTE[i % len(PALETTE)], linewidth=1.2)
+            ax.plot(times, top, color=colour[s.name], linewidth=1.2)
+            tops += top
+        tops.append(0.0)
     else:
-        for i, s in enumerate(shown):
-            ax.plot(s.times, s.values, color=PALETTE[i % len(PALETTE)], linewidth=1.4, label=s.name)
-    if exemplars:
-        ax.scatter([t for t, _ in exemplars], [v for _, v in exemplars], marker="D", s=7, color=EXEMPLAR, alpha=0.65,
-                   edgecolors="none", zorder=5, label=f"exemplars ({len(exemplars)})")
+        for s in shown:
+            ax.plot(s.times, s.values, color=colour[s.name], linewidth=1.4, label=s.name)
+            tops += s.values
     drawn.series = [s.name for s in shown]
     drawn.points = sum(sum(1 for v in s.values if not math.isnan(v)) for s in shown)
     drawn.exemplars = len(exemplars)
     drawn.empty = drawn.points == 0
-    ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: format_value(v, unit)))
-    ax.yaxis.set_major_locator(mticker.MaxNLocator(4))
+    ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: format_value(v, unit, decimals)))
+    locator = mticker.MaxNLocator(4, steps=[1, 2, 2.5, 5, 10])
+    ax.yaxis.set_major_locator(locator)
+    low_high = _nice_range(locator, [v for v in tops if not math.isnan(v)], from_zero=stacked or bars)
+    if low_high is not None:
+        ax.set_ylim(*low_high)
+    if exemplars:
+        low, high = ax.get_ylim()
+        ax.scatter([e.time for e in exemplars], [min(high, max(low, e.value)) for e in exemplars], marker="D", s=7,
+                   color=[colour.get(e.series or "", EXEMPLAR) for e in exemplars], alpha=0.7, edgecolors="none",
+                   zorder=5, label=f"exemplars ({len(exemplars)})")
+        ax.set_ylim(low, high)
     if not bars:
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))
         ax.xaxis.set_major_locator(mticker.MaxNLocator(5))
+    if xlim is not None:
+        ax.set_xlim(*xlim)
     if drawn.empty:
         _no_data(ax)
     else:
-        _legend(ax, len(shown))
-    if xlim is not None:
-        ax.set_xlim(*xlim)
+        _legend(ax, frame)
     return drawn
 
 
-def _legend(ax: Any, count: int) -> None:
-    """Grafana's legend under the graph: the first ``LEGEND_MAX`` entries, and how many more there are."""
-    handles, labels = ax.get_legend_handles_labels()
-    more = len(handles) - LEGEND_MAX
-    if more > 0:
-        handles, labels = handles[:LEGEND_MAX - 1], [*labels[:LEGEND_MAX - 1]]
-        from matplotlib.lines import Line2D
+def _nice_range(locator: Any, values: Sequence[float], from_zero: bool) -> tuple[float, float] | None:
+    """Axis limits on the locator's ticks, covering every value: a nice maximum at or above the highest point."""
+    if not values:
+        return None
+    low, high = min(values), max(values)
+    if low >= 0 and (from_zero or low <= high / 2):
+        low = 0.0
+    if high == low:
+        return None  # a flat line: matplotlib's margins around it, as Grafana centres it
+    eps = (high - low) * 1e-9
+    ticks = [float(t) for t in locator.tick_values(low, high)]
+    return (max([t for t in ticks if t <= low + eps] or [low]), min([t for t in ticks if t >= high - eps] or [high]))
 
+
+def _legend(ax: Any, frame: Frame | None) -> None:
+    """Grafana's legend under the graph, kept inside the panel: as many columns as the names allow (a name too
+    long for its column is cut with "…"), as many rows as fit below the axis, and "+N more" for the rest."""
+    from matplotlib.lines import Line2D
+
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    fig_w, fig_h = fig.bbox.width, fig.bbox.height
+    left, bottom, width, _ = frame if frame is not None else (0.0, 0.0, 1.0, 1.0)
+    box_x0, box_x1, box_y0 = left * fig_w + 6, (left + width) * fig_w - 6, bottom * fig_h + 3
+    top_px = _below_time_axis(ax) - 3
+    font = LEGEND_FONT * fig.dpi / 72
+    row_h = font * 1.45
+    handle_w, gap_w = font * (1.2 + 0.6), font * 1.0
+    rows = max(1, int((top_px - box_y0) // row_h))
+    avail = box_x1 - box_x0
+
+    def text_w(text: str) -> float:
+        return _text_w(renderer, text, LEGEND_FONT)
+
+    widths = [text_w(label) for label in labels]
+    ncol = 1
+    for n in range(min(len(labels), 6), 0, -1):
+        per_col = [max(widths[c::n]) for c in range(n)]
+        if sum(w + handle_w for w in per_col) + gap_w * (n - 1) <= avail:
+            ncol = n
+            break
+    room = (avail - gap_w * (ncol - 1)) / ncol - handle_w
+    capacity = rows * ncol
+    if len(handles) > capacity:
+        more = len(handles) - (capacity - 1)
+        handles, labels = handles[:capacity - 1], labels[:capacity - 1]
         handles.append(Line2D([], [], linestyle="none"))
-        labels.append(f"+{more + 1} more")
-    width = ax.get_position().width
-    ncol = max(1, min(len(handles), 4 if width > 0.3 else 3 if width > 0.2 else 2))
-    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=ncol, frameon=False,
-              fontsize=7, labelcolor=TEXT, handlelength=1.2, columnspacing=1.0)
+        labels.append(f"+{more} more")
+    labels = [_cut(renderer, label, room, LEGEND_FONT) for label in labels]
+    anchor = ax.transAxes.inverted().transform((0.5 * (box_x0 + box_x1), top_px))
+    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(float(anchor[0]), float(anchor[1])), ncol=ncol,
+              frameon=False, fontsize=LEGEND_FONT, labelcolor=TEXT, handlelength=1.2, handletextpad=0.6,
+              columnspacing=1.0, borderaxespad=0.0, borderpad=0.0, labelspacing=0.45)
+
+
+def _font(size: float, bold: bool = False) -> Any:
+    from matplotlib.font_manager import FontProperties
+
+    return FontProperties(size=size, weight="bold" if bold else "normal")
+
+
+def _text_w(renderer: Any, text: str, size: float, bold: bool = False) -> float:
+    return float(renderer.get_text_width_height_descent(text, _font(size, bold), ismath=False)[0])
+
+
+def _cut(renderer: Any, text: str, room: float, size: float) -> str:
+    """``text``, cut and ended with "…" where it is wider than ``room`` pixels."""
+    if _text_w(renderer, text, size) <= room:
+        return text
+    while len(text) > 1 and _text_w(renderer, text + "…", size) > room:
+        text = text[:-1]
+    return text + "…"
+
+
+def _below_time_axis(ax: Any) -> float:
+    """The pixel row just under the time axis' tick labels (8 pt, 3.5 pt from the axis)."""
+    return float(ax.bbox.y0 - (3.5 + 8 * 1.3) * ax.figure.dpi / 72)
 
 
 def _bar_width(times: Sequence[datetime]) -> float:
@@ -169,8 +312,10 @@ def _bar_width(times: Sequence[datetime]) -> float:
     return 0.8 * min(gaps)
 
 
-def stat(ax: Any, title: str, value: float | None, unit: str) -> Drawn:
-    """One big number, coloured like Grafana's default threshold (green)."""
+def stat(ax: Any, title: str, value: float | None, unit: str, decimals: int | None = None,
+         mappings: Sequence[dict[str, Any]] = ()) -> Drawn:
+    """One big number in the panel's unit and decimals (or its value mapping), coloured like Grafana's default
+    threshold (green)."""
     style_axes(ax, title)
     ax.grid(False)
     ax.set_xticks([])
@@ -180,38 +325,68 @@ def stat(ax: Any, title: str, value: float | None, unit: str) -> Drawn:
     if value is None or missing:
         _no_data(ax)
     else:
-        ax.text(0.5, 0.42, format_value(value, unit), color=PALETTE[0], fontsize=24, fontweight="bold",
-                ha="center", va="center", transform=ax.transAxes)
+        text = mapped(value, mappings) or format_value(value, unit, decimals)
+        ax.text(0.5, 0.42, text, color=PALETTE[0], fontsize=24, fontweight="bold", ha="center", va="center",
+                transform=ax.transAxes)
     return drawn
 
 
-def bargauge(ax: Any, title: str, bars: Sequence[tuple[str, float]], unit: str) -> Drawn:
-    """Horizontal bars, largest first, each with its name and value (Grafana's bar gauge, basic mode)."""
+NAME_FONT, VALUE_FONT = 7.5, 8.0
+MIN_BAR_PX = 8.0
+
+
+def bargauge(ax: Any, title: str, bars: Sequence[tuple[str, float]], unit: str, decimals: int | None = None,
+             mappings: Sequence[dict[str, Any]] = ()) -> Drawn:
+    """Horizontal bars, largest first (Grafana's bar gauge, basic mode): each name on its own line above its bar,
+    the value right of the bars, rows sized to the panel; bars that do not fit are counted in "+N more" (Grafana
+    scrolls). A value mapping's text (``-1`` -> "unknown") replaces the number and the bar stays empty."""
     style_axes(ax, title)
     ax.grid(False)
+    ax.set_xticks([])
+    ax.set_yticks([])
     drawn = Drawn(title, "bargauge", series=[name for name, _ in bars], points=len(bars), empty=not bars)
     if not bars:
         _no_data(ax)
         return drawn
-    shown = sorted(bars, key=lambda b: -b[1])[:8]
-    top = max(v for _, v in shown) or 1.0
-    ys = list(range(len(shown)))[::-1]
-    ax.barh(ys, [v for _, v in shown], color=[PALETTE[i % len(PALETTE)] for i in range(len(shown))], height=0.6)
-    ax.barh(ys, [top] * len(shown), color=BORDER, height=0.6, zorder=0)
-    for y, (name, v) in zip(ys, shown, strict=True):
-        ax.text(0.0, y + 0.42, name, color=TEXT, fontsize=7.5, va="bottom", ha="left")
-        ax.text(top, y, format_value(v, unit) + " ", color=TEXT, fontsize=8, va="center", ha="right",
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    height_px, width_px = ax.bbox.height, ax.bbox.width
+    name_px = NAME_FONT * fig.dpi / 72 * 1.3
+    row_min = name_px + MIN_BAR_PX + 3
+    ordered = sorted(bars, key=lambda b: -b[1])
+    fit = max(1, int(height_px // row_min))
+    shown = ordered if len(ordered) <= fit else ordered[:fit - 1]
+    more = len(ordered) - len(shown)
+    rows = len(shown) + (1 if more else 0)
+    row_px = min(height_px / rows, name_px + 30 + 3)
+    bar_px = row_px - name_px - 3
+    texts = [mapped(v, mappings) or format_value(v, unit, decimals) for _, v in shown]
+    value_w = max(_text_w(renderer, t, VALUE_FONT, bold=True) for t in texts) + 8
+    right = max(0.5, 1 - value_w / width_px)  # the bars end here; the values are right of them
+    top = max((max(0.0, v) for _, v in shown), default=0.0) or 1.0
+    ax.set_xlim(0, 1)
+    ax.set_ylim(height_px, 0)  # y in pixels from the top of the axes
+    for i, ((name, v), text) in enumerate(zip(shown, texts, strict=True)):
+        y = i * row_px
+        bar_y = y + name_px
+        ax.text(0.0, y + name_px / 2, _cut(renderer, name, width_px, NAME_FONT), color=TEXT, fontsize=NAME_FONT,
+                va="center", ha="left")
+        ax.barh(bar_y + bar_px / 2, right, height=bar_px, color=BORDER, zorder=0)
+        filled = right * max(0.0, v) / top
+        if filled > 0:
+            ax.barh(bar_y + bar_px / 2, filled, height=bar_px, color=PALETTE[i % len(PALETTE)], zorder=1)
+        ax.text(1.0, bar_y + bar_px / 2, text, color=TEXT, fontsize=VALUE_FONT, va="center", ha="right",
                 fontweight="bold")
-    ax.set_xlim(0, top * 1.001)
-    ax.set_ylim(-0.6, len(shown) - 0.1)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    if more:
+        ax.text(0.0, len(shown) * row_px + name_px / 2, f"+{more} more", color=MUTED, fontsize=NAME_FONT,
+                va="center", ha="left")
     return drawn
 
 
 def heatmap(ax: Any, title: str, times: Sequence[datetime], bounds: Sequence[str],
-            counts: Sequence[Sequence[float]]) -> Drawn:
-    """Calls per duration bucket over time (``counts[bucket][time]``), Grafana's orange scheme."""
+            counts: Sequence[Sequence[float]], frame: Frame | None = None) -> Drawn:
+    """Calls per duration bucket over time (``counts[bucket][time]``), Grafana's orange scheme, and its colour
+    scale under the graph (the legend Grafana's heatmap shows: the scheme from the fewest to the most calls)."""
     from matplotlib import dates
 
     mdates: Any = dates
@@ -231,11 +406,36 @@ def heatmap(ax: Any, title: str, times: Sequence[datetime], bounds: Sequence[str
     # Dark to orange to yellow, as Grafana's "Oranges" scheme on its dark theme; an empty bucket is the panel.
     colours = LinearSegmentedColormap.from_list("grafana-oranges", ["#3d2410", "#FF780A", "#FADE2A"]).with_extremes(
         bad=PANEL)
-    ax.pcolormesh(edges, range(len(bounds) + 1), masked, cmap=colours, shading="flat")
+    filled = [v for row in counts for v in row if v > 0]
+    low, high = min(filled), max(filled)
+    ax.pcolormesh(edges, range(len(bounds) + 1), masked, cmap=colours, shading="flat", vmin=low, vmax=high)
     ax.set_yticks([i + 0.5 for i in range(len(bounds))][::2])
     ax.set_yticklabels(list(bounds)[::2], fontsize=7)
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))
+    _colour_scale(ax, colours, low, high, frame)
     return drawn
+
+
+def _colour_scale(ax: Any, colours: Any, low: float, high: float, frame: Frame | None) -> None:
+    """A gradient bar under the heatmap's time axis, the fewest calls a cell holds on its left, the most on its
+    right, inside the panel."""
+    fig = ax.figure
+    top_px = _below_time_axis(ax) - 3
+    bottom_px = (frame[1] * fig.bbox.height if frame is not None else 0.0) + 5
+    height_px = min(9.0, max(4.0, top_px - bottom_px))
+    width = ax.get_position().width * 0.34
+    x0 = ax.get_position().x0 + ax.get_position().width * 0.33
+    cax = fig.add_axes((x0, (top_px - height_px) / fig.bbox.height, width, height_px / fig.bbox.height))
+    cax.imshow([[i / 255 for i in range(256)]], aspect="auto", cmap=colours, vmin=0, vmax=1,
+               extent=(0, 1, 0, 1))
+    cax.set_xticks([])
+    cax.set_yticks([])
+    for spine in cax.spines.values():
+        spine.set_visible(False)
+    cax.text(-0.02, 0.5, format_value(low, "short"), color=MUTED, fontsize=7, ha="right", va="center",
+             transform=cax.transAxes)
+    cax.text(1.02, 0.5, format_value(high, "short"), color=MUTED, fontsize=7, ha="left", va="center",
+             transform=cax.transAxes)
 
 
 def _no_data(ax: Any) -> None:

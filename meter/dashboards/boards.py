@@ -12,6 +12,8 @@ from meter.dashboards.grafana import Json, Panel, Target, bars, dashboard, heatm
 from meter.dashboards.queries import DEFAULT, Queries
 
 BY_DEPLOYMENT = ("deployment",)
+UNKNOWN = {"type": "value", "options": {"-1": {"text": "unknown", "index": 0}}}
+"""The value mapping of a headroom the service did not report (the query's ``-1``)."""
 TIERS = (" (the tier a call was served at is folded in: Priority and Flex calls count as GlobalPriority, "
          "DataZonePriority and GlobalFlex; a Batch output file as GlobalBatch)")
 
@@ -38,9 +40,10 @@ def cost_dashboard(q: Queries = DEFAULT) -> Json:
     return dashboard(q, "meter-cost", "meter / Cost", "Spend in USD from meter's cost counter.", [
         [
             stat("Spend (range)", q.sum_by((), q.increase(cost)), "currencyUSD",
-                 "USD spent in the selected time range (increase of the cost counter).", decimals=4),
+                 "USD spent in the selected time range (increase of the cost counter; a series' first sample is "
+                 "not an increase, so calls made before a series was first scraped are not in it).", decimals=2),
             stat("Spend rate (USD/h)", q.per_hour(q.sum_by((), q.rate(cost))), "currencyUSD",
-                 "Current spend rate in USD per hour.", decimals=4),
+                 "Current spend rate in USD per hour.", decimals=2),
             stat("Cost per 1k requests",
                  f"1000 * {q.sum_by((), q.increase(cost))} / {q.sum_by((), q.increase(requests))}", "currencyUSD",
                  "USD per 1000 metered calls in the range (retries and failures count as calls).",
@@ -66,12 +69,12 @@ def cost_dashboard(q: Queries = DEFAULT) -> Json:
                    [Target("1000 * " + q.ratio_or_zero(q.rate(cost), q.rate(requests), BY_DEPLOYMENT),
                            "{{deployment}}")],
                    "currencyUSD", "USD per 1000 calls, per deployment.", width=8),
-            series("Unpriced and estimated calls",
-                   [Target(q.sum_by(("deployment", "model"), q.increase(S(q.UNPRICED_REQUESTS), q.RATE)),
+            series("Unpriced and estimated calls (calls/s)",
+                   [Target(q.sum_by(("deployment", "model"), q.rate(S(q.UNPRICED_REQUESTS))),
                            "unpriced {{deployment}} {{model}}"),
-                    Target(q.sum_by(("deployment", "model"), q.increase(S(q.ESTIMATED_REQUESTS), q.RATE)),
+                    Target(q.sum_by(("deployment", "model"), q.rate(S(q.ESTIMATED_REQUESTS))),
                            "estimated {{deployment}} {{model}}")],
-                   "short", "Calls per interval whose cost is missing (unpriced) or based on estimated usage.",
+                   "reqps", "Calls per second whose cost is missing (unpriced) or based on estimated usage.",
                    width=8),
             series("Estimated spend by deployment (USD/h)",
                    [Target(q.per_hour(q.sum_by(("deployment",), q.rate(S(q.ESTIMATED_COST_USD)))), "{{deployment}}")],
@@ -86,7 +89,7 @@ def cost_dashboard(q: Queries = DEFAULT) -> Json:
                    width=16, stack=True),
             bars("Tool calls by tool (range)", [Target(q.by_tool(f"increase({{}}[{q.RANGE}])"), "{{tool}}")],
                  "short", "Built-in tool calls in the selected time range, per tool (code interpreter: sessions).",
-                 width=8),
+                 width=8, decimals=0),
         ],
     ])
 
@@ -155,11 +158,10 @@ def latency_dashboard(q: Queries = DEFAULT) -> Json:
     return dashboard(q, "meter-latency", "meter / Latency",
                      "Call duration and time to first token; exemplars link to traces.", [
         [
-            stat("Duration p50", q.quantile(0.5, dur), "s", "Median call duration to the last byte.", width=6,
-                 decimals=3),
-            stat("Duration p95", q.quantile(0.95, dur), "s", "95th percentile call duration.", width=6, decimals=3),
+            stat("Duration p50", q.quantile(0.5, dur), "s", "Median call duration to the last byte.", width=6),
+            stat("Duration p95", q.quantile(0.95, dur), "s", "95th percentile call duration.", width=6),
             stat("Time to first token p95", q.quantile(0.95, ttft), "s",
-                 "95th percentile time to the first output delta (streams).", width=6, decimals=3),
+                 "95th percentile time to the first output delta (streams).", width=6),
             stat("Calls per second", q.sum_by((), q.rate(S(q.REQUESTS))), "reqps", "Metered calls per second.",
                  width=6, decimals=2),
         ],
@@ -231,14 +233,23 @@ def errors_dashboard(q: Queries = DEFAULT) -> Json:
         ],
         [
             series("Rate-limit headroom: tokens", [Target(tokens_headroom, "{{deployment}}")], "percentunit",
-                   "x-ratelimit-remaining-tokens / x-ratelimit-limit-tokens per deployment (alert below 10%)."),
+                   "x-ratelimit-remaining-tokens / x-ratelimit-limit-tokens per deployment (alert below 10%). "
+                   "A deployment whose answers carry no token limit is not drawn: see Token headroom now.", width=9),
+            bars("Token headroom now",
+                 [Target(f"{tokens_headroom} or on (deployment) "
+                         f"(max by (deployment) ({q.sel(q.RATELIMIT_LIMIT_REQUESTS, filters=q.DEPLOYMENT_FILTER)})"
+                         " * 0 - 1)", "{{deployment}}")],
+                 "percentunit", "The last token headroom per deployment that reports rate limits; 'unknown' where "
+                 "its answers carry no token limit (Azure sends none on a streamed Responses answer, and has been "
+                 "seen sending -1 on Responses), so it is listed, never silently left out.", width=6, decimals=1,
+                 mappings=[UNKNOWN]),
             series("Rate-limit headroom: requests", [Target(requests_headroom, "{{deployment}}")], "percentunit",
-                   "x-ratelimit-remaining-requests / x-ratelimit-limit-requests per deployment."),
+                   "x-ratelimit-remaining-requests / x-ratelimit-limit-requests per deployment.", width=9),
         ],
         [
-            series("Aborted streams by deployment",
-                   [Target(q.sum_by(BY_DEPLOYMENT, q.increase(aborted, q.RATE)), "{{deployment}}")], "short",
-                   "Streams closed early per interval."),
+            series("Aborted streams by deployment (calls/s)",
+                   [Target(q.sum_by(BY_DEPLOYMENT, q.rate(aborted)), "{{deployment}}")], "reqps",
+                   "Streams closed by the caller before the end, per second."),
             series("Metering faults and label overflow",
                    # "or vector(0)": a line at zero says "none", where no series would say "No data"
                    [Target(q.sum_by(("kind",), q.increase(q.METERING_FAULTS, q.RATE)) + " or vector(0)",

@@ -49,6 +49,8 @@ class Panel:
     decimals: int | None = None
     stack: bool = False
     options: Json = field(default_factory=dict)
+    mappings: Sequence[Json] = ()
+    """Grafana value mappings (``{"type": "value", "options": {"-1": {"text": "unknown", "index": 0}}}``)."""
 
 
 HEIGHTS = {"stat": 4, "bargauge": 7, "timeseries": 8, "heatmap": 8}
@@ -58,9 +60,10 @@ def stat(title: str, expr: str, unit: str, description: str, *, width: int = 4, 
     return Panel("stat", title, [Target(expr, instant=True)], unit, width, description, decimals)
 
 
-def bars(title: str, targets: Sequence[Target], unit: str, description: str, *, width: int = 6) -> Panel:
+def bars(title: str, targets: Sequence[Target], unit: str, description: str, *, width: int = 6,
+         decimals: int | None = None, mappings: Sequence[Json] = ()) -> Panel:
     return Panel("bargauge", title, [Target(t.expr, t.legend, instant=True) for t in targets], unit, width,
-                 description)
+                 description, decimals, mappings=mappings)
 
 
 def series(title: str, targets: Sequence[Target], unit: str, description: str, *, width: int = 12,
@@ -95,6 +98,8 @@ def _panel_json(panel: Panel, panel_id: int, x: int, y: int) -> Json:
                       "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}]}}
     if panel.decimals is not None:
         defaults["decimals"] = panel.decimals
+    if panel.mappings:
+        defaults["mappings"] = [dict(m) for m in panel.mappings]
     options: Json
     if panel.kind == "stat":
         defaults["color"] = {"mode": "thresholds"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import socket
@@ -24,8 +25,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
+from meter import plotting
 from meter.dashboards import boards
-from meter.dashboards.render import PrometheusHTTP, render_dashboard
+from meter.dashboards.queries import DEFAULT
+from meter.dashboards.render import PrometheusHTTP, Source, macros, render_dashboard
 
 ROOT = Path(__file__).resolve().parents[2] / "dashboards"
 """The repository's dashboards/ folder, where the generated files are committed (a checkout's tool)."""
@@ -66,6 +69,30 @@ def _wait_ready(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"Prometheus at {url} did not become ready")
 
 
+def header(totals: dict[str, Any], source: Source, start: float, end: float, *, seconds: float,
+           scrape_interval_s: float) -> str:
+    """The pictures' subtitle. Its spend is the "Spend (range)" panel's own number (the same query over the same
+    range, in the panel's unit and decimals) and its calls the same ``increase()`` of the calls counter; the demo's
+    ledger totals are named apart: ``increase()`` cannot count what a series held at its first scrape, so
+    Prometheus sees a little less than the ledger."""
+    table, _ = macros(start, end, scrape_interval_s)
+    panel = next(p for p in boards.cost_dashboard()["panels"] if p["title"] == "Spend (range)")
+    defaults = panel["fieldConfig"]["defaults"]
+
+    def value(expr: str) -> float:
+        result = source.query(DEFAULT.substitute_macros(expr, table), end)
+        return float(result[0]["value"][1]) if result else 0.0
+
+    spend = plotting.format_value(value(panel["targets"][0]["expr"]), defaults["unit"], defaults.get("decimals"))
+    calls = value(DEFAULT.sum_by((), DEFAULT.increase(DEFAULT.sel(DEFAULT.REQUESTS))))
+    whole = math.floor(calls + 0.5)  # whole calls, rounded as Grafana rounds
+    return (f"Rendered by meter from the dashboard JSON and real Prometheus data (not a Grafana screenshot)  ·  "
+            f"meter demo --seconds {seconds:g}, scraped every {scrape_interval_s:g} s: Spend (range) {spend} over "
+            f"{whole:,} calls (increase() over the range); the demo's ledger: {int(totals['requests']):,} calls, "
+            f"USD {float(totals['cost_usd']):.4f} (it also counts what each series held at its first scrape)  ·  "
+            f"regenerate: python -m meter.dashboards.pictures --seconds {seconds:g}")
+
+
 def make(out: Path, seconds: float, prometheus: str, requests: int = 40) -> dict[str, Any]:
     binary = shutil.which(prometheus) or prometheus
     if not Path(binary).exists():
@@ -96,21 +123,18 @@ def make(out: Path, seconds: float, prometheus: str, requests: int = 40) -> dict
         ended = time.time() + 1.5 * SCRAPE_S  # the load has just stopped: rates still see its last seconds
         time.sleep(4 * SCRAPE_S)  # the final values scraped, and the rules evaluated on them
         totals = summary["totals"]
-        subtitle = (f"Rendered by meter from the dashboard JSON and real Prometheus data (not a Grafana screenshot)"
-                    f"  ·  meter demo --seconds {seconds:g}: {totals['requests']} calls, "
-                    f"USD {float(totals['cost_usd']):.2f}, scraped every {SCRAPE_S:g} s  ·  "
-                    f"regenerate: python -m meter.dashboards.pictures --seconds {seconds:g}")
         source = PrometheusHTTP(url)
         up = source.query_range("up", started, ended, f"{int(SCRAPE_S)}s")
         first = min((float(t) for r in up for t, v in r["values"] if v == "1"), default=started)
         started = first - SCRAPE_S  # from the demo's first scrape: no empty stretch of its start-up
+        subtitle = header(totals, source, started, ended, seconds=seconds, scrape_interval_s=SCRAPE_S)
         panels: dict[str, Any] = {}
         for file, dashboard in boards.all_dashboards().items():
             drawn = render_dashboard(dashboard, source, started, ended, out / file.replace(".json", ".png"),
                                      subtitle=subtitle, scrape_interval_s=SCRAPE_S)
             panels[file] = [asdict(d) for d in drawn]
         manifest = {"command": " ".join(command) + "''", "seconds": seconds, "start": started, "end": ended,
-                    "calls": totals["requests"], "cost_usd": totals["cost_usd"], "panels": panels}
+                    "calls": totals["requests"], "cost_usd": totals["cost_usd"], "header": subtitle, "panels": panels}
         (out / "pictures.json").write_text(json.dumps(manifest, indent=2) + "\n")
         return manifest
     finally:

@@ -105,54 +105,75 @@ def _times(values: list[list[Any]]) -> tuple[list[datetime], list[float]]:
     return ([datetime.fromtimestamp(float(t), UTC) for t, _ in values], [float(v) for _, v in values])
 
 
+def _defaults(panel: Mapping[str, Any]) -> Mapping[str, Any]:
+    defaults: Mapping[str, Any] = panel.get("fieldConfig", {}).get("defaults", {})
+    return defaults
+
+
 def _unit(panel: Mapping[str, Any]) -> str:
-    return str(panel.get("fieldConfig", {}).get("defaults", {}).get("unit", "short"))
+    return str(_defaults(panel).get("unit", "short"))
+
+
+def _matches(exemplar_labels: Mapping[str, str], series_labels: Mapping[str, str]) -> bool:
+    """Grafana's ``getExemplarColor``: the series' labels that the exemplar's series also has, all equal."""
+    shared = [k for k in series_labels if k in exemplar_labels]
+    return bool(shared) and all(exemplar_labels[k] == series_labels[k] for k in shared)
 
 
 def draw_panel(ax: Any, panel: Mapping[str, Any], source: Source, start: float, end: float,
-               scrape_interval_s: float, queries: Queries = DEFAULT) -> plotting.Drawn:
+               scrape_interval_s: float, queries: Queries = DEFAULT,
+               frame: plotting.Frame | None = None) -> plotting.Drawn:
     table, step = macros(start, end, scrape_interval_s, queries)
     unit = _unit(panel)
+    decimals = _defaults(panel).get("decimals")
+    mappings = _defaults(panel).get("mappings", [])
     kind = panel["type"]
     targets = panel["targets"]
     title = panel["title"]
     if kind == "stat":
         result = source.query(queries.substitute_macros(targets[0]["expr"], table), end)
-        return plotting.stat(ax, title, float(result[0]["value"][1]) if result else None, unit)
+        return plotting.stat(ax, title, float(result[0]["value"][1]) if result else None, unit, decimals, mappings)
     if kind == "bargauge":
         bars = [(legend(t.get("legendFormat", ""), r["metric"]), float(r["value"][1]))
                 for t in targets for r in source.query(queries.substitute_macros(t["expr"], table), end)]
-        return plotting.bargauge(ax, title, [b for b in bars if not math.isnan(b[1])], unit)
+        return plotting.bargauge(ax, title, [b for b in bars if not math.isnan(b[1])], unit, decimals, mappings)
     if kind == "heatmap":
         result = source.query_range(queries.substitute_macros(targets[0]["expr"], table), start, end, f"{step}s")
-        return _heatmap(ax, title, result)
+        return _heatmap(ax, title, result, frame)
     series: list[plotting.Series] = []
-    exemplars: list[tuple[datetime, float]] = []
+    found: list[dict[str, Any]] = []
     for t in targets:
         expr = queries.substitute_macros(t["expr"], table)
         for r in source.query_range(expr, start, end, f"{step}s"):
             times, values = _times(r["values"])
-            series.append(plotting.Series(legend(t.get("legendFormat", ""), r["metric"]), times, values))
+            series.append(plotting.Series(legend(t.get("legendFormat", ""), r["metric"]), times, values,
+                                          dict(r["metric"])))
         if t.get("exemplar"):
-            for found in source.query_exemplars(expr, start, end):
-                exemplars += [(datetime.fromtimestamp(float(e["timestamp"]), UTC), float(e["value"]))
-                              for e in found.get("exemplars", [])]
-    stacking = panel.get("fieldConfig", {}).get("defaults", {}).get("custom", {}).get("stacking", {})
+            found += source.query_exemplars(expr, start, end)
+    stacking = _defaults(panel).get("custom", {}).get("stacking", {})
     series.sort(key=lambda s: s.name)
+    exemplars: dict[tuple[float, float], plotting.Exemplar] = {}  # several targets read the same series: once each
+    for group in found:
+        labels = group.get("seriesLabels", {})
+        owner = next((s.name for s in series if _matches(labels, s.labels)), None)
+        for e in group.get("exemplars", []):
+            at, value = float(e["timestamp"]), float(e["value"])
+            exemplars.setdefault((at, value), plotting.Exemplar(datetime.fromtimestamp(at, UTC), value, owner))
     return plotting.timeseries(ax, title, series, unit, stacked=stacking.get("mode") == "normal",
-                           exemplars=sorted(set(exemplars)),  # several targets read the same series: once each
-                           xlim=(datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)))
+                               exemplars=[exemplars[k] for k in sorted(exemplars)],
+                               xlim=(datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)),
+                               frame=frame, decimals=decimals)
 
 
 def _le(value: str) -> float:
     return math.inf if value == "+Inf" else float(value)
 
 
-def _heatmap(ax: Any, title: str, result: list[dict[str, Any]]) -> plotting.Drawn:
+def _heatmap(ax: Any, title: str, result: list[dict[str, Any]], frame: plotting.Frame | None) -> plotting.Drawn:
     """Cumulative ``le`` buckets per step -> calls per bucket (the ``heatmap`` format Grafana applies)."""
     buckets = sorted(result, key=lambda r: _le(r["metric"].get("le", "+Inf")))
     if not buckets:
-        return plotting.heatmap(ax, title, [], [], [])
+        return plotting.heatmap(ax, title, [], [], [], frame)
     stamps = sorted({float(t) for r in buckets for t, _ in r["values"]})
     index = {t: i for i, t in enumerate(stamps)}
     cumulative = []
@@ -165,7 +186,7 @@ def _heatmap(ax: Any, title: str, result: list[dict[str, Any]]) -> plotting.Draw
               for i, row in enumerate(cumulative)]
     bounds = [plotting.format_value(_le(r["metric"].get("le", "+Inf")), "s") if r["metric"].get("le") != "+Inf"
               else "+Inf" for r in buckets]
-    return plotting.heatmap(ax, title, [datetime.fromtimestamp(t, UTC) for t in stamps], bounds, counts)
+    return plotting.heatmap(ax, title, [datetime.fromtimestamp(t, UTC) for t in stamps], bounds, counts, frame)
 
 
 def render_dashboard(dashboard: Mapping[str, Any], source: Source, start: float, end: float, out: Path, *,
@@ -190,14 +211,15 @@ def render_dashboard(dashboard: Mapping[str, Any], source: Source, start: float,
         g = panel["gridPos"]
         x0, y0 = g["x"] * UNIT_W_IN + 0.05, HEADER_IN + g["y"] * UNIT_H_IN + 0.05
         w, h = g["w"] * UNIT_W_IN - 0.1, g["h"] * UNIT_H_IN - 0.1
-        fig.add_artist(Rectangle((x0 / width, 1 - (y0 + h) / height), w / width, h / height,
+        frame = (x0 / width, 1 - (y0 + h) / height, w / width, h / height)
+        fig.add_artist(Rectangle(frame[:2], frame[2], frame[3],
                                  transform=fig.transFigure, facecolor=plotting.PANEL, edgecolor=plotting.BORDER,
                                  linewidth=0.8, zorder=-1))
         left = 0.75 if panel["type"] in ("timeseries", "heatmap") else 0.15
-        bottom = 0.75 if panel["type"] == "timeseries" else 0.35 if panel["type"] == "heatmap" else 0.12
+        bottom = 0.75 if panel["type"] == "timeseries" else 0.5 if panel["type"] == "heatmap" else 0.12
         ax = fig.add_axes(((x0 + left) / width, 1 - (y0 + h - bottom) / height, (w - left - 0.15) / width,
                            (h - bottom - 0.4) / height))
-        drawn.append(draw_panel(ax, panel, source, start, end, scrape_interval_s, queries))
+        drawn.append(draw_panel(ax, panel, source, start, end, scrape_interval_s, queries, frame))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100, facecolor=plotting.BACKGROUND)
     plt.close(fig)

@@ -131,7 +131,8 @@ def test_the_dashboards_cover_the_issue() -> None:
             "Cache hit ratio by deployment"} <= titles["meter-tokens"]
     assert {"Request duration percentiles", "Time to first token percentiles"} <= titles["meter-latency"]
     assert {"Errors by type (calls/s)", "Error ratio by deployment", "429 throttling by deployment (calls/s)",
-            "Rate-limit headroom: tokens", "Aborted streams by deployment"} <= titles["meter-errors"]
+            "Rate-limit headroom: tokens", "Token headroom now", "Aborted streams by deployment (calls/s)"
+            } <= titles["meter-errors"]
     latency = DASHBOARDS["meter-latency.json"]
     ranged = [t for p in latency["panels"] if p["type"] == "timeseries" for t in p["targets"]
               if "histogram_quantile" in t["expr"]]

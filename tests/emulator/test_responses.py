@@ -72,12 +72,10 @@ def test_max_output_tokens_is_incomplete(azure: openai.AzureOpenAI) -> None:
     assert events[-1].response.usage is not None and events[-1].response.usage.output_tokens == 4
 
 
-def test_wire_format_and_minus_one_quirk(emu: Emulator) -> None:
+def test_wire_format(emu: Emulator) -> None:
     body = {"model": "gpt-4o-mini", "input": "Raw frames please", "stream": True}
     response = httpx.post(emu.url + "/openai/responses?api-version=2025-04-01-preview", json=body,
                           headers={"api-key": API_KEY})
-    assert response.headers["x-ratelimit-limit-tokens"] == "-1"
-    assert response.headers["x-ratelimit-remaining-tokens"] == "-1"
     frames = sse_events(response.text)
     for name, data in frames:
         event = json.loads(data)
@@ -114,3 +112,34 @@ def test_previous_response_id_chains_the_conversation(v1: openai.OpenAI) -> None
     with pytest.raises(openai.BadRequestError) as info:
         v1.responses.create(model="gpt-4o-mini", input="Continue", previous_response_id="resp_unknown")
     assert info.value.code == "previous_response_not_found"
+
+
+def _headers(emu: Emulator, stream: bool) -> httpx.Headers:
+    body = {"model": "gpt-5", "input": "Headers please", "stream": stream}
+    return httpx.post(emu.url + "/openai/responses?api-version=2025-04-01-preview", json=body,
+                      headers={"api-key": API_KEY}).headers
+
+
+def test_rate_limit_headers_as_azure_recorded_them(emu: Emulator) -> None:
+    """Recorded Azure Responses traffic (conformance cases 19-24, East US, 2025-11): an answer that is not streamed
+    carries the token limit and remaining tokens as chat does; a streamed one (and an error) only the request
+    counts. The emulator sent -1 for both, so a dashboard never saw a Responses deployment's token headroom."""
+    plain = _headers(emu, stream=False)
+    assert int(plain["x-ratelimit-limit-tokens"]) > 0
+    assert 0 <= int(plain["x-ratelimit-remaining-tokens"]) <= int(plain["x-ratelimit-limit-tokens"])
+    assert int(plain["x-ratelimit-limit-requests"]) > 0
+    streamed = _headers(emu, stream=True)
+    assert int(streamed["x-ratelimit-limit-requests"]) > 0 and int(streamed["x-ratelimit-remaining-requests"]) >= 0
+    assert "x-ratelimit-limit-tokens" not in streamed and "x-ratelimit-remaining-tokens" not in streamed
+
+
+def test_the_minus_one_quirk_is_a_setting() -> None:
+    """Azure has also been reported answering Responses with -1 for the token headers (Microsoft Q&A 5625878,
+    openai-dotnet #838): ``responses_token_headers="minus-one"`` reproduces it."""
+    from meter.apps.emulator.config import EmulatorConfig
+
+    with Emulator(EmulatorConfig(responses_token_headers="minus-one")) as quirky:
+        for stream in (False, True):
+            headers = _headers(quirky, stream)
+            assert headers["x-ratelimit-limit-tokens"] == "-1" and headers["x-ratelimit-remaining-tokens"] == "-1"
+            assert headers["x-ratelimit-reset-tokens"] == "0"

@@ -88,6 +88,9 @@ class EmulatorConfig:
     enforce_limits: bool = False
     batch_delay_s: float = 0.0
     """How long a Batch job stays ``in_progress`` before it is ``completed`` (0: completed when created)."""
+    responses_token_headers: Literal["recorded", "minus-one"] = "recorded"
+    """Responses' token rate-limit headers: ``recorded`` as Azure's recorded answers carry them (not streamed: the
+    counts, as chat; streamed or an error: none), ``minus-one`` the ``-1`` Azure has been reported sending."""
 
     def deployment(self, name: str | None) -> Deployment | None:
         """The deployment called ``name``, or ``None`` (Azure's DeploymentNotFound)."""

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from meter.apps.emulator.config import Deployment, EmulatorConfig
 from meter.apps.emulator.errors import Error
-from meter.apps.emulator.headers import base_headers, deployment_headers, new_request_id, retry_headers
+from meter.apps.emulator.headers import TokenHeaders, base_headers, deployment_headers, new_request_id, retry_headers
 from meter.apps.emulator.ledger import Ledger
 from meter.apps.emulator.ratelimit import Quota
 from meter.apps.emulator.sse import EVENT_STREAM
@@ -55,14 +55,23 @@ class Exchange:
             key = auth[7:] if auth.lower().startswith("bearer ") else None
         return key == self.config.api_key
 
-    def headers(self, bare: bool = False) -> dict[str, str]:
-        """Azure's headers; ``bare`` for a 401, which carries only the request id."""
+    def token_headers(self, failed: bool) -> TokenHeaders:
+        """What the answer says of the token quota: on Responses, Azure's recorded answers carry it only when
+        not streamed and not an error (or ``-1`` with ``responses_token_headers="minus-one"``)."""
+        if self.api != "responses":
+            return "yes"
+        if self.config.responses_token_headers == "minus-one":
+            return "minus-one"
+        return "none" if self.stream or failed else "yes"
+
+    def headers(self, bare: bool = False, failed: bool = False) -> dict[str, str]:
+        """Azure's headers; ``bare`` for a 401, which carries only the request id; ``failed`` for an error."""
         if bare:
             return {"apim-request-id": self.request_id}
         region = self.deployment.region if self.deployment else self.config.region
         headers = base_headers(self.request_id, region, self.client_request_id)
         if self.deployment is not None and self.quota is not None:
-            headers.update(deployment_headers(self.deployment, self.quota, self.api == "responses"))
+            headers.update(deployment_headers(self.deployment, self.quota, self.token_headers(failed)))
         elif self.deployment is not None:
             headers["x-request-id"] = new_request_id()
             headers["x-ms-deployment-name"] = self.deployment.name
@@ -89,7 +98,7 @@ class Exchange:
               retry_after_ms: int = RETRY_AFTER_MS) -> Response:
         """Answer with an Azure error body; ``billed`` is usage charged despite the error."""
         status, body = error
-        headers = self.headers(bare)
+        headers = self.headers(bare, failed=True)
         if status == 429:
             headers.update(retry_headers(retry_after_ms))
         self.log(status, billed)

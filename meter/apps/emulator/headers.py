@@ -1,7 +1,11 @@
 """The Azure response headers: request ids, region, deployment and rate-limit headroom.
 
-The Responses API's quirk is reproduced: it reports ``-1`` for the token limit
-and remaining tokens (and ``0`` for their reset), which a meter must read as
+Responses answers carry what recorded Azure traffic carries (the conformance
+corpus' cases 19-24, East US, 2025-11): a Responses answer that is not streamed
+has the token limit and remaining tokens as chat has; a streamed one, and an
+error, only the request counts. ``EmulatorConfig.responses_token_headers =
+"minus-one"`` gives instead the ``-1`` token limit and remaining tokens (``0``
+reset) Azure has been reported sending on Responses, which a meter must read as
 "unknown", never as an exhausted quota.
 """
 
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from typing import Literal
 
 from meter.apps.emulator.config import Deployment
 from meter.apps.emulator.ratelimit import Quota
@@ -28,7 +33,11 @@ def base_headers(apim_request_id: str, region: str | None, client_request_id: st
     return headers
 
 
-def deployment_headers(deployment: Deployment, quota: Quota, responses_api: bool) -> dict[str, str]:
+TokenHeaders = Literal["yes", "none", "minus-one"]
+"""The token rate-limit headers of an answer: the real counts, none at all, or Azure's ``-1``."""
+
+
+def deployment_headers(deployment: Deployment, quota: Quota, tokens: TokenHeaders = "yes") -> dict[str, str]:
     """Headers of an answer that a deployment produced (success or failure)."""
     reset_requests_ms = max(0, math.ceil(quota.reset_s * 1000))
     headers = {
@@ -42,7 +51,9 @@ def deployment_headers(deployment: Deployment, quota: Quota, responses_api: bool
         "x-ratelimit-renewalperiod-requests": "60",
         "x-ratelimit-renewalperiod-tokens": "60",
     }
-    if responses_api:
+    if tokens == "none":
+        del headers["x-ratelimit-renewalperiod-tokens"]
+    elif tokens == "minus-one":
         headers["x-ratelimit-limit-tokens"] = "-1"
         headers["x-ratelimit-remaining-tokens"] = "-1"
         headers["x-ratelimit-reset-tokens"] = "0"
