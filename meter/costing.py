@@ -152,6 +152,16 @@ class Costing:
             cost = dataclasses.replace(cost, assumed_deployment_type=True)
         return cost, cost.deployment_type or deployment_type, region
 
+    def pricing_key(self, deployment: str | None, at: datetime, service_tier: str | None = None
+                    ) -> tuple[str | None, str | None, str | None]:
+        """The model, deployment type and region a call to ``deployment`` would be priced at before it is
+        sent (a budget's worst case): the mapped model, else the deployment name; the tier's type."""
+        mapped = self.deployments.get(deployment) if deployment else None
+        deployment_type = mapped.deployment_type if mapped else None
+        if service_tier == "priority" or service_tier == "flex":
+            deployment_type = _TIER_TYPES.get((service_tier, deployment_type or "GlobalStandard"), deployment_type)
+        return self._model(None, deployment, mapped, at), deployment_type, mapped.region if mapped else None
+
     def _model(self, served: str | None, deployment: str | None, mapped: DeploymentInfo | None,
                at: datetime) -> str | None:
         key = (served, deployment, mapped.model if mapped else None, at.date())

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from meter import attribution, names
+from meter.budget_gate import BudgetGate, BudgetsOption, charged_to
+from meter.budgets import RefusalAnswer, Reservation
 from meter.core import multipart, storable
 from meter.core import route as route_mod
 from meter.core import usage as usage_mod
@@ -119,6 +121,11 @@ class Meter:
             (``meter.ledger.LedgerError`` names it if it cannot be used). Written off
             the caller's path by a thread; ``close()`` (or interpreter exit) writes
             what is queued. Each of ``label_keys`` gets an index in it.
+        budgets: spend limits checked before each call is sent: a ``budgets.toml`` path or a list
+            of budgets (``docs/budgets.md``). A call's worst case is held against every budget it
+            matches and settled at its real cost; a ``hard`` budget it would pass refuses it with
+            meter's own HTTP 429 (``budget_exceeded``, not retried by the openai SDK). A bad file
+            raises here (``meter.budgets.BudgetFileError``), never inside a call.
 
     ``capture_content=None`` (the default) follows
     ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``; content is off unless asked.
@@ -148,6 +155,7 @@ class Meter:
         ledger: str | os.PathLike[str] | None = None,
         otel_events: bool | None = None,
         logger_provider: LoggerProvider | None = None,
+        budgets: BudgetsOption = None,
     ) -> None:
         if on_record is None:
             callbacks: list[RecordCallback] = []
@@ -202,6 +210,8 @@ class Meter:
             book = price_book if price_book is not None else (
                 PriceBook.load(*tables) if tables else builtin_price_book())
             self.costing = Costing(book, load_deployments(deployments))
+        self.budgets: BudgetGate | None = BudgetGate.load(budgets, self.costing)
+        """The budgets (``Meter(budgets=...)``): ``.store.status()``, ``.refused()``."""
         self.ledger: LedgerWriter | None = None
         """The ledger writer (``Meter(ledger=...)``): ``.written``, ``.dropped``, ``.flush()``."""
         if ledger is not None:  # last: nothing after it can fail and leave a writer thread behind
@@ -247,7 +257,7 @@ class Meter:
         query: str,
         headers: Headers,
         body: Callable[[], bytes | None],
-    ) -> tuple[Call, bytes | None] | None:
+    ) -> tuple[Call, bytes | None, RefusalAnswer | None] | None:
         """Start metering a request, or ``None`` when it is not an LLM call.
 
         Returns the call and, when meter rewrites the request body, the new body.
@@ -265,7 +275,7 @@ class Meter:
                 # an upload (audio, image edits): only its model field, from the head, never the files
                 info, parsed = RequestInfo(model=multipart.form_field(raw, "model")), None
             elif raw is not None and (route.deployment_from_body or capture or stream_hint(raw)
-                                      or route.api in _UNITS_FROM_REQUEST):
+                                      or route.api in _UNITS_FROM_REQUEST or self.budgets is not None):
                 info, parsed = parse_body(raw)
             else:  # a non-streaming call on a deployment path: nothing in the body is needed
                 info, parsed = RequestInfo(model=model_hint(raw), service_tier=service_tier_hint(raw)), None
@@ -291,16 +301,22 @@ class Meter:
                 started_ns, trace_id, span_id, capture, request_body,
                 estimate_input_tokens(parsed) if info.stream else 0, bool(repaired), span,
             )
+            held = None
+            if self.budgets is not None:
+                with guard["budget"]:
+                    held = self.budgets.reserve(start, deployment(start), parsed, info.service_tier)
             states: list[Any] = []
             for sink in self._sinks:
                 state = None
                 with guard["sink_start"]:
                     state = sink.start(start)
                 states.append(state)
-            return Call(start, _Pending(self, states)), new_body
+            if isinstance(held, RefusalAnswer):
+                return Call(start, _Pending(self, states, None)), new_body, held
+            return Call(start, _Pending(self, states, held)), new_body, None
         return None
 
-    def finish(self, start: CallStart, end: CallEnd, states: list[Any]) -> None:
+    def finish(self, start: CallStart, end: CallEnd, states: list[Any], held: Reservation | None = None) -> None:
         """Turn a call's end into its one final record (dedupe, pricing) and hand it out."""
         guard = self.guard
         at = started_at(start)
@@ -323,7 +339,14 @@ class Meter:
         with guard["record"]:
             record = build_record(start, end, at=at, usage=usage, usage_source=usage_source, repeat=repeat,
                                   supersedes_estimate=supersedes, cost=cost, deployment_type=deployment_type,
-                                  region=region, service_tier=tier, service_tier_assumed=tier_assumed, units=units)
+                                  region=region, service_tier=tier, service_tier_assumed=tier_assumed, units=units,
+                                  budgets=charged_to(held))
+        if held is not None and self.budgets is not None:
+            with guard["budget"]:  # every hold ends: at its cost, or released at its worst case
+                if record is None:
+                    self.budgets.store.release(held)
+                else:
+                    self.budgets.settle(held, record)
         if record is None:
             return
         for sink, state in zip(self._sinks, states, strict=False):
@@ -401,15 +424,16 @@ class _LedgerFault(Exception):
 class _Pending:
     """The ``CallOutput`` of one call: where its end goes, with the sinks' states for it."""
 
-    __slots__ = ("_meter", "_states", "guard")
+    __slots__ = ("_held", "_meter", "_states", "guard")
 
-    def __init__(self, meter: Meter, states: list[Any]) -> None:
+    def __init__(self, meter: Meter, states: list[Any], held: Reservation | None) -> None:
         self._meter = meter
         self._states = states
+        self._held = held
         self.guard = meter.guard
 
     def finished(self, start: CallStart, end: CallEnd) -> None:
-        self._meter.finish(start, end, self._states)
+        self._meter.finish(start, end, self._states, self._held)
 
     def fault(self, kind: FaultKind, exc: BaseException) -> None:
         self._meter.record_fault(kind, exc)

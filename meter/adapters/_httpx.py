@@ -7,6 +7,8 @@ import httpx
 from meter.adapters.streams import AsyncStreamLogic, SyncStreamLogic
 
 ByteStream = httpx.ByteStream
+Response = httpx.Response
+"""What meter answers itself with (a budget's refusal), of the request's own stack."""
 """In-memory bodies (mock transports, pre-read responses) are metered at once, not wrapped."""
 
 

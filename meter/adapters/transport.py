@@ -12,11 +12,12 @@ from __future__ import annotations
 import importlib
 from contextvars import ContextVar
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 import httpx2
 
 from meter.adapters.parts import RequestPart, ResponsePart
+from meter.budgets import RefusalAnswer
 from meter.core.call import Call
 from meter.hub import Meter, default_meter, default_meter_or_none
 
@@ -87,8 +88,9 @@ def _in_memory(stack: ModuleType, response: ResponsePart, call: Call) -> bool:
     return True
 
 
-def start(meter: Meter, request: Req) -> tuple[Call, Req] | None:
-    """Begin metering ``request``; returns the call and the request to send (maybe rewritten).
+def start(meter: Meter, request: Req) -> tuple[Call, Req, RefusalAnswer | None] | None:
+    """Begin metering ``request``; returns the call, the request to send (maybe rewritten) and, when a
+    hard budget refuses the call, meter's own answer to give instead of sending it.
 
     Never raises: a fault lets the request through unmetered (and is counted).
     """
@@ -98,7 +100,9 @@ def start(meter: Meter, request: Req) -> tuple[Call, Req] | None:
                             request.headers, lambda: _body(request))
         if begun is None:
             return None
-        call, new_body = begun
+        call, new_body, refusal = begun
+        if refusal is not None:
+            return call, request, refusal
         if new_body is not None:
             with meter.guard["rewrite"]:
                 headers = request.headers.copy()
@@ -111,8 +115,16 @@ def start(meter: Meter, request: Req) -> tuple[Call, Req] | None:
                     content=new_body,
                     extensions=request.extensions,
                 )
-        return call, request
+        return call, request, None
     return None
+
+
+def refused(call: Call, request: Req, answer: RefusalAnswer, is_async: bool) -> Any:
+    """Meter's own answer to a call a hard budget refused (the request is never sent), metered as a
+    response so the call has its one record (status 429, ``budget_exceeded``)."""
+    response = _stack(request).Response(answer.status, headers=list(answer.headers), content=answer.body,
+                                        request=request)
+    return attach(call, request, response, is_async)
 
 
 def attach(call: Call, request: RequestPart, response: Resp, is_async: bool) -> Resp:
@@ -156,7 +168,9 @@ class MeteredTransport(httpx2.BaseTransport, Generic[Req, Resp]):
         started = start(m, request) if m is not None else None
         if started is None:
             return self.inner.handle_request(request)
-        call, request = started
+        call, request, refusal = started
+        if refusal is not None:
+            return cast(Resp, refused(call, request, refusal, is_async=False))
         token = _metering.set(True)
         try:
             response = self.inner.handle_request(request)
@@ -187,7 +201,9 @@ class AsyncMeteredTransport(httpx2.AsyncBaseTransport, Generic[Req, Resp]):
         started = start(m, request) if m is not None else None
         if started is None:
             return await self.inner.handle_async_request(request)
-        call, request = started
+        call, request, refusal = started
+        if refusal is not None:
+            return cast(Resp, refused(call, request, refusal, is_async=True))
         token = _metering.set(True)
         try:
             response = await self.inner.handle_async_request(request)

@@ -16,7 +16,7 @@ from typing import Literal, get_args
 FaultKind = Literal[
     "begin", "rewrite", "sink_start", "sink", "subscriber", "dedupe", "pricing", "record",
     "parse", "content_encoding", "response_headers", "decoded_too_large", "body_too_large", "event_too_large",
-    "attach", "value_repaired", "usage_subset_capped", "batch_line",
+    "attach", "value_repaired", "usage_subset_capped", "budget", "batch_line",
     "ledger_dropped", "ledger_after_close", "ledger_repaired", "ledger_rejected",
     "litellm_instrument",
 ]
@@ -40,6 +40,7 @@ FAULTS: dict[FaultKind, str] = {
     "value_repaired": "a value a caller or a response sent could not be stored as it was (NUL, a lone "
                       "surrogate, too long, an integer out of range) and was made storable",
     "usage_subset_capped": "a usage subset exceeded its total (cached above input) and was capped",
+    "budget": "a budget could not be checked or settled: the call went through, its hold (if any) at its worst case",
     "batch_line": "lines of a Batch output file could not be read (not JSON, a success without usage, "
                   "counts that are not counts): left out of the sum, the other lines still summed (once a file)",
     "ledger_dropped": "a record was not written to the ledger: its queue was full, or close timed out",

@@ -43,6 +43,7 @@ def build_record(
     service_tier: str | None = None,
     service_tier_assumed: bool = False,
     units: Units | None = None,
+    budgets: tuple[str, ...] = (),
 ) -> CallRecord:
     """The final record (``usage`` and ``usage_source`` as the dedupe step left them)."""
     route = start.route
@@ -85,6 +86,7 @@ def build_record(
         service_tier=service_tier,
         service_tier_assumed=service_tier_assumed,
         units=units,
+        budgets=budgets,
     )
 
 

@@ -260,6 +260,8 @@ class CallRecord:
     """``service_tier`` is the requested tier: the service did not say which served the call."""
     units: Units | None = None
     """What a call without token usage is billed in (seconds of audio, characters, images: ``meter.core.units``)."""
+    budgets: tuple[str, ...] = ()
+    """The budgets the call was charged to (``Meter(budgets=...)``), by name."""
 
     @property
     def model_label(self) -> str:

@@ -25,7 +25,7 @@ def _race() -> None:
         begun = m.begin("POST", "res.openai.azure.com", None, "/openai/deployments/d/chat/completions",
                         "api-version=2024-10-21", {}, lambda: b'{"stream":true}')
         assert begun is not None
-        call, _ = begun
+        call, _, _ = begun
         call.on_response(200, {"content-type": "text/event-stream"})
         barrier = threading.Barrier(6)
 

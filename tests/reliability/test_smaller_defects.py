@@ -56,7 +56,7 @@ def test_a_close_during_a_chunk_waits_for_it() -> None:
     begun = m.begin("POST", "res.openai.azure.com", None, "/openai/deployments/d/chat/completions",
                     "api-version=2024-10-21", {}, lambda: b'{"stream":true,"n":2}')
     assert begun is not None
-    call, _ = begun
+    call, _, _ = begun
     call.on_response(200, {"content-type": "text/event-stream"})
     halfway = threading.Event()
 

@@ -1,0 +1,119 @@
+"""Budgets at the call: reserve a call's worst case before it is sent, settle its real cost when it ends.
+
+The hub asks ``reserve`` once a call is recognised, with the request already parsed: the call is
+matched to its budgets, its worst case priced the way the call will be (the model, deployment type
+and tier meter prices it at), and held against every matched budget at once. A hard budget that
+would be passed refuses: the transport then answers the caller with meter's own 429 (Azure's error
+shape, ``budget_exceeded``, ``x-should-retry: false``) and never sends the request. When the record
+is built, ``settle`` turns the hold into what the call cost:
+
+- a priced call with the service's usage: its cost;
+- an error the service answered (4xx/5xx, meter's own 429 included): nothing (Azure bills no
+  failed request);
+- anything else (a stream cut off, a transport error, estimated or unpriced usage): its reserved
+  worst case, so an unknown is never $0.
+
+Only the in-process store exists in this step (``meter.budgets.BudgetLedger``); the shared stores
+come next (issue 24). Thread-safe: the store locks; the refusal counts are under a lock of their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from meter.budgets import (
+    AlertEvent,
+    Budget,
+    BudgetLedger,
+    BudgetSet,
+    Refusal,
+    RefusalAnswer,
+    Reservation,
+    load_budgets,
+    refusal_answer,
+    worst_case,
+)
+from meter.core.record import CallRecord
+from meter.core.start import CallStart
+from meter.costing import Costing
+
+logger = logging.getLogger("meter")
+
+BudgetsOption = str | Sequence[Mapping[str, Any] | Budget] | None
+"""``Meter(budgets=...)``: a budgets.toml path, or the budgets themselves (mappings as in the file)."""
+
+
+class BudgetGate:
+    """The budgets of one Meter: which a call matches, its hold, its settlement, the refusals."""
+
+    def __init__(self, budgets: tuple[Budget, ...], costing: Costing) -> None:
+        self.budgets = budgets
+        self.store = BudgetLedger(budgets)
+        self._set = BudgetSet(budgets)
+        self._costing = costing
+        self._lock = threading.Lock()
+        self._refused: dict[str, int] = {}
+
+    @classmethod
+    def load(cls, source: BudgetsOption, costing: Costing | None) -> BudgetGate | None:
+        """The gate for ``Meter(budgets=...)``, or ``None`` without budgets; a bad file raises now (one line
+        naming the file, the budget and the field), never inside a call."""
+        if source is None:
+            return None
+        budgets = load_budgets(source)
+        if not budgets:
+            return None
+        if costing is None:
+            raise ValueError("budgets need pricing: Meter(budgets=...) cannot be used with price_book=False")
+        return cls(budgets, costing)
+
+    def reserve(self, start: CallStart, deployment: str | None, body: Mapping[str, Any] | None,
+                tier: str | None) -> Reservation | RefusalAnswer | None:
+        """Hold the call's worst case against its budgets: the reservation, the 429 to answer, or ``None``."""
+        matched = self._set.budgets_for(start.attributes, deployment, start.info.model)
+        if not matched:
+            return None
+        at = datetime.fromtimestamp(start.started_ns / 1e9, UTC)
+        model, deployment_type, region = self._costing.pricing_key(deployment, at, tier)
+        case = worst_case(body, api=start.route.api, model=model, price_book=self._costing.book,
+                          deployment_type=deployment_type, region=region, at=at)
+        held = self.store.reserve(start.correlation_id or "", matched, case, at=at)
+        if isinstance(held, Refusal):
+            with self._lock:
+                self._refused[held.budget.name] = self._refused.get(held.budget.name, 0) + 1
+            logger.info("meter: budget %r refused a call (%s); it resets at %s", held.budget.name, held.reason,
+                        held.reset_at.isoformat())
+            return refusal_answer(held)
+        return held
+
+    def settle(self, reservation: Reservation, record: CallRecord) -> tuple[AlertEvent, ...]:
+        """Turn the hold into what the call cost (see the module docstring); the alerts it fires."""
+        cost = record.cost
+        actual: Decimal | None = None
+        if record.outcome == "http_error":
+            actual = Decimal(0)
+        elif (record.outcome == "ok" and record.usage_source != "estimated" and cost is not None
+              and cost.total is not None):
+            actual = cost.total
+        events = self.store.settle(reservation, actual, at=record.started_at)
+        for event in events:
+            logger.warning("meter: budget %r reached %s of its %s USD limit (%s USD spent this period)",
+                           event.budget, f"{event.threshold:%}", event.limit, event.spent)
+        return events
+
+    def refused(self) -> dict[str, int]:
+        """Calls refused so far, by budget."""
+        with self._lock:
+            return dict(self._refused)
+
+
+def charged_to(reservation: Reservation | None) -> tuple[str, ...]:
+    """The names of the budgets a call was charged to (``CallRecord.budgets``)."""
+    if reservation is None:
+        return ()
+    return tuple(line.budget.name for line in reservation.lines)

@@ -1,0 +1,118 @@
+"""Budgets at the call (issue 24, integration): a call is held against its budgets before it is sent,
+settled at its cost, and a hard budget refuses with meter's own 429, through the real openai SDK over
+loopback sockets (httpx2 and httpx, sync and async): the refused request never reaches the server."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import openai
+import pytest
+
+import meter
+from meter.budgets import BudgetFileError
+from tests.support.replay import CannedResponse, ReplayServer
+
+API_VERSION = "2024-10-21"
+PATH = "/openai/deployments/gpt-4o/chat/completions"
+ANSWER = {"id": "chatcmpl-b", "object": "chat.completion", "model": "gpt-4o-2024-11-20",
+          "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
+          "usage": {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500}}
+COST = Decimal(1000) * Decimal("2.5") / 1_000_000 + Decimal(500) * Decimal(10) / 1_000_000  # 0.0075
+HARD = {"name": "search-daily", "match": {"team": "search"}, "period": "day", "limit_usd": "0.015",
+        "enforce": "hard"}
+
+
+@pytest.fixture
+def server() -> Any:
+    with ReplayServer() as srv:
+        srv.add("POST", PATH, CannedResponse.json(200, ANSWER))
+        yield srv
+
+
+def _meter(records: list[meter.CallRecord], budgets: Any) -> meter.Meter:
+    return meter.Meter(otel=False, prometheus=False, on_record=records.append, budgets=budgets)
+
+
+def _ask(client: openai.AzureOpenAI) -> Any:
+    return client.chat.completions.create(model="gpt-4o", max_tokens=1000,
+                                          messages=[{"role": "user", "content": "hello"}])
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["httpx2", "httpx"])
+def test_a_hard_budget_refuses_before_anything_is_sent_and_the_sdk_does_not_retry(server: ReplayServer,
+                                                                                    legacy: bool) -> None:
+    records: list[meter.CallRecord] = []
+    m = _meter(records, [HARD])
+    kwargs: dict[str, Any] = {"http_client": cast(Any, httpx.Client())} if legacy else {}
+    client = meter.wrap(openai.AzureOpenAI(azure_endpoint=server.url, api_key="k", api_version=API_VERSION,
+                                           **kwargs), meter=m)  # the SDK's default: 2 retries
+    with meter.attribute(team="search"):
+        _ask(client)  # worst case 0.01 fits the 0.015; it settles at 0.0075
+        sent = len(server.requests)
+        with pytest.raises(openai.RateLimitError) as raised:
+            _ask(client)  # 0.0075 spent + a 0.01 worst case would pass 0.015
+    assert len(server.requests) == sent  # the refused request never left, and was not retried
+    assert raised.value.code == "budget_exceeded" and "search-daily" in str(raised.value)
+    ok, refused = records
+    assert ok.budgets == ("search-daily",) and ok.cost is not None and ok.cost.total == COST
+    assert (refused.status_code, refused.error_code, refused.budgets) == (429, "budget_exceeded", ())
+    assert m.budgets is not None and m.budgets.refused() == {"search-daily": 1}
+    [status] = m.budgets.store.status()
+    assert (status.spent, status.reserved) == (COST, Decimal(0))
+
+
+def test_the_async_client_is_refused_the_same_way(server: ReplayServer) -> None:
+    records: list[meter.CallRecord] = []
+    m = _meter(records, [{**HARD, "limit_usd": "0.001"}])
+
+    async def run() -> None:
+        client = meter.wrap(openai.AsyncAzureOpenAI(azure_endpoint=server.url, api_key="k",
+                                                    api_version=API_VERSION), meter=m)
+        with meter.attribute(team="search"), pytest.raises(openai.RateLimitError):
+            await client.chat.completions.create(model="gpt-4o", max_tokens=1000,
+                                                 messages=[{"role": "user", "content": "hello"}])
+
+    asyncio.run(run())
+    assert server.requests == [] and [r.status_code for r in records] == [429]
+
+
+def test_a_soft_budget_never_refuses_and_counts_every_call(server: ReplayServer) -> None:
+    records: list[meter.CallRecord] = []
+    m = _meter(records, [{**HARD, "enforce": "soft", "name": "everything", "match": {}}])
+    client = meter.wrap(openai.AzureOpenAI(azure_endpoint=server.url, api_key="k", api_version=API_VERSION),
+                        meter=m)
+    for _ in range(4):
+        _ask(client)
+    assert [r.status_code for r in records] == [200] * 4 and all(r.budgets == ("everything",) for r in records)
+    assert m.budgets is not None
+    [status] = m.budgets.store.status()
+    assert status.spent == 4 * COST > Decimal("0.015") and m.budgets.refused() == {}
+
+
+def test_an_error_the_service_answered_costs_nothing_and_frees_its_hold() -> None:
+    records: list[meter.CallRecord] = []
+    m = _meter(records, [{**HARD, "match": {}}])
+    with ReplayServer() as server:
+        server.add("POST", PATH, CannedResponse.json(400, {"error": {"code": "content_filter", "message": "no"}}))
+        client = meter.wrap(openai.AzureOpenAI(azure_endpoint=server.url, api_key="k", api_version=API_VERSION,
+                                               max_retries=0), meter=m)
+        with pytest.raises(openai.BadRequestError):
+            _ask(client)
+    assert m.budgets is not None
+    [status] = m.budgets.store.status()
+    assert (status.spent, status.reserved) == (Decimal(0), Decimal(0))
+
+
+def test_a_bad_budgets_file_fails_the_meter_not_a_call(tmp_path: Path) -> None:
+    path = tmp_path / "budgets.toml"
+    path.write_text('[[budget]]\nname = "x"\nperiod = "fortnight"\nlimit_usd = "5"\n', encoding="utf-8")
+    with pytest.raises(BudgetFileError) as raised:
+        meter.Meter(otel=False, prometheus=False, budgets=str(path))
+    assert str(path) in str(raised.value) and "period" in str(raised.value)
+    with pytest.raises(ValueError, match="need pricing"):
+        meter.Meter(otel=False, prometheus=False, price_book=False, budgets=[HARD])
