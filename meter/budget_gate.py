@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -58,6 +58,9 @@ class BudgetGate:
         self._costing = costing
         self._lock = threading.Lock()
         self._refused: dict[str, int] = {}
+        self.on_alert: list[Callable[[AlertEvent], None]] = []
+        """Called with each alert a settlement fires (the OTel event, ``Meter(otel_events=True)``), after the
+        log line."""
 
     @classmethod
     def load(cls, source: BudgetsOption, costing: Costing | None) -> BudgetGate | None:
@@ -104,6 +107,8 @@ class BudgetGate:
         for event in events:
             logger.warning("meter: budget %r reached %s of its %s USD limit (%s USD spent this period)",
                            event.budget, f"{event.threshold:%}", event.limit, event.spent)
+            for listener in self.on_alert:
+                listener(event)
         return events
 
     def refused(self) -> dict[str, int]:

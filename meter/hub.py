@@ -189,7 +189,8 @@ class Meter:
                 from meter.sinks.trace_link import current_trace_ids
 
                 self._current_trace = current_trace_ids
-        if otel_events if otel_events is not None else _events_from_env():
+        events = otel_events if otel_events is not None else _events_from_env()
+        if events:
             from meter.sinks.otel_events import EventSink
 
             self._sinks.append(EventSink(logger_provider, self.capture_content, content_max_chars))
@@ -212,6 +213,17 @@ class Meter:
             self.costing = Costing(book, load_deployments(deployments))
         self.budgets: BudgetGate | None = BudgetGate.load(budgets, self.costing)
         """The budgets (``Meter(budgets=...)``): ``.store.status()``, ``.refused()``."""
+        if self.budgets is not None:  # their gauges and refusals at scrape time, an OTel event per alert
+            if prometheus and registry is not None:
+                from prometheus_client import REGISTRY as DEFAULT
+
+                from meter.sinks.prometheus_budgets import publish
+
+                publish(self.budgets, DEFAULT if isinstance(registry, _DefaultRegistry) else registry, namespace)
+            if events:
+                from meter.sinks.otel_events import BudgetAlertEvents
+
+                self.budgets.on_alert.append(BudgetAlertEvents(logger_provider).emit)
         self.ledger: LedgerWriter | None = None
         """The ledger writer (``Meter(ledger=...)``): ``.written``, ``.dropped``, ``.flush()``."""
         if ledger is not None:  # last: nothing after it can fail and leave a writer thread behind

@@ -214,6 +214,47 @@ def label_overflow_total(ns: str) -> str:
     return f"{ns}_label_overflow_total"
 
 
+def budget_spent_usd(ns: str) -> str:
+    return f"{ns}_budget_spent_usd"
+
+
+def budget_reserved_usd(ns: str) -> str:
+    return f"{ns}_budget_reserved_usd"
+
+
+def budget_limit_usd(ns: str) -> str:
+    return f"{ns}_budget_limit_usd"
+
+
+def budget_forecast_usd(ns: str) -> str:
+    return f"{ns}_budget_forecast_usd"
+
+
+def budget_alert_threshold_ratio(ns: str) -> str:
+    return f"{ns}_budget_alert_threshold_ratio"
+
+
+def budget_refused_total(ns: str) -> str:
+    return f"{ns}_budget_refused_total"
+
+
+BUDGET_LABELS = ("budget", "period", "enforce")
+"""The labels of the budget gauges (``budget_*_usd``): the budget's name, its period as written, soft/hard."""
+BUDGET_THRESHOLD_LABEL = "threshold"
+"""The extra label of ``budget_alert_threshold_ratio``: one series per ``alert_at`` threshold (``"80%"``)."""
+BUDGET_REFUSED_LABELS = ("budget",)
+
+BUDGET_ALERT_EVENT = "meter.budget.alert"
+"""The OpenTelemetry event (a log record) emitted when a budget's spend reaches one of its ``alert_at``
+thresholds (meter's name; no convention defines one)."""
+BUDGET_NAME = "meter.budget.name"
+BUDGET_THRESHOLD = "meter.budget.threshold"
+BUDGET_SPENT = "meter.budget.spent_usd"
+BUDGET_LIMIT = "meter.budget.limit_usd"
+BUDGET_PERIOD_START = "meter.budget.period_start"
+BUDGET_PERIOD_END = "meter.budget.period_end"
+
+
 HELP: dict[Callable[[str], str], str] = {
     requests_total: "Metered LLM calls (HTTP attempts), by outcome",
     cost_usd_total: "Cost of metered calls in US dollars, at the price table",
@@ -231,5 +272,11 @@ HELP: dict[Callable[[str], str], str] = {
     ratelimit_limit_requests: "Azure x-ratelimit-limit-requests",
     metering_faults_total: "Faults inside metering (the calls were unaffected)",
     label_overflow_total: "Label values folded into 'other' by the cardinality guard",
+    budget_spent_usd: "Spend settled against each budget in its current period, in US dollars",
+    budget_reserved_usd: "Worst cases held against each budget by calls in flight, in US dollars",
+    budget_limit_usd: "Each budget's limit per period, in US dollars",
+    budget_forecast_usd: "Each budget's spend by the end of its period at the burn so far, in US dollars",
+    budget_alert_threshold_ratio: "Each budget's alert_at thresholds, as fractions of its limit",
+    budget_refused_total: "Calls a hard budget refused (answered 429 by meter, never sent)",
 }
 """The help text of each metric family but the usage counters (theirs is the catalogue's), for both stores."""

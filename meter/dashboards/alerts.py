@@ -8,6 +8,11 @@ The monthly budget is a recording rule (``llm:monthly_budget_usd``) whose value 
 (``python -m meter.dashboards.generate --monthly-budget-usd 5000``); burn-rate alerts compare spend against
 ``budget / 30 days``: page at 14.4x over 1h confirmed over 5m (2% of the month's budget in an hour),
 ticket at 6x over 6h confirmed over 30m (5% in six hours).
+
+meter's own budgets (``Meter(budgets=...)``, docs/budgets.md) have two alerts of their own, read from the
+budget gauges: ``LLMBudgetThresholdReached`` fires once per ``alert_at`` threshold a budget's spend has
+reached (one series per threshold: ``<ns>_budget_alert_threshold_ratio``), ``LLMBudgetForecastOverLimit``
+when the spend forecast to the end of the period at the current burn is over the limit.
 """
 
 from __future__ import annotations
@@ -68,6 +73,9 @@ def alerts(settings: Settings | None = None, q: Queries = DEFAULT) -> list[Alert
     faults = q.sum_by(("kind",), q.increase(q.METERING_FAULTS, "15m"))
     overflow = q.sum_by(("label",), q.increase(q.LABEL_OVERFLOW, "1h"))
     budget = _fmt(s.monthly_budget_usd)
+    used = f"{q.BUDGET_SPENT} / on (budget, period, enforce) {q.BUDGET_LIMIT}"
+    threshold_reached = f"({used}) >= on (budget, period, enforce) group_right {q.BUDGET_ALERT_AT}"
+    over_forecast = f"{q.BUDGET_FORECAST} > on (budget, period, enforce) {q.BUDGET_LIMIT}"
     return [
         Alert("LLMBudgetFastBurn", f"({burn_1h}) > {page} and ({burn_5m}) > {page}", (burn_1h, burn_5m), "page",
               "LLM spend is burning the monthly budget fast",
@@ -79,6 +87,18 @@ def alerts(settings: Settings | None = None, q: Queries = DEFAULT) -> list[Alert
               f"Spend over the last 6 hours is {{{{ $value | humanize }}}}x the rate that uses the monthly budget "
               f"(USD {budget}) in 30 days (ticket threshold {ticket}x: 5% of the budget in 6 hours), "
               "confirmed over 30m.",
+              "meter-cost", "15m"),
+        Alert("LLMBudgetThresholdReached", threshold_reached, (used,), "warning",
+              "Budget {{ $labels.budget }} reached {{ $labels.threshold }} of its limit",
+              "Budget {{ $labels.budget }} ({{ $labels.enforce }}, per {{ $labels.period }}) has spent "
+              "{{ $value | humanizePercentage }} of its limit this period (alert_at {{ $labels.threshold }}). "
+              "`meter budgets status` shows what is spent and held.",
+              "meter-cost"),
+        Alert("LLMBudgetForecastOverLimit", over_forecast, (q.BUDGET_FORECAST,), "warning",
+              "Budget {{ $labels.budget }} will pass its limit before its period ends",
+              "At the burn so far, budget {{ $labels.budget }} ({{ $labels.enforce }}, per {{ $labels.period }}) "
+              "will have spent USD {{ $value | humanize }} by the end of its period, more than its limit "
+              "(a hard budget then refuses calls).",
               "meter-cost", "15m"),
         Alert("LLMErrorRatioHigh",
               f"({error_ratio}) > {_fmt(s.error_ratio)} and on (deployment) ({calls_10m}) >= {s.error_min_calls}",
@@ -183,6 +203,8 @@ def rule_tests(settings: Settings | None = None, q: Queries = DEFAULT) -> dict[s
         return f"0+{per_minute * multiple:.6f}x{minutes}"
 
     req, d = q.REQUESTS, "deployment"
+    search = {"budget": "search-monthly", "period": "month", "enforce": "hard"}
+    ads = {"budget": "ads-daily", "period": "day", "enforce": "soft"}
     ok = {"outcome": "ok", "error_type": ""}
     tests: list[dict[str, Any]] = [
         {   # 20x the allowed rate: pages once the 1h window has filled enough.
@@ -217,6 +239,40 @@ def rule_tests(settings: Settings | None = None, q: Queries = DEFAULT) -> dict[s
                              _series(q.COST_USD, spend(4, 480), **{d: "o4-mini"})],
             "alert_rule_test": [_fires(a["LLMBudgetSlowBurn"], "7h", {}, "10"),
                                 _silent("LLMBudgetFastBurn", "7h")],
+        },
+        {   # meter's budgets: spend reaches 50% then 80% of a 500 USD limit; another budget stays low.
+            "name": "budget thresholds",
+            "interval": "1m",
+            "input_series": [
+                _series(q.BUDGET_SPENT, "100 300x10 450x30", **search),
+                _series(q.BUDGET_LIMIT, "500x40", **search),
+                _series(q.BUDGET_ALERT_AT, "0.5x40", **search, threshold="50%"),
+                _series(q.BUDGET_ALERT_AT, "0.8x40", **search, threshold="80%"),
+                _series(q.BUDGET_SPENT, "10x40", **ads),
+                _series(q.BUDGET_LIMIT, "100x40", **ads),
+                _series(q.BUDGET_ALERT_AT, "0.5x40", **ads, threshold="50%"),
+            ],
+            "alert_rule_test": [
+                _silent("LLMBudgetThresholdReached", "0m"),  # 20%
+                _fires(a["LLMBudgetThresholdReached"], "5m", {**search, "threshold": "50%"}, "60%"),
+                {"eval_time": "20m", "alertname": "LLMBudgetThresholdReached", "exp_alerts": [
+                    _fires(a["LLMBudgetThresholdReached"], "20m", {**search, "threshold": t}, "90%")["exp_alerts"][0]
+                    for t in ("50%", "80%")]},
+            ],
+        },
+        {   # the forecast passes the limit for longer than 15m: fires; a forecast under its limit does not.
+            "name": "budget forecast over its limit",
+            "interval": "1m",
+            "input_series": [
+                _series(q.BUDGET_FORECAST, "400x5 650x40", **search),
+                _series(q.BUDGET_LIMIT, "500x45", **search),
+                _series(q.BUDGET_FORECAST, "90x45", **ads),
+                _series(q.BUDGET_LIMIT, "100x45", **ads),
+            ],
+            "alert_rule_test": [
+                _silent("LLMBudgetForecastOverLimit", "15m"),  # over since 6m: not yet for 15m
+                _fires(a["LLMBudgetForecastOverLimit"], "30m", search, "650"),
+            ],
         },
         {
             "name": "errors and throttling",

@@ -137,6 +137,12 @@ class Queries:
         self.RATELIMIT_LIMIT_REQUESTS = names.ratelimit_limit_requests(ns)
         self.METERING_FAULTS = names.metering_faults_total(ns)
         self.LABEL_OVERFLOW = names.label_overflow_total(ns)
+        self.BUDGET_SPENT = names.budget_spent_usd(ns)
+        self.BUDGET_RESERVED = names.budget_reserved_usd(ns)
+        self.BUDGET_LIMIT = names.budget_limit_usd(ns)
+        self.BUDGET_FORECAST = names.budget_forecast_usd(ns)
+        self.BUDGET_ALERT_AT = names.budget_alert_threshold_ratio(ns)
+        self.BUDGET_REFUSED = names.budget_refused_total(ns)
         self.MONTHLY_BUDGET = f"{ns}:monthly_budget_usd"
         """Recording rule holding the monthly budget in USD (written into alerts.yml by the generator)."""
         self.ALL_METRICS: tuple[str, ...] = (
@@ -145,6 +151,8 @@ class Queries:
             self.ESTIMATED_COST_USD, self.DURATION_BUCKET, self.DURATION_SUM, self.DURATION_COUNT, self.TTFT_BUCKET,
             self.RATELIMIT_REMAINING_TOKENS, self.RATELIMIT_REMAINING_REQUESTS, self.RATELIMIT_LIMIT_TOKENS,
             self.RATELIMIT_LIMIT_REQUESTS, self.METERING_FAULTS, self.LABEL_OVERFLOW,
+            self.BUDGET_SPENT, self.BUDGET_RESERVED, self.BUDGET_LIMIT, self.BUDGET_FORECAST, self.BUDGET_ALERT_AT,
+            self.BUDGET_REFUSED,
         )
         """Every series name a dashboard or rule may reference (tests check expressions use only these)."""
         self.FILTER: tuple[str, ...] = ('deployment=~"$deployment"', 'model=~"$model"',

@@ -18,6 +18,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from meter import names
 from meter._version import __version__
+from meter.budgets.store import AlertEvent
 from meter.core.record import CallRecord
 from meter.core.start import CallStart
 from meter.sinks import content
@@ -66,3 +67,27 @@ class EventSink:
         self._logger.emit(LogRecord(timestamp=end_ns, context=context, event_name=EVENT_NAME,
                                     severity_number=SeverityNumber.INFO if record.outcome == "ok"
                                     else SeverityNumber.WARN, attributes=attrs))
+
+
+class BudgetAlertEvents:
+    """One event per ``alert_at`` threshold a budget's spend reaches (``meter.budget.alert``, a log record):
+    the budget, the threshold (``"80%"``), the spend and the limit, the period. Given to the budget gate
+    (``BudgetGate.on_alert``) when ``Meter(otel_events=True)`` and the Meter has budgets."""
+
+    def __init__(self, logger_provider: Any = None) -> None:
+        provider = logger_provider if logger_provider is not None else get_logger_provider()
+        self._logger = provider.get_logger(names.INSTRUMENTATION_SCOPE, __version__, schema_url=names.SCHEMA_URL)
+
+    def emit(self, event: AlertEvent) -> None:
+        attrs: dict[str, Any] = {
+            names.BUDGET_NAME: event.budget,
+            names.BUDGET_THRESHOLD: event.percent,
+            names.BUDGET_SPENT: float(event.spent),
+            names.BUDGET_LIMIT: float(event.limit),
+            names.BUDGET_PERIOD_START: event.period_start.isoformat(),
+            names.BUDGET_PERIOD_END: event.period_end.isoformat(),
+        }
+        self._logger.emit(LogRecord(timestamp=int(event.at.timestamp() * 1e9), event_name=names.BUDGET_ALERT_EVENT,
+                                    severity_number=SeverityNumber.WARN, attributes=attrs,
+                                    body=f"budget {event.budget!r} reached {event.percent} of its {event.limit} USD "
+                                         f"limit ({event.spent} USD spent this period)"))
