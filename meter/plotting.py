@@ -238,8 +238,9 @@ def _nice_range(locator: Any, values: Sequence[float], from_zero: bool) -> tuple
 
 
 def _legend(ax: Any, frame: Frame | None) -> None:
-    """Grafana's legend under the graph, kept inside the panel: as many columns as the names allow (a name too
-    long for its column is cut with "…"), as many rows as fit below the axis, and "+N more" for the rest."""
+    """Grafana's legend under the graph, kept inside the panel: as many columns as the names allow, as many rows
+    as fit below the axis, and "+N more" for the rest (Grafana scrolls); a name wider than the panel is cut with
+    "…"."""
     from matplotlib.lines import Line2D
 
     handles, labels = ax.get_legend_handles_labels()
@@ -260,21 +261,21 @@ def _legend(ax: Any, frame: Frame | None) -> None:
     def text_w(text: str) -> float:
         return _text_w(renderer, text, LEGEND_FONT)
 
-    widths = [text_w(label) for label in labels]
-    ncol = 1
-    for n in range(min(len(labels), 6), 0, -1):
-        per_col = [max(widths[c::n]) for c in range(n)]
-        if sum(w + handle_w for w in per_col) + gap_w * (n - 1) <= avail:
-            ncol = n
-            break
-    room = (avail - gap_w * (ncol - 1)) / ncol - handle_w
-    capacity = rows * ncol
-    if len(handles) > capacity:
-        more = len(handles) - (capacity - 1)
-        handles, labels = handles[:capacity - 1], labels[:capacity - 1]
-        handles.append(Line2D([], [], linestyle="none"))
-        labels.append(f"+{more} more")
-    labels = [_cut(renderer, label, room, LEGEND_FONT) for label in labels]
+    def capped(n: int) -> tuple[list[Any], list[str]]:
+        if len(handles) <= rows * n:
+            return list(handles), list(labels)
+        more = len(handles) - (rows * n - 1)
+        return [*handles[:rows * n - 1], Line2D([], [], linestyle="none")], [*labels[:rows * n - 1], f"+{more} more"]
+
+    def fits(n: int, entries: list[str]) -> bool:
+        per = math.ceil(len(entries) / n)  # matplotlib fills a legend column by column
+        columns = [entries[c * per:(c + 1) * per] for c in range(n) if entries[c * per:(c + 1) * per]]
+        needed = sum(max(text_w(e) for e in col) + handle_w for col in columns) + gap_w * (len(columns) - 1)
+        return bool(needed <= avail)
+
+    ncol = next((n for n in range(min(len(handles), 6), 0, -1) if fits(n, capped(n)[1])), 1)
+    handles, labels = capped(ncol)
+    labels = [_cut(renderer, label, avail - handle_w, LEGEND_FONT) for label in labels]  # one name wider than all
     anchor = ax.transAxes.inverted().transform((0.5 * (box_x0 + box_x1), top_px))
     ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(float(anchor[0]), float(anchor[1])), ncol=ncol,
               frameon=False, fontsize=LEGEND_FONT, labelcolor=TEXT, handlelength=1.2, handletextpad=0.6,
@@ -337,7 +338,7 @@ MIN_BAR_PX = 8.0
 
 def bargauge(ax: Any, title: str, bars: Sequence[tuple[str, float]], unit: str, decimals: int | None = None,
              mappings: Sequence[dict[str, Any]] = ()) -> Drawn:
-    """Horizontal bars, largest first (Grafana's bar gauge, basic mode): each name on its own line above its bar,
+    """Horizontal bars in the order given (Grafana's bar gauge, basic mode): each name on its own line above its bar,
     the value right of the bars, rows sized to the panel; bars that do not fit are counted in "+N more" (Grafana
     scrolls). A value mapping's text (``-1`` -> "unknown") replaces the number and the bar stays empty."""
     style_axes(ax, title)
@@ -353,7 +354,7 @@ def bargauge(ax: Any, title: str, bars: Sequence[tuple[str, float]], unit: str, 
     height_px, width_px = ax.bbox.height, ax.bbox.width
     name_px = NAME_FONT * fig.dpi / 72 * 1.3
     row_min = name_px + MIN_BAR_PX + 3
-    ordered = sorted(bars, key=lambda b: -b[1])
+    ordered = list(bars)  # the query's order, as Grafana draws them (the boards sort in PromQL)
     fit = max(1, int(height_px // row_min))
     shown = ordered if len(ordered) <= fit else ordered[:fit - 1]
     more = len(ordered) - len(shown)
@@ -412,6 +413,11 @@ def heatmap(ax: Any, title: str, times: Sequence[datetime], bounds: Sequence[str
     ax.set_yticks([i + 0.5 for i in range(len(bounds))][::2])
     ax.set_yticklabels(list(bounds)[::2], fontsize=7)
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))
+    from matplotlib import ticker
+
+    mticker: Any = ticker
+    ax.xaxis.set_major_locator(mticker.MaxNLocator(5))
+    ax.set_xlim(edges[0], edges[-1])
     _colour_scale(ax, colours, low, high, frame)
     return drawn
 

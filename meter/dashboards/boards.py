@@ -91,6 +91,20 @@ def cost_dashboard(q: Queries = DEFAULT) -> Json:
                  "short", "Built-in tool calls in the selected time range, per tool (code interpreter: sessions).",
                  width=8, decimals=0),
         ],
+        [
+            bars("Budgets: spent and forecast (% of limit)",
+                 [Target(f"{q.BUDGET_SPENT} / on (budget, period, enforce) {q.BUDGET_LIMIT}", "{{budget}} spent"),
+                  Target(f"{q.BUDGET_FORECAST} / on (budget, period, enforce) {q.BUDGET_LIMIT}",
+                         "{{budget}} forecast")],
+                 "percentunit", "meter's budgets (Meter(budgets=...), docs/budgets.md): spend settled in each "
+                 "budget's current period, and the forecast to the period's end at the burn so far, as a share of "
+                 "its limit (each process's own view: its in-process store). Alerts: LLMBudgetThresholdReached, "
+                 "LLMBudgetForecastOverLimit.", width=16, decimals=0),
+            bars("Calls refused by budget (range)",
+                 [Target(q.sum_by(("budget",), q.increase(q.BUDGET_REFUSED)), "{{budget}}")],
+                 "short", "Calls a hard budget refused in the selected time range: answered HTTP 429 "
+                 "(budget_exceeded) by meter itself, never sent to Azure.", width=8, decimals=0),
+        ],
     ])
 
 
@@ -241,8 +255,8 @@ def errors_dashboard(q: Queries = DEFAULT) -> Json:
                          " * 0 - 1)", "{{deployment}}")],
                  "percentunit", "The last token headroom per deployment that reports rate limits; 'unknown' where "
                  "its answers carry no token limit (Azure sends none on a streamed Responses answer, and has been "
-                 "seen sending -1 on Responses), so it is listed, never silently left out.", width=6, decimals=1,
-                 mappings=[UNKNOWN]),
+                 "seen sending -1 on Responses), so it is listed, never silently left out. Lowest first.", width=6,
+                 decimals=1, mappings=[UNKNOWN], lowest_first=True),
             series("Rate-limit headroom: requests", [Target(requests_headroom, "{{deployment}}")], "percentunit",
                    "x-ratelimit-remaining-requests / x-ratelimit-limit-requests per deployment.", width=9),
         ],

@@ -61,9 +61,12 @@ def stat(title: str, expr: str, unit: str, description: str, *, width: int = 4, 
 
 
 def bars(title: str, targets: Sequence[Target], unit: str, description: str, *, width: int = 6,
-         decimals: int | None = None, mappings: Sequence[Json] = ()) -> Panel:
-    return Panel("bargauge", title, [Target(t.expr, t.legend, instant=True) for t in targets], unit, width,
-                 description, decimals, mappings=mappings)
+         decimals: int | None = None, mappings: Sequence[Json] = (), lowest_first: bool = False) -> Panel:
+    """A bar gauge, one bar per series in the order Prometheus returns them: ``sort_desc`` (the largest first), or
+    ``sort`` with ``lowest_first`` (Grafana draws a bar gauge's values in the query's order)."""
+    order = "sort" if lowest_first else "sort_desc"
+    return Panel("bargauge", title, [Target(f"{order}({t.expr})", t.legend, instant=True) for t in targets], unit,
+                 width, description, decimals, mappings=mappings)
 
 
 def series(title: str, targets: Sequence[Target], unit: str, description: str, *, width: int = 12,

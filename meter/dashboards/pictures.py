@@ -87,10 +87,12 @@ def header(totals: dict[str, Any], source: Source, start: float, end: float, *, 
     calls = value(DEFAULT.sum_by((), DEFAULT.increase(DEFAULT.sel(DEFAULT.REQUESTS))))
     whole = math.floor(calls + 0.5)  # whole calls, rounded as Grafana rounds
     return (f"Rendered by meter from the dashboard JSON and real Prometheus data (not a Grafana screenshot)  ·  "
-            f"meter demo --seconds {seconds:g}, scraped every {scrape_interval_s:g} s: Spend (range) {spend} over "
-            f"{whole:,} calls (increase() over the range); the demo's ledger: {int(totals['requests']):,} calls, "
-            f"USD {float(totals['cost_usd']):.4f} (it also counts what each series held at its first scrape)  ·  "
-            f"regenerate: python -m meter.dashboards.pictures --seconds {seconds:g}")
+            f"meter demo --seconds {seconds:g}, scraped every {scrape_interval_s:g} s  ·  "
+            f"regenerate: python -m meter.dashboards.pictures --seconds {seconds:g}\n"
+            f"In Prometheus over the range: Spend (range) {spend}, {whole:,} calls (increase() of the counters, as the "
+            f"panels read them).  The demo's own ledger: {int(totals['requests']):,} calls, "
+            f"USD {float(totals['cost_usd']):.4f} (it also holds what each series had reached by its first scrape, "
+            f"which increase() cannot count).")
 
 
 def make(out: Path, seconds: float, prometheus: str, requests: int = 40) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from meter import plotting
 from meter.dashboards.queries import DEFAULT, Queries
 
-HEADER_IN = 0.95
+HEADER_IN = 1.15
 UNIT_W_IN, UNIT_H_IN = 0.75, 0.32
 
 
@@ -205,7 +205,8 @@ def render_dashboard(dashboard: Mapping[str, Any], source: Source, start: float,
     fig = plt.figure(figsize=(width, height), dpi=100, facecolor=plotting.BACKGROUND)
     fig.text(0.2 / width, 1 - 0.32 / height, dashboard["title"], color=plotting.TEXT, fontsize=17, fontweight="bold",
              va="center")
-    fig.text(0.2 / width, 1 - 0.68 / height, subtitle, color=plotting.MUTED, fontsize=9.5, va="center")
+    fig.text(0.2 / width, 1 - 0.55 / height, subtitle, color=plotting.MUTED, fontsize=9.5, va="top",
+             linespacing=1.5)
     drawn = []
     for panel in panels:
         g = panel["gridPos"]

@@ -179,6 +179,9 @@ def test_a_legend_stays_inside_its_panel(draw: Callable[..., Any]) -> None:
     (frame,) = _panel_boxes(fig)
     (legend,) = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
     assert _inside(legend.get_window_extent(), frame)
+    (ax,) = [ax for ax in fig.axes if ax.lines]
+    below = min(t.get_window_extent().y0 for t in ax.get_xticklabels() if t.get_text())
+    assert legend.get_window_extent().y1 <= below, "the legend covers the time axis"
     labels = [t.get_text() for t in legend.get_texts()]
     assert labels[-1].startswith("+") and labels[-1].endswith(" more")
     assert int(labels[-1].split()[0][1:]) == 12 - (len(labels) - 1)
@@ -333,3 +336,19 @@ def test_the_header_total_is_the_spend_panels_number() -> None:
     assert "ledger" in header and "2,185 calls" in header and "USD 1.0883" in header
     assert "USD 1.09" not in header
     assert q.COST_USD in spend
+
+
+def test_bar_gauges_keep_the_querys_order_and_the_boards_sort_in_promql(draw: Callable[..., Any]) -> None:
+    """Grafana draws a bar gauge's values in the order the query returns them; the pictures sorted largest first,
+    which hid the lowest token headroom under "+N more". The boards sort in PromQL (spend largest first, headroom
+    lowest first, so "unknown" and the nearly exhausted come first) and the picture keeps that order."""
+    spend = _panel("meter-cost.json", "Spend by deployment (range)")
+    assert spend["targets"][0]["expr"].startswith("sort_desc(")
+    headroom = _panel("meter-errors.json", "Token headroom now")
+    assert headroom["targets"][0]["expr"].startswith("sort(")
+    fig, _ = draw([headroom], Fake(instant=lambda e: [({"deployment": "gpt-5"}, -1.0),
+                                                      ({"deployment": "o4-mini"}, 0.05),
+                                                      ({"deployment": "gpt-4o-mini"}, 0.9)]))
+    names = sorted((t for t in _texts(fig) if t.get_text() in {"gpt-5", "o4-mini", "gpt-4o-mini"}),
+                   key=lambda t: -t.get_window_extent().y0)
+    assert [t.get_text() for t in names] == ["gpt-5", "o4-mini", "gpt-4o-mini"]
