@@ -68,6 +68,7 @@ def call_row(call_id: str, record: CallRecord) -> tuple[Any, ...]:
         json.dumps(record.attributes, sort_keys=True, ensure_ascii=False),
         record.requested_service_tier, record.service_tier, int(record.service_tier_assumed),
         *(_NO_UNITS if units is None else (*(getattr(units, name) for name in _UNIT_NAMES), units.image_variant)),
+        json.dumps(list(record.budgets), ensure_ascii=False) if record.budgets else None,
     )
 
 

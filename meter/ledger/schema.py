@@ -25,10 +25,12 @@ ADDED_COLUMNS: dict[str, tuple[str, str]] = {
     "service_tier_assumed": ("INTEGER", "boolean"),
     **{kind.name: (kind.sqlite_type, kind.postgres_type) for kind in UNIT_KINDS},
     "image_variant": ("TEXT", "text"),
+    "budgets": ("TEXT", "text"),
 }
 """Columns of ``calls`` added after the first release of schema version 1, with their SQLite and PostgreSQL
 types. They are additive (NULL in older rows; an older meter writes its rows without them), so they bear no
-version of their own: a ledger gains them when opened for writing or by ``meter ledger migrate``."""
+version of their own: a ledger gains them when opened for writing or by ``meter ledger migrate``. ``budgets`` is
+the JSON list of the budgets a call was charged to (``CallRecord.budgets``; NULL when none)."""
 
 CALL_COLUMNS = (
     "id", "started_at", "duration_s", "time_to_first_token_s", "api", "operation", "stream", "provider",
