@@ -13,7 +13,7 @@ from meter._version import __version__
 from meter.apps.emulator_command import add_command as add_emulator_command
 from meter.apps.proxy import add_command as add_proxy_command
 from meter.cli_help import HELP, epilog
-from meter.commands import dashboards, ledger, pricing, reconcile
+from meter.commands import budgets, dashboards, ledger, pricing, reconcile
 from meter.extras import MissingExtra
 
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_emulator_command(commands)
     ledger.add_commands(commands)
     reconcile.add_command(commands)
+    budgets.add_commands(commands)
     _user_help(parser)
     return parser
 

@@ -85,6 +85,16 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
                    "meter reconcile --ledger meter.sqlite exports/ --fail-above 2%",
                    "meter reconcile --ledger meter.sqlite exports/ --fail-above 2% --min-coverage 90%",
                    "meter reconcile --ledger meter.sqlite costs.csv --write-prices negotiated.toml")),
+    "budgets": ("Spend limits per team, feature, deployment or model (a budgets.toml, as Meter(budgets=...) and "
+                "meter proxy --budgets read it).",
+                ("meter budgets status --budgets budgets.toml --ledger meter.sqlite",)),
+    "budgets status": ("Each budget in its current period: spent, held by calls in flight, limit, forecast to the "
+                       "period's end at the burn so far, and when it resets. The spend is the cost of the "
+                       "ledger's calls charged to each budget (--ledger, SQLite or PostgreSQL); without a ledger "
+                       "it is 0, and the limits, periods and reset times are shown.",
+                       ("meter budgets status --budgets budgets.toml --ledger meter.sqlite",
+                        "meter budgets status --ledger postgresql://meter@db/meter --format json",
+                        "meter budgets status --budgets budgets.toml --at 2026-12-31T23:00:00Z")),
 }
 """Command path (``""`` for ``meter`` itself, ``"ledger prune"``) -> (what it does, examples)."""
 

@@ -1,0 +1,252 @@
+"""``meter budgets status``: each budget in its current period, from any shell.
+
+A Meter's budgets live in its process (the in-process store: ``Meter.budgets.store.status()``); a shell
+has no such process to ask. So the command reads the budgets file and, with ``--ledger``, the ledger
+the Meters write: the spend of each budget in its period is the cost of the ledger's calls charged to
+it. A call's ``budgets`` column (the budgets it was charged to) says which; a call without one (written
+by a meter without budgets, or before the column existed) is matched against each budget by its tags,
+deployment and requested model, as a Meter matches it. Costs are the ledger's current ones; an error
+the service answered counts 0 (Azure bills none); a call without a cost (unpriced, or no usage) is
+counted apart (``unpriced_calls``): the spend is at least what is shown. A call meter refused (its own
+429, ``budget_exceeded``) is charged nothing and counted as refused by each hard budget it matches.
+Calls in flight are not in a ledger: ``reserved`` is 0 there. Without ``--ledger`` the spend is 0:
+the command then shows the limits, periods and reset times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from meter.budgets import Budget, BudgetFileError, BudgetLedger, BudgetStatus, load_budgets, period_window
+from meter.budgets.refusal import CODE
+from meter.budgets.store import percent
+from meter.textout import money, say_error, visible
+
+DEFAULT_FILE = "budgets.toml"
+REFUSED = CODE
+"""The error code of meter's own 429 (``meter.budgets.refusal``): a refused call, charged to no budget."""
+
+
+def add_commands(commands: Any) -> None:
+    """Register ``meter budgets status``."""
+    parser = commands.add_parser("budgets", help="spend limits (budgets.toml): their status")
+    sub = parser.add_subparsers(dest="budgets_command", metavar="COMMAND")
+    status = sub.add_parser("status", help="each budget in its current period: spent, reserved, limit, forecast")
+    status.add_argument("--budgets", default=DEFAULT_FILE, metavar="FILE",
+                        help="the budgets file (default %(default)s)")
+    status.add_argument("--ledger", default=None, metavar="LEDGER",
+                        help="the ledger the Meters write, a SQLite file or a postgresql:// URL: the spend of each "
+                             "budget is the cost of its calls there (without it the spend is 0)")
+    status.add_argument("--format", choices=("text", "json"), default="text", help="output (default text)")
+    status.add_argument("--at", type=_instant, default=None, metavar="TIME",
+                        help="the instant to show, ISO 8601 (default now; a time without a zone is UTC)")
+    status.set_defaults(handler=run_status)
+    parser.set_defaults(handler=lambda args: _help(parser))
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 0
+
+
+def _instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time (2026-12-07T12:00:00Z)") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    try:
+        budgets = load_budgets(Path(args.budgets))
+    except (BudgetFileError, OSError, ValueError) as exc:
+        say_error(exc)
+        return 1
+    at = args.at or datetime.now(UTC)
+    if args.ledger:
+        from meter.ledger import LedgerError
+
+        try:
+            statuses = ledger_status(budgets, args.ledger, at)
+        except (LedgerError, ValueError) as exc:
+            say_error(exc)
+            return 1
+    else:
+        statuses = BudgetLedger(budgets).status(at)
+    if args.format == "json":
+        print(json.dumps([status_json(s) for s in statuses], indent=2))
+    else:
+        source = f"the ledger {args.ledger}" if args.ledger else "no ledger (pass --ledger for the spend)"
+        print(f"budgets of {args.budgets} at {at:%Y-%m-%dT%H:%M:%SZ}, spend from {source}")
+        for line in status_lines(statuses):
+            print(line)
+    return 0
+
+
+def status_json(status: BudgetStatus, refused: int | None = None) -> dict[str, Any]:
+    """One budget's status as JSON: money as exact decimal strings, instants as ISO 8601 UTC."""
+    return {
+        "name": status.name, "enforce": status.enforce, "period": status.period,
+        "period_start": _iso(status.period_start), "period_end": _iso(status.period_end),
+        "reset_at": _iso(status.reset_at), "spent_usd": str(status.spent), "reserved_usd": str(status.reserved),
+        "limit_usd": str(status.limit), "forecast_usd": f"{_micro(status.forecast):f}",
+        "used": float(status.spent / status.limit), "calls": status.calls, "unpriced_calls": status.unpriced_calls,
+        "estimated_calls": status.estimated_calls,
+        "refused_calls": status.refused_calls if refused is None else refused,
+        "alerts_fired": [percent(a) for a in status.alerts_fired],
+    }
+
+
+def status_lines(statuses: Iterable[BudgetStatus], refused: Mapping[str, int] | None = None) -> list[str]:
+    """One line per budget: ``search-monthly  hard month  spent 412.50 of 500 USD (83%) ...``."""
+    rows = list(statuses)
+    if not rows:
+        return ["  (no budgets)"]
+    width = max(len(visible(s.name)) for s in rows)
+    lines = []
+    for s in rows:
+        count = refused.get(s.name, 0) if refused is not None else s.refused_calls
+        parts = [f"spent {money(s.spent)} of {money(s.limit)} USD ({float(s.spent / s.limit):.0%})",
+                 f"reserved {money(s.reserved)}", f"forecast {money(_micro(s.forecast))}",
+                 f"resets {s.reset_at:%Y-%m-%dT%H:%M:%SZ}"]
+        if s.enforce == "hard":
+            parts.append(f"refused {count} {'call' if count == 1 else 'calls'}")
+        if s.alerts_fired:
+            parts.append("alerts " + " ".join(percent(a) for a in s.alerts_fired))
+        if s.unpriced_calls:
+            parts.append(f"{s.unpriced_calls} unpriced (spent is at least the above)")
+        lines.append(f"  {visible(s.name):<{width}}  {s.enforce:<4} {s.period:<5}  " + ", ".join(parts))
+    return lines
+
+
+def _micro(value: Decimal) -> Decimal:
+    """A forecast is an extrapolation: shown to a millionth of a dollar, not to 28 digits."""
+    return value.quantize(Decimal("0.000001"))
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class _Tally:
+    spent: Decimal = Decimal(0)
+    calls: int = 0
+    unpriced: int = 0
+    refused: int = 0
+    first: datetime | None = None
+
+
+def ledger_status(budgets: Sequence[Budget], ledger: str | Path, at: datetime) -> list[BudgetStatus]:
+    """Each budget's status at ``at`` from the calls in ``ledger`` (see the module docstring)."""
+    from meter.ledger.connect import connect
+    from meter.ledger.rows import join_money
+
+    at = at.astimezone(UTC)
+    windows = [period_window(b.window, at) for b in budgets]
+    tallies = [_Tally() for _ in budgets]
+    if not budgets:
+        return []
+    since = min(start for start, _ in windows)
+    db = connect(ledger)
+    try:
+        try:
+            has_budgets = "budgets" in _columns(db)
+            mark = db.dialect.mark
+            bound: Any = since.isoformat() if db.dialect.name == "sqlite" else since
+            sql = (f"SELECT c.started_at, c.deployment, c.request_model, c.attributes, c.outcome, c.error_code, "
+                   f"{'c.budgets' if has_budgets else 'NULL'}, k.total_nano, k.total_atto FROM calls c "
+                   f"LEFT JOIN costs k ON k.call_id = c.id AND k.current = {db.dialect.true} "
+                   f"WHERE c.started_at >= {mark}")
+            for started, deployment, model, attributes, outcome, error, charged, nano, atto in db.stream(sql, [bound]):
+                when = _when(started)
+                if when >= at:
+                    continue
+                tags = _tags(attributes)
+                names = _charged(charged)
+                cost = Decimal(0) if outcome == "http_error" else (
+                    join_money(int(nano), int(atto or 0)) if nano is not None else None)
+                for budget, (start, end), tally in zip(budgets, windows, tallies, strict=True):
+                    if not start <= when < end:
+                        continue
+                    if names is not None:
+                        if budget.name not in names:
+                            continue
+                    elif not budget.matches(tags, deployment, model):
+                        continue
+                    if error == REFUSED:  # meter's own 429: charged nothing, counted for the hard budgets
+                        tally.refused += int(budget.hard)
+                        continue
+                    tally.calls += 1
+                    tally.first = when if tally.first is None or when < tally.first else tally.first
+                    if cost is None:
+                        tally.unpriced += 1
+                    else:
+                        tally.spent += cost
+        except db.errors as exc:
+            from meter.ledger import LedgerError
+
+            raise LedgerError(db.name, f"cannot be read ({str(exc).strip().splitlines()[0]})") from None
+    finally:
+        db.close()
+    out = []
+    for budget, (start, end), tally in zip(budgets, windows, tallies, strict=True):
+        rolling = budget.window.length
+        if rolling is not None:
+            reset = tally.first + rolling if tally.first is not None else at
+            forecast = tally.spent
+        else:
+            reset = end
+            elapsed, remaining = at - start, end - at
+            forecast = tally.spent
+            if elapsed > timedelta(0) and remaining > timedelta(0):
+                forecast += tally.spent * Decimal(remaining // timedelta(microseconds=1)) / Decimal(
+                    elapsed // timedelta(microseconds=1))
+        fired = tuple(a for a in budget.alert_at if tally.spent >= a * budget.limit_usd)
+        out.append(BudgetStatus(name=budget.name, enforce=budget.enforce, period=budget.period, period_start=start,
+                                period_end=end, reset_at=reset, spent=tally.spent, reserved=Decimal(0),
+                                limit=budget.limit_usd, forecast=forecast, calls=tally.calls,
+                                unpriced_calls=tally.unpriced, estimated_calls=0, refused_calls=tally.refused,
+                                alerts_fired=fired))
+    return out
+
+
+def _columns(db: Any) -> set[str]:
+    if db.dialect.name == "sqlite":
+        return {str(row[1]) for row in db.rows("PRAGMA table_info(calls)")}
+    return {str(row[0]) for row in db.rows(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'calls' "
+        "AND table_schema = current_schema()")}
+
+
+def _when(value: Any) -> datetime:
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _tags(value: Any) -> dict[str, str]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def _charged(value: Any) -> frozenset[str] | None:
+    """The budgets a ledger row names (``None``: the row names none; match it instead)."""
+    if value is None or value == "":
+        return None
+    try:
+        names = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return None
+    return frozenset(str(n) for n in names) if isinstance(names, list) else None
