@@ -13,13 +13,15 @@ is built, ``settle`` turns the hold into what the call cost:
 - anything else (a stream cut off, a transport error, estimated or unpriced usage): its reserved
   worst case, so an unknown is never $0.
 
-Only the in-process store exists in this step (``meter.budgets.BudgetLedger``); the shared stores
-come next (issue 24). Thread-safe: the store locks; the refusal counts are under a lock of their own.
+Without a ledger the store is this process's (``meter.budgets.BudgetLedger``); with
+``Meter(ledger=...)`` it is shared through the ledger's database (``meter.budget_store``, issue 24).
+Thread-safe: the store locks; the refusal counts are under a lock of their own.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -31,6 +33,7 @@ from meter.budgets import (
     Budget,
     BudgetLedger,
     BudgetSet,
+    BudgetStore,
     Refusal,
     RefusalAnswer,
     Reservation,
@@ -38,6 +41,7 @@ from meter.budgets import (
     refusal_answer,
     worst_case,
 )
+from meter.core.faults import FaultKind, Guard
 from meter.core.record import CallRecord
 from meter.core.start import CallStart
 from meter.costing import Costing
@@ -51,9 +55,10 @@ BudgetsOption = str | Sequence[Mapping[str, Any] | Budget] | None
 class BudgetGate:
     """The budgets of one Meter: which a call matches, its hold, its settlement, the refusals."""
 
-    def __init__(self, budgets: tuple[Budget, ...], costing: Costing) -> None:
+    def __init__(self, budgets: tuple[Budget, ...], costing: Costing, store: BudgetStore | None = None) -> None:
         self.budgets = budgets
-        self.store = BudgetLedger(budgets)
+        self.store: BudgetStore = store if store is not None else BudgetLedger(budgets)
+        """``BudgetLedger`` (this process) without a ledger; with one, ``SharedBudgets`` on its database."""
         self._set = BudgetSet(budgets)
         self._costing = costing
         self._lock = threading.Lock()
@@ -63,9 +68,12 @@ class BudgetGate:
         log line."""
 
     @classmethod
-    def load(cls, source: BudgetsOption, costing: Costing | None) -> BudgetGate | None:
+    def load(cls, source: BudgetsOption, costing: Costing | None, ledger: str | os.PathLike[str] | None = None,
+             guard: Mapping[FaultKind, Guard] | None = None) -> BudgetGate | None:
         """The gate for ``Meter(budgets=...)``, or ``None`` without budgets; a bad file raises now (one line
-        naming the file, the budget and the field), never inside a call."""
+        naming the file, the budget and the field), never inside a call. With ``Meter(ledger=...)`` the budgets
+        are shared through the ledger's database (``meter.budget_store``); a hard budget let through while it
+        is unreachable is the fault ``budget_db_down``, reported to ``guard``."""
         if source is None:
             return None
         budgets = load_budgets(source)
@@ -73,7 +81,21 @@ class BudgetGate:
             return None
         if costing is None:
             raise ValueError("budgets need pricing: Meter(budgets=...) cannot be used with price_book=False")
-        return cls(budgets, costing)
+        if ledger is None:
+            return cls(budgets, costing)
+        from meter.budget_store import shared_budgets
+
+        def db_down(budget: Budget, exc: BaseException) -> None:
+            if guard is not None:
+                guard["budget_db_down"].report("budget_db_down", exc)
+
+        return cls(budgets, costing, shared_budgets(os.fspath(ledger), budgets, on_db_down=db_down))
+
+    def close(self) -> None:
+        """A shared store writes what it holds and gives its leases back (a no-op in memory)."""
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            close()
 
     def reserve(self, start: CallStart, deployment: str | None, body: Mapping[str, Any] | None,
                 tier: str | None) -> Reservation | RefusalAnswer | None:

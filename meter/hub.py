@@ -211,7 +211,7 @@ class Meter:
             book = price_book if price_book is not None else (
                 PriceBook.load(*tables) if tables else builtin_price_book())
             self.costing = Costing(book, load_deployments(deployments))
-        self.budgets: BudgetGate | None = BudgetGate.load(budgets, self.costing)
+        self.budgets: BudgetGate | None = BudgetGate.load(budgets, self.costing, ledger, self.guard)
         """The budgets (``Meter(budgets=...)``): ``.store.status()``, ``.refused()``."""
         if self.budgets is not None:  # their gauges and refusals at scrape time, an OTel event per alert
             if prometheus and registry is not None:
@@ -243,6 +243,8 @@ class Meter:
         Closing again does nothing. A call that finishes after ``close`` still reaches the other sinks and
         the subscribers; its ledger row is not written, and is counted (fault ``ledger_after_close``).
         """
+        if self.budgets is not None:  # a shared store writes its spend and gives its leases back
+            self.budgets.close()
         return self.ledger.close(timeout) if self.ledger is not None else True
 
     def subscribe(self, callback: RecordCallback) -> None:

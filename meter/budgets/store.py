@@ -74,9 +74,10 @@ class Refusal:
     """A call a hard budget does not let through: which budget, why, and when it resets."""
 
     budget: Budget
-    reason: Literal["limit", "unpriced"]
+    reason: Literal["limit", "unpriced", "db_down"]
     """``limit``: its worst case would take the spend past the limit; ``unpriced``: it cannot be priced and
-    the budget has no ``unpriced_usd`` to count it at."""
+    the budget has no ``unpriced_usd`` to count it at; ``db_down``: its shared store cannot be reached and the
+    budget says ``on_db_down = "closed"``."""
     reset_at: datetime
     """When the budget's period ends (a rolling window: when its oldest spend leaves it)."""
     spent: Decimal
@@ -92,6 +93,9 @@ class Refusal:
         """One sentence for people: the budget, what is left, and the reset time."""
         name, limit = self.budget.name, self.budget.limit_usd
         reset = self.reset_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if self.reason == "db_down":
+            return (f"Budget {name!r} (hard, {limit} USD per {self.budget.period}) refused this call: its shared "
+                    f"store cannot be reached and the budget says on_db_down = \"closed\". Try again at {reset}.")
         if self.reason == "unpriced":
             return (f"Budget {name!r} (hard, {limit} USD per {self.budget.period}) refused this call: its cost "
                     f"cannot be worked out in advance ({self.unpriced}) and the budget sets no unpriced_usd. "

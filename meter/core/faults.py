@@ -16,7 +16,7 @@ from typing import Literal, get_args
 FaultKind = Literal[
     "begin", "rewrite", "sink_start", "sink", "subscriber", "dedupe", "pricing", "record",
     "parse", "content_encoding", "response_headers", "decoded_too_large", "body_too_large", "event_too_large",
-    "attach", "value_repaired", "usage_subset_capped", "budget", "batch_line",
+    "attach", "value_repaired", "usage_subset_capped", "budget", "budget_db_down", "batch_line",
     "ledger_dropped", "ledger_after_close", "ledger_repaired", "ledger_rejected",
     "litellm_instrument",
 ]
@@ -41,6 +41,8 @@ FAULTS: dict[FaultKind, str] = {
                       "surrogate, too long, an integer out of range) and was made storable",
     "usage_subset_capped": "a usage subset exceeded its total (cached above input) and was capped",
     "budget": "a budget could not be checked or settled: the call went through, its hold (if any) at its worst case",
+    "budget_db_down": "a hard budget's shared store (the ledger's database) could not be reached and the budget "
+                      "says on_db_down = \"open\": the call went through, held locally and written when it is back",
     "batch_line": "lines of a Batch output file could not be read (not JSON, a success without usage, "
                   "counts that are not counts): left out of the sum, the other lines still summed (once a file)",
     "ledger_dropped": "a record was not written to the ledger: its queue was full, or close timed out",

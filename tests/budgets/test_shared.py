@@ -1,0 +1,207 @@
+"""Budgets shared through the ledger's database (``SharedBudgets`` on ``SqlSlots``), on SQLite and a real PostgreSQL.
+
+Several stores on one database stand for several processes (the tests with real processes are in
+``test_shared_processes.py``): slices, the row-locked take, leases that expire, batches written once,
+the database down (soft counts on, hard open or closed), a month boundary.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from meter.budget_store import SqlSlots
+from meter.budgets import Refusal, Reservation, load_budgets
+from meter.budgets.shared import Batch, PeriodRow, SharedBudgets, SlotOp, SlotResult
+
+HARD = {"name": "hard", "period": "month", "limit_usd": "1", "enforce": "hard"}
+SOFT = {"name": "soft", "period": "day", "limit_usd": "1", "alert_at": ["50%"]}
+
+
+def _spent(url: str, budget: str) -> Decimal:
+    slots = SqlSlots(url)
+    try:
+        rows = slots._transaction(lambda: slots._rows("SELECT spent FROM budget_periods WHERE budget = ?", (budget,)))
+        return sum((Decimal(r[0]) for r in rows), Decimal(0))
+    finally:
+        slots.close()
+
+
+def test_two_stores_share_one_limit(ledger_url: str) -> None:
+    budgets = load_budgets([HARD, SOFT])
+    a, b = (SharedBudgets(budgets, SqlSlots(ledger_url)) for _ in range(2))
+    held: list[tuple[SharedBudgets, Reservation]] = []
+    refused = 0
+    for i in range(30):
+        store = (a, b)[i % 2]
+        got = store.reserve(f"c{i}", budgets, Decimal("0.1"))
+        if isinstance(got, Refusal):
+            refused += 1
+            assert got.budget.name == "hard" and got.reason == "limit"
+        else:
+            held.append((store, got))
+    assert len(held) == 10 and refused == 20  # exactly the limit, across both stores
+    assert a.round_trips + b.round_trips < 30  # slices: most calls made no round-trip
+    for store, reservation in held:
+        store.settle(reservation, Decimal("0.1"))
+    assert a.sync() and b.sync()
+    assert _spent(ledger_url, "hard") == Decimal("1.0")
+    status = {s.name: s for s in a.status()}
+    assert status["hard"].spent == Decimal("1.0") and status["hard"].calls == 10
+    assert status["soft"].spent == Decimal("1.0")
+    a.close(), b.close()
+    assert not isinstance(SharedBudgets(budgets, SqlSlots(ledger_url)).reserve("x", budgets, Decimal(0)), Refusal)
+
+
+def test_threads_in_two_stores_never_settle_past_the_limit(ledger_url: str) -> None:
+    budgets = load_budgets([{**HARD, "limit_usd": "2"}])
+    stores = [SharedBudgets(budgets, SqlSlots(ledger_url), flush_s=0.05).start() for _ in range(2)]
+
+    def work(store: SharedBudgets) -> None:
+        for i in range(60):
+            got = store.reserve(f"c{i}", budgets, Decimal("0.07"))
+            if not isinstance(got, Refusal):
+                store.settle(got, Decimal("0.05"))
+
+    threads = [threading.Thread(target=work, args=(stores[i % 2],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for store in stores:
+        assert store.close()
+    spent = _spent(ledger_url, "hard")
+    assert Decimal("1.9") <= spent <= Decimal("2"), spent
+
+
+def test_a_lease_left_behind_expires_and_its_headroom_returns(ledger_url: str) -> None:
+    budgets = load_budgets([HARD])
+    dead = SharedBudgets(budgets, SqlSlots(ledger_url), lease_s=1.0, slice_fraction=Decimal("0.9"))
+    assert isinstance(dead.reserve("c", budgets, Decimal("0.05")), Reservation)  # takes 0.95 of 1
+    other = SharedBudgets(budgets, SqlSlots(ledger_url), lease_s=1.0)
+    refused = other.reserve("d", budgets, Decimal("0.5"))
+    assert isinstance(refused, Refusal) and refused.reserved >= Decimal("0.9")
+    deadline = datetime.now(UTC) + timedelta(seconds=5)
+    while isinstance(got := other.reserve("d", budgets, Decimal("0.5")), Refusal):
+        assert datetime.now(UTC) < deadline, "the lease never expired"
+        other._down_until = 0.0
+    assert isinstance(got, Reservation)
+    # the dead store may not revive its lease by renewing it
+    dead.sync()
+    assert dead._slots[("hard", dead._current["hard"].start_key)].held == 0
+
+
+def test_a_live_lease_is_renewed_by_the_heartbeat(ledger_url: str) -> None:
+    budgets = load_budgets([HARD])
+    live = SharedBudgets(budgets, SqlSlots(ledger_url), lease_s=0.6, flush_s=0.05,
+                         slice_fraction=Decimal("0.9")).start()
+    assert isinstance(live.reserve("c", budgets, Decimal("0.05")), Reservation)
+    other = SharedBudgets(budgets, SqlSlots(ledger_url), lease_s=0.6)
+    for _ in range(15):  # well past the lease: still held, the heartbeat renews it
+        threading.Event().wait(0.1)
+        other._down_until = 0.0
+        assert isinstance(other.reserve("d", budgets, Decimal("0.5")), Refusal)
+    live.close()
+    assert isinstance(other.reserve("d", budgets, Decimal("0.5")), Reservation)
+
+
+def test_a_batch_sent_again_is_counted_once(ledger_url: str) -> None:
+    slots = SqlSlots(ledger_url)
+    batch = Batch(7, Decimal("0.25"), 1, 0, 0, 0)
+    op = SlotOp("hard", "2026-12-01T00:00:00+00:00", "2027-01-01T00:00:00+00:00", Decimal(1), "keep", Decimal(0),
+                batch=batch)
+    for _ in range(3):
+        slots.sync("holder", 10.0, [op])
+    assert _spent(ledger_url, "hard") == Decimal("0.25")
+    slots.sync("holder", 10.0, [SlotOp(op.budget, op.start, op.end, op.limit, "keep", Decimal(0),
+                                       batch=Batch(8, Decimal("0.5"), 1, 0, 0, 0))])
+    assert _spent(ledger_url, "hard") == Decimal("0.75")
+
+
+class _Flaky:
+    """A backend that can be switched off (the database down)."""
+
+    def __init__(self, inner: SqlSlots) -> None:
+        self.inner = inner
+        self.down = False
+
+    def sync(self, holder: str, lease_s: float, ops: Sequence[SlotOp]) -> list[SlotResult]:
+        if self.down:
+            raise ConnectionError("down")
+        return self.inner.sync(holder, lease_s, ops)
+
+    def read(self, keys: Sequence[tuple[str, str]]) -> list[PeriodRow | None]:
+        if self.down:
+            raise ConnectionError("down")
+        return self.inner.read(keys)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.parametrize("on_db_down", ["open", "closed"])
+def test_database_down(ledger_url: str, on_db_down: str) -> None:
+    budgets = load_budgets([{**HARD, "on_db_down": on_db_down}, SOFT])
+    backend = _Flaky(SqlSlots(ledger_url))
+    faults: list[str] = []
+    store = SharedBudgets(budgets, backend, retry_s=0.0, on_db_down=lambda b, e: faults.append(b.name))
+    backend.down = True
+    got = store.reserve("c", budgets, Decimal("0.2"))
+    if on_db_down == "closed":
+        assert isinstance(got, Refusal) and got.reason == "db_down" and "on_db_down" in got.message
+        got = store.reserve("c", budgets[1:], Decimal("0.2"))  # the soft budget alone: counted locally
+    assert isinstance(got, Reservation)
+    assert faults == ["hard"] and store.db_down_calls == 1
+    store.settle(got, Decimal("0.15"))
+    assert not store.sync()
+    assert {s.name: s.spent for s in store.status()}["soft"] == Decimal("0.15")  # counted locally
+    backend.down = False
+    assert store.sync()  # caught up
+    assert _spent(ledger_url, "soft") == Decimal("0.15")
+    assert _spent(ledger_url, "hard") == (Decimal("0.15") if on_db_down == "open" else 0)
+
+
+def test_a_month_boundary(ledger_url: str) -> None:
+    now = [datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC)]
+    budgets = load_budgets([HARD])
+    store = SharedBudgets(budgets, SqlSlots(ledger_url), clock=lambda: now[0])
+    first = store.reserve("a", budgets, Decimal("0.6"))
+    assert isinstance(first, Reservation)
+    assert isinstance(store.reserve("b", budgets, Decimal("0.6")), Refusal)
+    now[0] += timedelta(seconds=2)  # January: a new period, a new row, the whole limit again
+    second = store.reserve("b", budgets, Decimal("0.6"))
+    assert isinstance(second, Reservation) and second.lines[0].period_start.month == 1
+    store.settle(first, Decimal("0.5"))  # December's stream ends in January: charged to December
+    store.settle(second, Decimal("0.4"))
+    assert store.sync()
+    slots = SqlSlots(ledger_url)
+    rows = slots._transaction(lambda: slots._rows("SELECT period_start, spent FROM budget_periods ORDER BY 1"))
+    assert [(r[0][:7], Decimal(r[1])) for r in rows] == [("2026-12", Decimal("0.5")), ("2027-01", Decimal("0.4"))]
+    assert store.sync() and store.sync()
+    assert len(store._slots) == 1  # December forgotten once nothing of it is left
+
+
+def test_meter_with_a_ledger_shares_its_budgets(ledger_url: str) -> None:
+    import meter
+
+    m = meter.Meter(budgets=[{**HARD, "on_db_down": "open"}], ledger=ledger_url, otel=False, prometheus=False)
+    try:
+        assert m.budgets is not None
+        store = m.budgets.store
+        assert isinstance(store, SharedBudgets)
+        flaky = _Flaky(store.backend)  # type: ignore[arg-type]
+        store.backend, flaky.down, store.retry_s = flaky, True, 0.0
+        held = store.reserve("c", m.budgets.budgets, Decimal("0.1"))
+        assert isinstance(held, Reservation)  # open: through, and counted as a fault
+        assert m.faults.get("budget_db_down") == 1
+        store.settle(held, Decimal("0.08"))
+        flaky.down = False
+    finally:
+        assert m.close()
+    assert _spent(ledger_url, "hard") == Decimal("0.08")  # written when the database was back (at close)
+    without = meter.Meter(budgets=[HARD], otel=False, prometheus=False)
+    assert without.budgets is not None and not isinstance(without.budgets.store, SharedBudgets)
