@@ -39,10 +39,13 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
     "proxy": ("A metering reverse proxy for clients in any language: forward every request to UPSTREAM through "
               "meter and relay the answers unchanged (streams chunk by chunk). Prometheus metrics are served "
               "on their own port; spans go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set. Callers' api-key "
-              "and Authorization headers go upstream and are never logged.",
+              "and Authorization headers go upstream and are never logged. With --budgets, a call a hard budget "
+              "refuses is answered 429 (budget_exceeded) by the proxy and never sent upstream.",
               ("meter proxy --upstream https://RESOURCE.openai.azure.com --port 8080",
                "meter proxy --upstream https://RESOURCE.openai.azure.com --ledger meter.sqlite "
-               "--deployments deployments.toml")),
+               "--deployments deployments.toml",
+               "meter proxy --upstream https://RESOURCE.openai.azure.com --budgets budgets.toml   # hard budgets "
+               "refuse with a 429")),
     "demo": ("Start an Azure OpenAI emulator on a loopback port, serve Prometheus metrics, drive a mixed workload "
              "through the openai SDK wrapped by meter, and print what meter measured. No Azure account needed.",
              ("meter demo", "meter demo --seconds 600 --serve     # keep /metrics up for a dashboard",

@@ -155,3 +155,46 @@ def test_the_command_bounds_heads_and_bodies_with_its_flags() -> None:
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=15)
+
+
+def test_budgets_a_hard_budget_is_answered_429_by_the_proxy_and_never_reaches_the_upstream(tmp_path: Path) -> None:
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text('[[budget]]\nname = "mini-hard"\nmatch = { deployment = "gpt-4o-mini" }\nperiod = "day"\n'
+                       'limit_usd = "0.001"\nenforce = "hard"\n')
+    port, metrics_port = _free_port(), _free_port()
+    with Emulator(EmulatorConfig(api_key=KEY)) as emu:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "meter", "proxy", "--upstream", emu.url, "--port", str(port),
+             "--metrics-port", str(metrics_port), "--budgets", str(budgets)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_listening(port, process)
+            url = f"http://127.0.0.1:{port}"
+            with openai.AzureOpenAI(azure_endpoint=url, api_key=KEY, api_version=API_VERSION) as client:
+
+                def ask(max_tokens: int) -> object:
+                    return client.chat.completions.create(model="gpt-4o-mini", max_tokens=max_tokens,
+                                                          messages=[{"role": "user", "content": "hi"}])
+
+                ask(50)  # a worst case of about 0.00003 USD fits the 0.001
+                answered = len(emu.usage_log)
+                with pytest.raises(openai.RateLimitError) as raised:
+                    ask(5000)  # 5000 output tokens at 0.6 USD/M: 0.003, more than the whole limit
+                assert len(emu.usage_log) == answered  # never sent upstream (nor retried)
+                assert raised.value.code == "budget_exceeded" and "mini-hard" in str(raised.value)
+                assert raised.value.response.headers["x-should-retry"] == "false"
+                ask(50)
+            metrics = httpx2.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+            assert 'llm_budget_refused_total{budget="mini-hard"} 1.0' in metrics  # one refusal: no SDK retry
+            assert 'llm_budget_limit_usd{budget="mini-hard",enforce="hard",period="day"} 0.001' in metrics
+        finally:
+            process.send_signal(signal.SIGINT)
+            _out, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    assert "POST /openai/deployments/gpt-4o-mini/chat/completions 429" in err
+
+
+def test_a_bad_budgets_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "budgets.toml"
+    bad.write_text('[[budget]]\nname = "b"\nperiod = "day"\nlimit_usd = "zero"\n')
+    _one_line_error(_proxy_command("--budgets", str(bad)), str(bad), "'b'", "limit_usd")

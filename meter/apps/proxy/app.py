@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -272,7 +272,7 @@ class ProxyApp:
         try:
             await send({"type": "http.response.start", "status": response.status_code,
                         "headers": response_headers(response.headers.raw)})
-            async for chunk in response.aiter_raw():
+            async for chunk in _body(response):
                 if chunk:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     exchange.sent_bytes += len(chunk)
@@ -285,6 +285,16 @@ class ProxyApp:
             logger.warning("upstream failed mid-response (%s); cutting the client connection", type(exc).__name__)
         finally:
             await response.aclose()
+
+
+async def _body(response: httpx2.Response) -> AsyncIterator[bytes]:
+    """The body as it comes; an answer already in memory at once: meter's own (a hard budget's 429, the request
+    never sent), whose body was read when it was made."""
+    if response.is_stream_consumed:
+        yield response.content
+        return
+    async for chunk in response.aiter_raw():
+        yield chunk
 
 
 class _MethodRefused(ValueError):

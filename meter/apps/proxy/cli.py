@@ -57,6 +57,9 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
                         help="time to receive a whole request body, then a 408 and the connection closed; no "
                              "concurrency slot is held meanwhile (default: %(default)s)")
     parser.add_argument("--ledger", metavar="FILE", help="keep every call in this SQLite ledger (see docs/ledger.md)")
+    parser.add_argument("--budgets", metavar="FILE",
+                        help="spend limits (a budgets.toml, docs/budgets.md): a call a hard budget refuses is "
+                             "answered 429 (budget_exceeded) by the proxy and never sent upstream")
     parser.add_argument("--deployments", metavar="FILE",
                         help="deployment map for pricing (TOML or JSON; see docs/pricing.md)")
     parser.add_argument("--allowed-host", action="append", default=None, metavar="NAME", dest="allowed_hosts",
@@ -78,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     import meter
     from meter.apps.proxy.app import ProxyApp, upstream_base
     from meter.apps.proxy.server import uvicorn_config
+    from meter.budgets import BudgetFileError
     from meter.ledger import LedgerError
     from meter.pricing import PricingFileError
 
@@ -92,9 +96,9 @@ def run(args: argparse.Namespace) -> int:
         meter.setup_otel(service_name="meter-proxy")
     try:
         m = meter.Meter(hosts=[host], deployments=args.deployments, otel=otel,
-                        inject_stream_usage=args.inject_stream_usage, ledger=args.ledger)
-    except (LedgerError, PricingFileError) as exc:
-        # A configuration mistake (the ledger, --deployments or $METER_DEPLOYMENTS, a price table): the
+                        inject_stream_usage=args.inject_stream_usage, ledger=args.ledger, budgets=args.budgets)
+    except (LedgerError, PricingFileError, BudgetFileError) as exc:
+        # A configuration mistake (the ledger, --deployments or $METER_DEPLOYMENTS, a price table, --budgets): the
         # message names the file, the entry and the field; a traceback would only bury it.
         print(f"error: {exc}", file=sys.stderr)
         return 2
