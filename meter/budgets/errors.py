@@ -7,19 +7,10 @@ collected and reported together, and nothing of a file with a problem is applied
 
 from __future__ import annotations
 
-from meter.pricing.errors import Problem
+from meter.pricing.errors import FileProblems, Problem
 
 __all__ = ["BudgetFileError", "Problem"]
 
 
-class BudgetFileError(ValueError):
+class BudgetFileError(FileProblems):
     """Budgets could not be loaded; ``problems`` lists why (``meter.pricing.Problem``, one line each)."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems: tuple[Problem, ...] = tuple(problems)
-        lines = [str(p) for p in self.problems]
-        if len(lines) == 1:
-            message = lines[0]
-        else:
-            message = f"{len(lines)} problems:\n" + "\n".join(f"  {line}" for line in lines)
-        super().__init__(message)

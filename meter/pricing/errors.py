@@ -23,8 +23,9 @@ class Problem:
         return f"{self.file}: {self.entry}: field {self.field!r}: {self.problem}"
 
 
-class PricingFileError(ValueError):
-    """A price table or deployment map could not be loaded; ``problems`` lists why."""
+class FileProblems(ValueError):
+    """A file meter reads could not be loaded: every ``Problem`` of it at once, one line each (one problem:
+    just its line). The base of ``PricingFileError`` and ``meter.budgets.BudgetFileError``."""
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems: tuple[Problem, ...] = tuple(problems)
@@ -34,3 +35,7 @@ class PricingFileError(ValueError):
         else:
             message = f"{len(lines)} problems:\n" + "\n".join(f"  {line}" for line in lines)
         super().__init__(message)
+
+
+class PricingFileError(FileProblems):
+    """A price table or deployment map could not be loaded; ``problems`` lists why."""

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 import meter
 from meter.ledger.open import open_ledger
 from meter.ledger.schema import ADDED_COLUMNS
-from tests.support.ledgers import query
+from tests.support.ledgers import query, run
 
 URL = "https://r.openai.azure.com/openai/deployments/gpt-41/chat/completions?api-version=2024-10-21"
 
@@ -29,23 +29,10 @@ def _call(m: meter.Meter, tier: str | None) -> None:
     client.post(URL, json={"service_tier": tier} if tier else {})
 
 
-def _sql(ledger: str, statement: str) -> None:
-    if ledger.startswith("postgresql://"):
-        import psycopg
-
-        with psycopg.connect(ledger, autocommit=True) as db:
-            db.execute(statement)
-    else:
-        import sqlite3
-
-        with sqlite3.connect(ledger) as db:
-            db.execute(statement)
-
-
 def _as_before(ledger: str) -> None:
     """The ledger as the meter before these columns made it: its calls table without them."""
     for column in ADDED_COLUMNS:
-        _sql(ledger, f"ALTER TABLE calls DROP COLUMN {column}")
+        run(ledger, f"ALTER TABLE calls DROP COLUMN {column}")
 
 
 def test_a_ledger_from_before_the_tier_gains_its_columns_and_keeps_its_rows(ledger_url: str) -> None:

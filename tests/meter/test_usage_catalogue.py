@@ -28,7 +28,7 @@ from meter.ledger.schema import TOKEN_COLUMNS
 from meter.pricing.model import KINDS, PRICE_KINDS
 from meter.pricing.model import UNIT_KINDS as PRICING_UNIT_KINDS
 from meter.pricing.usage import token_buckets
-from tests.support.ledgers import query
+from tests.support.ledgers import query, run
 
 BY_NAME = {kind.name: kind for kind in USAGE_KINDS}
 PRICE = {kind.name: kind for kind in PRICE_KINDS}
@@ -107,28 +107,12 @@ def test_the_metrics_and_the_ledger_carry_every_kind_the_catalogue_gives_them(tm
 def test_a_ledger_made_before_a_kind_was_added_gains_its_column(ledger_url: str) -> None:
     """A kind added to the catalogue is a column the ledger gets when it is next opened for writing."""
     open_ledger(ledger_url).close()
-    query_or_run = _run_sql(ledger_url)
-    query_or_run("ALTER TABLE calls DROP COLUMN cached_audio_input_tokens")  # as a ledger from before that kind
+    run(ledger_url, "ALTER TABLE calls DROP COLUMN cached_audio_input_tokens")  # as a ledger from before that kind
     m = meter.Meter(otel=False, registry=CollectorRegistry(), ledger=ledger_url)
     _one_call(m)
     assert m.close() and m.ledger is not None and m.ledger.written == 1
     assert query(ledger_url, "SELECT count(*), sum(input_tokens) FROM calls") == [(1, 100)]
     assert query(ledger_url, "SELECT cached_audio_input_tokens FROM calls") == [(0,)]
-
-
-def _run_sql(ledger: str) -> Any:
-    def run(sql: str) -> None:
-        if ledger.startswith("postgresql://"):
-            import psycopg
-
-            with psycopg.connect(ledger, autocommit=True) as db:
-                db.execute(sql)
-        else:
-            import sqlite3
-
-            with sqlite3.connect(ledger) as db:
-                db.execute(sql)
-    return run
 
 
 def test_the_readme_documents_every_usage_kind_as_the_catalogue_declares_it() -> None:

@@ -10,6 +10,18 @@ import sqlite3
 from typing import Any
 
 
+def run(ledger: str, sql: str) -> None:
+    """Run one statement on ``ledger`` (a SQLite path or a ``postgresql://`` URL), committed."""
+    if ledger.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(ledger, autocommit=True) as db:
+            db.execute(sql)
+        return
+    with sqlite3.connect(ledger) as db:
+        db.execute(sql)
+
+
 def query(ledger: str, sql: str) -> list[tuple[Any, ...]]:
     """The rows ``sql`` selects from ``ledger`` (a SQLite path or a ``postgresql://`` URL)."""
     if ledger.startswith("postgresql://"):
