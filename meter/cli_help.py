@@ -47,7 +47,8 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
                "meter proxy --upstream https://RESOURCE.openai.azure.com --budgets budgets.toml   # hard budgets "
                "refuse with a 429")),
     "demo": ("Start an Azure OpenAI emulator on a loopback port, serve Prometheus metrics, drive a mixed workload "
-             "through the openai SDK wrapped by meter, and print what meter measured. No Azure account needed.",
+             "through the openai SDK wrapped by meter, and print what meter measured (with two budgets: a soft one its "
+             "calls take past its alerts, a hard one that refuses calls). No Azure account needed.",
              ("meter demo", "meter demo --seconds 600 --serve     # keep /metrics up for a dashboard",
               "meter demo --export-costs bill.csv    # then try meter reconcile on it")),
     "dashboards": ("Grafana dashboards, Prometheus alert rules and a compose stack for meter's metrics.",

@@ -172,12 +172,21 @@ def test_alert_signals_return_data_and_the_rule_evaluates(run: Run, alert: alert
 
 def test_the_demo_fires_no_alert_but_the_unpriced_calls_it_shows(run: Run) -> None:
     """A small demo spends far less than USD 1000 a month and has no faults; pending is fine, firing is not. The
-    one exception is a fee Azure publishes no price for (web search in the agent turn): its calls are unpriced,
-    the demo's table says so, and LLMUnpricedCalls fires for those deployments and no other."""
+    exceptions: a fee Azure publishes no price for (web search in the agent turn): its calls are unpriced,
+    the demo's table says so, and LLMUnpricedCalls fires for those deployments and no other; and the demo's soft
+    budget, ads-daily, whose thresholds its calls reach: LLMBudgetThresholdReached fires once per threshold
+    reached, as the demo's summary lists them."""
     firing = [a for a in run.prom.alerts() if a["state"] == "firing"]
+    budget = [a for a in firing if a["labels"]["alertname"] == "LLMBudgetThresholdReached"]
+    firing = [a for a in firing if a not in budget]
     assert {a["labels"]["alertname"] for a in firing} <= {"LLMUnpricedCalls"}, firing
     unpriced = {name for name, tally in run.summary["deployments"].items() if tally["unpriced"]}
     assert {a["labels"]["deployment"] for a in firing} <= unpriced, (firing, unpriced)
+    # and the demo's soft budget, which its ads team's calls take past its alert thresholds on purpose
+    crossed = {b["name"]: b["alerts_fired"] for b in run.summary["budgets"]}
+    assert {(a["labels"]["budget"], a["labels"]["threshold"]) for a in budget} == {
+        (name, threshold) for name, fired in crossed.items() for threshold in fired}, (budget, crossed)
+    assert budget and {a["labels"]["budget"] for a in budget} == {"ads-daily"}
 
 
 # -- exemplars -------------------------------------------------------------------------------------------

@@ -82,13 +82,31 @@ def test_demo_workload_has_every_kind_of_call(served_demo: tuple[dict[str, Any],
     assert set(summary["teams"]) == {"search", "ads", "research"}
     # the one-off calls run one at a time, so each lands on its own team
     assert {team: tally["errors"] for team, tally in summary["teams"].items()} == {
-        "search": 1, "ads": 1, "research": 1}
+        "search": 3, "ads": 1, "research": 1}  # search: the early-closed stream and the 2 calls a budget refused
     # plain token calls are all priced (a kind whose price is not published yet is counted as unpriced, never 0)
     for deployment in ("gpt-4o-mini", "o4-mini", "text-embedding-3-small", "gpt-5.4-mini", "gpt-4o-transcribe"):
         assert summary["deployments"][deployment]["unpriced"] == 0, deployment
     assert summary["totals"]["unpriced"] == sum(t["unpriced"] for t in summary["deployments"].values())
     assert metric_sum(text, names.time_to_first_token_seconds(names.DEFAULT_NAMESPACE) + "_count") > 0
     assert 'api="responses"' in text and 'api="embeddings"' in text
+
+
+def test_the_demo_shows_a_soft_budget_crossing_its_alerts_and_a_hard_one_refusing(
+        served_demo: tuple[dict[str, Any], str, float]) -> None:
+    summary, text, _ = served_demo
+    assert summary["outcomes"].get("http_error (budget_exceeded)") == 2  # meter's own 429s, not retried
+    budgets = {b["name"]: b for b in summary["budgets"]}
+    assert set(budgets) == {"ads-daily", "sandbox-hard"}
+    soft, hard = budgets["ads-daily"], budgets["sandbox-hard"]
+    assert soft["enforce"] == "soft" and soft["alerts_fired"][:2] == ["50%", "80%"] and soft["refused_calls"] == 0
+    assert Decimal(soft["spent_usd"]) == Decimal(summary["teams"]["ads"]["cost_usd"])  # every ads call, priced
+    assert hard["enforce"] == "hard" and hard["refused_calls"] == 2
+    assert Decimal(hard["spent_usd"]) + Decimal("0.0001") <= Decimal(hard["limit_usd"])
+    ns = names.DEFAULT_NAMESPACE
+    assert metric_sum(text, names.budget_refused_total(ns), budget="sandbox-hard") == 2
+    assert metric_sum(text, names.budget_spent_usd(ns), budget="ads-daily") == pytest.approx(
+        float(soft["spent_usd"]))
+    assert metric_sum(text, names.budget_limit_usd(ns), budget="sandbox-hard", enforce="hard") == 0.0002
 
 
 def test_demo_table_in_a_terminal_run() -> None:
@@ -99,6 +117,10 @@ def test_demo_table_in_a_terminal_run() -> None:
     assert time.monotonic() - started < 30
     out = result.stdout
     assert "per deployment" in out and "per team" in out and "cost USD" in out
+    assert "2 http_error (budget_exceeded)" in out
+    (hard,) = [line for line in out.splitlines() if line.startswith("  sandbox-hard ")]
+    assert "hard day" in hard and "refused 2 calls" in hard and "of 0.0002 USD" in hard
+    assert any(line.startswith("  ads-daily ") and "soft day" in line for line in out.splitlines())
     assert "/metrics" in out and "spans" in out
 
 
@@ -205,7 +227,7 @@ def test_each_run_has_its_own_ledger_and_its_report_command_shows_its_table(tmp_
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     ledgers = set()
     for _ in range(2):
-        demo = _demo("--requests", "12", "--metrics-port", "0", env=env)  # the last --requests wins
+        demo = _demo("--requests", "13", "--metrics-port", "0", env=env)  # the last --requests wins
         assert demo.returncode == 0, demo.stderr[-2000:]
         table = _demo_table(demo.stdout)
         (hint,) = [line for line in demo.stdout.splitlines() if line.strip().startswith("ledger:")]
@@ -230,10 +252,10 @@ def test_each_run_has_its_own_ledger_and_its_report_command_shows_its_table(tmp_
         # an embeddings call costs well under a millionth of a dollar: shown exactly, never as a rounded 0
         calls, cost, _ = table["deployment:text-embedding-3-small"]
         assert calls and cost > 0, demo.stdout
-        # 12 calls, 13 records: the line under the table says why the two differ
-        assert re.search(r"^13 records for 12 calls in [0-9.]+ s \(the openai SDK retried 1 answer, a 429, and "
+        # 13 calls, 14 records: the line under the table says why the two differ
+        assert re.search(r"^14 records for 13 calls in [0-9.]+ s \(the openai SDK retried 1 answer, a 429, and "
                          r"meter keeps a record per HTTP attempt\)", demo.stdout, re.M), demo.stdout
-        assert table["total"][0] == 13
+        assert table["total"][0] == 14
     assert len(ledgers) == 2 and all(Path(path).parent == tmp_path for path in ledgers), ledgers
 
 
@@ -287,7 +309,7 @@ def test_the_table_and_the_ledger_show_tools_tiers_and_what_is_billed_beyond_tok
     import sqlite3
 
     ledger = tmp_path / "demo.sqlite"
-    demo = _demo("--requests", "20", "--metrics-port", "0", "--ledger", str(ledger))
+    demo = _demo("--requests", "22", "--metrics-port", "0", "--ledger", str(ledger))
     assert demo.returncode == 0, demo.stderr[-2000:]
     table = _demo_table(demo.stdout)
     for kind in ("chat", "responses", "embeddings", "transcriptions", "speech", "images", "batch_output"):

@@ -19,6 +19,8 @@ from prometheus_client import CollectorRegistry
 
 import meter
 from meter import names
+from meter.budgets import BudgetFileError
+from meter.commands.budgets import status_json, status_lines
 from meter.costing import region_key
 from meter.extras import require
 from meter.ledger import LedgerError
@@ -40,6 +42,19 @@ def run_ledger(folder: str | None = None) -> Path:
         n += 1
         path = base.parent / f"{base.name}-{n}.sqlite"
     return path
+
+
+def demo_budgets(label_keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The demo's own budgets: ``ads-daily`` (soft, small enough that the ads team's calls in a default run cross
+    its 50% and 80% alerts, and a longer run its 100%) and ``sandbox-hard`` (hard: of the workload's three calls
+    tagged ``feature=sandbox``, it lets the first through and refuses the other two)."""
+    team = {label_keys[0]: "ads"} if label_keys else {}
+    return [
+        {"name": "ads-daily", "match": team, "period": "day", "limit_usd": "0.025",
+         "alert_at": ["50%", "80%", "100%"]},
+        {"name": "sandbox-hard", "match": {"feature": "sandbox"}, "period": "day", "limit_usd": "0.0002",
+         "enforce": "hard"},
+    ]
 
 
 def _label_keys(text: str) -> tuple[str, ...]:
@@ -93,6 +108,10 @@ def add_command(commands: Any) -> None:
     parser.add_argument("--label-keys", type=_label_keys, default=("team",), metavar="KEY[,KEY...]",
                         help="attribution labels, as Meter(label_keys=...): the first carries the workload's "
                              "teams, further ones the kind of call (default team)")
+    parser.add_argument("--budgets", default=None, metavar="FILE",
+                        help="spend limits for the run, a budgets.toml (default: the demo's own: a soft daily "
+                             "budget for the ads team that crosses its alerts, a hard one that refuses "
+                             "calls; '' for none)")
     parser.set_defaults(handler=run_demo)
 
 
@@ -179,7 +198,12 @@ def run_demo(args: argparse.Namespace) -> int:
         try:
             m = meter.Meter(on_record=keep, registry=registry, tracer_provider=tracer_provider,
                             meter_provider=meter_provider, deployments=deployments, namespace=args.namespace,
-                            label_keys=args.label_keys, ledger=args.ledger or None)
+                            label_keys=args.label_keys, ledger=args.ledger or None,
+                            budgets=demo_budgets(args.label_keys) if args.budgets is None else args.budgets or None)
+        except BudgetFileError as exc:
+            server.shutdown()
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         except LedgerError as exc:
             server.shutdown()
             print(f"error: {exc} (pass --ledger FILE for another, or --ledger '' for none)", file=sys.stderr)
@@ -213,12 +237,18 @@ def run_demo(args: argparse.Namespace) -> int:
             write_export(args.export_costs, emulator.usage_log, {d.name: d for d in config.deployments},
                          [p for p in args.plant if p != "unmetered"])
         summary = Summary.of(list(records), args.label_keys[0] if args.label_keys else None)
+        budgets = m.budgets.store.status() if m.budgets is not None else []
+        refused = m.budgets.refused() if m.budgets is not None else {}
         if args.json:
-            print(json.dumps({**summary.as_json(), "calls": progress.done, "metrics_url": metrics_url,
+            print(json.dumps({**summary.as_json(), "budgets": [status_json(s, refused.get(s.name, 0)) for s in budgets],
+                              "calls": progress.done, "metrics_url": metrics_url,
                               "emulator_url": emulator.url, "ledger": args.ledger or None,
                               "seconds": round(elapsed, 3)}, indent=2), flush=True)
         else:
             print(summary.table())
+            if budgets:
+                print("budgets (this run's own view, as /metrics shows it):")
+                print("\n".join(status_lines(budgets, refused)))
             print(f"\n{records_line(records, progress.done, elapsed)}. Where to look next:")
             if args.serve:
                 print(f"  metrics: curl {metrics_url}   (Prometheus text; OpenMetrics with exemplars on request)")

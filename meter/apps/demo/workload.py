@@ -186,6 +186,20 @@ def early_closed_stream(c: Clients) -> None:
     stream.close()
 
 
+SANDBOX = {"feature": "sandbox"}
+"""The tag of the calls the demo's hard budget covers (``sandbox-hard``)."""
+
+
+def over_a_hard_budget(c: Clients) -> None:
+    """Three calls under the demo's hard budget (``sandbox-hard``, 0.0002 USD a day): the first one's worst case
+    fits, then what it cost and the next worst case would pass the limit, so meter refuses the next two with
+    its own 429 (``budget_exceeded``): never sent, and not retried by the SDK."""
+    with meter.attribute(**SANDBOX):
+        for _ in range(3):
+            with contextlib.suppress(openai.RateLimitError):
+                c.azure.chat.completions.create(model="gpt-4o-mini", messages=_messages(QUESTION), max_tokens=200)
+
+
 def throttled_then_retried(c: Clients) -> None:
     """The emulator answers 429 once; the SDK waits retry-after-ms and retries."""
     c.emulator.fail_next(429, deployment="gpt-4o-mini")
@@ -215,6 +229,7 @@ ONCE: tuple[Step, ...] = (
     Step("early-closed stream", "search", early_closed_stream),
     Step("429, retried by the SDK", "ads", throttled_then_retried),
     Step("content-filtered prompt", "research", content_filtered),
+    Step("over a hard budget", "search", over_a_hard_budget, calls=3),
 )
 BEYOND_TOKENS: tuple[Step, ...] = (
     Step("transcription", "search", transcription),
@@ -228,8 +243,13 @@ BEYOND_TOKENS: tuple[Step, ...] = (
 def plan(requests: int) -> list[Step]:
     """Steps making ``requests`` calls: the special ones once, then the mix, cycled (a step that makes two
     calls counts two; the last may go one over)."""
-    steps = list(ONCE[:requests])
-    calls = len(steps)
+    steps = []
+    calls = 0
+    for step in ONCE:
+        if calls >= requests:
+            break
+        steps.append(step)
+        calls += step.calls
     for step in BEYOND_TOKENS:
         if calls >= requests:
             break
