@@ -46,6 +46,7 @@ DDL = (
 KEEP_EXPIRED_S = 86400.0
 """An expired lease row is deleted a day after it expired (its ``seq`` guards a batch retried until then)."""
 _ZERO = Decimal(0)
+_DDL_LOCK = 0x6D657465_72627564  # "meterbud": the advisory lock that makes the tables one process at a time
 
 
 class SqlSlots:
@@ -64,8 +65,14 @@ class SqlSlots:
         with self._lock:
             try:
                 db = self._connect()
-                for statement in DDL:
-                    db.execute(statement)
+                if self.postgres:  # processes starting together: one makes the tables, the others wait
+                    with db.transaction():
+                        db.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
+                        for statement in DDL:
+                            db.execute(statement)
+                else:
+                    for statement in DDL:
+                        db.execute(statement)
             except Exception as exc:
                 self._drop()
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

@@ -9,7 +9,8 @@ process (``held``: headroom the process has taken, ``expires_at``). The rules:
   worst case, no round-trip is made. Otherwise one transaction (a row lock on the budget's period)
   checks ``spent + the other processes' live leases + this process's calls in flight + the call <=
   limit`` and, if so, sets the lease to cover them plus a *slice* (``slice_fraction`` of the limit,
-  at least ``slice_calls`` worst cases), capped at what is left; else the call is refused. Two
+  at least ``slice_calls`` worst cases), capped at what is left; else the call is refused (and, for
+  ``flush_s``, calls as large are refused without asking again). Two
   processes can never both take the last headroom: every take of one budget's period is serialised
   by the row lock (PostgreSQL) or the write lock (SQLite ``BEGIN IMMEDIATE``).
 - **Settle** is local: the hold becomes settled spend to write. A heartbeat (every ``flush_s``)
@@ -119,7 +120,8 @@ class _Slot:
     """This process's view of one budget period."""
 
     __slots__ = ("batch", "budget", "db_spent", "end", "end_key", "estimated", "fired", "held", "inflight",
-                 "last_renew", "refused", "start", "start_key", "unpriced", "unsent", "unsent_calls", "valid_until")
+                 "last_renew", "refused", "refused_amount", "refused_reserved", "refused_until", "start", "start_key",
+                 "unpriced", "unsent", "unsent_calls", "valid_until")
 
     def __init__(self, budget: Budget, start: datetime, end: datetime) -> None:
         self.budget = budget
@@ -133,6 +135,9 @@ class _Slot:
         self.db_spent = _ZERO
         self.fired = 0
         self.refused = 0
+        self.refused_until = 0.0
+        """A take was refused: until then (``flush_s``), a call as large or larger is refused without a round-trip."""
+        self.refused_amount = self.refused_reserved = _ZERO
         self.valid_until = 0.0
         self.last_renew = 0.0
 
@@ -282,6 +287,9 @@ class SharedBudgets:
         if slot.free >= amount and sent_at < slot.valid_until:
             return None
         budget = slot.budget
+        if sent_at < slot.refused_until and amount >= slot.refused_amount:  # refused moments ago: no round-trip
+            slot.refused += 1
+            return Refusal(budget, "limit", slot.end, slot.db_spent, slot.refused_reserved, amount, when)
         batch = slot.cut_batch(lambda: next(self._seq))
         need = slot.inflight + slot.unsent + amount  # the batch becomes spent in the same transaction
         op = SlotOp(budget.name, slot.start_key, slot.end_key, budget.limit_usd, "take",
@@ -299,6 +307,8 @@ class SharedBudgets:
             return None  # open: through, held locally; written when the database is back
         self._apply(slot, op, result, sent_at)
         if not result.granted:
+            slot.refused_until, slot.refused_amount = sent_at + self.flush_s, amount
+            slot.refused_reserved = result.others + slot.inflight
             slot.refused += 1
             return Refusal(budget, "limit", slot.end, result.spent, result.others + slot.inflight, amount, when)
         return None

@@ -100,12 +100,13 @@ def test_a_live_lease_is_renewed_by_the_heartbeat(ledger_url: str) -> None:
     live = SharedBudgets(budgets, SqlSlots(ledger_url), lease_s=0.6, flush_s=0.05,
                          slice_fraction=Decimal("0.9")).start()
     assert isinstance(live.reserve("c", budgets, Decimal("0.05")), Reservation)
-    other = SharedBudgets(budgets, SqlSlots(ledger_url), lease_s=0.6)
+    other = SharedBudgets(budgets, SqlSlots(ledger_url), lease_s=0.6, flush_s=0.01)  # a refusal remembered 10 ms
     for _ in range(15):  # well past the lease: still held, the heartbeat renews it
         threading.Event().wait(0.1)
         other._down_until = 0.0
         assert isinstance(other.reserve("d", budgets, Decimal("0.5")), Refusal)
-    live.close()
+    live.close()  # gives back all but what its call in flight holds
+    threading.Event().wait(0.02)  # past the 10 ms the last refusal is remembered
     assert isinstance(other.reserve("d", budgets, Decimal("0.5")), Reservation)
 
 
@@ -158,6 +159,7 @@ def test_database_down(ledger_url: str, on_db_down: str) -> None:
     assert faults == ["hard"] and store.db_down_calls == 1
     store.settle(got, Decimal("0.15"))
     assert not store.sync()
+    assert not store.sync()  # still down: what was counted is kept for later
     assert {s.name: s.spent for s in store.status()}["soft"] == Decimal("0.15")  # counted locally
     backend.down = False
     assert store.sync()  # caught up
@@ -205,3 +207,20 @@ def test_meter_with_a_ledger_shares_its_budgets(ledger_url: str) -> None:
     assert _spent(ledger_url, "hard") == Decimal("0.08")  # written when the database was back (at close)
     without = meter.Meter(budgets=[HARD], otel=False, prometheus=False)
     assert without.budgets is not None and not isinstance(without.budgets.store, SharedBudgets)
+
+
+@pytest.mark.parametrize("on_db_down", ["open", "closed"])
+def test_a_slice_is_not_used_past_its_lease_while_the_database_is_down(ledger_url: str, on_db_down: str) -> None:
+    budgets = load_budgets([{**HARD, "on_db_down": on_db_down}])
+    backend = _Flaky(SqlSlots(ledger_url))
+    clock = [1000.0]
+    store = SharedBudgets(budgets, backend, lease_s=3.0, retry_s=0.0, slice_fraction=Decimal("0.5"),
+                          monotonic=lambda: clock[0])
+    assert isinstance(store.reserve("a", budgets, Decimal("0.1")), Reservation)  # takes a slice of 0.5
+    backend.down = True
+    assert isinstance(store.reserve("b", budgets, Decimal("0.1")), Reservation)  # from the slice, no round-trip
+    assert store.db_down_calls == 0
+    clock[0] += 2.5  # past 2/3 of the lease: the database may expire it any moment, the slice is not used
+    got = store.reserve("c", budgets, Decimal("0.1"))
+    assert store.db_down_calls == 1
+    assert isinstance(got, Refusal if on_db_down == "closed" else Reservation)
