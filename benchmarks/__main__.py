@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-SECTIONS = ("overhead", "memory", "startup", "proxy", "ledger", "reconcile")
+SECTIONS = ("overhead", "memory", "startup", "proxy", "ledger", "reconcile", "budgets")
 
 
 def _versions() -> dict[str, str]:
@@ -153,6 +153,20 @@ def main(argv: list[str] | None = None) -> int:
                           f"{r['max_rss_mb']:.0f} MB |" for n, r in results["reconcile"].items())
         print(f"## meter reconcile: reading an EA export (gzip)\n\n| rows | file | throughput | peak RSS |\n"
               f"|---:|---:|---:|---:|\n{lines}\n", flush=True)
+    if "budgets" in sections:
+        from benchmarks import budgets
+
+        results["budgets"] = budgets.run(500 if args.quick else 20_000, args.postgres_url)
+        lines = []
+        for name, row in results["budgets"].items():
+            for backend in ("sqlite", "postgresql"):
+                if backend in row:
+                    r = row[backend]
+                    lines.append(f"| {name} | {backend} | {row['calls']:,} | {row['memory_us']:.1f} | "
+                                 f"{r['per_call_us']:.1f} | {r['round_trips_per_1000']:.1f} |")
+        print("## Shared budgets: a hard budget's check with a local slice\n\n"
+              "| scenario | database | calls | in memory µs/call | shared µs/call | round-trips per 1,000 calls |\n"
+              "|---|---|---:|---:|---:|---:|\n" + "\n".join(lines) + "\n", flush=True)
     results["seconds"] = time.perf_counter() - started
     print(f"({results['seconds']:.0f} s)")
     if args.out:

@@ -32,7 +32,9 @@ def test_quick_run_produces_every_section(tmp_path: Path) -> None:
         proxy = result["proxy"][mode]
         assert proxy["direct"]["requests"] > 0 and proxy["proxy"]["requests"] > 0
         assert proxy["direct"]["errors"] == 0 and proxy["proxy"]["errors"] == 0
-    for heading in ("Per-call overhead", "Memory", "Start-up", "Proxy"):
+    for row in result["budgets"].values():  # the shared store: a local slice, and the takes counted
+        assert row["sqlite"]["per_call_us"] > 0 and 0 < row["sqlite"]["round_trips_per_1000"] < 1000
+    for heading in ("Per-call overhead", "Memory", "Start-up", "Proxy", "Shared budgets"):
         assert f"## {heading}" in done.stdout
 
 
