@@ -14,12 +14,16 @@ import sys
 import threading
 import time
 from decimal import Decimal
+from typing import Any
 
 from meter.budget_store import shared_budgets
 from meter.budgets import Refusal, load_budgets
 
 
 def main(settings: dict[str, object]) -> None:
+    if settings.get("mode") == "sdk":
+        sdk(settings)
+        return
     budgets = load_budgets(settings["budgets"])  # type: ignore[arg-type]
     store = shared_budgets(str(settings["url"]), budgets, lease_s=float(settings.get("lease_s", 15.0)),  # type: ignore[arg-type]
                            flush_s=float(settings.get("flush_s", 0.2)),  # type: ignore[arg-type]
@@ -71,6 +75,49 @@ def main(settings: dict[str, object]) -> None:
     closed = store.close()
     print(json.dumps({**totals, "settled": str(settled[0]), "round_trips": store.round_trips,
                       "db_down_calls": store.db_down_calls, "closed": closed}), flush=True)
+
+
+def sdk(settings: dict[str, Any]) -> None:
+    """``mode = "sdk"``: a Meter on the ledger, ``threads`` threads streaming chat calls through the openai SDK
+    (its default retries) until each has been refused ``refusals`` times."""
+    import openai
+
+    import meter
+
+    costs: list[Decimal] = []
+    m = meter.Meter(otel=False, prometheus=False, budgets=settings["budgets"], ledger=settings["url"],
+                    on_record=lambda r: costs.append(r.cost.total) if r.cost and r.cost.total is not None
+                    and r.budgets else None)
+    client = meter.wrap(openai.AzureOpenAI(azure_endpoint=settings["server"], api_key="k",
+                                           api_version="2024-10-21"), meter=m)
+    lock = threading.Lock()
+    totals = {"through": 0, "refused": 0, "other_errors": 0}
+
+    def work() -> None:
+        refused = 0
+        while refused < int(settings.get("refusals", 3)):
+            try:
+                with meter.attribute(team="search"):
+                    stream = client.chat.completions.create(model="gpt-4o", max_tokens=1000, stream=True,
+                                                            messages=[{"role": "user", "content": "hello"}])
+                    for _ in stream:
+                        pass
+                with lock:
+                    totals["through"] += 1
+            except openai.RateLimitError as exc:
+                assert exc.code == "budget_exceeded", exc
+                refused += 1
+                with lock:
+                    totals["refused"] += 1
+                time.sleep(0.01)
+
+    threads = [threading.Thread(target=work) for _ in range(int(settings.get("threads", 8)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert m.close()
+    print(json.dumps({**totals, "settled": str(sum(costs, Decimal(0))), "records": len(costs)}), flush=True)
 
 
 if __name__ == "__main__":

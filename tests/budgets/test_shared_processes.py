@@ -26,6 +26,7 @@ from meter.budget_store import SqlSlots
 from meter.budgets import Refusal, Reservation, load_budgets
 from meter.budgets.shared import SharedBudgets
 from tests.support.postgres import PostgresServer, _bin
+from tests.support.replay import CannedResponse, ReplayServer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -72,6 +73,41 @@ def test_four_processes_of_eight_threads_never_pass_a_hard_limit(pg_database: st
     trips = sum(r["round_trips"] for r in results)
     assert trips < through / 2, (trips, through)  # slices: most calls needed no round-trip
     print(f"\n4 processes x 8 threads: {through} calls through, {trips} transactions, spent {spent} of 3")
+
+
+def _chunk(**fields: Any) -> bytes:
+    event = {"id": "chatcmpl-s", "object": "chat.completion.chunk", "model": "gpt-4o-2024-11-20", **fields}
+    return f"data: {json.dumps(event)}\n\n".encode()
+
+
+STREAM = [_chunk(choices=[{"index": 0, "delta": {"role": "assistant", "content": "ok"}}]),
+          _chunk(choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}]),
+          _chunk(choices=[], usage={"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500}),
+          b"data: [DONE]\n\n"]
+COST = Decimal(1000) * Decimal("2.5") / 1_000_000 + Decimal(500) * Decimal(10) / 1_000_000  # 0.0075 a call
+
+
+def test_four_processes_of_eight_streams_through_the_sdk(pg_database: str) -> None:
+    """The issue's proof: 4 processes x 8 concurrent streams through the openai SDK, one hard budget: the
+    settled spend stays within the limit, refused calls reach no upstream, and the SDK raises once each."""
+    budget = {"name": "search-hard", "match": {"team": "search"}, "period": "month", "limit_usd": "2",
+              "enforce": "hard"}
+    with ReplayServer() as server:
+        server.add("POST", "/openai/deployments/gpt-4o/chat/completions",
+                   CannedResponse(200, [("Content-Type", "text/event-stream")], list(STREAM), chunk_delay_s=0.005))
+        workers = [_start({"mode": "sdk", "url": pg_database, "server": server.url, "budgets": [budget],
+                           "threads": 8, "refusals": 3}) for _ in range(4)]
+        results = [_result(w, timeout=300) for w in workers]
+        upstream = len(server.requests)
+    through = sum(r["through"] for r in results)
+    assert upstream == through  # a refused call reached no upstream, and the SDK retried nothing
+    assert all(r["refused"] == 8 * 3 for r in results)  # one RateLimitError per refusal
+    settled = sum((Decimal(r["settled"]) for r in results), Decimal(0))
+    assert settled == through * COST
+    spent = _spent(pg_database)
+    assert spent == settled and spent <= Decimal(2)  # the bound: real cost <= worst case, so no excess
+    assert spent > Decimal("1.8"), spent
+    print(f"\n4 processes x 8 SDK streams: {through} calls through, spent {spent} of 2")
 
 
 def test_a_sigkilled_process_returns_its_headroom_after_its_lease(pg_database: str) -> None:
