@@ -29,6 +29,7 @@ def main(settings: dict[str, object]) -> None:
                            flush_s=float(settings.get("flush_s", 0.2)),  # type: ignore[arg-type]
                            slice_fraction=Decimal(str(settings.get("slice_fraction", "0.01"))),
                            retry_s=float(settings.get("retry_s", 0.2)))  # type: ignore[arg-type]
+    print("ready", flush=True)
     worst = Decimal(str(settings["worst"]))
     low = Decimal(str(settings.get("low", settings["worst"])))
     calls = int(settings.get("calls", 100))  # type: ignore[call-overload]

@@ -115,7 +115,8 @@ def test_a_sigkilled_process_returns_its_headroom_after_its_lease(pg_database: s
     holder = _start({"url": pg_database, "budgets": [budget], "worst": "0.1", "mode": "hold", "calls": 3,
                      "lease_s": 2.0, "slice_fraction": "0.5"})
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        assert holder.stdout.readline().strip() == "held"
         budgets = load_budgets([budget])
         other = SharedBudgets(budgets, SqlSlots(pg_database), lease_s=2.0, retry_s=0.0)
         refused = other.reserve("x", budgets, Decimal("0.5"))  # 0.1 + a 0.5 slice leased: 0.3 in flight
@@ -147,6 +148,8 @@ def test_postgres_restarted_mid_run(own_pg: PostgresServer, on_db_down: str) -> 
     settings = {"url": url, "budgets": [budget], "worst": "0.02", "low": "0.01", "threads": 4, "calls": 800,
                 "hold_s": 0.01, "lease_s": 1.0, "flush_s": 0.05, "retry_s": 0.1}
     workers = [_start(settings) for _ in range(2)]
+    for worker in workers:  # each has opened the ledger and runs its calls
+        assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
     time.sleep(1.0)
     own_pg._run(_bin("pg_ctl"), "-D", str(own_pg.dir / "data"), "-m", "fast", "-w", "stop")
     time.sleep(2.0)  # down for twice a lease
