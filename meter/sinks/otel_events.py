@@ -10,7 +10,7 @@ only when content capture is on. Opt-in: ``Meter(otel_events=True)`` or
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry._logs import LogRecord, SeverityNumber, get_logger_provider
@@ -18,11 +18,13 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from meter import names
 from meter._version import __version__
-from meter.budgets.store import AlertEvent
 from meter.core.record import CallRecord
 from meter.core.start import CallStart
 from meter.sinks import content
 from meter.sinks.otel import operation_name, record_attributes
+
+if TYPE_CHECKING:  # sinks do not import the budgets package; the gate hands its events over
+    from meter.budgets.store import AlertEvent
 
 EVENT_NAME = "gen_ai.client.inference.operation.details"
 

@@ -28,12 +28,18 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from meter import names
-from meter.budgets.store import percent
 
 if TYPE_CHECKING:
     from meter.budget_gate import BudgetGate
 
 _GAUGES = (names.budget_spent_usd, names.budget_reserved_usd, names.budget_limit_usd, names.budget_forecast_usd)
+
+
+def _percent(fraction: Decimal) -> str:
+    """``Decimal("0.8")`` -> ``"80%"``, as ``alert_at`` is written (``meter.budgets.store.percent``: sinks do not
+    import the budgets package)."""
+    text = f"{fraction * 100:f}"
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + "%"
 
 
 class BudgetCollector:
@@ -89,7 +95,7 @@ class BudgetCollector:
             for gauge, value in zip(gauges, values, strict=True):
                 gauge.add_metric(labels, float(value))
             for fraction in alert_at[labels]:
-                thresholds.add_metric((*labels, percent(fraction)), float(fraction))
+                thresholds.add_metric((*labels, _percent(fraction)), float(fraction))
         for name, count in refusals.items():
             refused.add_metric((name,), count)
         yield from (*gauges, thresholds, refused)

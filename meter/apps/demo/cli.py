@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 import meter
 from meter import names
 from meter.budgets import BudgetFileError
-from meter.commands.budgets import status_json, status_lines
+from meter.budgets.show import status_json, status_lines
 from meter.costing import region_key
 from meter.extras import require
 from meter.ledger import LedgerError
