@@ -461,6 +461,8 @@ class SharedBudgets:
     def close(self, timeout: float = 5.0) -> bool:
         """Stop the heartbeat, write what is left and give the leases back; ``False`` if the database did not
         answer (the leases then expire by themselves)."""
+        if self._stop.is_set():
+            return True  # closed already (Meter.close, then the end of the process)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
