@@ -138,3 +138,17 @@ def test_a_bad_file_is_one_line_naming_the_budget_and_field(tmp_path: Path,
     assert "b.toml" in err and "'x'" in err and "period" in err
     assert main(["budgets", "status", "--budgets", str(tmp_path / "none.toml")]) == 1
     assert "none.toml" in capsys.readouterr().err
+
+
+def test_a_postgresql_ledger_is_read_the_same_way(pg_database: str, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text(FILE)
+    m = meter.Meter(otel=False, prometheus=False, ledger=pg_database, budgets=str(budgets))
+    assert _run(m, "search", 3) == [200, 200, 429]
+    _run(m, "ads", 1)
+    m.close()
+    got = _status(capsys, "--budgets", str(budgets), "--ledger", pg_database)
+    assert {name: Decimal(row["spent_usd"]) for name, row in got.items()} == {
+        "search-day": 2 * COST, "all-month": 3 * COST, "ads-24h": COST}
+    assert got["search-day"]["refused_calls"] == 1 and got["ads-24h"]["reset_at"] < "2100"
