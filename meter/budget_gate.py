@@ -10,6 +10,8 @@ is built, ``settle`` turns the hold into what the call cost:
 - a priced call with the service's usage: its cost;
 - an error the service answered (4xx/5xx, meter's own 429 included): nothing (Azure bills no
   failed request);
+- a priced call whose only unpriced part is a built-in tool's fee Azure publishes no price for (web
+  search): the part that is priced, exactly (its worst case has the same unknown part);
 - anything else (a stream cut off, a transport error, estimated or unpriced usage): its reserved
   worst case, so an unknown is never $0.
 
@@ -45,6 +47,7 @@ from meter.core.faults import FaultKind, Guard
 from meter.core.record import CallRecord
 from meter.core.start import CallStart
 from meter.costing import Costing
+from meter.pricing.model import ANY_MODEL_KINDS
 
 logger = logging.getLogger("meter")
 
@@ -122,9 +125,14 @@ class BudgetGate:
         actual: Decimal | None = None
         if record.outcome == "http_error":
             actual = Decimal(0)
-        elif (record.outcome == "ok" and record.usage_source != "estimated" and cost is not None
-              and cost.total is not None):
-            actual = cost.total
+        elif record.outcome == "ok" and record.usage_source != "estimated" and cost is not None:
+            if cost.total is not None:
+                actual = cost.total
+            elif cost.amounts and all(kind in ANY_MODEL_KINDS for kind, amount in cost.amounts.items()
+                                      if amount is None):
+                # Only a tool fee no one publishes (web search on Azure) is unknown: the rest is exact, and
+                # the worst case has the same unknown part (it would charge the whole output cap instead).
+                actual = sum((amount for amount in cost.amounts.values() if amount is not None), Decimal(0))
         events = self.store.settle(reservation, actual, at=record.started_at)
         for event in events:
             logger.warning("meter: budget %r reached %s of its %s USD limit (%s USD spent this period)",

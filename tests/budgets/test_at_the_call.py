@@ -116,3 +116,20 @@ def test_a_bad_budgets_file_fails_the_meter_not_a_call(tmp_path: Path) -> None:
     assert str(path) in str(raised.value) and "period" in str(raised.value)
     with pytest.raises(ValueError, match="need pricing"):
         meter.Meter(otel=False, prometheus=False, price_book=False, budgets=[HARD])
+
+
+def test_a_call_whose_only_unknown_is_a_web_search_fee_settles_at_its_priced_part() -> None:
+    answer = {"id": "resp_ws", "object": "response", "model": "gpt-4o-2024-11-20", "status": "completed",
+              "output": [{"id": "ws_1", "type": "web_search_call"}],
+              "usage": {"input_tokens": 1000, "output_tokens": 500, "total_tokens": 1500}}
+    records: list[meter.CallRecord] = []
+    m = _meter(records, [{**HARD, "match": {}, "limit_usd": "5", "enforce": "soft"}])
+    with ReplayServer() as server:
+        server.add("POST", "/openai/v1/responses", CannedResponse.json(200, answer))
+        client = meter.wrap(openai.OpenAI(base_url=server.url + "/openai/v1", api_key="k"), meter=m)
+        client.responses.create(model="gpt-4o", input="search the web", tools=[{"type": "web_search"}])
+    [record] = records
+    assert record.cost is not None and record.cost.total is None  # the web search part has no Azure price
+    assert m.budgets is not None
+    [status] = m.budgets.store.status()
+    assert status.spent == COST  # the tokens, exactly: not the worst case of an uncapped output
