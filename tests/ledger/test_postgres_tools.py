@@ -103,7 +103,7 @@ def test_every_report_is_the_same_on_both(both: tuple[Path, str]) -> None:
     errors = []
     for ledger in (url, sqlite_path):  # a key no call carries is the same error on both
         with pytest.raises(UnknownKey) as raised:
-            report(ledger, ("feature",))
+            report(ledger, ("project",))
         errors.append(str(raised.value))
     assert errors[0] == errors[1]
 

@@ -159,7 +159,7 @@ def test_an_unknown_key_is_an_error_that_names_the_keys_there_are(demo: tuple[Pa
     assert done.returncode == 2, done.stderr
     said = done.stderr.strip()
     assert "no call in this ledger has that attribution key" in said, said
-    assert said.endswith("or an attribution key of this ledger (team)"), said
+    assert said.endswith("or an attribution key of this ledger (feature, team)"), said  # the demo tags both
     assert all(column in said for column in COLUMNS)
     with pytest.raises(UnknownKey, match="'teams'"):
         report(ledger, ("deployment", "teams"))
