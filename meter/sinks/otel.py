@@ -29,8 +29,14 @@ from meter.sinks.increments import increments
 
 _API_TYPE = {"chat": "chat_completions", "responses": "responses"}
 
-_SPAN_USAGE = tuple((kind.otel_attribute, kind.name) for kind in USAGE_KINDS if kind.otel_attribute)
-"""(span attribute, ``Usage`` field) of every usage kind the catalogue gives an attribute."""
+_SPAN_USAGE = tuple((kind.otel_attribute, kind.name) for kind in USAGE_KINDS
+                    if kind.otel_attribute and kind.counted_from == "usage")
+"""(span attribute, ``Usage`` field) of every usage kind the service reports that the catalogue gives an
+attribute: set on every span with usage (the GenAI conventions' token counts, 0 included)."""
+_SPAN_TOOLS = tuple((kind.otel_attribute, kind.name) for kind in USAGE_KINDS
+                    if kind.otel_attribute and kind.counted_from == "output")
+"""The built-in tool calls: meter's own attributes, set only when a call made some (the SDK's attribute
+checks cost about a microsecond each, on every span)."""
 
 
 def operation_name(api: str, operation: str) -> str:
@@ -88,6 +94,10 @@ def record_attributes(record: CallRecord) -> dict[str, Any]:
         attrs[names.USAGE_SOURCE] = record.usage_source or ""
         for attribute, kind in _SPAN_USAGE:
             attrs[attribute] = getattr(usage, kind)
+        for attribute, kind in _SPAN_TOOLS:
+            count = getattr(usage, kind)
+            if count:
+                attrs[attribute] = count
     units = record.units
     if units is not None:
         for unit_kind in UNIT_KINDS:

@@ -122,7 +122,8 @@ class AggregateStore:
                 usage = self._usage[ukey] = _Usage(now)
             if inc.tokens is not None:
                 for counter, amount in zip(usage.tokens, inc.tokens, strict=True):
-                    _add(counter, amount, trace_id, now)
+                    if amount:  # most kinds are 0 on most calls (audio, tools, units): nothing to add
+                        _add(counter, amount, trace_id, now)
             if inc.cost is not None:
                 _add(usage.cost, inc.cost, trace_id, now)
             if inc.estimated:
