@@ -88,6 +88,9 @@ class BudgetCollector:
                     row[0] += status.spent
                     row[1] += status.reserved
                     row[3] += status.forecast
+            for budget in gate.budgets:  # a hard budget's counter exists at 0 from the first scrape, so
+                if budget.hard:           # increase() counts its first refusals (a series born at 2 reads 0)
+                    refusals.setdefault(budget.name, 0)
             for name, count in gate.refused().items():
                 refusals[name] = refusals.get(name, 0) + count
         gauges, thresholds, refused = self._families()

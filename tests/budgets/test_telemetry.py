@@ -127,3 +127,19 @@ def test_no_alert_events_unless_asked() -> None:
     m = meter.Meter(otel=False, prometheus=False, logger_provider=provider, otel_events=False, budgets=[SOFT])
     _calls(m, 3)
     assert exporter.get_finished_logs() == ()
+
+
+def test_a_hard_budgets_refusal_counter_exists_at_zero_before_its_first_refusal() -> None:
+    """So Prometheus' increase() counts the first refusals: a series first scraped at 2 reads 0 over any range."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    import meter
+
+    registry = CollectorRegistry()
+    hard = {"name": "sandbox", "match": {}, "period": "day", "limit_usd": "1", "enforce": "hard"}
+    soft = {**hard, "name": "watch", "enforce": "soft"}
+    m = meter.Meter(otel=False, registry=registry, budgets=[hard, soft])
+    text = generate_latest(registry).decode()
+    assert 'llm_budget_refused_total{budget="sandbox"} 0.0' in text
+    assert 'budget="watch"' not in "\n".join(line for line in text.splitlines() if "refused" in line)
+    assert m.close()
