@@ -157,16 +157,16 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import budgets
 
         results["budgets"] = budgets.run(500 if args.quick else 20_000, args.postgres_url)
-        lines = []
+        table: list[str] = []
         for name, row in results["budgets"].items():
             for backend in ("sqlite", "postgresql"):
                 if backend in row:
                     r = row[backend]
-                    lines.append(f"| {name} | {backend} | {row['calls']:,} | {row['memory_us']:.1f} | "
+                    table.append(f"| {name} | {backend} | {row['calls']:,} | {row['memory_us']:.1f} | "
                                  f"{r['per_call_us']:.1f} | {r['round_trips_per_1000']:.1f} |")
         print("## Shared budgets: a hard budget's check with a local slice\n\n"
               "| scenario | database | calls | in memory µs/call | shared µs/call | round-trips per 1,000 calls |\n"
-              "|---|---|---:|---:|---:|---:|\n" + "\n".join(lines) + "\n", flush=True)
+              "|---|---|---:|---:|---:|---:|\n" + "\n".join(table) + "\n", flush=True)
     results["seconds"] = time.perf_counter() - started
     print(f"({results['seconds']:.0f} s)")
     if args.out:
