@@ -31,7 +31,7 @@ from decimal import Decimal
 from meter.budgets.estimate import WorstCase
 from meter.budgets.model import Budget
 from meter.budgets.periods import as_utc, period_window
-from meter.budgets.store import AlertEvent, BudgetStatus, Refusal, Reservation, ReservationLine
+from meter.budgets.store import AlertEvent, BudgetStatus, Refusal, Reservation, ReservationLine, known_cost
 
 ROLLING_BUCKETS = 96
 """A rolling window is summed in this many time buckets (a 24h window in 15-minute buckets). The bucket at
@@ -252,8 +252,7 @@ class BudgetLedger:
         """The call's real cost replaces its hold in each of its budgets' periods (the periods it was reserved
         in, even if they have ended since). ``actual=None`` (unknown, or not a finite amount >= 0) counts
         the reserved amount. Returns the alert thresholds this crossed, each once per period."""
-        if actual is not None and (not isinstance(actual, Decimal) or not actual.is_finite() or actual < 0):
-            actual = None
+        actual = known_cost(actual)
         events: list[AlertEvent] = []
         with self._lock:
             if not reservation.pending:

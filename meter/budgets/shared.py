@@ -47,7 +47,7 @@ from meter.budgets.estimate import WorstCase
 from meter.budgets.memory import BudgetLedger, _amount
 from meter.budgets.model import Budget
 from meter.budgets.periods import as_utc, period_window
-from meter.budgets.store import AlertEvent, BudgetStatus, Refusal, Reservation, ReservationLine
+from meter.budgets.store import AlertEvent, BudgetStatus, Refusal, Reservation, ReservationLine, known_cost
 
 _ZERO = Decimal(0)
 
@@ -315,8 +315,7 @@ class SharedBudgets:
 
     def settle(self, reservation: Reservation, actual: Decimal | None, *,
                at: datetime | None = None) -> tuple[AlertEvent, ...]:
-        if actual is not None and (not isinstance(actual, Decimal) or not actual.is_finite() or actual < 0):
-            actual = None
+        actual = known_cost(actual)
         events: list[AlertEvent] = []
         with self._lock:
             if not reservation.pending:

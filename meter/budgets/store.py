@@ -21,6 +21,13 @@ from meter.budgets.estimate import WorstCase
 from meter.budgets.model import Budget, Enforce
 
 
+def known_cost(actual: object) -> Decimal | None:
+    """A settled cost as the stores take it: a finite amount >= 0, else ``None`` (unknown: the hold counts)."""
+    if isinstance(actual, Decimal) and actual.is_finite() and actual >= 0:
+        return actual
+    return None
+
+
 def percent(fraction: Decimal) -> str:
     """``Decimal("0.8")`` -> ``"80%"`` (as ``alert_at`` is written)."""
     text = f"{fraction * 100:f}"
