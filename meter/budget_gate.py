@@ -69,6 +69,12 @@ class BudgetGate:
         self.on_alert: list[Callable[[AlertEvent], None]] = []
         """Called with each alert a settlement fires (the OTel event, ``Meter(otel_events=True)``), after the
         log line."""
+        self.on_refused: list[Callable[[str], None]] = []
+        """Called with the budget's name for each call refused (the multiprocess files count it at once)."""
+        self.on_settled: list[Callable[[], None]] = []
+        """Called after each settlement (the multiprocess files then refresh the gauges soon)."""
+        self.shared = not isinstance(self.store, BudgetLedger)
+        """The store is shared by many processes (a ledger's database): every worker sees the same figures."""
 
     @classmethod
     def load(cls, source: BudgetsOption, costing: Costing | None, ledger: str | os.PathLike[str] | None = None,
@@ -116,6 +122,8 @@ class BudgetGate:
                 self._refused[held.budget.name] = self._refused.get(held.budget.name, 0) + 1
             logger.info("meter: budget %r refused a call (%s); it resets at %s", held.budget.name, held.reason,
                         held.reset_at.isoformat())
+            for refused in self.on_refused:
+                refused(held.budget.name)
             return refusal_answer(held)
         return held
 
@@ -139,6 +147,8 @@ class BudgetGate:
                            event.budget, f"{event.threshold:%}", event.limit, event.spent)
             for listener in self.on_alert:
                 listener(event)
+        for settled in self.on_settled:
+            settled()
         return events
 
     def refused(self) -> dict[str, int]:

@@ -10,10 +10,9 @@ it holds the Meters' budget gates weakly, so a dropped Meter leaves the expositi
 share a registry and have a budget of the same name are shown as one series: their spent, reserved and
 forecast added up (each Meter's in-process store counts its own calls), the limit of the first.
 
-Multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``): the gauges are a collector on the Meter's registry,
-not prometheus-client's shared files, so a ``/metrics`` served by ``MultiProcessCollector`` does not
-show them; each worker's in-process store only knows its own calls anyway. Read the budgets there with
-``meter budgets status --ledger ...`` (docs/budgets.md).
+Multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``): a ``/metrics`` served by ``MultiProcessCollector`` reads
+only prometheus-client's shared files, so there ``publish`` writes the same families into them instead
+(``prometheus_budget_files``).
 """
 
 from __future__ import annotations
@@ -21,25 +20,20 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterator
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from meter import names
+from meter.sinks.prometheus_budget_rows import budget_rows, percent
+from meter.sinks.prometheus_rules import multiprocess_mode
 
 if TYPE_CHECKING:
     from meter.budget_gate import BudgetGate
+    from meter.sinks.prometheus_budget_files import BudgetFiles
 
 _GAUGES = (names.budget_spent_usd, names.budget_reserved_usd, names.budget_limit_usd, names.budget_forecast_usd)
-
-
-def _percent(fraction: Decimal) -> str:
-    """``Decimal("0.8")`` -> ``"80%"``, as ``alert_at`` is written (``meter.budgets.store.percent``: sinks do not
-    import the budgets package)."""
-    text = f"{fraction * 100:f}"
-    return (text.rstrip("0").rstrip(".") if "." in text else text) + "%"
 
 
 class BudgetCollector:
@@ -72,22 +66,9 @@ class BudgetCollector:
     def collect(self) -> Iterator[Metric]:
         with self._lock:
             gates = list(self._gates)
-        rows: dict[tuple[str, str, str], list[Decimal]] = {}
-        alert_at: dict[tuple[str, str, str], tuple[Decimal, ...]] = {}
+        rows, alert_at = budget_rows(gates)
         refusals: dict[str, int] = {}
         for gate in gates:
-            by_name = {budget.name: budget for budget in gate.budgets}
-            for status in gate.store.status():
-                key = (status.name, status.period, status.enforce)
-                row = rows.get(key)
-                if row is None:
-                    rows[key] = [status.spent, status.reserved, status.limit, status.forecast]
-                    budget = by_name.get(status.name)
-                    alert_at[key] = budget.alert_at if budget is not None else ()
-                else:
-                    row[0] += status.spent
-                    row[1] += status.reserved
-                    row[3] += status.forecast
             for budget in gate.budgets:  # a hard budget's counter exists at 0 from the first scrape, so
                 if budget.hard:           # increase() counts its first refusals (a series born at 2 reads 0)
                     refusals.setdefault(budget.name, 0)
@@ -98,7 +79,7 @@ class BudgetCollector:
             for gauge, value in zip(gauges, values, strict=True):
                 gauge.add_metric(labels, float(value))
             for fraction in alert_at[labels]:
-                thresholds.add_metric((*labels, _percent(fraction)), float(fraction))
+                thresholds.add_metric((*labels, percent(fraction)), float(fraction))
         for name, count in refusals.items():
             refused.add_metric((name,), count)
         yield from (*gauges, thresholds, refused)
@@ -108,8 +89,13 @@ _collectors: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, BudgetCollec
 _collectors_lock = threading.Lock()
 
 
-def publish(gate: BudgetGate, registry: CollectorRegistry, namespace: str) -> BudgetCollector:
-    """Show ``gate``'s budgets in ``registry`` under ``namespace`` (the collector made and registered once)."""
+def publish(gate: BudgetGate, registry: CollectorRegistry, namespace: str) -> BudgetCollector | BudgetFiles:
+    """Show ``gate``'s budgets in ``registry`` under ``namespace`` (the collector made and registered once); in
+    multiprocess mode, in prometheus-client's shared files instead (``prometheus_budget_files``)."""
+    if multiprocess_mode():
+        from meter.sinks.prometheus_budget_files import publish_files
+
+        return publish_files(gate, registry, namespace)
     with _collectors_lock:
         per_namespace = _collectors.setdefault(registry, {})
         collector = per_namespace.get(namespace)
