@@ -12,10 +12,12 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
 
 import meter
 from meter import names
@@ -88,6 +90,10 @@ def add_command(commands: Any) -> None:
                         help="after the workload, keep generating load for this long, in phases (steady, a burst, "
                              "a 429 storm, streams closed early: fills a dashboard with shapes)")
     parser.add_argument("--serve", action="store_true", help="keep /metrics (and the emulator) up until Ctrl-C")
+    parser.add_argument("--start-after-scrape", type=float, default=0.0, metavar="SECONDS",
+                        help="start the workload once /metrics has been scraped (waiting at most SECONDS), so a "
+                             "scraper's first sample comes before the first call and increase() counts every "
+                             "call, the budget's refusals included (default 0: start at once)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary instead of a table")
     parser.add_argument("--metrics-port", type=int, default=None,
                         help=f"Prometheus port on 127.0.0.1 (default {DEFAULT_METRICS_PORT}, or a free one if "
@@ -209,6 +215,8 @@ def run_demo(args: argparse.Namespace) -> int:
             print(f"error: {exc} (pass --ledger FILE for another, or --ledger '' for none)", file=sys.stderr)
             return 2
         metrics_url = f"http://{args.metrics_addr}:{server.server_port}/metrics"
+        if args.start_after_scrape > 0:
+            _first_scrape(registry, args.start_after_scrape)
         started = time.monotonic()
         steps = plan(args.requests)
         progress = Progress(sum(step.calls for step in steps))
@@ -278,6 +286,30 @@ def run_demo(args: argparse.Namespace) -> int:
                 pass
         server.shutdown()
     return 0
+
+
+class _Scraped:
+    """A collector with no metrics of its own: told when the registry is collected, that is scraped."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def collect(self) -> Iterator[Metric]:
+        self.event.set()
+        return iter(())
+
+
+def _first_scrape(registry: CollectorRegistry, timeout: float) -> bool:
+    """Wait until ``registry`` has been scraped once (at most ``timeout`` s). The Meter's families are registered
+    before this collector, so that scrape already holds every series a call will move: a counter a scraper first
+    saw at 0 counts the calls that follow in ``increase()`` (one first seen at 2, after the demo refused two calls
+    before any scrape, reads 0)."""
+    scraped = _Scraped()
+    registry.register(scraped)
+    try:
+        return scraped.event.wait(timeout)
+    finally:
+        registry.unregister(scraped)
 
 
 def records_line(records: list[meter.CallRecord], calls: int, seconds: float) -> str:
