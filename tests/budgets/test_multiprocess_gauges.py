@@ -32,12 +32,13 @@ SEARCH = {"name": "search-hard", "match": {"team": "search"}, "period": "day", "
 ADS = {"name": "ads-hard", "match": {"team": "ads"}, "period": "day", "limit_usd": "1", "enforce": "hard"}
 COST, OUTPUT_CAP = Decimal("0.0075"), Decimal("0.01")
 """What each call of the worker costs; its worst case is at least its ``max_tokens=1000`` at 10 USD/M."""
+Workers = tuple[Path, str | None, list[dict[str, Any]], list[subprocess.Popen[str]]]
 
 
 @pytest.fixture
-def workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Path, str | None, list[dict[str, Any]]]]:
+def workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
     """Two workers, each past its refusals and holding one call in flight: (the files' folder, the ledger, what
-    each worker printed)."""
+    each worker printed, the processes)."""
     prom = tmp_path / "prom"
     prom.mkdir()
     ledger = str(tmp_path / "ledger.sqlite") if request.param else None
@@ -53,10 +54,11 @@ def workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Pa
             line = proc.stdout.readline()
             assert line, proc.stderr.read() if proc.stderr else ""
             printed.append(json.loads(line))
-        yield prom, ledger, printed
+        yield prom, ledger, printed, procs
         for proc in procs:
-            _out, err = proc.communicate("go\n", timeout=60)
-            assert proc.returncode == 0, err
+            if proc.poll() is None:  # not killed by the test
+                _out, err = proc.communicate("go\n", timeout=60)
+                assert proc.returncode == 0, err
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -97,8 +99,8 @@ def _until(check: Any, timeout: float = 20.0) -> Any:
 
 @pytest.mark.parametrize("workers", [True], indirect=True, ids=["shared-sqlite-ledger"])
 def test_a_multiprocess_exposition_shows_the_shared_budgets(
-        workers: tuple[Path, str | None, list[dict[str, Any]]]) -> None:
-    prom, ledger, printed = workers
+        workers: Workers) -> None:
+    prom, ledger, printed, procs = workers
     assert ledger is not None
     through = sum(p["through"] for p in printed)
     refused = sum(p["refused"] for p in printed)
@@ -126,14 +128,26 @@ def test_a_multiprocess_exposition_shows_the_shared_budgets(
 
     _until(check)
     got = _exposition(prom)
-    assert got[(names.budget_reserved_usd(ns), _labels("ads-hard"))] > 2 * float(OUTPUT_CAP)  # both calls in flight
+    both = got[(names.budget_reserved_usd(ns), _labels("ads-hard"))]
+    assert both > 2 * float(OUTPUT_CAP)  # both calls in flight
     assert got[(names.budget_forecast_usd(ns), _labels("search-hard"))] >= float(through * COST)
     assert not any("pid" in dict(labels) for _, labels in got)  # merged, not one series per worker
+    # a worker dies holding its call: its lease expires (15 s), the survivor's alone is reserved
+    procs[0].kill()
+    procs[0].wait()
+    multiprocess.mark_process_dead(procs[0].pid, str(prom))
+    live = "SELECT 1 FROM budget_leases WHERE budget = 'ads-hard' AND expires_at > ?"
+    deadline = time.monotonic() + 40
+    while _ledger(ledger, live, time.time()) > 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _ledger(ledger, live, time.time()) == 1
+    one = _until(check)[2][1]  # = the live leases in the database: the survivor's
+    assert float(OUTPUT_CAP) < one < both
 
 
 @pytest.mark.parametrize("workers", [False], indirect=True, ids=["each-worker-its-own-store"])
-def test_without_a_ledger_the_workers_budgets_add_up(workers: tuple[Path, str | None, list[dict[str, Any]]]) -> None:
-    prom, _, printed = workers
+def test_without_a_ledger_the_workers_budgets_add_up(workers: Workers) -> None:
+    prom, _, printed, procs = workers
     ns = names.DEFAULT_NAMESPACE
     through = [p["through"] for p in printed]
     held = sum((Decimal(p["reserved"]) for p in printed), Decimal(0))
@@ -152,3 +166,11 @@ def test_without_a_ledger_the_workers_budgets_add_up(workers: tuple[Path, str | 
         ]
 
     _until(check)
+    # a worker dies: the process manager marks it dead, and its own figures leave the sums (its refusals stay)
+    procs[0].kill()
+    procs[0].wait()
+    multiprocess.mark_process_dead(procs[0].pid, str(prom))
+    got = _exposition(prom)
+    assert got[(names.budget_spent_usd(ns), _labels("search-hard"))] == pytest.approx(float(through[1] * COST))
+    assert got[(names.budget_reserved_usd(ns), _labels("ads-hard"))] == pytest.approx(float(printed[1]["reserved"]))
+    assert got[(names.budget_refused_total(ns), (("budget", "search-hard"),))] == 6
