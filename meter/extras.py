@@ -13,7 +13,7 @@ import importlib.util
 EXTRAS = {
     "demo": ("openai", "starlette", "uvicorn", "opentelemetry.sdk"),
     "emulator": ("starlette", "uvicorn"),
-    "proxy": ("uvicorn",),
+    "proxy": ("uvicorn", "httptools"),
     "otlp": ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"),
     "litellm": ("litellm",),
     "langchain": ("langchain_openai",),

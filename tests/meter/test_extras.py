@@ -15,7 +15,7 @@ DISTRIBUTION = {"openai": "openai", "starlette": "starlette", "uvicorn": "uvicor
                 "opentelemetry.sdk": "opentelemetry-sdk",
                 "opentelemetry.exporter.otlp.proto.http": "opentelemetry-exporter-otlp-proto-http",
                 "litellm": "litellm", "langchain_openai": "langchain-openai", "matplotlib": "matplotlib",
-                "psycopg": "psycopg"}
+                "psycopg": "psycopg", "httptools": "httptools"}
 
 
 @pytest.mark.parametrize("part", sorted(extras.EXTRAS))

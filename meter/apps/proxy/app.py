@@ -248,6 +248,8 @@ class ProxyApp:
         if method in _REFUSED_METHODS:
             raise _MethodRefused(f"{method} is not forwarded by this proxy")
         host = next((value for name, value in headers if name.lower() == b"host"), None)
+        if host is None and scope.get("http_version", "1.1") != "1.0":
+            raise BadTarget("an HTTP/1.1 request must have a Host header")  # RFC 9112 section 3.2
         server = scope.get("server")
         self._hosts.check(None if host is None else host.decode("latin-1"), server[0] if server else None)
         raw_path: bytes = scope.get("raw_path") or quote(scope["path"]).encode()

@@ -4,9 +4,11 @@ uvicorn is told to add nothing: no ``server`` or ``date`` header (the upstream's
 own pass through) and no access log, since uvicorn's would print query
 strings; the proxy writes its own access line (logger ``meter.proxy``).
 uvicorn is imported only when a server starts, so ``meter --help`` works
-without it (it comes with ``pip install meter[emulator]``). The HTTP protocol is
-named, not left to what is installed: ``meter.apps.proxy.protocol`` (h11, strict
-framing, a clock on every request head).
+without it (it comes with ``pip install meter[proxy]``, with httptools). The HTTP
+protocol is named, not left to what is installed: ``meter.apps.proxy.protocol``
+(httptools, strict framing, a bound on every request head's size and time). No
+websockets (``ws="none"``: nothing is upgraded) and no ``X-Forwarded-*`` rewriting of
+the client address (``proxy_headers=False``: the proxy never uses it).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from meter.apps.background import BackgroundServer
 from meter.apps.proxy.app import ProxyApp
-from meter.apps.proxy.headers import DEFAULT_HEAD_TIMEOUT, MAX_HEADERS_TOTAL_BYTES
+from meter.apps.proxy.headers import DEFAULT_HEAD_TIMEOUT
 from meter.hub import Meter
 
 if TYPE_CHECKING:
@@ -36,7 +38,7 @@ def uvicorn_config(app: ProxyApp, head_timeout: float = DEFAULT_HEAD_TIMEOUT, **
 
     return uvicorn.Config(app, access_log=False, server_header=False, date_header=False, lifespan="on",
                           timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S), http=proxy_protocol(head_timeout),
-                          h11_max_incomplete_event_size=MAX_HEADERS_TOTAL_BYTES, **options)
+                          ws="none", proxy_headers=False, **options)
 
 
 class ProxyServer:
