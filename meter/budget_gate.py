@@ -9,7 +9,9 @@ is built, ``settle`` turns the hold into what the call cost:
 
 - a priced call with the service's usage: its cost;
 - an error the service answered (4xx/5xx, meter's own 429 included): nothing (Azure bills no
-  failed request);
+  failed request); a repeat (a response retrieved again, its usage counted by an earlier record): nothing;
+- a call spent before meter saw it (a Batch output download, a response retrieved, resumed or
+  cancelled; ``WorstCase.spent_before``): never refused, held at 0, settled by these same rules;
 - a priced call whose only unpriced part is a built-in tool's fee Azure publishes no price for (web
   search): the part that is priced, exactly (its worst case has the same unknown part);
 - anything else (a stream cut off, a transport error, estimated or unpriced usage): its reserved
@@ -39,6 +41,7 @@ from meter.budgets import (
     Refusal,
     RefusalAnswer,
     Reservation,
+    WorstCase,
     load_budgets,
     refusal_answer,
     worst_case,
@@ -115,7 +118,10 @@ class BudgetGate:
         at = datetime.fromtimestamp(start.started_ns / 1e9, UTC)
         model, deployment_type, region = self._costing.pricing_key(deployment, at, tier)
         case = worst_case(body, api=start.route.api, model=model, price_book=self._costing.book,
-                          deployment_type=deployment_type, region=region, at=at)
+                          deployment_type=deployment_type, region=region, at=at, operation=start.route.operation,
+                          requested_model=start.info.model)
+        if case.spent_before:
+            return self._reserve_spent(start.correlation_id or "", matched, case, at)
         held = self.store.reserve(start.correlation_id or "", matched, case, at=at)
         if isinstance(held, Refusal):
             with self._lock:
@@ -127,11 +133,28 @@ class BudgetGate:
             return refusal_answer(held)
         return held
 
+    def _reserve_spent(self, call: str, matched: Sequence[Budget], case: WorstCase,
+                       at: datetime) -> Reservation | None:
+        """A call whose cost was spent before it (a Batch output download, a response retrieved) is never
+        refused: refusing it would save nothing. It holds 0, so it settles at its real cost. A hard budget
+        that refuses even 0 (already past its limit, or its database down with ``closed``) is left out of the
+        hold (the store counts that refusal), and the call is charged to the others."""
+        remaining = list(matched)
+        while remaining:
+            held = self.store.reserve(call, remaining, case, at=at)
+            if not isinstance(held, Refusal):
+                return held
+            logger.info("meter: budget %r (%s) is not charged a call spent before it (%s); the call goes through",
+                        held.budget.name, held.reason, case.output_from)
+            remaining = [budget for budget in remaining if budget.name != held.budget.name]
+        return None
+
     def settle(self, reservation: Reservation, record: CallRecord) -> tuple[AlertEvent, ...]:
         """Turn the hold into what the call cost (see the module docstring); the alerts it fires."""
         cost = record.cost
         actual: Decimal | None = None
-        if record.outcome == "http_error":
+        if record.outcome == "http_error" or record.repeat:
+            # Azure bills no failed request; a repeat's usage (a response retrieved again) was counted by its first.
             actual = Decimal(0)
         elif record.outcome == "ok" and record.usage_source != "estimated" and cost is not None:
             if cost.total is not None:

@@ -16,6 +16,11 @@ tokens are an estimate (text that tokenises denser than 4 characters a token, im
 definitions and a ``previous_response_id`` conversation are not counted), and a model may call a
 tool more often than once when ``max_tool_calls`` does not cap it. The reservation then settles at
 the real cost, so the difference is counted, not lost.
+
+Image and audio calls are bounded by ``meter.budgets.media`` (n images at their price, image tokens by
+quality and size, characters to speak) and priced here the same way. A call whose spend happened at
+Azure before meter sees it (a Batch output download; retrieving, resuming or cancelling a response)
+has a worst case of 0 marked ``spent_before``: refusing it would save nothing.
 """
 
 from __future__ import annotations
@@ -27,12 +32,12 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
+from meter.budgets.media import MAX_COUNT, MediaBound, bound_of
+from meter.budgets.media import count as _count
+from meter.budgets.unit_prices import unit_prices
 from meter.core.record import Usage
 from meter.core.request import estimate_input_tokens
 from meter.pricing import Cost, PriceBook
-
-MAX_COUNT = 10**9
-"""The largest token or tool count read from a request (as meter caps reported usage); more is capped."""
 
 DEFAULT_MAX_OUTPUT_TOKENS = 131_072
 """Output tokens assumed for a model not in ``MODEL_MAX_OUTPUT_TOKENS`` when the request sets no limit:
@@ -98,6 +103,9 @@ _FEE_TOOLS: Mapping[str, str] = MappingProxyType({
 _UNESTIMATED_TOOLS = frozenset({"image_generation"})
 """Tools billed in a way the request does not bound (the image tool's image tokens)."""
 _SEARCH_MODELS = ("-search-preview", "-search-api")
+_MEDIA_APIS = frozenset({"images", "speech", "transcriptions", "translations"})
+_SPENT_BEFORE_OPERATIONS = frozenset({"retrieve", "resume", "cancel"})
+_NO_UNITS: Mapping[str, int] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +113,9 @@ class WorstCase:
     """The most a call can cost, as far as its request tells.
 
     ``usd`` is the priced part; ``unpriced`` says what could not be priced (``None``: ``usd`` is the
-    whole worst case). ``output_from`` says where the output bound came from.
+    whole worst case). ``output_from`` says where the output bound came from. ``spent_before``: the
+    call's cost was spent at Azure before the call (a Batch output download, a response retrieved):
+    its worst case is 0 and no budget refuses it (``meter.budget_gate``).
     """
 
     usd: Decimal
@@ -114,11 +124,26 @@ class WorstCase:
     output_tokens: int = 0
     output_from: str = ""
     tool_calls: Mapping[str, int] = field(default_factory=dict)
-    cost: Cost | None = None
+    units: Mapping[str, int] = field(default_factory=dict)
+    """What the call is bounded at in units, by price column (``{"image_hd": 2}``, ``{"speech_characters": 90}``)."""
+    spent_before: bool = False
+    pricing: tuple[PriceBook, Usage | None, str | None, str | None, str | None, datetime | None] | None = field(
+        default=None, repr=False, compare=False)
+    """What ``cost`` is priced from: the book, the usage, the model, deployment type, region and time."""
 
     @property
     def priced(self) -> bool:
         return self.unpriced is None
+
+    @property
+    def cost(self) -> Cost | None:
+        """The worst case as ``PriceBook.cost_of`` prices it (its rows, unit prices and reason), worked out when
+        asked: the reservation needs only ``usd``. ``None`` for a worst case that was not priced."""
+        if self.pricing is None:
+            return None
+        book, usage, model, deployment_type, region, at = self.pricing
+        return book.cost_of(usage, model=model, deployment_type=deployment_type, region=region, at=at,
+                            estimated=True, units=dict(self.units) or None)
 
 
 def max_output_tokens_of(model: str | None) -> int | None:
@@ -137,13 +162,6 @@ def max_output_tokens_of(model: str | None) -> int | None:
             return known
         cut = name.rfind("-", 0, cut)
     return None
-
-
-def _count(value: Any) -> int | None:
-    """A positive whole count from a request field (capped at ``MAX_COUNT``), else ``None``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        return None
-    return min(value, MAX_COUNT)
 
 
 def _output_bound(body: Mapping[str, Any], api: str, model_max: int | None,
@@ -189,18 +207,29 @@ def _tool_calls(body: Mapping[str, Any], api: str, model: str | None) -> tuple[d
 
 def worst_case(body: Mapping[str, Any] | None, *, api: str, model: str | None, price_book: PriceBook,
                deployment_type: str | None = None, region: str | None = None, at: datetime | None = None,
-               default_max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS) -> WorstCase:
+               default_max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS, operation: str = "create",
+               requested_model: str | None = None) -> WorstCase:
     """The most the call described by ``body`` (the parsed request JSON) can cost.
 
-    ``api`` is the record's ``api`` (``chat``, ``responses``, ``embeddings``; other calls have no rule
-    yet and come back unpriced). ``model`` is the name meter prices the call as (the mapped model, else
-    the deployment's, else the body's); ``deployment_type`` the type it would be billed at: the
-    integration passes the tier's type (``GlobalPriority`` ...) when the request asks for one.
+    ``api`` is the record's ``api`` (``chat``, ``responses``, ``embeddings``, ``images``, ``speech``,
+    ``transcriptions``, ``translations``, ``batch_output``) and ``operation`` the route's (``create``;
+    ``retrieve``, ``resume``, ``cancel`` of a response). ``model`` is the name meter prices the call as
+    (the mapped model, else the deployment's, else the body's); ``requested_model`` the name the request
+    gave, which tells how an image or audio call is billed when ``model`` is a deployment's name;
+    ``deployment_type`` the type it would be billed at: the integration passes the tier's type
+    (``GlobalPriority`` ...) when the request asks for one.
     """
+    if api == "batch_output" or operation in _SPENT_BEFORE_OPERATIONS:
+        what = "a Batch output download" if api == "batch_output" else f"a response's {operation}"
+        return WorstCase(Decimal(0), output_from=f"spent before the call ({what})", spent_before=True)
+    resolved = unit_prices(price_book).resolve(model, at) if model else None
+    if api in _MEDIA_APIS:
+        parsed_media = body if body is None or isinstance(body, dict) else dict(body)
+        return _priced(bound_of(parsed_media, api=api, models=(resolved, model, requested_model)), model,
+                       price_book, deployment_type, region, at)
     if api not in ("chat", "responses", "embeddings"):
-        return WorstCase(Decimal(0), f"no worst-case rule for {api} calls yet")
+        return WorstCase(Decimal(0), f"no worst-case rule for {api} calls")
     request = body if body is not None else {}
-    resolved = price_book.resolve_model(model, at) if model else None
     model_max = max_output_tokens_of(resolved) if resolved else None
     if model_max is None:
         model_max = max_output_tokens_of(model)
@@ -210,13 +239,20 @@ def worst_case(body: Mapping[str, Any] | None, *, api: str, model: str | None, p
     calls, unbounded = _tool_calls(request, api, model)
     usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens, total_tokens=input_tokens + output_tokens,
                   **calls)
-    cost = price_book.cost_of(usage, model=model, deployment_type=deployment_type, region=region, at=at,
-                              estimated=True)
-    priced = sum((amount for amount in cost.amounts.values() if amount is not None), Decimal(0))
-    reason = cost.reason if cost.total is None else None
-    if cost.total is None and reason is None:
-        reason = "no price"
-    if unbounded is not None:
-        reason = unbounded if reason is None else f"{reason}; {unbounded}"
-    return WorstCase(usd=priced, unpriced=reason, input_tokens=input_tokens, output_tokens=output_tokens,
-                     output_from=output_from, tool_calls=MappingProxyType(calls), cost=cost)
+    bound = MediaBound(usage=usage, unpriced=unbounded, input_tokens=input_tokens, output_tokens=output_tokens,
+                       output_from=output_from)
+    return _priced(bound, model, price_book, deployment_type, region, at, calls)
+
+
+def _priced(bound: MediaBound, model: str | None, price_book: PriceBook, deployment_type: str | None,
+            region: str | None, at: datetime | None, calls: Mapping[str, int] | None = None) -> WorstCase:
+    """The bound priced like a finished call (the same ``PriceBook``, its unit prices kept per key by
+    ``meter.budgets.unit_prices``): the priced part, and every reason a part is not priced."""
+    units = MappingProxyType(dict(bound.units)) if bound.units else _NO_UNITS
+    priced, reason = unit_prices(price_book).priced(bound.usage, units, model=model, deployment_type=deployment_type,
+                                                    region=region, at=at)
+    if bound.unpriced is not None:
+        reason = bound.unpriced if reason is None else f"{reason}; {bound.unpriced}"
+    return WorstCase(usd=priced, unpriced=reason, input_tokens=bound.input_tokens, output_tokens=bound.output_tokens,
+                     output_from=bound.output_from, tool_calls=MappingProxyType(calls) if calls else _NO_UNITS,
+                     units=units, pricing=(price_book, bound.usage, model, deployment_type, region, at))

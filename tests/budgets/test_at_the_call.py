@@ -5,6 +5,7 @@ loopback sockets (httpx2 and httpx, sync and async): the refused request never r
 from __future__ import annotations
 
 import asyncio
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
@@ -133,3 +134,70 @@ def test_a_call_whose_only_unknown_is_a_web_search_fee_settles_at_its_priced_par
     assert m.budgets is not None
     [status] = m.budgets.store.status()
     assert status.spent == COST  # the tokens, exactly: not the worst case of an uncapped output
+
+
+def test_an_image_call_is_held_at_n_images_of_its_price_and_refused_past_the_limit() -> None:
+    answer = {"created": 1, "data": [{"url": "https://example.com/1.png", "revised_prompt": "a cat"}]}
+    records: list[meter.CallRecord] = []
+    m = _meter(records, [{**HARD, "match": {}, "limit_usd": "0.2"}])
+    with ReplayServer() as server:
+        server.add("POST", "/openai/deployments/dall-e-3/images/generations", CannedResponse.json(200, answer))
+        client = meter.wrap(openai.AzureOpenAI(azure_endpoint=server.url, api_key="k", api_version=API_VERSION),
+                            meter=m)
+        client.images.generate(model="dall-e-3", prompt="a cat", quality="hd", size="1792x1024")
+        with pytest.raises(openai.RateLimitError):  # 0.12 spent + a 0.12 worst case would pass 0.2
+            client.images.generate(model="dall-e-3", prompt="a cat", quality="hd", size="1792x1024")
+        assert len(server.requests) == 1
+    ok, refused = records
+    assert ok.cost is not None and ok.cost.total == Decimal("0.12") and refused.status_code == 429
+    assert m.budgets is not None
+    [status] = m.budgets.store.status()
+    assert (status.spent, status.reserved) == (Decimal("0.12"), Decimal(0))
+
+
+def test_a_batch_output_download_is_never_refused_and_is_charged_its_cost() -> None:
+    line = {"id": "b1", "custom_id": "r1", "response": {"status_code": 200, "body": {
+        "id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-4o-mini-2024-07-18", "choices": [],
+        "usage": {"prompt_tokens": 10_000, "completion_tokens": 100, "total_tokens": 10_100}}}}
+    records: list[meter.CallRecord] = []
+    m = _meter(records, [{**HARD, "match": {}, "limit_usd": "0.0001"},
+                         {"name": "all", "period": "day", "limit_usd": "5"}])
+    with ReplayServer() as server:
+        server.add("GET", "/openai/files/file-abc/content",
+                   CannedResponse(200, [("Content-Type", "application/octet-stream")], [json.dumps(line).encode()],
+                                  chunked=False))
+        client = meter.wrap(openai.AzureOpenAI(azure_endpoint=server.url, api_key="k", api_version=API_VERSION),
+                            meter=m)
+        first = client.files.content("file-abc").content
+        second = client.files.content("file-abc").content  # the hard budget is past its limit now
+        assert first == second == json.dumps(line).encode() and len(server.requests) == 2
+    one, two = records
+    assert one.cost is not None and one.cost.total is not None and one.cost.total > Decimal("0.0001")
+    assert (one.budgets, two.budgets) == (("search-daily", "all"), ("all",))
+    assert m.budgets is not None and m.budgets.refused() == {}
+    hard, everything = m.budgets.store.status()
+    assert (hard.spent, hard.reserved) == (one.cost.total, Decimal(0))
+    assert (everything.spent, everything.reserved) == (2 * one.cost.total, Decimal(0))
+
+
+def test_retrieving_a_response_is_never_refused_and_a_repeat_costs_nothing() -> None:
+    answer = {"id": "resp_r", "object": "response", "model": "gpt-4o-2024-11-20", "status": "completed",
+              "output": [], "usage": {"input_tokens": 1000, "output_tokens": 500, "total_tokens": 1500}}
+    records: list[meter.CallRecord] = []
+    m = _meter(records, [{**HARD, "match": {}}])
+    with ReplayServer() as server:
+        server.add("POST", "/openai/v1/responses", CannedResponse.json(200, answer))
+        server.add("GET", "/openai/v1/responses/resp_r", CannedResponse.json(200, answer))
+        client = meter.wrap(openai.OpenAI(base_url=server.url + "/openai/v1", api_key="k"), meter=m)
+        client.responses.create(model="gpt-4o", input="hello", max_output_tokens=1000)
+        with pytest.raises(openai.RateLimitError):  # 0.0075 spent + a 0.01 worst case would pass 0.015
+            client.responses.create(model="gpt-4o", input="hello", max_output_tokens=1000)
+        client.responses.retrieve("resp_r")  # spent already: held at 0, never refused
+        assert len(server.requests) == 2
+    created, refused, retrieved = records
+    assert created.budgets == ("search-daily",) and created.cost is not None and created.cost.total == COST
+    assert (refused.status_code, retrieved.status_code, retrieved.repeat) == (429, 200, True)
+    assert retrieved.budgets == ("search-daily",)
+    assert m.budgets is not None
+    [status] = m.budgets.store.status()
+    assert (status.spent, status.reserved, status.estimated_calls) == (COST, Decimal(0), 0)
