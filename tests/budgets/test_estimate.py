@@ -350,3 +350,31 @@ def test_the_long_context_tier_is_part_of_the_key(builtin: PriceBook) -> None:
                       price_book=builtin, at=AT)
     assert long.cost is not None and long.cost.long_context and short.cost is not None
     assert long.usd / long.input_tokens > short.usd / short.input_tokens
+
+
+def test_a_worst_case_costs_a_few_microseconds_and_asks_the_book_once_per_key(builtin: PriceBook) -> None:
+    import time
+
+    from meter.budgets.unit_prices import unit_prices
+
+    chat = {"messages": [{"role": "system", "content": "You are helpful." * 5},
+                         {"role": "user", "content": "Summarise this text please " * 20}], "max_tokens": 1000}
+    requests: list[tuple[str, dict[str, Any] | None, str | None, str]] = [
+        ("chat", chat, "gpt-4o", "chat"), ("images", {"prompt": "a cat", "quality": "hd"}, "dall-e-3", "dall-e-3"),
+        ("images", {"prompt": "a cat", "quality": "high"}, "gpt-image-1", "gpt-image-1"),
+        ("batch_output", None, None, "a Batch output download")]
+    prices = unit_prices(builtin)
+    n = 5_000
+    figures = []
+    for api, body, model, name in requests:
+        operation = "retrieve" if api == "batch_output" else "create"
+        worst_case(body, api=api, model=model, price_book=builtin, deployment_type="GlobalStandard", at=AT,
+                   operation=operation)
+        asked = prices.lookups
+        started = time.process_time()
+        for _ in range(n):
+            worst_case(body, api=api, model=model, price_book=builtin, deployment_type="GlobalStandard", at=AT,
+                       operation=operation)
+        figures.append(f"{name}: {(time.process_time() - started) / n * 1e6:.1f} µs")
+        assert prices.lookups == asked, f"{name}: every worst case after the first is priced from kept unit prices"
+    print("\nworst_case, pricing included (CPU time): " + "; ".join(figures))
