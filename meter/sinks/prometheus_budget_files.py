@@ -127,7 +127,8 @@ class BudgetFiles:
         """Write every live gate's budgets from its store's ``status()``; a failure is logged once, never raised."""
         try:
             with self._lock:
-                rows, alert_at = budget_rows(list(self._gates))
+                gates = list(self._gates)
+            rows, alert_at = budget_rows(gates)  # a shared store reads its database: not under the lock
             for key, values in rows.items():
                 for family, value in zip(self.gauges, values, strict=True):
                     family.labels(*key).set(float(value))
