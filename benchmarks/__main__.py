@@ -3,6 +3,7 @@
     python -m benchmarks                 # everything, the full run behind docs/benchmarks.md
     python -m benchmarks --quick         # a smoke run: every part, few calls (CI runs this)
     python -m benchmarks --only overhead --rounds 3 --out result.json
+    python -m benchmarks --only caller --only concurrency   # issue 25: the caller's thread, CPU, concurrency
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-SECTIONS = ("overhead", "memory", "startup", "proxy", "ledger", "reconcile", "budgets")
+SECTIONS = ("overhead", "caller", "concurrency", "memory", "startup", "proxy", "ledger", "reconcile", "budgets")
 
 
 def _versions() -> dict[str, str]:
@@ -33,18 +34,6 @@ def _cpus() -> int:
     import os
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _overhead_table(result: dict[str, Any]) -> str:
-    from benchmarks.overhead import ARMS
-
-    lines = ["| scenario | raw µs | " + " | ".join(f"{arm} µs (ratio, p90 ratio)" for arm in ARMS[1:]) + " |",
-             "|---|---:|" + "---:|" * (len(ARMS) - 1)]
-    for scenario, arms in result.items():
-        cells = [f"{arms[arm]['median_us']:,.0f} (**{arms[arm]['ratio']:.3f}x**, {arms[arm]['p90_ratio']:.2f}x)"
-                 for arm in ARMS[1:]]
-        lines.append(f"| {scenario} | {arms['raw']['median_us']:,.0f} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def _memory_table(result: dict[str, Any]) -> str:
@@ -68,14 +57,16 @@ def _startup_table(result: dict[str, Any]) -> str:
 
 def _proxy_table(result: dict[str, Any]) -> str:
     lines = [f"saturated: {result['concurrency']} clients; then one client at a time", "",
-             "| body | direct req/s | proxy req/s | ratio | direct p50 / p99 ms | proxy p50 / p99 ms | p50 added ms |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "| body | direct req/s | proxy req/s | ratio | direct p50 / p99 ms | proxy p50 / p99 ms | p50 added ms "
+             "| unmetered ratio, p50 added ms |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for mode in ("json", "stream", "json, 1 client", "stream, 1 client"):
         r = result[mode]
         lines.append(f"| {mode} | {r['direct']['rps']:,.0f} | {r['proxy']['rps']:,.0f} | "
                      f"**{r['throughput_ratio']:.2f}x** | "
                      f"{r['direct']['p50_ms']:.2f} / {r['direct']['p99_ms']:.2f} | "
-                     f"{r['proxy']['p50_ms']:.2f} / {r['proxy']['p99_ms']:.2f} | {r['p50_added_ms']:+.2f} |")
+                     f"{r['proxy']['p50_ms']:.2f} / {r['proxy']['p99_ms']:.2f} | {r['p50_added_ms']:+.2f} | "
+                     f"{r['unmetered_ratio']:.2f}x, {r['unmetered_p50_added_ms']:+.2f} |")
     return "\n".join(lines)
 
 
@@ -87,11 +78,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=1500, help="JSON calls per arm per round (default 1500)")
     parser.add_argument("--stream-calls", type=int, default=120, help="stream calls per arm per round (default 120)")
     parser.add_argument("--deltas", type=int, default=500, help="delta events per stream (default 500)")
+    parser.add_argument("--caller-calls", type=int, default=3000,
+                        help="calls per row of the caller's-thread part (default 3000)")
+    parser.add_argument("--concurrency-calls", type=int, default=2000,
+                        help="calls per full-speed block of the concurrency part (default 2000)")
+    parser.add_argument("--concurrency-seconds", type=float, default=2.0,
+                        help="seconds per paced block of the concurrency part (default 2)")
     parser.add_argument("--out", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--postgres-url", metavar="URL", help="also measure ledger inserts into this PostgreSQL")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.calls, args.stream_calls, args.deltas = 1, 20, 4, 50
+        args.caller_calls, args.concurrency_calls, args.concurrency_seconds = 50, 20, 0.05
     sections = tuple(args.only or SECTIONS)
     results: dict[str, Any] = {"versions": _versions(), "args": vars(args)}
     started = time.perf_counter()
@@ -101,7 +99,19 @@ def main(argv: list[str] | None = None) -> int:
 
         results["overhead"] = overhead.run(args.rounds, args.calls, args.stream_calls, args.deltas)
         print(f"## Per-call overhead ({args.rounds} rounds x {args.calls} JSON / {args.stream_calls} stream calls "
-              f"per arm, {args.deltas} deltas per stream)\n\n{_overhead_table(results['overhead'])}\n", flush=True)
+              f"per arm, in blocks of {overhead.JSON_BLOCK} / {overhead.STREAM_BLOCK}, {args.deltas} deltas per "
+              f"stream)\n\n{overhead.table(results['overhead'])}\n", flush=True)
+    if "caller" in sections:
+        from benchmarks import caller
+
+        results["caller"] = caller.run(args.caller_calls)
+        print(f"## Caller's thread: time in meter per JSON call\n\n{caller.table(results['caller'])}\n", flush=True)
+    if "concurrency" in sections:
+        from benchmarks import concurrency
+
+        results["concurrency"] = concurrency.run(args.rounds, args.concurrency_calls, args.concurrency_seconds)
+        print(f"## Concurrency: meter's CPU per call and memory (S1, full configuration, {args.rounds} rounds)\n\n"
+              f"{concurrency.table(results['concurrency'])}\n", flush=True)
     if "memory" in sections:
         from benchmarks import memory
 

@@ -1,10 +1,12 @@
 """``meter proxy`` against going straight to the emulator: throughput, p50 and p99, streaming and not.
 
-Three processes on loopback: the emulator, the proxy (metering with pricing and
-Prometheus, as ``meter proxy`` runs) and the load, which runs ``concurrency`` threads
-each sending its share of a fixed number of requests and reading every answer to its
-end. Direct and proxied phases alternate for several rounds; each phase reports
-requests per second and latency percentiles, and the result is the median per target.
+Processes on loopback: the emulator, the proxy (metering with pricing and
+Prometheus, as ``meter proxy`` runs), the same proxy with the meter bypassed
+(``unmetered``: what the proxy itself costs, apart from metering) and the load,
+which runs ``concurrency`` threads each sending its share of a fixed number of
+requests and reading every answer to its end. Direct, proxied and unmetered phases
+alternate for several rounds; each phase reports requests per second and latency
+percentiles, and the result is the median per target.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ _PROXY = """
     from prometheus_client import CollectorRegistry
     import meter
     from meter.apps.proxy import ProxyServer
-    with ProxyServer(sys.argv[1], meter=meter.Meter(registry=CollectorRegistry(), otel=False)) as proxy:
+    server = ProxyServer(sys.argv[1], meter=meter.Meter(registry=CollectorRegistry(), otel=False))
+    if sys.argv[2:] == ["unmetered"]:  # the inner transport alone: the proxy without the meter
+        server.app.transport = server.app.transport.inner
+    with server as proxy:
         print(proxy.url, flush=True)
         sys.stdin.read()
 """
@@ -96,6 +101,7 @@ def run(rounds: int, requests: int, stream_requests: int, concurrency: int) -> d
     emulator, upstream = _serve(_EMULATOR)
     try:
         proxy, proxied = _serve(_PROXY, upstream)
+        bare, unmetered = _serve(_PROXY, upstream, "unmetered")
         try:
             out: dict[str, Any] = {"concurrency": concurrency}
             # Saturated (``concurrency`` clients: throughput, and latency with queueing) and one client
@@ -104,9 +110,9 @@ def run(rounds: int, requests: int, stream_requests: int, concurrency: int) -> d
                     ("json, 1 client", max(50, requests // 8), 1),
                     ("stream, 1 client", max(20, stream_requests // 4), 1))
             for mode, total, clients in plan:
-                phases: dict[str, list[dict[str, Any]]] = {"direct": [], "proxy": []}
+                phases: dict[str, list[dict[str, Any]]] = {"direct": [], "proxy": [], "unmetered": []}
                 for _ in range(rounds):
-                    for target, url in (("direct", upstream), ("proxy", proxied)):
+                    for target, url in (("direct", upstream), ("proxy", proxied), ("unmetered", unmetered)):
                         code = _LOAD.format(url=url, total=total, concurrency=clients, stream=mode.startswith("stream"))
                         phases[target].append(run_python(code, timeout=600))
                 summary = {target: {key: statistics.median(p[key] for p in runs) for key in runs[0]}
@@ -114,9 +120,12 @@ def run(rounds: int, requests: int, stream_requests: int, concurrency: int) -> d
                 summary["throughput_ratio"] = summary["proxy"]["rps"] / summary["direct"]["rps"]
                 summary["p50_added_ms"] = summary["proxy"]["p50_ms"] - summary["direct"]["p50_ms"]
                 summary["p99_added_ms"] = summary["proxy"]["p99_ms"] - summary["direct"]["p99_ms"]
+                summary["unmetered_ratio"] = summary["unmetered"]["rps"] / summary["direct"]["rps"]
+                summary["unmetered_p50_added_ms"] = summary["unmetered"]["p50_ms"] - summary["direct"]["p50_ms"]
                 out[mode] = summary
             return out
         finally:
+            _stop(bare)
             _stop(proxy)
     finally:
         _stop(emulator)

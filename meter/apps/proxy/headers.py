@@ -74,8 +74,8 @@ def _listed_in_connection(headers: Iterable[Header]) -> frozenset[bytes]:
 
 def _keep(headers: list[Header], drop: frozenset[bytes]) -> list[Header]:
     dropped = drop | _listed_in_connection(headers)
-    return [(name.lower(), value) for name, value in headers
-            if name.lower() not in dropped and not name.lower().startswith(b"proxy-")]
+    lowered = ((name.lower(), value) for name, value in headers)
+    return [(name, value) for name, value in lowered if name not in dropped and not name.startswith(b"proxy-")]
 
 
 def request_headers(headers: Iterable[Header]) -> list[Header]:

@@ -50,6 +50,46 @@ _INVALID = "Invalid HTTP request received."
 """uvicorn's own words for a request it cannot parse (the body of its 400)."""
 
 
+class _HeadWithBody:
+    """The transport one response is written to: its head waits for its first body bytes, and leaves with them.
+
+    uvicorn writes a response head and each body chunk separately, and an idle
+    socket sends each write at once: two segments, two system calls and two
+    wake-ups of the client for every short answer. Here the head is held until
+    the next write (the body, usually in the same turn of the event loop) or,
+    at the latest, the end of the loop's current turn, so it is never delayed
+    behind a body that is not there yet. ``100 Continue`` is not held.
+    """
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._held is not None:
+            data, self._held = self._held + data, None
+        elif data.startswith(b"HTTP/1.1 ") and data[9:10] != b"1" and data.endswith(b"\r\n\r\n"):
+            self._held = data
+            self._loop.call_soon(self.flush)
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._held is not None:
+            data, self._held = self._held, None
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+
 class ProxyProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the raw request target, a head size bound and a clock on every head.
 
@@ -133,6 +173,7 @@ class ProxyProtocol(HttpToolsProtocol):
         target = self.url
         self.url = b"/"  # uvicorn's URL parsing sees a plain path; the scope gets the target as sent, below
         super().on_headers_complete()
+        self.cycle.transport = _HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
         self.url = target
         raw_path, _, query = target.partition(b"?")
         path = raw_path.decode("latin-1")

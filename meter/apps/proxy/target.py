@@ -68,7 +68,9 @@ def upstream_url(base: httpx2.URL, raw_path: bytes, query: bytes) -> httpx2.URL:
         raise BadTarget("the query string has characters that must be percent-encoded")
     prefix = base.raw_path.split(b"?", 1)[0].rstrip(b"/")
     target = prefix + raw_path + (b"?" + query if query else b"")
-    url = httpx2.URL(scheme=base.scheme, host=base.host, port=base.port, raw_path=target)
+    # Parsed from a string, not built from parts: httpx2 caches string parses, and a proxy sees the same few
+    # targets again and again (same result: the target is checked above to be plain RFC 3986 bytes).
+    url = httpx2.URL(f"{base.scheme}://{base.netloc.decode('ascii')}{target.decode('ascii')}")
     if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port):  # defence in depth
         raise BadTarget("the request target would leave the upstream")
     return url
