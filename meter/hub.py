@@ -181,14 +181,12 @@ class Meter:
         if prometheus:
             from prometheus_client import REGISTRY
 
-            from meter.sinks.prometheus import PrometheusSink, multiprocess_mode
+            from meter.sinks.prometheus import PrometheusSink
+            from meter.sinks.trace_link import current_trace_ids
 
             self._sinks.append(PrometheusSink(REGISTRY if isinstance(registry, _DefaultRegistry) else registry,
                                               namespace, keys, max_label_values))
-            if not multiprocess_mode():  # exemplars need a trace id; multiprocess mode stores none
-                from meter.sinks.trace_link import current_trace_ids
-
-                self._current_trace = current_trace_ids
+            self._current_trace = current_trace_ids  # exemplars need a trace id (both stores keep them)
         events = otel_events if otel_events is not None else _events_from_env()
         if events:
             from meter.sinks.otel_events import EventSink

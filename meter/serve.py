@@ -2,9 +2,10 @@
 
 Under a process manager with ``PROMETHEUS_MULTIPROC_DIR`` set, each worker
 writes its metrics to that directory and whatever serves ``/metrics`` must
-aggregate them; these helpers do that on their own when the variable is set.
-What multiprocess mode loses: exemplars (not stored across processes) and live
-gauges (the rate-limit gauges keep the most recent value any worker wrote).
+aggregate them; these helpers do that on their own when the variable is set,
+exemplars included (each worker's latest ones, from the files meter keeps beside
+prometheus-client's: ``meter.sinks.prometheus_exemplars``). What multiprocess mode
+loses: live gauges (the rate-limit gauges keep the most recent value any worker wrote).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import prometheus_client
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from meter.sinks import prometheus_exemplars
 from meter.sinks.prometheus import multiprocess_mode
 
 
@@ -21,12 +23,28 @@ def _registry(registry: CollectorRegistry | None) -> CollectorRegistry:
     if registry is not None:
         return registry
     if multiprocess_mode():
-        from prometheus_client import multiprocess
-
-        aggregate = CollectorRegistry(support_collectors_without_names=True)
-        multiprocess.MultiProcessCollector(aggregate)  # type: ignore[no-untyped-call]
-        return aggregate
+        return multiprocess_registry()
     return REGISTRY
+
+
+def multiprocess_registry(path: str | None = None) -> CollectorRegistry:
+    """A registry of every worker's metrics in ``path`` (default ``PROMETHEUS_MULTIPROC_DIR``), with their
+    exemplars: for serving ``/metrics`` yourself (``prometheus_client.make_wsgi_app(multiprocess_registry())``)."""
+    aggregate = CollectorRegistry(support_collectors_without_names=True)
+    prometheus_exemplars.ExemplarMultiProcessCollector(aggregate, path)
+    return aggregate
+
+
+def mark_process_dead(pid: int, path: str | None = None) -> None:
+    """A worker has exited: prometheus-client's bookkeeping (its live gauges) and its exemplar file.
+
+    For the process manager's hook, e.g. gunicorn's ``child_exit(server, worker)``:
+    ``meter.mark_process_dead(worker.pid)``. Its counters and histograms stay counted, as in prometheus-client.
+    """
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
+    prometheus_exemplars.mark_process_dead(pid, path)
 
 
 def start_metrics_server(port: int = 9464, addr: str = "127.0.0.1",

@@ -17,7 +17,9 @@ metric families when scraped (``prometheus_aggregate``): a call costs a few
 additions, not a dozen validated ``inc()``s. Under a process manager's
 multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``) values must go through
 prometheus-client's own metrics, which write them to shared files
-(``prometheus_multiprocess``; no exemplars there, the files cannot hold them).
+(``prometheus_multiprocess``); those cannot hold exemplars, so each worker keeps
+its latest ones in a file of its own beside them (``prometheus_exemplars``), and
+``meter.serve`` merges both at scrape.
 """
 
 from __future__ import annotations
@@ -86,7 +88,6 @@ class PrometheusSink:
     ) -> None:
         self.label_keys = label_keys
         self._store = store_for(registry, namespace, label_keys, max_label_values)
-        self.exemplars = not multiprocess_mode()  # multiprocess mode cannot store exemplars
 
     def start(self, start: CallStart) -> None:
         """No per-call state: everything comes with the record."""
@@ -104,4 +105,4 @@ class PrometheusSink:
             "true" if record.stream else "false",
             tuple(guard(key, attributes.get(key, "")) for key in self.label_keys) if self.label_keys else (),
         )
-        self._store.observe(record, labels, record.trace_id if self.exemplars else None)
+        self._store.observe(record, labels, record.trace_id)
