@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import re
+import stat
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -54,6 +55,7 @@ Key = tuple[str, tuple[tuple[str, str], ...]]
 """A sample as the merged collector names it: (sample name, sorted label pairs)."""
 
 _TRACE_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+_NUMBERS = (int, float)
 
 
 class Slot:
@@ -216,10 +218,6 @@ def exemplar_file(directory: str) -> ExemplarFile:
 # -- scrape time ----------------------------------------------------------------------------------
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _entry(raw: Any) -> tuple[Key, Ex] | None:
     """One file entry, checked; None when it is not what a worker writes."""
     if not isinstance(raw, list) or len(raw) != 5:
@@ -229,17 +227,31 @@ def _entry(raw: Any) -> tuple[Key, Ex] | None:
         return None
     if type(labels) is not dict or not all(type(v) is str for v in labels.values()):  # JSON keys are strings
         return None
-    if type(trace_id) is not str or not _TRACE_ID.fullmatch(trace_id) or not _finite(value) or not _finite(ts):
+    if type(trace_id) is not str or not _TRACE_ID.fullmatch(trace_id) or type(value) not in _NUMBERS \
+            or type(ts) not in _NUMBERS:
         return None
-    pairs = tuple(sorted(labels.items()))
-    if name[-7:] == "_bucket":
-        le = labels.get("le")
-        try:
-            if le is None or float(value) > float(le):  # an exemplar lies in its bucket: value <= le
-                return None
-        except ValueError:
+    try:
+        value, ts = float(value), float(ts)  # an int past float's range: OverflowError
+        if not math.isfinite(value) or not math.isfinite(ts):
             return None
-    return (name, pairs), (trace_id, float(value), float(ts))
+        if name[-7:] == "_bucket":
+            le = labels.get("le")
+            if le is None or value > float(le):  # an exemplar lies in its bucket: value <= le
+                return None
+    except (ValueError, OverflowError):
+        return None
+    return (name, tuple(sorted(labels.items()))), (trace_id, value, ts)
+
+
+def _read_regular(path: str) -> bytes | None:
+    """The bytes of a regular file up to ``MAX_FILE_BYTES``; None for anything else (a FIFO there must not
+    hang the scrape: opened without blocking, then checked)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = f.read(MAX_FILE_BYTES + 1)
+    return data if len(data) <= MAX_FILE_BYTES else None
 
 
 def read_exemplars(directory: str) -> dict[Key, Ex]:
@@ -247,12 +259,11 @@ def read_exemplars(directory: str) -> dict[Key, Ex]:
     merged: dict[Key, Ex] = {}
     for path in glob.glob(os.path.join(glob.escape(directory), f"{FILE_PREFIX}*{FILE_SUFFIX}")):
         try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_FILE_BYTES + 1)
-            if len(data) > MAX_FILE_BYTES:
+            data = _read_regular(path)
+            if data is None:
                 continue
             doc = json.loads(data)
-        except (OSError, ValueError):  # gone since the glob (a dead worker's, removed), torn, not JSON
+        except (OSError, ValueError, RecursionError):  # gone since the glob (a dead worker's), torn, not JSON
             continue
         entries = doc.get("exemplars") if isinstance(doc, dict) else None
         if not isinstance(entries, list):

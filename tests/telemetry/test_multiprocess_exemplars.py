@@ -267,11 +267,17 @@ def test_the_merge_keeps_the_newest_skips_torn_files_and_survives_hostile_values
         ["short"],
         [*cost, [["deployment", "east"]], "i" * 32, 0.5, 3000.0],  # labels not an object
         [*cost, {"deployment": 1}, "j" * 32, 0.5, 3000.0],  # a label value not a string
+        [*cost, {"deployment": "east"}, "k" * 32, 10**400, 3000.0],  # past float's range
+        [*cost, {"deployment": "east"}, "l" * 32, True, 3000.0],  # not a number
+        [*cost, {"deployment": "east"}, "m" * 32, 0.5, 10**400],
         "not a list",
     ])
     torn = _file(tmp_path, 103, [[*cost, {"deployment": "east"}, "h" * 32, 0.5, 9000.0]])
     torn.write_bytes(torn.read_bytes()[:-7])  # a file cut short: skipped whole
     (tmp_path / f"{px.FILE_PREFIX}104{px.FILE_SUFFIX}").write_text('{"pid": 104, "exemplars": {"a": 1}}')
+    (tmp_path / f"{px.FILE_PREFIX}106{px.FILE_SUFFIX}").write_text("[" * 100_000 + "]" * 100_000)  # too deep
+    os.mkfifo(tmp_path / f"{px.FILE_PREFIX}107{px.FILE_SUFFIX}")  # nobody writes it: reading it must not wait
+    (tmp_path / f"{px.FILE_PREFIX}108{px.FILE_SUFFIX}").write_bytes(b" " * (px.MAX_FILE_BYTES + 1))
     (tmp_path / f"{px.FILE_PREFIX}105{px.FILE_SUFFIX}.tmp").write_text("[")  # a write in progress: not read
 
     text = _scrape(tmp_path)
