@@ -50,6 +50,8 @@ from meter.costing import Costing, DeploymentSpec, load_deployments
 from meter.dedupe import ContainerSessions, ResponseDedupe
 from meter.pricing import PriceBook
 from meter.sinks import content
+from meter.sinks.trace_link import current_context, trace_ids_in
+from meter.worker import MeteringWorker
 
 if TYPE_CHECKING:  # the optional parts' types, for the checker only: Meter(otel=False) imports no OTel
     from opentelemetry._logs import LoggerProvider
@@ -83,10 +85,10 @@ class Meter:
     """Configuration and fan-out for metered calls.
 
     Parameters:
-        on_record: a callable or several, each given one ``CallRecord`` per metered call.
-            They run inline on the thread that finished the call (the caller's, or the
-            event loop for async clients), so one that blocks stalls the caller: wrap a
-            slow one in ``meter.QueuedSubscriber`` (a worker thread, a bounded queue).
+        on_record: a callable or several, each given one ``CallRecord`` per metered call,
+            on the metering thread (``metering``); one that blocks holds up the calls
+            metered after it: wrap a slow one in ``meter.QueuedSubscriber`` (a thread of
+            its own, a bounded queue).
         inject_stream_usage: add ``stream_options.include_usage`` to streaming chat
             requests that lack it, where the endpoint accepts it (default on).
         hosts: extra hosts on which OpenAI-style ``/v1/...`` paths are metered
@@ -126,6 +128,13 @@ class Meter:
             matches and settled at its real cost; a ``hard`` budget it would pass refuses it with
             meter's own HTTP 429 (``budget_exceeded``, not retried by the openai SDK). A bad file
             raises here (``meter.budgets.BudgetFileError``), never inside a call.
+        metering: where a call's metering runs. ``"worker"`` (default; ``None`` reads
+            ``$METER_METERING``): the caller's thread only recognises the call, keeps references
+            to its bytes, takes its timestamps and context and reserves its budget; reading the
+            body, pricing, the record, the span, the sinks and subscribers run in order on one
+            metering thread (``flush()`` waits for it; a scrape of meter's Prometheus registry
+            does too). ``"inline"``: all of it on the thread that finished the call, so the
+            record exists when the call returns.
 
     ``capture_content=None`` (the default) follows
     ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``; content is off unless asked.
@@ -156,6 +165,7 @@ class Meter:
         otel_events: bool | None = None,
         logger_provider: LoggerProvider | None = None,
         budgets: BudgetsOption = None,
+        metering: Literal["worker", "inline"] | None = None,
     ) -> None:
         if on_record is None:
             callbacks: list[RecordCallback] = []
@@ -173,6 +183,12 @@ class Meter:
         its ids); the same object is then an ordinary sink, first in ``_sinks``, that ends it."""
         self._current_trace: Callable[[], tuple[str | None, str | None]] | None = None
         """Without meter's own span: read the caller's current span, for Prometheus exemplars."""
+        mode = metering if metering is not None else _metering_from_env()
+        if mode not in _METERING_MODES:
+            raise ValueError(f"metering must be 'worker' or 'inline', not {mode!r}")
+        self.metering = mode
+        """``worker`` (default): a call's metering runs on the metering worker; ``inline``: on the caller's thread."""
+        self._worker: MeteringWorker | None = MeteringWorker() if mode == "worker" else None
         if otel:
             from meter.sinks.otel import OTelSink
 
@@ -185,7 +201,8 @@ class Meter:
             from meter.sinks.trace_link import current_trace_ids
 
             self._sinks.append(PrometheusSink(REGISTRY if isinstance(registry, _DefaultRegistry) else registry,
-                                              namespace, keys, max_label_values))
+                                              namespace, keys, max_label_values,
+                                              self._worker.flush if self._worker is not None else None))
             self._current_trace = current_trace_ids  # exemplars need a trace id (both stores keep them)
         events = otel_events if otel_events is not None else _events_from_env()
         if events:
@@ -235,12 +252,24 @@ class Meter:
 
     # -- public -------------------------------------------------------------------------------
 
-    def close(self, timeout: float = 10.0) -> bool:
-        """Write what the ledger has queued and close it (a no-op without a ledger); ``False`` on timeout.
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every call that has ended so far has its record handed out (sinks, subscribers,
+        budgets); ``False`` on timeout. With ``metering="inline"`` they already have: returns at once.
 
-        Closing again does nothing. A call that finishes after ``close`` still reaches the other sinks and
-        the subscribers; its ledger row is not written, and is counted (fault ``ledger_after_close``).
+        The ledger writes on its own thread after that (``meter.ledger.flush()`` waits for it)."""
+        return self._worker.flush(timeout) if self._worker is not None else True
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Meter what is queued, write what the ledger has queued and close it; ``False`` on timeout.
+
+        Closing again does nothing. A call that finishes after ``close`` is metered on its own thread and
+        still reaches the other sinks and the subscribers; its ledger row is not written, and is counted
+        (fault ``ledger_after_close``).
         """
+        deadline = time.monotonic() + timeout
+        if self._worker is not None:  # first: the records it makes go to the budgets and the ledger
+            self._worker.close(timeout)
+            timeout = max(0.0, deadline - time.monotonic())
         if self.budgets is not None:  # a shared store writes its spend and gives its leases back
             self.budgets.close()
         return self.ledger.close(timeout) if self.ledger is not None else True
@@ -303,10 +332,15 @@ class Meter:
                 self.record_fault("value_repaired", storable.ValueRepaired(repaired))
             span: object = None
             trace_id = span_id = None
-            if self._tracer is not None:
+            parent: object = None
+            worker = self._worker
+            deferred = worker is not None and worker.accepting
+            if deferred:  # the span is opened on the worker, with this start time, under this context
+                parent = current_context()
+            elif self._tracer is not None:
                 with guard["sink_start"]:
                     span, trace_id, span_id = self._tracer.open(route, info, started_ns, request_body)
-            if trace_id is None and self._current_trace is not None:
+            if trace_id is None and self._current_trace is not None and not deferred:
                 trace_id, span_id = self._current_trace()
             start = CallStart(
                 route, info, attributes, attempt, _correlation_id(method, path, raw),
@@ -317,16 +351,45 @@ class Meter:
             if self.budgets is not None:
                 with guard["budget"]:
                     held = self.budgets.reserve(start, deployment(start), parsed, info.service_tier)
-            states: list[Any] = []
-            for sink in self._sinks:
-                state = None
-                with guard["sink_start"]:
-                    state = sink.start(start)
-                states.append(state)
-            if isinstance(held, RefusalAnswer):
-                return Call(start, _Pending(self, states, None)), new_body, held
-            return Call(start, _Pending(self, states, held)), new_body, None
+            refusal = held if isinstance(held, RefusalAnswer) else None
+            pending = _Pending(self, start, held if isinstance(held, Reservation) else None)
+            if deferred and worker is not None:
+                if not worker.submit(lambda: pending.begin(parent)):
+                    pending.deferred = False
+                    pending.begin(parent)
+                else:
+                    pending.deferred = True
+            else:
+                pending.states = self.start_sinks(start)
+            if worker is not None and not deferred and not worker.closed:
+                self.record_fault("metering_inline", _QueueFull(worker.max_queued))
+            return Call(start, pending), new_body, refusal
         return None
+
+    def start_sinks(self, start: CallStart) -> list[Any]:
+        """Tell every sink the call started; their states, in order (``None`` for a sink that failed)."""
+        states: list[Any] = []
+        for sink in self._sinks:
+            state = None
+            with self.guard["sink_start"]:
+                state = sink.start(start)
+            states.append(state)
+        return states
+
+    def opened(self, start: CallStart, parent: object) -> CallStart:
+        """On the metering worker: open the call's span with the call's own start time under the caller's
+        ``parent`` context, and put its ids (or the caller's trace's) on the start."""
+        span: object = None
+        trace_id = span_id = None
+        if self._tracer is not None:
+            with self.guard["sink_start"]:
+                span, trace_id, span_id = self._tracer.open(start.route, start.info, start.started_ns,
+                                                            start.request_body, parent)
+        if trace_id is None and (self._tracer is not None or self._current_trace is not None):
+            trace_id, span_id = trace_ids_in(parent)
+        if span is None and trace_id is None:
+            return start
+        return start._replace(trace_id=trace_id, span_id=span_id, span=span)
 
     def finish(self, start: CallStart, end: CallEnd, states: list[Any], held: Reservation | None = None) -> None:
         """Turn a call's end into its one final record (dedupe, pricing) and hand it out."""
@@ -367,6 +430,12 @@ class Meter:
         for callback in self._callbacks:
             with guard["subscriber"]:
                 callback(record)
+
+    def release(self, held: Reservation) -> None:
+        """End a budget hold whose call has no record, at its worst case (never at 0)."""
+        if self.budgets is not None:
+            with self.guard["budget"]:
+                self.budgets.store.release(held)
 
     def _storable_end(self, start: CallStart, end: CallEnd) -> CallEnd:
         """What the response said, made storable, with usage subsets capped by their totals: before
@@ -424,6 +493,19 @@ class _FaultCounter:
                            kind, type(exc).__name__, exc, exc_info=exc)
 
 
+_METERING_MODES = ("worker", "inline")
+
+
+def _metering_from_env() -> Literal["worker", "inline"]:
+    """``METER_METERING``: ``worker`` (also when unset) or ``inline``; anything else is a configuration error."""
+    value = os.environ.get("METER_METERING", "").strip().lower() or "worker"
+    if value == "inline":
+        return "inline"
+    if value != "worker":
+        raise ValueError(f"METER_METERING must be 'worker' or 'inline', not {value[:40]!r}")
+    return "worker"
+
+
 def _events_from_env() -> bool:
     """``OTEL_INSTRUMENTATION_GENAI_EMIT_EVENT`` (read here so an unset variable imports nothing)."""
     return os.environ.get("OTEL_INSTRUMENTATION_GENAI_EMIT_EVENT", "").strip().lower() in ("true", "1", "yes")
@@ -433,19 +515,51 @@ class _LedgerFault(Exception):
     """Records the ledger could not write as they were (counted; the calls were not affected)."""
 
 
+class _QueueFull(Exception):
+    """The metering worker's queue was full when a call began: it was metered on its own thread."""
+
+    def __init__(self, bound: int) -> None:
+        super().__init__(f"{bound} metering jobs were waiting")
+
+
 class _Pending:
-    """The ``CallOutput`` of one call: where its end goes, with the sinks' states for it."""
+    """The ``CallOutput`` of one call: where its end goes, with the sinks' states for it.
 
-    __slots__ = ("_held", "_meter", "_states", "guard")
+    ``deferred``: the call's start and end run as jobs on the Meter's metering worker, in order (its
+    start job sets ``start`` and ``states`` before its end job reads them); else both run inline."""
 
-    def __init__(self, meter: Meter, states: list[Any], held: Reservation | None) -> None:
+    __slots__ = ("_held", "_meter", "deferred", "guard", "start", "states")
+
+    def __init__(self, meter: Meter, start: CallStart, held: Reservation | None) -> None:
         self._meter = meter
-        self._states = states
         self._held = held
+        self.start = start
+        self.states: list[Any] = []
+        self.deferred = False
         self.guard = meter.guard
 
-    def finished(self, start: CallStart, end: CallEnd) -> None:
-        self._meter.finish(start, end, self._states, self._held)
+    def begin(self, parent: object) -> None:
+        """The call's start on the worker: its span, then every sink's start."""
+        meter = self._meter
+        self.start = start = meter.opened(self.start, parent)
+        self.states = meter.start_sinks(start)
+
+    def ended(self, call: Call, exc: BaseException | None, duration_s: float) -> None:
+        worker = self._meter._worker
+        if self.deferred and worker is not None and worker.submit(lambda: self._complete(call, exc, duration_s)):
+            return
+        self._complete(call, exc, duration_s)
+
+    def later(self, job: Callable[[], None]) -> bool:
+        worker = self._meter._worker
+        return self.deferred and worker is not None and worker.submit(job)
+
+    def _complete(self, call: Call, exc: BaseException | None, duration_s: float) -> None:
+        end = call.complete(exc, duration_s)
+        if end is not None:
+            self._meter.finish(self.start, end, self.states, self._held)
+        elif self._held is not None:  # no record (a fault): the hold still ends, at its worst case
+            self._meter.release(self._held)
 
     def fault(self, kind: FaultKind, exc: BaseException) -> None:
         self._meter.record_fault(kind, exc)

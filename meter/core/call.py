@@ -74,13 +74,22 @@ class CallEnd(NamedTuple):
 
 
 class CallOutput(Protocol):
-    """Where a call's end goes: once ``finished``, and ``fault`` for each metering fault on the way
-    (``guard[kind]`` around a block reports what it raises as one)."""
+    """Where a call's end goes: once ``ended``, and ``fault`` for each metering fault on the way
+    (``guard[kind]`` around a block reports what it raises as one).
+
+    ``ended`` is told that the call is over; it then has ``call.complete(exc, duration)`` build the end,
+    at once or later on another thread (the hub's metering worker): once a call has ended nothing changes
+    its state but ``complete``, so when that runs does not change what it builds."""
 
     @property
     def guard(self) -> Mapping[FaultKind, Guard]: ...
 
-    def finished(self, start: CallStart, end: CallEnd) -> None: ...
+    def ended(self, call: Call, exc: BaseException | None, duration_s: float) -> None: ...
+
+    def later(self, job: Callable[[], None]) -> bool:
+        """Run ``job`` (reading held chunks) where the call's end will be built, in order with it; ``False``
+        when that is the caller's own thread (the call then runs it now)."""
+        ...
 
     def fault(self, kind: FaultKind, exc: BaseException) -> None: ...
 
@@ -127,7 +136,7 @@ class Call:
         self._untracked = False
         self._done = False
         self._lock = threading.Lock()
-        """Held while the end is built: one ending builds it (see ``_finish``)."""
+        """Makes the first ending the only one (see ``_finish``)."""
         self._reading = False
         """A chunk is being read right now (see ``_wait_for_reader``)."""
 
@@ -202,7 +211,9 @@ class Call:
         instead of one at a time between the SDK's own work, which keeps evicting meter's
         code and data from the CPU caches (per chunk, the same test costs about 3x in place).
         Held chunks are references, not copies, bounded in count and size, and always looked
-        at before the call's end is built.
+        at before the call's end is built. When the call's output runs jobs elsewhere (the hub's
+        metering worker), each batch is looked at there, in order, and the caller's thread only
+        keeps the references: the first token is still seen here, as it passes.
         """
         self._reading = True  # before the test of _skip; _finish sets _skip, then waits while this is set
         if self._skip:
@@ -216,10 +227,11 @@ class Call:
                 return
             self._held = []
             try:
-                for piece in held:
-                    self._look(piece)
-                    if self._skip:
-                        break
+                if not self._out.later(lambda: self._look_at(held)):
+                    for piece in held:
+                        self._look(piece)
+                        if self._skip:
+                            break
             finally:
                 self._reading = False
             return
@@ -250,6 +262,14 @@ class Call:
         except Exception as exc:
             self._stop_reading()
             self._fault("parse", exc)
+
+    def _look_at(self, held: list[bytes]) -> None:
+        """Chunks the caller has passed on, read later (on the metering worker), before the end is built:
+        the caller's closing the body meanwhile does not stop them (only a fault does)."""
+        for piece in held:
+            if self._broken:
+                break
+            self._look(piece)
 
     def _look_at_held(self) -> None:
         """The chunks still held, read before the end is built (the caller has seen them all)."""
@@ -332,10 +352,9 @@ class Call:
         return self._done
 
     def _finish(self, exc: BaseException | None) -> None:
-        # The end of a stream, a close from another thread and a finalised response may race,
-        # and a chunk may be in ``on_chunk`` on another thread: the lock makes the test-and-set
-        # atomic and waits for that chunk, so exactly one ending builds the end, from a
-        # state no chunk is changing. The output runs after the lock is released.
+        # The end of a stream, a close from another thread and a finalised response may race:
+        # the lock makes the test-and-set atomic, so exactly one ending tells the output, once.
+        # The end itself is built by ``complete``, when the output runs it.
         duration = time.perf_counter() - self._t0
         if self._done:
             return
@@ -344,21 +363,29 @@ class Call:
                 return
             self._done = True
             self._skip = True
-            self._wait_for_reader()
-            end = None
-            with self._out.guard["record"]:  # a bug building the end: no record, and the caller goes on
-                try:
-                    self._look_at_held()
-                    end = self._build(exc, duration)
-                finally:
-                    # The stream readers point back at this call (the first-token callback) and at each
-                    # other (scanner <-> observer): cut both, so a finished call is freed by reference
-                    # counting, not left for the cyclic collector.
-                    if self._scanner is not None:
-                        self._scanner.on_oversized = None
-                    self._observer = self._scanner = self._feed = self._take = self._decoder = None
-        if end is not None:
-            self._out.finished(self.start, end)
+        self._out.ended(self, exc, duration)
+
+    def complete(self, exc: BaseException | None, duration_s: float) -> CallEnd | None:
+        """Build the call's end from what it saw (``None`` if that failed: a fault, no record).
+
+        Run once, by the output the call ended into, after ``on_end`` / ``on_close`` / ``on_error``. A
+        chunk another thread is still reading is waited for, so the end is built from a state no chunk
+        is changing.
+        """
+        self._wait_for_reader()
+        end = None
+        with self._out.guard["record"]:  # a bug building the end: no record, and the caller goes on
+            try:
+                self._look_at_held()
+                end = self._build(exc, duration_s)
+            finally:
+                # The stream readers point back at this call (the first-token callback) and at each
+                # other (scanner <-> observer): cut both, so a finished call is freed by reference
+                # counting, not left for the cyclic collector.
+                if self._scanner is not None:
+                    self._scanner.on_oversized = None
+                self._observer = self._scanner = self._feed = self._take = self._decoder = None
+        return end
 
     def _wait_for_reader(self) -> None:
         """Let a chunk that another thread is reading finish before the end is built from the state.

@@ -18,7 +18,7 @@ FaultKind = Literal[
     "parse", "content_encoding", "response_headers", "decoded_too_large", "body_too_large", "event_too_large",
     "attach", "value_repaired", "usage_subset_capped", "budget", "budget_db_down", "batch_line",
     "ledger_dropped", "ledger_after_close", "ledger_repaired", "ledger_rejected",
-    "litellm_instrument",
+    "litellm_instrument", "metering_inline",
 ]
 
 FAULTS: dict[FaultKind, str] = {
@@ -50,6 +50,8 @@ FAULTS: dict[FaultKind, str] = {
     "ledger_repaired": "the database refused a row as it was and took it with its values made storable",
     "ledger_rejected": "the database refused a row even repaired: it was set aside",
     "litellm_instrument": "LiteLLM's client could not be metered: its calls went unmetered",
+    "metering_inline": "the metering worker was too far behind when a call began (Meter.metering = \"worker\"): "
+                       "the call was metered on its own thread instead, nothing lost",
 }
 """Every fault kind and what it means (``FAULTS`` keys are ``FaultKind``'s values, a test checks)."""
 

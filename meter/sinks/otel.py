@@ -175,9 +175,12 @@ class OTelSink:
         """Global metrics with no provider installed yet (the API's proxy): nothing would be recorded."""
         return self._global_metrics and type(metrics.get_meter_provider()).__name__ == "_ProxyMeterProvider"
 
-    def open(self, route: Route, info: RequestInfo, started_ns: int,
-             request_body: dict[str, Any] | None) -> tuple[SpanState | None, str | None, str | None]:
-        """Start the call's span; returns it as this sink's state, with its trace and span ids."""
+    def open(self, route: Route, info: RequestInfo, started_ns: int, request_body: dict[str, Any] | None,
+             parent: object = None) -> tuple[SpanState | None, str | None, str | None]:
+        """Start the call's span at ``started_ns``; returns it as this sink's state, with its trace and span ids.
+
+        ``parent``: the caller's context when the span is opened later, on the metering worker (``None``:
+        the current context, on the caller's own thread)."""
         if self._traces_unset():
             return None, None, None
         operation = operation_name(route.api, route.operation)
@@ -192,7 +195,8 @@ class OTelSink:
         if route.server_port is not None:
             attributes[names.SERVER_PORT] = route.server_port
         span = self._tracer.start_span(f"{operation} {model}" if model else operation, kind=SpanKind.CLIENT,
-                                       attributes=attributes, start_time=started_ns)
+                                       attributes=attributes, start_time=started_ns,
+                                       context=parent)  # type: ignore[arg-type]
         context = span.get_span_context()
         if not context.is_valid:
             return SpanState(span, started_ns, request_body), None, None

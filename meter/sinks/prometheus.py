@@ -34,6 +34,7 @@ from meter import names
 from meter.core.record import CallRecord
 from meter.core.start import CallStart
 from meter.sinks.prometheus_rules import MULTIPROC_ENV, LabelGuard, Labels, Store, multiprocess_mode
+from meter.sinks.scrape_drain import Flush, drain_before_scrape
 
 __all__ = ["MULTIPROC_ENV", "LabelGuard", "Labels", "PrometheusSink", "Store", "multiprocess_mode", "store_for"]
 
@@ -85,9 +86,12 @@ class PrometheusSink:
         namespace: str = names.DEFAULT_NAMESPACE,
         label_keys: tuple[str, ...] = (),
         max_label_values: int = 100,
+        drain: Flush | None = None,
     ) -> None:
         self.label_keys = label_keys
         self._store = store_for(registry, namespace, label_keys, max_label_values)
+        if drain is not None:  # a Meter's metering worker: flushed before each scrape of this store
+            drain_before_scrape(self._store, drain)
 
     def start(self, start: CallStart) -> None:
         """No per-call state: everything comes with the record."""

@@ -28,6 +28,7 @@ from prometheus_client.utils import floatToGoString
 from meter import names
 from meter.core.record import CallRecord
 from meter.sinks.prometheus_rules import PROMETHEUS_KINDS, LabelGuard, Labels, increments
+from meter.sinks.scrape_drain import drain
 
 _Ex = tuple[str, float, float] | None
 """An exemplar as kept: (trace id, value, unix time)."""
@@ -166,6 +167,7 @@ class AggregateStore:
     # -- scrape time ---------------------------------------------------------------------------
 
     def collect(self) -> Iterator[Metric]:
+        drain(self)  # the calls that have ended, still on a metering worker, first
         ns = self.ns
         base_names = (*names.BASE_LABELS, *self.extra_labels)
         with self._lock:  # a consistent copy; the families are built outside the lock

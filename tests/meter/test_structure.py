@@ -171,7 +171,7 @@ AREAS: dict[str, tuple[str, ...]] = {
     "ledger": ("meter.ledger.*",),
     "sinks": ("meter.sinks.*", "meter.serve", "meter.otel_setup"),
     "hub": ("meter.hub", "meter.costing", "meter.dedupe", "meter.attribution", "meter.queued", "meter.budget_gate",
-            "meter.budget_store"),
+            "meter.budget_store", "meter.worker"),
     "adapters": ("meter.adapters.*", "meter.integrations.*"),
     "front": ("meter",),
     "reconcile": ("meter.reconcile.*",),

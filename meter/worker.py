@@ -1,0 +1,148 @@
+"""``MeteringWorker``: the thread where a call's metering runs, so the caller pays only for what cannot wait.
+
+The caller's thread recognises the call, keeps references to the bytes it passes and takes the
+timestamps and context it needs (``Meter.begin``, ``Call.on_chunk``). Everything else (opening and
+ending the span with the call's own timestamps, reading the final body or the stream's events,
+pricing, the record, the sinks, the subscribers, settling the budgets) is a job on this worker's queue,
+run in order, in batches: the caches stay warm and the caller's thread is not where it runs.
+
+Rules (``meter.lifecycle`` for the rest):
+
+- **order**: one FIFO queue and one thread, so a call's start always runs before its chunks and its end;
+- **bounded, and nothing lost**: a call begun while ``max_queued`` jobs wait is metered on its own
+  thread from start to end instead (``Meter.faults["metering_inline"]`` counts them); a call begun on the
+  worker keeps its later jobs there, so its order holds (the bound is exceeded by at most the calls in
+  flight);
+- ``flush(timeout)`` waits for the jobs submitted before it (``Meter.flush``; a Prometheus scrape drains
+  this way so ``/metrics`` is current);
+- **exit, fork, close**: at interpreter exit the queue is drained before the ledger writers close (the
+  records it makes must reach them); a forked child starts with an empty queue (the parent's jobs are the
+  parent's); ``close`` drains and stops, and a job submitted after it runs on the caller's thread.
+
+Jobs never raise: each one's work is inside a ``Meter.guard``; a job that still raises is logged and the
+next one runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import weakref
+from collections.abc import Callable
+
+from meter import lifecycle
+
+logger = logging.getLogger("meter")
+
+Job = Callable[[], None]
+
+DEFAULT_MAX_QUEUED = 10_000
+"""Jobs waiting before new calls are metered on their own thread (about 1 MB of references)."""
+
+
+class _Stop:
+    """The job that stops the thread (``close``)."""
+
+
+_STOP = _Stop()
+
+
+class MeteringWorker:
+    """One thread running metering jobs in order (see the module docstring)."""
+
+    def __init__(self, max_queued: int = DEFAULT_MAX_QUEUED, name: str = "meter-metering") -> None:
+        if max_queued < 1:
+            raise ValueError("max_queued must be at least 1")
+        self.max_queued = max_queued
+        self._name = name
+        self._closed = False
+        self._reset()
+        lifecycle.register(self)
+        _live.add(self)
+
+    def _reset(self) -> None:
+        self._queue: queue.SimpleQueue[Job | _Stop] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    @property
+    def closed(self) -> bool:
+        """``close`` was called: new calls are metered on their own thread."""
+        return self._closed
+
+    @property
+    def accepting(self) -> bool:
+        """A new call may be metered here: open, and fewer than ``max_queued`` jobs waiting."""
+        return not self._closed and self._queue.qsize() < self.max_queued
+
+    def submit(self, job: Job) -> bool:
+        """Queue ``job``; ``False`` when the worker is closed (the caller then runs it itself)."""
+        if self._closed:
+            return False
+        if self._thread is None:
+            self._start()
+        self._queue.put(job)
+        return True
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                thread.start()
+                self._thread = thread
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until the jobs submitted before this call have run; ``False`` on timeout.
+
+        Called on the worker's own thread (a sink that flushes), it returns at once: waiting there would
+        wait for itself."""
+        thread = self._thread
+        if thread is None or not thread.is_alive() or threading.current_thread() is thread:
+            return True
+        done = threading.Event()
+        self._queue.put(done.set)
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Run what is queued, then stop; ``False`` if that took longer than ``timeout``. Again: no-op."""
+        if self._closed:
+            return True
+        self._closed = True
+        thread = self._thread
+        if thread is None:
+            return True
+        self._queue.put(_STOP)
+        if threading.current_thread() is thread:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def after_fork_in_child(self) -> None:
+        """The parent's queued jobs are the parent's: the child starts with an empty queue and no thread."""
+        self._reset()
+
+    def _run(self) -> None:
+        get = self._queue.get
+        while True:
+            job = get()
+            if isinstance(job, _Stop):
+                return
+            try:
+                job()
+            except Exception as exc:  # every job guards its own work; this only keeps the thread alive
+                logger.warning("meter: a metering job raised %s: %s", type(exc).__name__, exc, exc_info=exc)
+
+
+_live: weakref.WeakSet[MeteringWorker] = weakref.WeakSet()
+
+
+def _drain_at_exit() -> None:
+    """At exit, after open calls are finished and before any ledger writer closes: their records reach it."""
+    deadline = time.monotonic() + lifecycle.EXIT_TIMEOUT_S / 2
+    for worker in list(_live):
+        worker.close(max(0.0, deadline - time.monotonic()))
+
+
+lifecycle.finish_calls_at_exit(_drain_at_exit)

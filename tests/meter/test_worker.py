@@ -1,0 +1,210 @@
+"""The metering worker (``Meter(metering="worker")``, the default): the caller's thread does only what
+cannot wait; the record, the span, the sinks and the subscribers come on the worker, in order, nothing
+lost when it falls behind, drained at a scrape, at ``flush``, ``close`` and exit, and not replayed by a
+forked child. Real SDK calls to the emulator on loopback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry, generate_latest
+
+import meter
+from meter.apps.emulator import Emulator
+from tests.support.emulator_fixtures import API_KEY, API_VERSION, emu, fresh_emulator_log
+
+__all__ = ["emu", "fresh_emulator_log"]
+
+ROOT = Path(__file__).resolve().parents[2]
+MESSAGES = [{"role": "user", "content": "hello"}]
+
+
+def _client(emu: Emulator, m: meter.Meter) -> openai.AzureOpenAI:
+    return meter.wrap(openai.AzureOpenAI(azure_endpoint=emu.url, api_key=API_KEY, api_version=API_VERSION,
+                                         max_retries=0), meter=m)
+
+
+@pytest.fixture
+def registry() -> Iterator[CollectorRegistry]:
+    yield CollectorRegistry()
+
+
+def test_worker_is_the_default_and_records_come_on_it(emu: Emulator, registry: CollectorRegistry) -> None:
+    threads: list[str] = []
+    m = meter.Meter(on_record=lambda r: threads.append(threading.current_thread().name), registry=registry,
+                    otel=False)
+    assert m.metering == "worker"
+    client = _client(emu, m)
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+    with client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,  # type: ignore[arg-type]
+                                        stream=True) as stream:
+        for _ in stream:
+            pass
+    assert m.flush(5.0)
+    assert threads == ["meter-metering", "meter-metering"]
+    assert not m.faults
+
+
+def test_inline_mode_gives_the_record_on_the_callers_thread(emu: Emulator, registry: CollectorRegistry) -> None:
+    threads: list[str] = []
+    m = meter.Meter(on_record=lambda r: threads.append(threading.current_thread().name), registry=registry,
+                    otel=False, metering="inline")
+    _client(emu, m).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+    assert threads == [threading.current_thread().name]  # already there: no flush
+    with pytest.raises(ValueError, match="metering must be"):
+        meter.Meter(metering="later", registry=registry)  # type: ignore[arg-type]
+
+
+def test_the_span_keeps_the_calls_own_times_and_the_callers_parent(emu: Emulator,
+                                                                   registry: CollectorRegistry) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    records: list[meter.CallRecord] = []
+    m = meter.Meter(on_record=records.append, tracer_provider=provider, registry=registry)
+    client = _client(emu, m)
+    with provider.get_tracer("app").start_as_current_span("handler") as parent:
+        for _ in range(3):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+    m.flush(5.0)
+    spans = [s for s in exporter.get_finished_spans() if s.name != "handler"]
+    assert len(spans) == len(records) == 3
+    parent_ctx = parent.get_span_context()
+    for span, record in zip(spans, records, strict=True):
+        assert span.parent is not None and span.parent.span_id == parent_ctx.span_id  # opened on the worker
+        assert span.context.trace_id == parent_ctx.trace_id
+        assert record.span_id == format(span.context.span_id, "016x")
+        started_us = int(record.started_at.timestamp() * 1_000_000)
+        assert span.start_time is not None
+        assert abs(span.start_time // 1000 - started_us) <= 1  # the call's own start, not when the worker ran
+        assert span.end_time is not None
+        assert abs((span.end_time - span.start_time) / 1e9 - record.duration_s) < 0.005
+
+
+def test_a_scrape_shows_every_call_that_has_ended(emu: Emulator, registry: CollectorRegistry) -> None:
+    gate = threading.Event()
+    seen: list[meter.CallRecord] = []
+
+    def hold_first(record: meter.CallRecord) -> None:
+        seen.append(record)
+        if len(seen) == 1:
+            gate.wait(5.0)  # the worker is held here, after the first call's sinks, before the second call's
+
+    m = meter.Meter(on_record=hold_first, registry=registry, otel=False)
+    client = _client(emu, m)
+    for _ in range(2):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+    threading.Timer(0.3, gate.set).start()
+    text = generate_latest(registry).decode()  # waits for the worker (bounded), then reads
+    lines = [line for line in text.splitlines() if line.startswith('llm_requests_total{api="chat"')]
+    assert len(lines) == 1 and lines[0].endswith(" 2.0"), text[:3000]
+
+
+def test_a_worker_behind_loses_nothing_calls_go_inline_counted(emu: Emulator, registry: CollectorRegistry) -> None:
+    gate = threading.Event()
+    records: list[tuple[str, str]] = []
+
+    def slow(record: meter.CallRecord) -> None:
+        if threading.current_thread().name == "meter-metering":
+            gate.wait(10.0)
+        records.append((record.response_id or "", threading.current_thread().name))
+
+    m = meter.Meter(on_record=slow, registry=registry, otel=False)
+    assert m._worker is not None
+    m._worker.max_queued = 2
+    client = _client(emu, m)
+    for _ in range(6):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+    inline = [name for _, name in records if name != "meter-metering"]
+    assert len(inline) >= 3, records  # the queue was full: metered on the caller's own thread
+    assert m.faults["metering_inline"] == len(inline)
+    gate.set()
+    assert m.flush(5.0)
+    assert len(records) == 6 and len({rid for rid, _ in records}) == 6  # every call once
+
+
+def test_close_drains_then_calls_go_inline(emu: Emulator, registry: CollectorRegistry) -> None:
+    records: list[meter.CallRecord] = []
+    m = meter.Meter(on_record=records.append, registry=registry, otel=False)
+    client = _client(emu, m)
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+    assert m.close(5.0)
+    assert len(records) == 1
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+    assert len(records) == 2  # after close: on the caller's thread, at once
+    assert "metering_inline" not in m.faults  # closing is not falling behind
+
+
+def _run(script: str, emu: Emulator, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "EMU": emu.url, "TMP": str(tmp_path)}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_exit_without_close_writes_every_record_to_the_ledger(emu: Emulator, tmp_path: Path) -> None:
+    done = _run(f"""
+        import os, openai, meter
+        m = meter.Meter(ledger=os.path.join(os.environ["TMP"], "l.sqlite"), otel=False, prometheus=False)
+        c = meter.wrap(openai.AzureOpenAI(azure_endpoint=os.environ["EMU"], api_key="{API_KEY}",
+                                          api_version="{API_VERSION}", max_retries=0), meter=m)
+        for _ in range(20):
+            c.chat.completions.create(model="gpt-4o-mini", messages={MESSAGES!r})
+        # no flush, no close: the exit drains the worker, then the ledger
+    """, emu, tmp_path)
+    assert done.returncode == 0, done.stderr
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "l.sqlite") as db:
+        assert db.execute("select count(*) from calls").fetchone()[0] == 20
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
+def test_a_forked_child_never_replays_the_parents_queue(emu: Emulator, tmp_path: Path) -> None:
+    done = _run(f"""
+        import os, threading, openai, meter
+        seen = []
+        gate = threading.Event()
+        def hold(record):
+            gate.wait(5.0)
+            seen.append(record.response_id)
+        m = meter.Meter(on_record=hold, otel=False, prometheus=False)
+        c = meter.wrap(openai.AzureOpenAI(azure_endpoint=os.environ["EMU"], api_key="{API_KEY}",
+                                          api_version="{API_VERSION}", max_retries=0), meter=m)
+        for _ in range(3):
+            c.chat.completions.create(model="gpt-4o-mini", messages={MESSAGES!r})
+        pid = os.fork()  # the parent's queue holds its calls' jobs now
+        if pid == 0:
+            gate.set()
+            c.chat.completions.create(model="gpt-4o-mini", messages={MESSAGES!r})
+            m.flush(5.0)
+            print("child", len(seen), flush=True)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        gate.set()
+        m.flush(5.0)
+        print("parent", len(seen), flush=True)
+    """, emu, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.split("\n")[:2]) == ["child 1", "parent 3"], done.stdout
+
+
+def test_budget_settles_on_the_worker_and_flush_shows_it(emu: Emulator, registry: CollectorRegistry) -> None:
+    budgets: list[dict[str, Any]] = [{"name": "all", "period": "day", "limit_usd": "100"}]
+    m = meter.Meter(budgets=budgets, registry=registry, otel=False)
+    _client(emu, m).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+    m.flush(5.0)
+    assert m.budgets is not None
+    (status,) = m.budgets.store.status()
+    assert status.reserved == 0 and status.spent > 0
