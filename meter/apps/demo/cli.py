@@ -236,6 +236,7 @@ def run_demo(args: argparse.Namespace) -> int:
         finally:
             progress.finish()
             clients.close()
+        m.flush()  # every call's record, span and metrics are out of the metering thread
         tracer_provider.force_flush()
         m.close()  # the ledger has every record before the summary names it
         elapsed = time.monotonic() - started
