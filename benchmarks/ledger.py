@@ -137,6 +137,7 @@ def _record() -> meter.CallRecord:
         httpx2.Client(transport=meter.MeteredTransport(httpx2.MockTransport(azure), meter=m)).post(
             "https://x.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
             json={"messages": []})
+    m.flush()  # the record is handed out on the metering worker
     return records[0]
 
 

@@ -23,8 +23,20 @@ def test_quick_run_produces_every_section(tmp_path: Path) -> None:
     overhead = result["overhead"]
     assert sorted(overhead) == ["A1", "A2", "A3", "A4", "S1", "S2", "S3", "S4"]
     for arms in overhead.values():
-        assert sorted(arms) == ["full", "pricing", "prometheus", "raw"]
-        assert all(arm["median_us"] > 0 and arm["samples"] > 0 for arm in arms.values())
+        assert sorted(arms) == ["full", "inline", "pricing", "prometheus", "raw"]
+        assert all(arm["median_us"] > 0 and arm["throughput_us"] > 0 and arm["samples"] == arms["raw"]["samples"] > 0
+                   for arm in arms.values())
+    caller = result["caller"]
+    assert len(caller["rows"]) == 16 and caller["wrapper_ns_per_entry"] > 0
+    for row in caller["rows"].values():  # meter's two entries per JSON call were timed: start, then attach
+        assert row["entries_per_call"] == 2 and set(row["p50_by_entry_us"]) == {"start", "attach"}, row
+        assert row["calls"] == 50 and 0 < row["p50_us"] <= row["p99_us"], row
+    concurrency = result["concurrency"]
+    assert len(concurrency) == 18
+    for key, cell in concurrency.items():  # every call of each block metered by the end of its measurement
+        assert cell["raw"]["cpu_us"] > 0 and cell["raw"]["records_per_block"] == 0, key
+        for arm in ("worker", "inline"):
+            assert cell[arm]["records_per_block"] == cell["calls"] and cell[arm]["cpu_us"] > 0, (key, arm, cell)
     memory = result["memory"]
     assert memory["stream"]["meter"]["peak_mb"] > 0 and memory["calls"]["full"]["peak_mb_at"]
     assert set(result["startup"]) == {"cold", "after_openai"}
@@ -34,12 +46,14 @@ def test_quick_run_produces_every_section(tmp_path: Path) -> None:
         assert proxy["direct"]["errors"] == 0 and proxy["proxy"]["errors"] == 0
     for row in result["budgets"].values():  # the shared store: a local slice, and the takes counted
         assert row["sqlite"]["per_call_us"] > 0 and 0 < row["sqlite"]["round_trips_per_1000"] < 1000
-    for heading in ("Per-call overhead", "Memory", "Start-up", "Proxy", "Shared budgets"):
+    for heading in ("Per-call overhead", "Caller's thread", "Concurrency", "Memory", "Start-up", "Proxy",
+                    "Shared budgets"):
         assert f"## {heading}" in done.stdout
 
 
 def test_the_metered_arms_meter() -> None:
-    """Each meter arm produces records (and the full arm spans); the raw arm is the bare transport."""
+    """Each meter arm produces records (and the full arms spans), in the metering mode it says; the raw arm is
+    the bare transport."""
     code = """
 import meter
 from benchmarks.azure import Answers
@@ -52,12 +66,14 @@ for arm in overhead.ARMS:
         assert not isinstance(transport, meter.MeteredTransport), transport
         continue
     assert isinstance(transport, meter.MeteredTransport), transport
+    assert transport.meter.metering == ("inline" if arm == "inline" else "worker"), (arm, transport.meter.metering)
     transport.meter.subscribe(records.append)
     for scenario in ("S1", "S2", "S3", "S4"):
         overhead.sync_call(scenario)(client)
-assert len(records) == 12, len(records)
+    assert transport.meter.flush(30)
+assert len(records) == 16, len(records)
 assert all(r.usage is not None and r.cost is not None and r.cost.total is not None for r in records), records
-spans = [r.trace_id for r in records[-4:]]
+spans = [r.trace_id for r in records[-8:]]
 assert all(spans), spans
 print("ok")
 """
