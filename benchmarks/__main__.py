@@ -58,15 +58,18 @@ def _startup_table(result: dict[str, Any]) -> str:
 def _proxy_table(result: dict[str, Any]) -> str:
     lines = [f"saturated: {result['concurrency']} clients; then one client at a time", "",
              "| body | direct req/s | proxy req/s | ratio | direct p50 / p99 ms | proxy p50 / p99 ms | p50 added ms "
-             "| unmetered ratio, p50 added ms |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| unmetered ratio, p50 added ms | CPU µs/request: load, emulator, proxy, unmetered |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for mode in ("json", "stream", "json, 1 client", "stream, 1 client"):
         r = result[mode]
         lines.append(f"| {mode} | {r['direct']['rps']:,.0f} | {r['proxy']['rps']:,.0f} | "
                      f"**{r['throughput_ratio']:.2f}x** | "
                      f"{r['direct']['p50_ms']:.2f} / {r['direct']['p99_ms']:.2f} | "
                      f"{r['proxy']['p50_ms']:.2f} / {r['proxy']['p99_ms']:.2f} | {r['p50_added_ms']:+.2f} | "
-                     f"{r['unmetered_ratio']:.2f}x, {r['unmetered_p50_added_ms']:+.2f} |")
+                     f"{r['unmetered_ratio']:.2f}x, {r['unmetered_p50_added_ms']:+.2f} | "
+                     f"{r['direct']['load_cpu_us']:,.0f}, {r['direct']['server_cpu_us']:,.0f}, "
+                     f"{r['proxy']['server_cpu_us']:,.0f}, "
+                     f"{r['unmetered']['server_cpu_us']:,.0f} |")
     return "\n".join(lines)
 
 

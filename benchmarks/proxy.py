@@ -6,11 +6,15 @@ Prometheus, as ``meter proxy`` runs), the same proxy with the meter bypassed
 which runs ``concurrency`` threads each sending its share of a fixed number of
 requests and reading every answer to its end. Direct, proxied and unmetered phases
 alternate for several rounds; each phase reports requests per second and latency
-percentiles, and the result is the median per target.
+percentiles, and the result is the median per target. Each phase also reads the CPU
+time its server process used (Linux ``/proc``), per request: on a shared machine the
+latencies measure the scheduler as much as the proxy, the CPU time much less so.
 """
 
 from __future__ import annotations
 
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -88,6 +92,22 @@ def _serve(code: str, *args: str) -> tuple[subprocess.Popen[str], str]:
     return proc, url
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU seconds of process ``pid`` (all its threads) so far; ``None`` off Linux."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+
+
+def _children_cpu_seconds() -> float:
+    """CPU seconds of this process's finished children (the load processes, once each has been waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _stop(proc: subprocess.Popen[str]) -> None:
     assert proc.stdin is not None
     proc.stdin.close()
@@ -112,9 +132,18 @@ def run(rounds: int, requests: int, stream_requests: int, concurrency: int) -> d
             for mode, total, clients in plan:
                 phases: dict[str, list[dict[str, Any]]] = {"direct": [], "proxy": [], "unmetered": []}
                 for _ in range(rounds):
-                    for target, url in (("direct", upstream), ("proxy", proxied), ("unmetered", unmetered)):
+                    for target, url, server in (("direct", upstream, emulator), ("proxy", proxied, proxy),
+                                                ("unmetered", unmetered, bare)):
                         code = _LOAD.format(url=url, total=total, concurrency=clients, stream=mode.startswith("stream"))
-                        phases[target].append(run_python(code, timeout=600))
+                        before, load_before = _cpu_seconds(server.pid), _children_cpu_seconds()
+                        phase = run_python(code, timeout=600)
+                        after, load_after = _cpu_seconds(server.pid), _children_cpu_seconds()
+                        count = phase["requests"] + clients  # and the one connecting request per client
+                        # The server's CPU per request (the emulator's for ``direct``); -1 where it cannot be read.
+                        phase["server_cpu_us"] = -1.0 if before is None or after is None else (
+                            (after - before) / count * 1e6)
+                        phase["load_cpu_us"] = (load_after - load_before) / count * 1e6  # the client's, start-up too
+                        phases[target].append(phase)
                 summary = {target: {key: statistics.median(p[key] for p in runs) for key in runs[0]}
                            for target, runs in phases.items()}
                 summary["throughput_ratio"] = summary["proxy"]["rps"] / summary["direct"]["rps"]
