@@ -112,7 +112,8 @@ class Call:
         self._t0 = time.perf_counter()
         self._ttft: float | None = None
         self.status_code: int | None = None
-        self._azure = _EMPTY_HEADERS
+        self._headers: ResponseHeaders | None = None
+        """The response head, read into ``AzureHeaders`` when the end is built (off the caller's thread)."""
         self._sse = False
         self._sniff = False
         self._decoder: Decoder | None = None
@@ -146,7 +147,7 @@ class Call:
         """Status and headers (lower-case names) arrived; choose how the body will be read."""
         with self._out.guard["response_headers"]:
             self.status_code = status_code
-            self._azure = azure_headers(headers)
+            self._headers = headers
             content_type = str(headers.get("content-type") or "").split(";", 1)[0].strip().lower()
             try:
                 self._decoder = decoder_for(headers.get("content-encoding"))
@@ -487,8 +488,12 @@ class Call:
         outcome, error_type = self._outcome(exc)
         usage, source = self._usage(outcome)
         obs = self.obs
+        azure = _EMPTY_HEADERS
+        if self._headers is not None:
+            with self._out.guard["response_headers"]:
+                azure = azure_headers(self._headers)
         usage, containers = tools.counted(usage, obs.tools, self.start.route.api,
-                                          obs.response_model or self._azure.served_model)
+                                          obs.response_model or azure.served_model)
         start = self.start
         route = start.route
         failed_body = not self._sse and ((self.status_code or 0) >= 400 or obs.failed)
@@ -505,13 +510,13 @@ class Call:
             None if failed_body else obs.finish_list(route.api),
             duration,
             self._ttft if self._sse else None,
-            self._azure,
-            obs.response_model or self._azure.served_model,
+            azure,
+            obs.response_model or azure.served_model,
             response_id,
             self._sse,
             provisional,
             tuple(obs.output_text) if start.capture and obs.output_text else None,
-            obs.service_tier or self._azure.service_tier,
+            obs.service_tier or azure.service_tier,
             containers,
             obs.audio_seconds,
             obs.images,
