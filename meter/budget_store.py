@@ -1,19 +1,26 @@
 """Budgets shared through the ledger's database: the ``SlotBackend`` of ``meter.budgets.shared.SharedBudgets``.
 
-Two tables in the ledger's database (made here when missing, ``CREATE TABLE IF NOT EXISTS``, after the
-ledger itself is made or checked by ``open_ledger``):
+Three tables in the ledger's database (made here when missing, ``CREATE TABLE IF NOT EXISTS``, after the
+ledger itself is made or checked by ``open_ledger``; a column added since is added to an older table,
+``ADDED_COLUMNS``):
 
 - ``budget_periods`` (budget, period_start): the period's end and limit, ``spent`` (a decimal string:
-  exact on both backends), the counts of settled, estimated and unpriced calls, and the alert
-  thresholds fired (one bit each);
+  exact on both backends), the counts of settled, estimated and unpriced calls, the alert
+  thresholds fired (one bit each) and the calls refused. A rolling window has one row, its
+  ``period_start`` ``rolling:24h`` (``period_end`` empty; ``spent`` and the counts: since the row was made);
+- ``budget_buckets`` (budget, period_start, bucket): a rolling window's settled spend and calls by time
+  bucket (``bucket``: epoch seconds // the bucket's width, the window / ``ROLLING_BUCKETS``); the window's
+  spend is the sum of its buckets from the one it begins in; a bucket a window older than that is deleted;
 - ``budget_leases`` (holder, budget, period_start): the headroom one process holds (``held``), until
-  ``expires_at`` (seconds since the epoch, the database's clock on PostgreSQL), and ``seq``, the last
-  batch of settled spend written through it (a batch sent again is not counted again).
+  ``expires_at`` (seconds since the epoch, the database's clock on PostgreSQL), ``seq``, the last
+  batch of settled spend written through it (a batch sent again is not counted again), and
+  ``in_flight``, the process's calls in flight as its last heartbeat said (a decimal string).
 
 A ``sync`` is one transaction. PostgreSQL locks the budget period's row (``SELECT ... FOR UPDATE``)
 before it reads the leases, so two processes taking headroom of one budget go one after the other;
 SQLite (one machine) takes the file's write lock first (``BEGIN IMMEDIATE``). Connections are
-short-timeout (2 s) and made again after an error.
+short-timeout (2 s) and made again after an error. ``SqlSlots(where, create=False)`` only reads (``meter
+budgets status``): it makes nothing, and reads tables made by an older meter without their newer columns.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from meter.budgets import Budget
-from meter.budgets.shared import PeriodRow, SharedBudgets, SlotOp, SlotResult
+from meter.budgets.memory import ROLLING_BUCKETS
+from meter.budgets.shared import ROLLING_KEY, BucketSpend, PeriodRow, SharedBudgets, SlotOp, SlotResult, reached
 from meter.ledger.errors import LedgerError, is_url, redacted, sqlite_path
 from meter.ledger.open import open_ledger
 
@@ -38,11 +46,19 @@ DDL = (
     "CREATE TABLE IF NOT EXISTS budget_periods (budget text NOT NULL, period_start text NOT NULL, "
     "period_end text NOT NULL, limit_usd text NOT NULL, spent text NOT NULL, calls bigint NOT NULL, "
     "estimated bigint NOT NULL, unpriced bigint NOT NULL, fired bigint NOT NULL, "
-    "PRIMARY KEY (budget, period_start))",
+    "refused bigint NOT NULL DEFAULT 0, PRIMARY KEY (budget, period_start))",
     "CREATE TABLE IF NOT EXISTS budget_leases (holder text NOT NULL, budget text NOT NULL, "
     "period_start text NOT NULL, held text NOT NULL, expires_at double precision NOT NULL, seq bigint NOT NULL, "
-    "PRIMARY KEY (holder, budget, period_start))",
+    "in_flight text NOT NULL DEFAULT '0', PRIMARY KEY (holder, budget, period_start))",
+    "CREATE TABLE IF NOT EXISTS budget_buckets (budget text NOT NULL, period_start text NOT NULL, "
+    "bucket bigint NOT NULL, spent text NOT NULL, calls bigint NOT NULL, estimated bigint NOT NULL, "
+    "unpriced bigint NOT NULL, PRIMARY KEY (budget, period_start, bucket))",
 )
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("budget_periods", "refused", "bigint NOT NULL DEFAULT 0"),
+    ("budget_leases", "in_flight", "text NOT NULL DEFAULT '0'"),
+)
+"""Columns added since the tables were first made: added to an older table when missing (table, column, type)."""
 KEEP_EXPIRED_S = 86400.0
 """An expired lease row is deleted a day after it expired (its ``seq`` guards a batch retried until then)."""
 _ZERO = Decimal(0)
@@ -52,7 +68,7 @@ _DDL_LOCK = 0x6D657465_72627564  # "meterbud": the advisory lock that makes the 
 class SqlSlots:
     """The ``SlotBackend`` on a ledger database: a PostgreSQL URL or a SQLite file."""
 
-    def __init__(self, where: str | Path) -> None:
+    def __init__(self, where: str | Path, *, create: bool = True) -> None:
         text = str(where)
         self.postgres = is_url(text)
         self.where = text
@@ -61,22 +77,56 @@ class SqlSlots:
         self._lock = threading.Lock()
         self._db: Any = None
         self._last_cleanup = 0.0
-        open_ledger(text).close()  # the ledger first (made, or checked to be one), then the budget tables
+        self.tables: set[str] = {"budget_periods", "budget_leases", "budget_buckets"}
+        """The budget tables the database has (all of them once made here)."""
+        self._columns: set[tuple[str, str]] = {(table, column) for table, column, _ in ADDED_COLUMNS}
+        if create:
+            open_ledger(text).close()  # the ledger first (made, or checked to be one), then the budget tables
         with self._lock:
             try:
                 db = self._connect()
-                if self.postgres:  # processes starting together: one makes the tables, the others wait
+                if not create:
+                    self.tables, self._columns = self._layout()
+                elif self.postgres:  # processes starting together: one makes the tables, the others wait
                     with db.transaction():
                         db.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
-                        for statement in DDL:
-                            db.execute(statement)
+                        self._make()
                 else:
-                    for statement in DDL:
-                        db.execute(statement)
+                    db.execute("BEGIN IMMEDIATE")
+                    try:
+                        self._make()
+                    except BaseException:
+                        db.execute("ROLLBACK")
+                        raise
+                    db.execute("COMMIT")
             except Exception as exc:
                 self._drop()
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                raise LedgerError(self.name, f"cannot keep budgets ({type(exc).__name__}: {first})") from None
+                doing = "cannot keep budgets" if create else "cannot read its budgets"
+                raise LedgerError(self.name, f"{doing} ({type(exc).__name__}: {first})") from None
+
+    def _make(self) -> None:
+        for statement in DDL:
+            self._run(statement)
+        _, columns = self._layout()
+        for table, column, kind in ADDED_COLUMNS:
+            if (table, column) not in columns:
+                self._run(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+    def _layout(self) -> tuple[set[str], set[tuple[str, str]]]:
+        """The budget tables there are, and their columns."""
+        if self.postgres:
+            rows = self._rows("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = "
+                              "current_schema() AND table_name IN ('budget_periods', 'budget_leases', "
+                              "'budget_buckets')")
+        else:
+            rows = [(table, row[1]) for table in ("budget_periods", "budget_leases", "budget_buckets")
+                    for row in self._rows(f"PRAGMA table_info({table})")]
+        return {str(t) for t, _ in rows}, {(str(t), str(c)) for t, c in rows}
+
+    def _column(self, table: str, column: str, otherwise: str) -> str:
+        """``column``, or ``otherwise`` on a table an older meter made without it (read only)."""
+        return column if (table, column) in self._columns else otherwise
 
     def _connect(self) -> Any:
         if self._db is not None:
@@ -142,7 +192,8 @@ class SqlSlots:
 
     def _one(self, holder: str, lease_s: float, op: SlotOp) -> SlotResult:
         key = (op.budget, op.start)
-        self._run("INSERT INTO budget_periods VALUES (?, ?, ?, ?, '0', 0, 0, 0, 0) ON CONFLICT DO NOTHING",
+        self._run("INSERT INTO budget_periods (budget, period_start, period_end, limit_usd, spent, calls, estimated, "
+                  "unpriced, fired, refused) VALUES (?, ?, ?, ?, '0', 0, 0, 0, 0, 0) ON CONFLICT DO NOTHING",
                   (op.budget, op.start, op.end, str(op.limit)))
         lock = " FOR UPDATE" if self.postgres else ""
         spent_text, fired = self._rows(
@@ -159,9 +210,21 @@ class SqlSlots:
             spent += batch.amount
             fired |= batch.fired
             self._run("UPDATE budget_periods SET spent = ?, calls = calls + ?, estimated = estimated + ?, "
-                      "unpriced = unpriced + ?, fired = ? WHERE budget = ? AND period_start = ?",
-                      (str(spent), batch.calls, batch.estimated, batch.unpriced, fired, *key))
+                      "unpriced = unpriced + ?, refused = refused + ?, fired = ? WHERE budget = ? AND period_start = ?",
+                      (str(spent), batch.calls, batch.estimated, batch.unpriced, batch.refused, fired, *key))
+            for bucket in batch.buckets:
+                self._add_bucket(key, bucket)
             seq = batch.seq
+        buckets: tuple[BucketSpend, ...] = ()
+        if op.first_bucket is not None:  # a rolling window: its spend is its buckets' from the first in it
+            self._run("DELETE FROM budget_buckets WHERE budget = ? AND period_start = ? AND bucket < ?",
+                      (*key, op.first_bucket - ROLLING_BUCKETS))
+            buckets = self._buckets(key, op.first_bucket)
+            spent = sum((b.amount for b in buckets), _ZERO)
+            armed = fired & reached(op.alerts, op.limit, spent)  # fallen back below: armed again
+            if armed != fired:
+                fired = armed
+                self._run("UPDATE budget_periods SET fired = ? WHERE budget = ? AND period_start = ?", (fired, *key))
         others = sum((Decimal(h) for (h,) in self._rows(
             "SELECT held FROM budget_leases WHERE budget = ? AND period_start = ? AND holder <> ? AND expires_at > ?",
             (*key, holder, now))), _ZERO)
@@ -176,26 +239,58 @@ class SqlSlots:
                 held, expires = min(op.held, headroom), now + lease_s
         elif op.mode == "set" or alive:
             held, expires = op.held, now + lease_s
-        self._run("INSERT INTO budget_leases VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (holder, budget, period_start) "
-                  "DO UPDATE SET held = excluded.held, expires_at = excluded.expires_at, seq = excluded.seq",
-                  (holder, *key, str(held), expires, seq))
-        return SlotResult(spent, others, held if expires > now else _ZERO, granted, fired)
+        self._run("INSERT INTO budget_leases (holder, budget, period_start, held, expires_at, seq, in_flight) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (holder, budget, period_start) DO UPDATE SET "
+                  "held = excluded.held, expires_at = excluded.expires_at, seq = excluded.seq, "
+                  "in_flight = excluded.in_flight", (holder, *key, str(held), expires, seq, str(op.in_flight)))
+        return SlotResult(spent, others, held if expires > now else _ZERO, granted, fired, buckets)
 
-    def read(self, keys: Sequence[tuple[str, str]]) -> list[PeriodRow | None]:
+    def _add_bucket(self, key: tuple[str, str], bucket: BucketSpend) -> None:
+        """Add to one bucket (the period's row is locked: no other writer of this budget's buckets meanwhile)."""
+        where = (*key, bucket.index)
+        found = self._rows("SELECT spent FROM budget_buckets WHERE budget = ? AND period_start = ? AND bucket = ?",
+                           where)
+        if found:
+            self._run("UPDATE budget_buckets SET spent = ?, calls = calls + ?, estimated = estimated + ?, "
+                      "unpriced = unpriced + ? WHERE budget = ? AND period_start = ? AND bucket = ?",
+                      (str(Decimal(found[0][0]) + bucket.amount), bucket.calls, bucket.estimated, bucket.unpriced,
+                       *where))
+        else:
+            self._run("INSERT INTO budget_buckets VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      (*where, str(bucket.amount), bucket.calls, bucket.estimated, bucket.unpriced))
+
+    def _buckets(self, key: tuple[str, str], first: int | None = None) -> tuple[BucketSpend, ...]:
+        if "budget_buckets" not in self.tables:
+            return ()
+        rows = self._rows("SELECT bucket, spent, calls, estimated, unpriced FROM budget_buckets WHERE budget = ? "
+                          "AND period_start = ? AND bucket >= ? ORDER BY bucket",
+                          (*key, first if first is not None else -(2**62)))
+        return tuple(BucketSpend(int(i), Decimal(a), int(c), int(e), int(u)) for i, a, c, e, u in rows)
+
+    def read(self, keys: Sequence[tuple[str, str]], holder: str = "") -> list[PeriodRow | None]:
+        refused = self._column("budget_periods", "refused", "0")
+        in_flight = self._column("budget_leases", "in_flight", "'0'")
+
         def work() -> list[PeriodRow | None]:
             now = self._now()
             out: list[PeriodRow | None] = []
             for key in keys:
-                rows = self._rows("SELECT spent, calls, estimated, unpriced, fired FROM budget_periods "
+                rows = self._rows(f"SELECT spent, calls, estimated, unpriced, fired, {refused} FROM budget_periods "
                                   "WHERE budget = ? AND period_start = ?", key)
                 if not rows:
                     out.append(PeriodRow(_ZERO, _ZERO, 0, 0, 0, 0))
                     continue
-                held = sum((Decimal(h) for (h,) in self._rows(
-                    "SELECT held FROM budget_leases WHERE budget = ? AND period_start = ? AND expires_at > ?",
-                    (*key, now))), _ZERO)
-                spent, calls, estimated, unpriced, fired = rows[0]
-                out.append(PeriodRow(Decimal(spent), held, int(calls), int(estimated), int(unpriced), int(fired)))
+                held, flying = _ZERO, _ZERO
+                for lease, calls_in_flight, whose in self._rows(
+                        f"SELECT held, {in_flight}, holder FROM budget_leases WHERE budget = ? AND period_start = ? "
+                        "AND expires_at > ?", (*key, now)):
+                    held += Decimal(lease)
+                    if whose != holder:
+                        flying += Decimal(calls_in_flight)
+                spent, calls, estimated, unpriced, fired, refusals = rows[0]
+                buckets = self._buckets(key) if key[1].startswith(ROLLING_KEY) else ()
+                out.append(PeriodRow(Decimal(spent), held, int(calls), int(estimated), int(unpriced), int(fired),
+                                     int(refusals), buckets, flying))
             return out
 
         result: list[PeriodRow | None] = self._transaction(work)

@@ -2,7 +2,10 @@
 
 The database part is a ``SlotBackend`` (``meter.budget_store``: PostgreSQL, or SQLite for one
 machine). Per budget and calendar period the database keeps one row (``spent``) and one *lease* per
-process (``held``: headroom the process has taken, ``expires_at``). The rules:
+process (``held``: headroom the process has taken, ``expires_at``). A rolling window (``"24h"``) has one
+row too (its key ``rolling:24h``: alerts fired, refusals, the lock) and its spend in time buckets
+(``ROLLING_BUCKETS`` to a window, as ``BudgetLedger`` keeps them): its ``spent`` is the sum of the
+buckets in the window, which falls as spend leaves it. The rules:
 
 - **Slices.** A hard budget's call is let through from the process's own lease: when the lease's
   free part (``held`` less the calls in flight and the spend not yet written) covers the call's
@@ -13,27 +16,30 @@ process (``held``: headroom the process has taken, ``expires_at``). The rules:
   ``flush_s``, calls as large are refused without asking again). Two
   processes can never both take the last headroom: every take of one budget's period is serialised
   by the row lock (PostgreSQL) or the write lock (SQLite ``BEGIN IMMEDIATE``).
-- **Settle** is local: the hold becomes settled spend to write. A heartbeat (every ``flush_s``)
-  writes it in one transaction per tick: ``spent += amount`` and the lease shrinks by as much,
-  guarded by a per-lease sequence number so a batch sent again after a lost answer is applied once.
-  A lease holding more than two slices free gives the surplus back.
+- **Settle** is local: the hold becomes settled spend to write (a rolling window's, in the bucket of
+  the instant the call was reserved). A heartbeat (every ``flush_s``) writes it in one transaction per
+  tick: ``spent += amount`` and the lease shrinks by as much, guarded by a per-lease sequence number so
+  a batch sent again after a lost answer is applied once. The same batch carries the refusals counted
+  since, and the lease the process's calls in flight (``in_flight``: what other processes and
+  ``meter budgets status`` show as reserved). A lease holding more than two slices free gives the
+  surplus back.
 - **Leases.** A lease lives ``lease_s`` from its last write; the heartbeat renews it every
   ``lease_s / 3``. A lease that expired counts for nobody: a process that died (SIGKILL) returns its
   headroom after at most ``lease_s``. A process uses its slice only while ``lease_s * 2/3`` have not
   passed since the lease was last confirmed (its own monotonic clock), so it never spends from a
   lease the database may already have expired; a renewal never revives an expired lease.
+- **Alerts.** A calendar period's thresholds fire once (the bits of every process are OR-ed); a
+  rolling window's re-arm once its spend has fallen back below them, as in ``BudgetLedger``.
 - **Database down.** Soft budgets keep counting locally and write what they counted when it is back.
   A hard budget that needs a round-trip does what its ``on_db_down`` says: ``open`` lets the call
   through, held locally and written later (``db_down_calls`` counts them; the hub reports the fault
   ``budget_db_down``), ``closed`` refuses it (reason ``db_down``).
-
-Rolling windows (``period = "24h"``) are not shared yet: they are kept per process by a
-``BudgetLedger`` inside this store (see ``docs/budgets.md``).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 import time
 import uuid
@@ -44,14 +50,44 @@ from decimal import Decimal
 from typing import Literal, Protocol
 
 from meter.budgets.estimate import WorstCase
-from meter.budgets.memory import BudgetLedger, _amount
+from meter.budgets.memory import ROLLING_BUCKETS, _amount
 from meter.budgets.model import Budget
 from meter.budgets.periods import as_utc, period_window
 from meter.budgets.store import AlertEvent, BudgetStatus, Refusal, Reservation, ReservationLine, known_cost
 
 _ZERO = Decimal(0)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MIN = datetime.min.replace(tzinfo=UTC)
+_MAX = datetime.max.replace(tzinfo=UTC)
+ROLLING_KEY = "rolling:"
+"""A rolling window's ``period_start`` key is this and the window as written (``rolling:24h``)."""
 
 Mode = Literal["take", "keep", "set"]
+
+
+def rolling_key(budget: Budget) -> str | None:
+    """The key of a rolling budget's row (``rolling:24h``); ``None`` for a calendar budget."""
+    return ROLLING_KEY + budget.period if budget.window.kind == "rolling" else None
+
+
+def reached(alerts: Sequence[Decimal], limit: Decimal, spent: Decimal) -> int:
+    """The alert thresholds ``spent`` has reached, one bit each (bit i: ``alerts[i]``)."""
+    return sum(1 << i for i, fraction in enumerate(alerts) if spent >= fraction * limit)
+
+
+@dataclass(frozen=True, slots=True)
+class BucketSpend:
+    """Settled spend of one time bucket of a rolling window (``index``: epoch seconds // the bucket's width)."""
+
+    index: int
+    amount: Decimal
+    calls: int = 0
+    estimated: int = 0
+    unpriced: int = 0
+
+    def plus(self, other: BucketSpend) -> BucketSpend:
+        return BucketSpend(self.index, self.amount + other.amount, self.calls + other.calls,
+                           self.estimated + other.estimated, self.unpriced + other.unpriced)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +100,10 @@ class Batch:
     estimated: int
     unpriced: int
     fired: int
+    refused: int = 0
+    """Calls refused by this budget since the last batch (counted for every process to see)."""
+    buckets: tuple[BucketSpend, ...] = ()
+    """A rolling window's: the same spend by time bucket."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +120,18 @@ class SlotOp:
     held: Decimal
     need: Decimal = _ZERO
     batch: Batch | None = None
+    in_flight: Decimal = _ZERO
+    """This process's calls in flight in this period (written on the lease, for the others to read)."""
+    first_bucket: int | None = None
+    """A rolling window: the first bucket in the window now (``spent`` sums from it); ``None``: a calendar period."""
+    alerts: tuple[Decimal, ...] = ()
+    """A rolling window's ``alert_at``: the thresholds its spend has fallen back below are armed again."""
 
 
 @dataclass(frozen=True, slots=True)
 class SlotResult:
     spent: Decimal
-    """The period's spent after this transaction (every process's written spend)."""
+    """The period's spent after this transaction (every process's written spend; a rolling window's in it)."""
     others: Decimal
     """The other processes' live leases."""
     held: Decimal
@@ -93,17 +139,25 @@ class SlotResult:
     granted: bool
     """``take``: the need fitted."""
     fired: int
-    """Alert thresholds any process has fired in this period."""
+    """Alert thresholds any process has fired in this period (a rolling window: and not re-armed since)."""
+    buckets: tuple[BucketSpend, ...] = ()
+    """A rolling window: its buckets from ``first_bucket`` on."""
 
 
 @dataclass(frozen=True, slots=True)
 class PeriodRow:
     spent: Decimal
     reserved: Decimal
+    """The live leases (every process's headroom held)."""
     calls: int
     estimated: int
     unpriced: int
     fired: int
+    refused: int = 0
+    buckets: tuple[BucketSpend, ...] = ()
+    """A rolling window: its stored buckets (the reader keeps those in the window)."""
+    in_flight: Decimal = _ZERO
+    """The calls in flight of the live leases of the processes other than the reader's (as last written)."""
 
 
 class SlotBackend(Protocol):
@@ -111,28 +165,41 @@ class SlotBackend(Protocol):
 
     def sync(self, holder: str, lease_s: float, ops: Sequence[SlotOp]) -> list[SlotResult]: ...
 
-    def read(self, keys: Sequence[tuple[str, str]]) -> list[PeriodRow | None]: ...
+    def read(self, keys: Sequence[tuple[str, str]], holder: str = "") -> list[PeriodRow | None]:
+        """Each (budget, period_start)'s row; ``in_flight`` leaves out ``holder``'s own lease."""
+        ...
 
     def close(self) -> None: ...
 
 
 class _Slot:
-    """This process's view of one budget period."""
+    """This process's view of one budget period (a rolling window: of the budget, one slot for all time)."""
 
-    __slots__ = ("batch", "budget", "db_spent", "end", "end_key", "estimated", "fired", "held", "inflight",
-                 "last_renew", "refused", "refused_amount", "refused_reserved", "refused_until", "start", "start_key",
-                 "unpriced", "unsent", "unsent_calls", "valid_until")
+    __slots__ = ("batch", "bucket_s", "budget", "db_buckets", "db_spent", "end", "end_key", "estimated",
+                 "fired", "held", "inflight", "last_renew", "length", "length_s", "pending", "refused",
+                 "refused_amount", "refused_reserved", "refused_until", "rolling", "sent_inflight", "start",
+                 "start_key", "unpriced", "unsent", "unsent_calls", "unsent_refused", "valid_until")
 
     def __init__(self, budget: Budget, start: datetime, end: datetime) -> None:
         self.budget = budget
         self.start, self.end = start, end
-        self.start_key, self.end_key = start.isoformat(), end.isoformat()
+        key = rolling_key(budget)
+        self.rolling = key is not None
+        self.start_key, self.end_key = (key, "") if key is not None else (start.isoformat(), end.isoformat())
+        self.length = budget.window.length or timedelta(0)
+        self.length_s = int(self.length.total_seconds())
+        self.bucket_s = max(1, -(-self.length_s // ROLLING_BUCKETS))
         self.held = _ZERO
         self.inflight = _ZERO
+        self.sent_inflight = _ZERO
+        """The calls in flight the lease last said (the heartbeat writes it again when it has moved)."""
         self.unsent = _ZERO
-        self.unsent_calls = self.estimated = self.unpriced = 0
+        self.unsent_calls = self.estimated = self.unpriced = self.unsent_refused = 0
+        self.pending: dict[int, BucketSpend] = {}
+        """A rolling window's unsent spend by bucket."""
         self.batch: Batch | None = None
         self.db_spent = _ZERO
+        self.db_buckets: tuple[BucketSpend, ...] = ()
         self.fired = 0
         self.refused = 0
         self.refused_until = 0.0
@@ -149,11 +216,59 @@ class _Slot:
     def free(self) -> Decimal:
         return self.held - self.inflight - self.written_later
 
+    def refuse(self) -> None:
+        self.refused += 1
+        self.unsent_refused += 1
+
+    # ---- a rolling window's buckets ----------------------------------------------------------
+
+    def bucket_of(self, at: datetime) -> int:
+        return math.floor(at.timestamp()) // self.bucket_s
+
+    def first_bucket(self, now: datetime) -> int | None:
+        """The bucket the window ``(now - length, now]`` begins in (it counts whole); ``None``: a calendar period."""
+        return (math.floor(now.timestamp()) - self.length_s) // self.bucket_s if self.rolling else None
+
+    def local_buckets(self) -> list[BucketSpend]:
+        return [*self.pending.values(), *(self.batch.buckets if self.batch else ())]
+
+    def db_spent_at(self, now: datetime) -> Decimal:
+        first = self.first_bucket(now)
+        if first is None:
+            return self.db_spent
+        return sum((b.amount for b in self.db_buckets if b.index >= first), _ZERO)
+
+    def spent_at(self, now: datetime) -> Decimal:
+        """Written spend (as the database last said) and this process's not yet written, in the period at ``now``."""
+        first = self.first_bucket(now)
+        if first is None:
+            return self.db_spent + self.written_later
+        return self.db_spent_at(now) + sum((b.amount for b in self.local_buckets() if b.index >= first), _ZERO)
+
+    def reset_at(self, now: datetime, buckets: Iterable[BucketSpend] | None = None) -> datetime:
+        """A calendar period's end; a rolling window's: when its oldest spend leaves it (``now`` if none)."""
+        first = self.first_bucket(now)
+        if first is None:
+            return self.end
+        kept = [b.index for b in (buckets if buckets is not None else (*self.db_buckets, *self.local_buckets()))
+                if b.index >= first]
+        return _EPOCH + timedelta(seconds=(min(kept) + 1) * self.bucket_s) + self.length if kept else now
+
+    def bounds(self, now: datetime) -> tuple[datetime, datetime]:
+        if not self.rolling:
+            return self.start, self.end
+        try:
+            return now - self.length, now
+        except OverflowError:
+            return _MIN, now
+
     def cut_batch(self, seq: Callable[[], int]) -> Batch | None:
         """Move the unsent spend into the batch to send (a batch not yet confirmed is sent again, unchanged)."""
-        if self.batch is None and (self.unsent or self.unsent_calls):
-            self.batch = Batch(seq(), self.unsent, self.unsent_calls, self.estimated, self.unpriced, self.fired)
-            self.unsent, self.unsent_calls, self.estimated, self.unpriced = _ZERO, 0, 0, 0
+        if self.batch is None and (self.unsent or self.unsent_calls or self.unsent_refused):
+            self.batch = Batch(seq(), self.unsent, self.unsent_calls, self.estimated, self.unpriced, self.fired,
+                               self.unsent_refused, tuple(self.pending[i] for i in sorted(self.pending)))
+            self.unsent, self.unsent_calls, self.estimated, self.unpriced, self.unsent_refused = _ZERO, 0, 0, 0, 0
+            self.pending = {}
         return self.batch
 
 
@@ -179,7 +294,6 @@ class SharedBudgets:
         self._seq = itertools.count(int(time.time() * 1000) * 1000)
         self._slots: dict[tuple[str, str], _Slot] = {}
         self._current: dict[str, _Slot] = {}
-        self._rolling = BudgetLedger([b for b in self.budgets if b.window.kind == "rolling"], clock=self._clock)
         self._down_until = 0.0
         self.round_trips = 0
         """Transactions sent to the database (takes and heartbeats)."""
@@ -195,12 +309,12 @@ class SharedBudgets:
         slot = self._current.get(budget.name)
         if slot is not None and slot.start <= when < slot.end:
             return slot
-        start, end = period_window(budget.window, when)
-        key = (budget.name, start.isoformat())
+        start, end = (_MIN, _MAX) if budget.window.kind == "rolling" else period_window(budget.window, when)
+        key = (budget.name, rolling_key(budget) or start.isoformat())
         slot = self._slots.get(key)
         if slot is None:
             slot = self._slots[key] = _Slot(budget, start, end)
-        if slot is not None and (budget.name not in self._current or self._current[budget.name].start < start):
+        if budget.name not in self._current or self._current[budget.name].start < start:
             self._current[budget.name] = slot
         return slot
 
@@ -208,6 +322,14 @@ class SharedBudgets:
         """The headroom a take asks for beyond what it needs: ``slice_fraction`` of the limit, at least
         ``slice_calls`` worst cases of the call that asked."""
         return max(budget.limit_usd * self.slice_fraction, amount * self.slice_calls)
+
+    def _op(self, slot: _Slot, mode: Mode, held: Decimal, now: datetime, *, need: Decimal = _ZERO,
+            batch: Batch | None = None, in_flight: Decimal | None = None) -> SlotOp:
+        budget = slot.budget
+        flying = slot.inflight if in_flight is None else in_flight
+        return SlotOp(budget.name, slot.start_key, slot.end_key, budget.limit_usd, mode, held, need, batch,
+                      flying if flying else _ZERO, slot.first_bucket(now),
+                      budget.alert_at if slot.rolling else ())
 
     def _send(self, ops: Sequence[SlotOp]) -> list[SlotResult]:
         """One transaction; raises when the database cannot be reached (then no try for ``retry_s``)."""
@@ -221,12 +343,18 @@ class SharedBudgets:
             self._down_until = self._mono() + self.retry_s
             raise
 
-    def _apply(self, slot: _Slot, op: SlotOp, result: SlotResult, sent_at: float) -> None:
+    def _apply(self, slot: _Slot, op: SlotOp, result: SlotResult, sent_at: float, now: datetime) -> None:
         if op.batch is not None and slot.batch is op.batch:
             slot.batch = None
         slot.held = result.held
         slot.db_spent = result.spent
-        slot.fired |= result.fired
+        slot.sent_inflight = op.in_flight
+        if slot.rolling:  # the database re-arms what the window's spend has fallen below; so does this process
+            slot.db_buckets = result.buckets
+            budget = slot.budget
+            slot.fired = result.fired | (slot.fired & reached(budget.alert_at, budget.limit_usd, slot.spent_at(now)))
+        else:
+            slot.fired |= result.fired
         if result.held > 0 and (op.mode != "take" or result.granted):
             slot.valid_until = sent_at + self.lease_s * 2 / 3
             slot.last_renew = sent_at
@@ -238,15 +366,12 @@ class SharedBudgets:
     def reserve(self, call: str, budgets: Sequence[Budget], worst_case: WorstCase | Decimal, *,
                 at: datetime | None = None) -> Reservation | Refusal:
         usd, unpriced = _amount(worst_case)
-        rolling = [b for b in budgets if b.window.kind == "rolling"]
         with self._lock:
             now = self._clock()
             when = now if at is None else as_utc(at)
             lines: list[ReservationLine] = []
-            handles: list[object] = []
+            handles: list[_Slot] = []
             for budget in budgets:
-                if budget.window.kind == "rolling":
-                    continue
                 slot = self._slot(budget, when)
                 amount = usd
                 unpriced_line = False
@@ -254,31 +379,19 @@ class SharedBudgets:
                     if budget.unpriced_usd is not None:
                         amount = usd + budget.unpriced_usd
                     elif budget.hard:
-                        slot.refused += 1
-                        return Refusal(budget, "unpriced", slot.end, slot.db_spent, slot.inflight, None, when,
-                                       unpriced)
+                        slot.refuse()
+                        return Refusal(budget, "unpriced", slot.reset_at(when), slot.db_spent_at(when), slot.inflight,
+                                       None, when, unpriced)
                     else:
                         unpriced_line = True
                 if budget.hard:
                     refusal = self._cover(slot, amount, when)
                     if refusal is not None:
                         return refusal
-                lines.append(ReservationLine(budget, amount, unpriced_line, slot.start, slot.end))
+                lines.append(ReservationLine(budget, amount, unpriced_line, *slot.bounds(when)))
                 handles.append(slot)
-            inner: Reservation | None = None
-            if rolling:
-                held = self._rolling.reserve(call, rolling, worst_case, at=when)
-                if isinstance(held, Refusal):
-                    return held
-                inner = held
             for line, handle in zip(lines, handles, strict=True):
-                assert isinstance(handle, _Slot)
                 handle.inflight += line.amount
-            if inner is not None:  # keep the order the budgets were given in
-                by_name = {line.budget.name: (line, handle) for line, handle in zip(lines, handles, strict=True)}
-                by_name.update({line.budget.name: (line, inner) for line in inner.lines})
-                ordered = [by_name[b.name] for b in budgets]
-                lines, handles = [p[0] for p in ordered], [p[1] for p in ordered]
             return Reservation(next(self._ids), call, when, usd, unpriced, tuple(lines), tuple(handles))
 
     def _cover(self, slot: _Slot, amount: Decimal, when: datetime) -> Refusal | None:
@@ -288,12 +401,13 @@ class SharedBudgets:
             return None
         budget = slot.budget
         if sent_at < slot.refused_until and amount >= slot.refused_amount:  # refused moments ago: no round-trip
-            slot.refused += 1
-            return Refusal(budget, "limit", slot.end, slot.db_spent, slot.refused_reserved, amount, when)
+            slot.refuse()
+            return Refusal(budget, "limit", slot.reset_at(when), slot.db_spent_at(when), slot.refused_reserved,
+                           amount, when)
         batch = slot.cut_batch(lambda: next(self._seq))
         need = slot.inflight + slot.unsent + amount  # the batch becomes spent in the same transaction
-        op = SlotOp(budget.name, slot.start_key, slot.end_key, budget.limit_usd, "take",
-                    need + self.slice_usd(budget, amount), need, batch)
+        op = self._op(slot, "take", need + self.slice_usd(budget, amount), when, need=need, batch=batch,
+                      in_flight=slot.inflight + amount)
         try:
             (result,) = self._send([op])
         except Exception as exc:
@@ -301,16 +415,17 @@ class SharedBudgets:
             if self._on_db_down is not None:
                 self._on_db_down(budget, exc)
             if budget.on_db_down == "closed":
-                slot.refused += 1
-                return Refusal(budget, "db_down", when + timedelta(seconds=self.retry_s), slot.db_spent,
+                slot.refuse()
+                return Refusal(budget, "db_down", when + timedelta(seconds=self.retry_s), slot.db_spent_at(when),
                                slot.inflight, amount, when)
             return None  # open: through, held locally; written when the database is back
-        self._apply(slot, op, result, sent_at)
+        self._apply(slot, op, result, sent_at, when)
         if not result.granted:
             slot.refused_until, slot.refused_amount = sent_at + self.flush_s, amount
             slot.refused_reserved = result.others + slot.inflight
-            slot.refused += 1
-            return Refusal(budget, "limit", slot.end, result.spent, result.others + slot.inflight, amount, when)
+            slot.refuse()
+            return Refusal(budget, "limit", slot.reset_at(when), result.spent, result.others + slot.inflight, amount,
+                           when)
         return None
 
     def settle(self, reservation: Reservation, actual: Decimal | None, *,
@@ -322,81 +437,109 @@ class SharedBudgets:
                 return ()
             reservation.pending = False
             now = self._clock() if at is None else as_utc(at)
-            inner_done: set[int] = set()
             for line, handle in zip(reservation.lines, reservation.handles, strict=True):
-                if isinstance(handle, Reservation):
-                    if id(handle) not in inner_done:
-                        inner_done.add(id(handle))
-                        events.extend(self._rolling.settle(handle, actual, at=at))
-                    continue
                 assert isinstance(handle, _Slot)
-                slot = handle
+                slot, budget = handle, line.budget
                 slot.inflight -= line.amount
                 charge = actual if actual is not None else line.amount
+                estimated = unpriced = 0
                 if actual is None:
                     if line.unpriced:
-                        slot.unpriced += 1
+                        unpriced = 1
                     else:
-                        slot.estimated += 1
+                        estimated = 1
+                slot.estimated += estimated
+                slot.unpriced += unpriced
+                if slot.rolling:
+                    if slot.fired:  # a threshold the window's spend has fallen back below is armed again
+                        slot.fired &= reached(budget.alert_at, budget.limit_usd, slot.spent_at(now))
+                    index = slot.bucket_of(reservation.at)
+                    spend = BucketSpend(index, charge, 1, estimated, unpriced)
+                    before = slot.pending.get(index)
+                    slot.pending[index] = spend if before is None else before.plus(spend)
                 slot.unsent += charge
                 slot.unsent_calls += 1
-                spent, limit = slot.db_spent + slot.written_later, line.budget.limit_usd
-                for i, fraction in enumerate(line.budget.alert_at):
+                spent, limit = slot.spent_at(now), budget.limit_usd
+                for i, fraction in enumerate(budget.alert_at):
                     if not slot.fired >> i & 1 and spent >= fraction * limit:
                         slot.fired |= 1 << i
-                        events.append(AlertEvent(line.budget.name, fraction, spent, limit, slot.start, slot.end, now))
+                        events.append(AlertEvent(budget.name, fraction, spent, limit, *slot.bounds(now), now))
         return tuple(events)
 
     def release(self, reservation: Reservation, *, at: datetime | None = None) -> tuple[AlertEvent, ...]:
         return self.settle(reservation, None, at=at)
 
-    def status(self, at: datetime | None = None) -> list[BudgetStatus]:
-        """Every budget in its current period: the database's numbers (all processes) plus this process's
-        spend not yet written; this process's numbers alone while the database is down."""
+    def status(self, at: datetime | None = None, *, strict: bool = False,
+               in_flight: bool = False) -> list[BudgetStatus]:
+        """Every budget in its current period: the database's numbers (all processes: spend, calls, refusals)
+        plus this process's not yet written; this process's numbers alone while the database is down
+        (``strict``: raise instead, as ``meter budgets status`` does). ``reserved`` is every live lease (the
+        headroom the processes hold, at least this process's calls in flight); ``in_flight``: the calls in
+        flight of every live lease instead (the others' as their heartbeats last wrote them)."""
         with self._lock:
             now = self._clock() if at is None else as_utc(at)
-            rolling = {s.name: s for s in self._rolling.status(now)}
-            calendar = [b for b in self.budgets if b.window.kind != "rolling"]
-            slots = [self._slot(b, now) for b in calendar]
+            slots = [self._slot(b, now) for b in self.budgets]
             try:
                 rows = self._read([(s.budget.name, s.start_key) for s in slots])
             except Exception:
+                if strict:
+                    raise
                 rows = [None] * len(slots)
-            out: dict[str, BudgetStatus] = {}
-            for slot, row in zip(slots, rows, strict=True):
-                out[slot.budget.name] = self._status(slot, row, now)
-            return [rolling[b.name] if b.name in rolling else out[b.name] for b in self.budgets]
+            return [self._status(slot, row, now, in_flight) for slot, row in zip(slots, rows, strict=True)]
 
     def _read(self, keys: list[tuple[str, str]]) -> list[PeriodRow | None]:
         if self._mono() < self._down_until:
             raise ConnectionError("the budget database was unreachable moments ago")
-        return self.backend.read(keys)
+        return self.backend.read(keys, self.holder)
 
-    def _status(self, slot: _Slot, row: PeriodRow | None, now: datetime) -> BudgetStatus:
+    def _status(self, slot: _Slot, row: PeriodRow | None, now: datetime, in_flight: bool) -> BudgetStatus:
         budget = slot.budget
-        base = row or PeriodRow(slot.db_spent, slot.held if slot.budget.hard else _ZERO, 0, 0, 0, slot.fired)
-        spent = base.spent + slot.written_later
-        # the database's reserved is every live lease (this process's covers its calls in flight and more)
-        reserved = max(base.reserved, slot.inflight) if budget.hard else base.reserved
-        forecast = spent + reserved
-        elapsed = (now - slot.start) // timedelta(microseconds=1)
-        remaining = (slot.end - now) // timedelta(microseconds=1)
-        if elapsed > 0 and remaining > 0:
-            forecast += spent * remaining / elapsed
-        pending = (slot.batch.calls if slot.batch else 0) + slot.unsent_calls
+        batch = slot.batch
+        if row is None:  # the database cannot be read: what this process knows
+            base = PeriodRow(slot.db_spent, slot.held if budget.hard else _ZERO, 0, 0, 0, slot.fired, slot.refused,
+                             slot.db_buckets)
+            refused = slot.refused
+        else:
+            base = row
+            refused = row.refused + slot.unsent_refused + (batch.refused if batch else 0)
+        if in_flight:  # the others' calls in flight (as their heartbeats last wrote), and ours
+            reserved = base.in_flight + slot.inflight if slot.inflight else base.in_flight
+        else:  # the database's reserved is every live lease (this process's covers its calls in flight and more)
+            reserved = max(base.reserved, slot.inflight) if budget.hard else base.reserved
+        start, end = slot.bounds(now)
+        if slot.rolling:
+            first, last = slot.first_bucket(now) or 0, slot.bucket_of(now)
+            inside = [b for b in (*base.buckets, *slot.local_buckets()) if first <= b.index <= last]
+            spent = sum((b.amount for b in inside), _ZERO)
+            calls = sum(b.calls for b in inside)
+            estimated = sum(b.estimated for b in inside)
+            unpriced = sum(b.unpriced for b in inside)
+            reset = slot.reset_at(now, inside)
+            forecast = spent + reserved
+        else:
+            spent = base.spent + slot.written_later
+            calls = base.calls + slot.unsent_calls + (batch.calls if batch else 0)
+            estimated = base.estimated + slot.estimated + (batch.estimated if batch else 0)
+            unpriced = base.unpriced + slot.unpriced + (batch.unpriced if batch else 0)
+            reset = slot.end
+            forecast = spent + reserved
+            elapsed = (now - start) // timedelta(microseconds=1)
+            remaining = (end - now) // timedelta(microseconds=1)
+            if elapsed > 0 and remaining > 0:
+                forecast += spent * remaining / elapsed
         fired = base.fired | slot.fired
         return BudgetStatus(
-            name=budget.name, enforce=budget.enforce, period=budget.period, period_start=slot.start,
-            period_end=slot.end, reset_at=slot.end, spent=spent, reserved=reserved, limit=budget.limit_usd,
-            forecast=forecast, calls=base.calls + pending, unpriced_calls=base.unpriced + slot.unpriced,
-            estimated_calls=base.estimated + slot.estimated, refused_calls=slot.refused,
+            name=budget.name, enforce=budget.enforce, period=budget.period, period_start=start,
+            period_end=end, reset_at=reset, spent=spent, reserved=reserved, limit=budget.limit_usd,
+            forecast=forecast, calls=calls, unpriced_calls=unpriced, estimated_calls=estimated, refused_calls=refused,
             alerts_fired=tuple(f for i, f in enumerate(budget.alert_at) if fired >> i & 1))
 
     # ---- the heartbeat -------------------------------------------------------------------------
 
     def sync(self, final: bool = False) -> bool:
-        """One heartbeat: write settled spend, renew leases due, give back surplus, forget ended periods.
-        ``final``: give every lease back. Returns whether the database answered (or nothing was due)."""
+        """One heartbeat: write settled spend and refusals, renew leases due, say the calls in flight when they
+        moved, give back surplus, forget ended periods. ``final``: give every lease back. Returns whether the
+        database answered (or nothing was due)."""
         with self._lock:
             now_mono = self._mono()
             now = self._clock()
@@ -405,12 +548,12 @@ class SharedBudgets:
                 ended = slot.end <= now
                 batch = slot.cut_batch(lambda: next(self._seq))
                 budget = slot.budget
+                moved = slot.inflight != slot.sent_inflight
                 if not budget.hard:
                     held = _ZERO if final else slot.inflight
                     due = now_mono - slot.last_renew >= self.lease_s / 3 and bool(slot.inflight or slot.held)
-                    if batch is not None or due or (final and slot.held):
-                        ops.append((slot, SlotOp(budget.name, slot.start_key, slot.end_key, budget.limit_usd, "set",
-                                                 held, batch=batch)))
+                    if batch is not None or due or moved or (final and slot.held):
+                        ops.append((slot, self._op(slot, "set", held, now, batch=batch)))
                     elif ended and not slot.inflight and not slot.held:
                         self._forget(key, slot)
                     continue
@@ -423,9 +566,8 @@ class SharedBudgets:
                     keep = slot.inflight + surplus / 2
                 keep = max(keep, _ZERO)
                 due = now_mono - slot.last_renew >= self.lease_s / 3
-                if batch is not None or keep != slot.held or (due and slot.held > 0):
-                    ops.append((slot, SlotOp(budget.name, slot.start_key, slot.end_key, budget.limit_usd, "keep",
-                                             keep, batch=batch)))
+                if batch is not None or keep != slot.held or (due and slot.held > 0) or (moved and slot.held > 0):
+                    ops.append((slot, self._op(slot, "keep", keep, now, batch=batch)))
                 elif ended and not slot.inflight and not committed:
                     self._forget(key, slot)
             if not ops:
@@ -435,7 +577,7 @@ class SharedBudgets:
             except Exception:
                 return False
             for (slot, op), result in zip(ops, results, strict=True):
-                self._apply(slot, op, result, now_mono)
+                self._apply(slot, op, result, now_mono, now)
             return True
 
     def _forget(self, key: tuple[str, str], slot: _Slot) -> None:

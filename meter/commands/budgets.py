@@ -1,16 +1,24 @@
 """``meter budgets status``: each budget in its current period, from any shell.
 
-A Meter's budgets live in its process (the in-process store: ``Meter.budgets.store.status()``); a shell
-has no such process to ask. So the command reads the budgets file and, with ``--ledger``, the ledger
-the Meters write: the spend of each budget in its period is the cost of the ledger's calls charged to
-it. A call's ``budgets`` column (the budgets it was charged to) says which; a call without one (written
-by a meter without budgets, or before the column existed) is matched against each budget by its tags,
-deployment and requested model, as a Meter matches it. Costs are the ledger's current ones; an error
-the service answered counts 0 (Azure bills none); a call without a cost (unpriced, or no usage) is
-counted apart (``unpriced_calls``): the spend is at least what is shown. A call meter refused (its own
-429, ``budget_exceeded``) is charged nothing and counted as refused by each hard budget it matches.
-Calls in flight are not in a ledger: ``reserved`` is 0 there. Without ``--ledger`` the spend is 0:
-the command then shows the limits, periods and reset times.
+A Meter's budgets live in its process, or, with a ledger, in the ledger's database, shared by every
+process (``meter.budget_store``); a shell has no process to ask. So the command reads the budgets file
+and, with ``--ledger``, the ledger the Meters write:
+
+- **the shared store**, when the database has its tables (``budget_periods``, ``budget_leases``): what
+  the Meters' heartbeats wrote, every process's: spent, calls, estimated and unpriced calls, the alerts
+  fired and the calls refused of each budget's period (a rolling window: the sum of its time buckets in
+  the window), ``reserved`` the calls in flight of the live leases (as their last heartbeat said);
+- else **the calls table**: the spend of each budget in its period is the cost of the ledger's calls
+  charged to it. A call's ``budgets`` column (the budgets it was charged to) says which; a call without
+  one (written by a meter without budgets, or before the column existed) is matched against each budget
+  by its tags, deployment and requested model, as a Meter matches it. Costs are the ledger's current
+  ones; an error the service answered counts 0 (Azure bills none); a call without a cost (unpriced, or
+  no usage) is counted apart (``unpriced_calls``): the spend is at least what is shown. A call meter
+  refused (its own 429, ``budget_exceeded``) is charged nothing and counted as refused by each hard
+  budget it matches. Calls in flight are not in a ledger: ``reserved`` is 0 there.
+
+The output says which (``source`` in JSON). Without ``--ledger`` the spend is 0: the command then shows
+the limits, periods and reset times.
 """
 
 from __future__ import annotations
@@ -42,8 +50,9 @@ def add_commands(commands: Any) -> None:
     status.add_argument("--budgets", default=DEFAULT_FILE, metavar="FILE",
                         help="the budgets file (default %(default)s)")
     status.add_argument("--ledger", default=None, metavar="LEDGER",
-                        help="the ledger the Meters write, a SQLite file or a postgresql:// URL: the spend of each "
-                             "budget is the cost of its calls there (without it the spend is 0)")
+                        help="the ledger the Meters write, a SQLite file or a postgresql:// URL: the shared budget "
+                             "store there (every process's), or, without its tables, the cost of the calls there "
+                             "(without it the spend is 0)")
     status.add_argument("--format", choices=("text", "json"), default="text", help="output (default text)")
     status.add_argument("--at", type=_instant, default=None, metavar="TIME",
                         help="the instant to show, ISO 8601 (default now; a time without a zone is UTC)")
@@ -71,24 +80,68 @@ def run_status(args: argparse.Namespace) -> int:
         say_error(exc)
         return 1
     at = args.at or datetime.now(UTC)
+    source = NONE
     if args.ledger:
         from meter.ledger import LedgerError
 
         try:
-            statuses = ledger_status(budgets, args.ledger, at)
+            statuses, source = read_status(budgets, args.ledger, at)
         except (LedgerError, ValueError) as exc:
             say_error(exc)
             return 1
     else:
         statuses = BudgetLedger(budgets).status(at)
     if args.format == "json":
-        print(json.dumps([status_json(s) for s in statuses], indent=2))
+        print(json.dumps([{**status_json(s), "source": source} for s in statuses], indent=2))
     else:
-        source = f"the ledger {args.ledger}" if args.ledger else "no ledger (pass --ledger for the spend)"
-        print(f"budgets of {args.budgets} at {at:%Y-%m-%dT%H:%M:%SZ}, spend from {source}")
+        where = {SHARED: f"the shared budget store in the ledger {args.ledger} (budget_periods, every process)",
+                 CALLS: f"the calls in the ledger {args.ledger} (it has no shared budget tables)",
+                 NONE: "no ledger (pass --ledger for the spend)"}[source]
+        print(f"budgets of {args.budgets} at {at:%Y-%m-%dT%H:%M:%SZ}, spend from {where}")
         for line in status_lines(statuses):
             print(line)
     return 0
+
+
+SHARED, CALLS, NONE = "shared store", "calls table", "none"
+"""Where the numbers come from (``source`` in JSON)."""
+
+
+def read_status(budgets: Sequence[Budget], ledger: str | Path, at: datetime) -> tuple[list[BudgetStatus], str]:
+    """Each budget's status at ``at`` and where it comes from: the shared store when the ledger has its tables,
+    else the calls table (see the module docstring)."""
+    from meter.ledger.connect import connect
+
+    db = connect(ledger)  # a missing ledger, or not one, is a LedgerError naming it
+    try:
+        try:
+            tables = _tables(db)
+        except db.errors as exc:
+            from meter.ledger import LedgerError
+
+            raise LedgerError(db.name, f"cannot be read ({str(exc).strip().splitlines()[0]})") from None
+    finally:
+        db.close()
+    if {"budget_periods", "budget_leases"} <= tables:
+        return shared_status(budgets, ledger, at), SHARED
+    return ledger_status(budgets, ledger, at), CALLS
+
+
+def shared_status(budgets: Sequence[Budget], ledger: str | Path, at: datetime) -> list[BudgetStatus]:
+    """Each budget's status at ``at`` from the shared store's tables (read only: nothing is made or taken)."""
+    from meter.budget_store import SqlSlots
+    from meter.budgets.shared import SharedBudgets
+
+    slots = SqlSlots(ledger, create=False)
+    try:
+        return SharedBudgets(budgets, slots, clock=lambda: at).status(at, strict=True, in_flight=True)
+    except Exception as exc:
+        from meter.ledger import LedgerError
+
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LedgerError(slots.name, f"cannot read its budgets ({first})") from None
+    finally:
+        slots.close()
 
 
 @dataclass
@@ -172,6 +225,13 @@ def ledger_status(budgets: Sequence[Budget], ledger: str | Path, at: datetime) -
                                 unpriced_calls=tally.unpriced, estimated_calls=0, refused_calls=tally.refused,
                                 alerts_fired=fired))
     return out
+
+
+def _tables(db: Any) -> set[str]:
+    if db.dialect.name == "sqlite":
+        return {str(row[0]) for row in db.rows("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return {str(row[0]) for row in db.rows(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")}
 
 
 def _columns(db: Any) -> set[str]:

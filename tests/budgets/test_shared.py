@@ -16,7 +16,7 @@ import pytest
 
 from meter.budget_store import SqlSlots
 from meter.budgets import Refusal, Reservation, load_budgets
-from meter.budgets.shared import Batch, PeriodRow, SharedBudgets, SlotOp, SlotResult
+from meter.budgets.shared import Batch, BucketSpend, PeriodRow, SharedBudgets, SlotOp, SlotResult
 
 HARD = {"name": "hard", "period": "month", "limit_usd": "1", "enforce": "hard"}
 SOFT = {"name": "soft", "period": "day", "limit_usd": "1", "alert_at": ["50%"]}
@@ -135,10 +135,10 @@ class _Flaky:
             raise ConnectionError("down")
         return self.inner.sync(holder, lease_s, ops)
 
-    def read(self, keys: Sequence[tuple[str, str]]) -> list[PeriodRow | None]:
+    def read(self, keys: Sequence[tuple[str, str]], holder: str = "") -> list[PeriodRow | None]:
         if self.down:
             raise ConnectionError("down")
-        return self.inner.read(keys)
+        return self.inner.read(keys, holder)
 
     def close(self) -> None:
         self.inner.close()
@@ -224,3 +224,157 @@ def test_a_slice_is_not_used_past_its_lease_while_the_database_is_down(ledger_ur
     got = store.reserve("c", budgets, Decimal("0.1"))
     assert store.db_down_calls == 1
     assert isinstance(got, Refusal if on_db_down == "closed" else Reservation)
+
+
+ROLLING = {"name": "roll", "period": "1h", "limit_usd": "1", "enforce": "hard", "alert_at": ["50%"]}
+
+
+def _buckets(url: str, budget: str) -> list[tuple[int, Decimal, int]]:
+    slots = SqlSlots(url)
+    try:
+        rows = slots._transaction(lambda: slots._rows(
+            "SELECT bucket, spent, calls FROM budget_buckets WHERE budget = ? ORDER BY bucket", (budget,)))
+        return [(int(b), Decimal(s), int(c)) for b, s, c in rows]
+    finally:
+        slots.close()
+
+
+def test_two_stores_share_one_rolling_window_and_spend_leaves_it(ledger_url: str) -> None:
+    now = [datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC)]
+    budgets = load_budgets([ROLLING])
+    # no slice kept between calls (slice_fraction 0): a lease left over would strand headroom the test counts on
+    a, b = (SharedBudgets(budgets, SqlSlots(ledger_url), clock=lambda: now[0], slice_fraction=Decimal(0))
+            for _ in range(2))
+
+    def calls(n: int) -> tuple[list[tuple[SharedBudgets, Reservation]], list[Refusal]]:
+        held, refused = [], []
+        for i in range(n):
+            store = (a, b)[i % 2]
+            got = store.reserve(f"c{i}", budgets, Decimal("0.1"))
+            if isinstance(got, Refusal):
+                refused.append(got)
+            else:
+                held.append((store, got))
+        return held, refused
+
+    first, refused = calls(6)
+    assert len(first) == 6 and not refused
+    assert not [e for store, r in first for e in store.settle(r, Decimal("0.1"))]  # 0.3 each, 0.6 once written
+    assert a.sync() and b.sync()
+    now[0] += timedelta(minutes=30)
+    second, refused = calls(30)
+    assert len(second) == 4 and len(refused) == 26  # exactly the limit over both stores, 0.6 of it 30 min old
+    events = [e for store, r in second for e in store.settle(r, Decimal("0.1"))]
+    assert {e.percent for e in events} == {"50%"}  # seen once the takes read what the other wrote
+    assert a.sync() and b.sync()
+    stored = _buckets(ledger_url, "roll")
+    assert [(s, c) for _, s, c in stored] == [(Decimal("0.6"), 6), (Decimal("0.4"), 4)]
+    width = 38  # 1h / 96, rounded up
+    leaves = datetime.fromtimestamp((stored[0][0] + 1) * width, UTC) + timedelta(hours=1)
+    assert refused[-1].reset_at == leaves  # when the oldest spend leaves the window
+    status = {s.name: s for s in b.status()}["roll"]
+    assert status.spent == Decimal("1.0") and status.calls == 10 and status.reset_at == leaves
+    assert status.alerts_fired == (Decimal("0.5"),) and status.refused_calls == 26  # both stores' refusals
+    a.close()  # its lease back: the window's headroom is all b's to take
+    now[0] = leaves - timedelta(seconds=1)  # the 0.6 still in the window
+    assert isinstance(b.reserve("x", budgets, Decimal("0.5")), Refusal)
+    b._slots[("roll", "rolling:1h")].refused_until = 0.0
+    now[0] = leaves  # the 0.6 has left it: 0.4 spent
+    assert {s.name: s.spent for s in b.status()}["roll"] == Decimal("0.4")
+    got = b.reserve("y", budgets, Decimal("0.5"))
+    assert isinstance(got, Reservation)
+    refusal = b.reserve("z", budgets, Decimal("0.2"))  # 0.4 + 0.5 in flight + 0.2 > 1
+    assert isinstance(refusal, Refusal) and refusal.spent == Decimal("0.4")
+    # the 50% alert re-armed when the spend fell below it, and fires again
+    assert [e.percent for e in b.settle(got, Decimal("0.5"))] == ["50%"]
+    assert b.sync()
+    assert {s.name: s.spent for s in SharedBudgets(budgets, SqlSlots(ledger_url), clock=lambda: now[0]).status()
+            }["roll"] == Decimal("0.9")
+    now[0] += timedelta(hours=3)  # every bucket has left; the next write deletes those a window older
+    assert b.reserve("w", budgets, Decimal("0.9")) is not None and b.sync()
+    assert _buckets(ledger_url, "roll") == []
+    b.close()
+
+
+def test_a_rolling_batch_sent_again_is_counted_once_and_its_alert_re_arms_in_the_database(ledger_url: str) -> None:
+    slots = SqlSlots(ledger_url)
+    key = ("roll", "rolling:1h")
+
+    def op(seq: int, bucket: int, amount: str, first: int, fired: int = 0) -> SlotOp:
+        batch = Batch(seq, Decimal(amount), 1, 0, 0, fired, buckets=(BucketSpend(bucket, Decimal(amount), 1),))
+        return SlotOp(*key, "", Decimal(1), "set", Decimal(0), batch=batch, first_bucket=first,
+                      alerts=(Decimal("0.5"),))
+
+    for _ in range(3):
+        (got,) = slots.sync("holder", 10.0, [op(7, 1000, "0.6", 950, fired=1)])
+    assert got.spent == Decimal("0.6") and got.fired == 1
+    (got,) = slots.sync("holder", 10.0, [op(8, 1040, "0.1", 990)])  # bucket 1000 still in the window
+    assert got.spent == Decimal("0.7") and got.fired == 1
+    (got,) = slots.sync("holder", 10.0, [op(9, 1050, "0.1", 1001)])  # bucket 1000 has left: 0.2, below 50%
+    assert got.spent == Decimal("0.2") and got.fired == 0
+    assert [b.index for b in got.buckets] == [1040, 1050]
+    slots.close()
+
+
+def test_calls_in_flight_and_refusals_are_shared(ledger_url: str) -> None:
+    budgets = load_budgets([HARD])
+    a, b = (SharedBudgets(budgets, SqlSlots(ledger_url)) for _ in range(2))
+    held = a.reserve("c", budgets, Decimal("0.3"))  # a take: it writes the call in flight on the lease
+    assert isinstance(held, Reservation)
+    assert {s.name: s.reserved for s in b.status(in_flight=True)}["hard"] == Decimal("0.3")
+    assert {s.name: s.reserved for s in b.status()}["hard"] >= Decimal("0.3")  # a's lease: its call and a slice
+    small = a.reserve("c2", budgets, Decimal("0.1"))  # from the slice: no round-trip, not written yet
+    assert isinstance(small, Reservation)
+    assert {s.name: s.reserved for s in b.status(in_flight=True)}["hard"] == Decimal("0.3")
+    assert a.sync()  # the heartbeat writes the calls in flight when they moved
+    assert {s.name: s.reserved for s in b.status(in_flight=True)}["hard"] == Decimal("0.4")
+    assert {s.name: s.reserved for s in a.status(in_flight=True)}["hard"] == Decimal("0.4")  # its own, counted once
+    a.settle(small, Decimal("0.1"))
+    assert isinstance(b.reserve("d", budgets, Decimal("0.9")), Refusal)
+    assert {s.name: s.refused_calls for s in a.status()}["hard"] == 0
+    assert {s.name: s.refused_calls for s in b.status()}["hard"] == 1  # its own, not yet written
+    assert b.sync()
+    assert {s.name: s.refused_calls for s in a.status()}["hard"] == 1
+    a.settle(held, Decimal("0.2"))
+    assert a.sync()
+    assert {s.name: (s.reserved, s.spent) for s in b.status(in_flight=True)}["hard"] == (0, Decimal("0.3"))
+    a.close(), b.close()
+
+
+def test_tables_of_an_older_meter_get_the_new_columns(ledger_url: str) -> None:
+    from meter.ledger.open import open_ledger
+
+    open_ledger(ledger_url).close()
+    old = SqlSlots(ledger_url, create=False)
+
+    def make(statements: Sequence[str]) -> None:
+        for sql in statements:
+            old._run(sql)
+
+    old._transaction(lambda: make((
+        "CREATE TABLE budget_periods (budget text NOT NULL, period_start text NOT NULL, period_end text NOT NULL, "
+        "limit_usd text NOT NULL, spent text NOT NULL, calls bigint NOT NULL, estimated bigint NOT NULL, "
+        "unpriced bigint NOT NULL, fired bigint NOT NULL, PRIMARY KEY (budget, period_start))",
+        "CREATE TABLE budget_leases (holder text NOT NULL, budget text NOT NULL, period_start text NOT NULL, "
+        "held text NOT NULL, expires_at double precision NOT NULL, seq bigint NOT NULL, "
+        "PRIMARY KEY (holder, budget, period_start))",
+        "INSERT INTO budget_periods VALUES ('hard', '2026-12-01T00:00:00+00:00', '2027-01-01T00:00:00+00:00', '1', "
+        "'0.25', 2, 0, 0, 0)")))
+    old.close()
+    reader = SqlSlots(ledger_url, create=False)  # read as an older meter made them
+    assert reader.tables == {"budget_periods", "budget_leases"}
+    (row,) = reader.read([("hard", "2026-12-01T00:00:00+00:00")])
+    assert row == PeriodRow(Decimal("0.25"), Decimal(0), 2, 0, 0, 0)
+    reader.close()
+    store = SqlSlots(ledger_url)  # a store made on them adds what is missing, and writes it
+    store.sync("other", 10.0, [SlotOp("hard", "2026-12-01T00:00:00+00:00", "2027-01-01T00:00:00+00:00", Decimal(1),
+                                      "keep", Decimal(0), batch=Batch(1, Decimal(0), 0, 0, 0, 0, refused=3))])
+    store.sync("holder", 10.0, [SlotOp("hard", "2026-12-01T00:00:00+00:00", "2027-01-01T00:00:00+00:00",
+                                       Decimal(1), "take", Decimal("0.5"), Decimal("0.2"), in_flight=Decimal("0.2"))])
+    store.close()
+    again = SqlSlots(ledger_url, create=False)
+    assert again.tables == {"budget_periods", "budget_leases", "budget_buckets"}
+    (row,) = again.read([("hard", "2026-12-01T00:00:00+00:00")])
+    assert row == PeriodRow(Decimal("0.25"), Decimal("0.5"), 2, 0, 0, 0, 3, (), Decimal("0.2"))
+    again.close()
+    SqlSlots(ledger_url).close()  # and once is enough

@@ -1,7 +1,8 @@
 """Budgets shared by real processes through a real PostgreSQL (``tests/budgets/shared_worker.py``).
 
-- 4 processes x 8 threads against one hard budget of $3: the settled spend, summed in the database and by
-  the processes, never passes the limit (the bound: every cost here is at most its worst case, so 0);
+- 4 processes x 8 threads against one hard budget of $3 (a month, and a rolling 24h window): the settled
+  spend, summed in the database and by the processes, never passes the limit (the bound: every cost here
+  is at most its worst case, so 0);
 - a process holding reservations and a slice is SIGKILLed: its lease expires and the headroom returns;
 - PostgreSQL restarted mid-run: every settled cent is in the database once; a hard budget with
   ``on_db_down = "closed"`` refused calls while it was down, with ``"open"`` let them through.
@@ -57,8 +58,9 @@ def _spent(url: str) -> Decimal:
     return sum((Decimal(r[0]) for r in _db(url, "SELECT spent FROM budget_periods")), Decimal(0))
 
 
-def test_four_processes_of_eight_threads_never_pass_a_hard_limit(pg_database: str) -> None:
-    budget = {"name": "team-hard", "period": "month", "limit_usd": "3", "enforce": "hard"}
+@pytest.mark.parametrize("period", ["month", "24h"])
+def test_four_processes_of_eight_threads_never_pass_a_hard_limit(pg_database: str, period: str) -> None:
+    budget = {"name": "team-hard", "period": period, "limit_usd": "3", "enforce": "hard"}
     settings = {"url": pg_database, "budgets": [budget], "worst": "0.02", "low": "0.005", "threads": 8,
                 "calls": 200, "refusals": 20, "hold_s": 0.01}
     workers = [_start(settings) for _ in range(4)]
@@ -72,7 +74,9 @@ def test_four_processes_of_eight_threads_never_pass_a_hard_limit(pg_database: st
     through = sum(r["through"] for r in results)
     trips = sum(r["round_trips"] for r in results)
     assert trips < through / 2, (trips, through)  # slices: most calls needed no round-trip
-    print(f"\n4 processes x 8 threads: {through} calls through, {trips} transactions, spent {spent} of 3")
+    if period == "24h":  # a rolling window's spend is its buckets'
+        assert sum((Decimal(r[0]) for r in _db(pg_database, "SELECT spent FROM budget_buckets")), Decimal(0)) == spent
+    print(f"\n4 processes x 8 threads, {period}: {through} calls through, {trips} transactions, spent {spent} of 3")
 
 
 def _chunk(**fields: Any) -> bytes:

@@ -99,6 +99,7 @@ def test_calls_written_without_budgets_are_matched_and_an_old_ledger_without_the
     got = _status(capsys, "--budgets", str(budgets), "--ledger", str(ledger))
     assert {name: Decimal(row["spent_usd"]) for name, row in got.items()} == {
         "search-day": 2 * COST, "all-month": 3 * COST, "ads-24h": COST}
+    assert {row["source"] for row in got.values()} == {"calls table"}  # no shared budget tables there
     with sqlite3.connect(ledger) as db:
         db.execute("ALTER TABLE calls DROP COLUMN budgets")
     again = _status(capsys, "--budgets", str(budgets), "--ledger", str(ledger))
@@ -152,3 +153,41 @@ def test_a_postgresql_ledger_is_read_the_same_way(pg_database: str, tmp_path: Pa
     assert {name: Decimal(row["spent_usd"]) for name, row in got.items()} == {
         "search-day": 2 * COST, "all-month": 3 * COST, "ads-24h": COST}
     assert got["search-day"]["refused_calls"] == 1 and got["ads-24h"]["reset_at"] < "2100"
+
+
+def test_the_shared_store_is_read_when_the_ledger_has_its_tables(ledger_url: str, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Every process's numbers: spent by period and rolling bucket, the calls in flight of live leases,
+    refusals; the calls table is not read (it has none of these calls)."""
+    from meter.budget_store import SqlSlots
+    from meter.budgets import Refusal, Reservation, load_budgets
+    from meter.budgets.shared import SharedBudgets
+
+    file = tmp_path / "budgets.toml"
+    file.write_text(FILE)
+    budgets = load_budgets(file)
+    search, month, ads = budgets
+    a, b = (SharedBudgets(budgets, SqlSlots(ledger_url)) for _ in range(2))
+    done = a.reserve("c1", [search, month], Decimal("0.005"))
+    rolling = b.reserve("c2", [month, ads], Decimal("0.1"))
+    flying = a.reserve("c3", [search, month], Decimal("0.01"))
+    assert isinstance(done, Reservation) and isinstance(rolling, Reservation) and isinstance(flying, Reservation)
+    assert isinstance(b.reserve("c4", [search], Decimal("0.01")), Refusal)  # a's lease holds the rest
+    a.settle(done, Decimal("0.004"))
+    b.settle(rolling, None)  # unknown: counted at its worst case, an estimated call
+    assert a.sync() and b.sync()
+    got = _status(capsys, "--budgets", str(file), "--ledger", ledger_url)
+    assert {row["source"] for row in got.values()} == {"shared store"}
+    assert {name: (Decimal(row["spent_usd"]), row["calls"], Decimal(row["reserved_usd"]))
+            for name, row in got.items()} == {"search-day": (Decimal("0.004"), 1, Decimal("0.01")),
+                                              "all-month": (Decimal("0.104"), 2, Decimal("0.01")),
+                                              "ads-24h": (Decimal("0.1"), 1, 0)}
+    assert got["search-day"]["refused_calls"] == 1  # b's refusal, written by its heartbeat
+    assert got["ads-24h"]["estimated_calls"] == 1 and got["ads-24h"]["reset_at"] < "2100"
+    a.settle(flying, Decimal("0.01"))
+    a.close(), b.close()
+    assert main(["budgets", "status", "--budgets", str(file), "--ledger", ledger_url]) == 0
+    out = capsys.readouterr().out
+    assert "shared budget store" in out
+    line = next(line for line in out.splitlines() if "search-day" in line)
+    assert "spent 0.014 of 0.02 USD (70%)" in line and "reserved 0," in line and "refused 1 call" in line
