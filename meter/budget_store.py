@@ -77,6 +77,7 @@ class SqlSlots:
         self._lock = threading.Lock()
         self._db: Any = None
         self._last_cleanup = 0.0
+        self._begin = "BEGIN IMMEDIATE" if create else "BEGIN"  # a reader takes no write lock (a read-only file)
         self.tables: set[str] = {"budget_periods", "budget_leases", "budget_buckets"}
         """The budget tables the database has (all of them once made here)."""
         self._columns: set[tuple[str, str]] = {(table, column) for table, column, _ in ADDED_COLUMNS}
@@ -168,7 +169,7 @@ class SqlSlots:
                 if self.postgres:
                     with self._db.transaction():
                         return work()
-                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(self._begin)
                 try:
                     result = work()
                 except BaseException:
