@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from meter import attribution, names
 from meter.budget_gate import BudgetGate, BudgetsOption, charged_to
@@ -312,59 +312,77 @@ class Meter:
             started_ns = time.time_ns()
             raw = body() if method == "POST" else None
             capture = self.capture_content
+            hint = False
             if raw is not None and multipart.is_form(headers.get("content-type")):
                 # an upload (audio, image edits): only its model field, from the head, never the files
                 info, parsed = RequestInfo(model=multipart.form_field(raw, "model")), None
             elif raw is not None and (route.deployment_from_body or capture or stream_hint(raw)
                                       or route.api in _UNITS_FROM_REQUEST or self.budgets is not None):
                 info, parsed = parse_body(raw)
-            else:  # a non-streaming call on a deployment path: nothing in the body is needed
-                info, parsed = RequestInfo(model=model_hint(raw), service_tier=service_tier_hint(raw)), None
+            else:  # a non-streaming call on a deployment path: only the model and tier, read later (``full_start``)
+                info, parsed, hint = RequestInfo(), None, True
             new_body = with_include_usage(route, info, raw, parsed) if self.inject_stream_usage else None
-            # The request goes out as sent; what it says is made storable before any sink sees it.
-            route, info, attributes, attempt, repaired = storable.clean_start(
-                route, info, attribution.current(), _attempt(headers))
-            request_body = parsed if capture else None
-            if request_body is not None and storable.may_hold_surrogates(raw):
-                request_body, changed = storable.clean_tree(request_body)
-                repaired += ("request_body",) if changed else ()
-            if repaired:
-                self.record_fault("value_repaired", storable.ValueRepaired(repaired))
-            span: object = None
-            trace_id = span_id = None
-            parent: object = None
             worker = self._worker
             deferred = worker is not None and worker.accepting
-            if deferred:  # the span is opened on the worker, with this start time, under this context
+            facts = _RequestFacts(method, path, raw, headers.get("x-stainless-retry-count"), parsed, hint)
+            start = CallStart(route, info, attribution.current(), None, None, started_ns, None, None, capture,
+                              parsed if capture else None, 0)
+            parent: object = None
+            if deferred:  # the rest of the start, and the span, on the worker (under this context)
                 parent = current_context()
-            elif self._tracer is not None:
-                with guard["sink_start"]:
-                    span, trace_id, span_id = self._tracer.open(route, info, started_ns, request_body)
-            if trace_id is None and self._current_trace is not None and not deferred:
-                trace_id, span_id = self._current_trace()
-            start = CallStart(
-                route, info, attributes, attempt, _correlation_id(method, path, raw),
-                started_ns, trace_id, span_id, capture, request_body,
-                estimate_input_tokens(parsed) if info.stream else 0, bool(repaired), span,
-            )
+            if not deferred or self.budgets is not None:  # budgets match on the finished start
+                start = self.full_start(start, facts)
+            if not deferred:
+                if self._tracer is not None:
+                    with guard["sink_start"]:
+                        span, trace_id, span_id = self._tracer.open(start.route, start.info, started_ns,
+                                                                    start.request_body)
+                        start = start._replace(trace_id=trace_id, span_id=span_id, span=span)
+                if start.trace_id is None and self._current_trace is not None:
+                    trace_id, span_id = self._current_trace()
+                    start = start._replace(trace_id=trace_id, span_id=span_id)
             held = None
             if self.budgets is not None:
                 with guard["budget"]:
-                    held = self.budgets.reserve(start, deployment(start), parsed, info.service_tier)
+                    held = self.budgets.reserve(start, deployment(start), parsed, start.info.service_tier)
             refusal = held if isinstance(held, RefusalAnswer) else None
             pending = _Pending(self, start, held if isinstance(held, Reservation) else None)
+            call = Call(start, pending)
             if deferred and worker is not None:
-                if not worker.submit(lambda: pending.begin(parent)):
-                    pending.deferred = False
-                    pending.begin(parent)
-                else:
+                facts_left = None if self.budgets is not None else facts
+                if worker.submit(lambda: pending.begin(call, facts_left, parent)):
                     pending.deferred = True
+                else:  # closed meanwhile: here, now
+                    pending.begin(call, facts_left, parent)
             else:
                 pending.states = self.start_sinks(start)
-            if worker is not None and not deferred and not worker.closed:
-                self.record_fault("metering_inline", _QueueFull(worker.max_queued))
-            return Call(start, pending), new_body, refusal
+                if worker is not None and not worker.closed:
+                    self.record_fault("metering_inline", _QueueFull(worker.max_queued))
+            return call, new_body, refusal
         return None
+
+    def full_start(self, start: CallStart, facts: _RequestFacts) -> CallStart:
+        """The rest of a call's start, from its request (off the caller's thread when the call is deferred):
+        the model and tier a body was not parsed for, every value made storable (a change is one
+        ``value_repaired`` fault), the attempt, the correlation id and a stream's input estimate."""
+        info = start.info
+        raw = facts.raw
+        if facts.hint:
+            info = RequestInfo(model=model_hint(raw), service_tier=service_tier_hint(raw))
+        # The request went out as sent; what it says is made storable before any sink sees it.
+        route, info, attributes, attempt, repaired = storable.clean_start(
+            start.route, info, start.attributes, _attempt(facts.retry))
+        request_body = start.request_body
+        if request_body is not None and storable.may_hold_surrogates(raw):
+            request_body, changed = storable.clean_tree(request_body)
+            repaired += ("request_body",) if changed else ()
+        if repaired:
+            self.record_fault("value_repaired", storable.ValueRepaired(repaired))
+        return start._replace(route=route, info=info, attributes=attributes, attempt=attempt,
+                              correlation_id=_correlation_id(facts.method, facts.path, raw),
+                              request_body=request_body,
+                              input_estimate=estimate_input_tokens(facts.parsed) if info.stream else 0,
+                              repaired=bool(repaired))
 
     def start_sinks(self, start: CallStart) -> list[Any]:
         """Tell every sink the call started; their states, in order (``None`` for a sink that failed)."""
@@ -515,6 +533,19 @@ class _LedgerFault(Exception):
     """Records the ledger could not write as they were (counted; the calls were not affected)."""
 
 
+class _RequestFacts(NamedTuple):
+    """What ``Meter.full_start`` reads from a request: taken on the caller's thread (references only)."""
+
+    method: str
+    path: str
+    raw: bytes | None
+    retry: str | None
+    """The ``x-stainless-retry-count`` header as sent."""
+    parsed: dict[str, Any] | None
+    hint: bool
+    """The body was not parsed: its model and tier are read from it without a parse."""
+
+
 class _QueueFull(Exception):
     """The metering worker's queue was full when a call began: it was metered on its own thread."""
 
@@ -538,10 +569,17 @@ class _Pending:
         self.deferred = False
         self.guard = meter.guard
 
-    def begin(self, parent: object) -> None:
-        """The call's start on the worker: its span, then every sink's start."""
+    def begin(self, call: Call, facts: _RequestFacts | None, parent: object) -> None:
+        """The call's start on the worker: the rest of its start (``facts``, when the caller's thread left it),
+        its span, then every sink's start. The call is given the finished start before anything reads it
+        there (its chunks and its end come after this job)."""
         meter = self._meter
-        self.start = start = meter.opened(self.start, parent)
+        start = self.start
+        if facts is not None:
+            with self.guard["begin"]:
+                start = meter.full_start(start, facts)
+        self.start = start = meter.opened(start, parent)
+        call.start = start
         self.states = meter.start_sinks(start)
 
     def ended(self, call: Call, exc: BaseException | None, duration_s: float) -> None:
@@ -577,8 +615,8 @@ def builtin_price_book() -> PriceBook:
         return _builtin_book
 
 
-def _attempt(headers: Headers) -> int | None:
-    raw = headers.get("x-stainless-retry-count")
+def _attempt(raw: str | None) -> int | None:
+    """The SDK's ``x-stainless-retry-count``: 0 for the first attempt, n for the n-th retry."""
     if raw is None:
         return None
     try:

@@ -108,6 +108,10 @@ class Call:
 
     def __init__(self, start: CallStart, out: CallOutput) -> None:
         self.start = start
+        """What the call is. Its output may give it the finished start once, before it reads the call's
+        chunks or builds its end (the hub's metering worker finishes a start off the caller's thread);
+        what the caller's thread reads of it (the route's api and operation, ``capture``, a stream's
+        request facts) is the same in both."""
         self._out = out
         self._t0 = time.perf_counter()
         self._ttft: float | None = None
