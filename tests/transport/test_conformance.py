@@ -99,6 +99,7 @@ def replay_sync(stack: Any, case: Case, srv: ReplayServer, split: int | None = N
     with stack.Client(transport=meter.MeteredTransport(stack.HTTPTransport(), m)) as client:
         with client.stream(**_request_args(case, srv)) as response:
             decoded = b"".join(response.iter_bytes())
+    m.flush()
     assert len(records) == 1 and not m.faults
     _check(case, records[0], decoded)
 
@@ -111,6 +112,7 @@ async def replay_async(stack: Any, case: Case, srv: ReplayServer) -> None:
     async with stack.AsyncClient(transport=transport) as client:
         async with client.stream(**_request_args(case, srv)) as response:
             decoded = b"".join([chunk async for chunk in response.aiter_bytes()])
+    m.flush()
     assert len(records) == 1 and not m.faults
     _check(case, records[0], decoded)
 

@@ -49,6 +49,7 @@ def run(chunks: list[bytes], read: int | None) -> meter.CallRecord:
         for i, _ in enumerate(r.iter_raw()):
             if read is not None and i + 1 >= read:
                 break
+    m.flush()
     assert len(records) == 1
     return records[0]
 

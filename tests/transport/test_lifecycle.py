@@ -41,6 +41,7 @@ def run_sync(chunks: list[bytes], url: str = CHAT_URL, close_after: int | None =
                 if close_after is not None and i >= close_after:
                     break
                 got += chunk
+    m.flush()
     return records, got, m
 
 
@@ -77,8 +78,10 @@ def test_body_never_read_is_recorded_on_close() -> None:
     with httpx2.Client(transport=meter.MeteredTransport(inner, m)) as client:
         request = client.build_request("POST", CHAT_URL, content=BODY)
         response = client.send(request, stream=True)
+        m.flush()
         assert not records
         response.close()
+    m.flush()
     assert records.one().outcome == "aborted"
     assert inner.streams[0].closed
 
@@ -96,6 +99,7 @@ def test_dropped_response_still_yields_its_record() -> None:
 
     gc.collect()
     assert orphans.wait_idle()  # finished by the orphans thread, never inside the finaliser
+    m.flush()
     assert records.one().outcome == "aborted"
 
 
@@ -113,6 +117,7 @@ def test_inner_exception_reaches_caller_unchanged(stack: Any) -> None:
                 for _ in response.iter_raw():
                     pass
     assert info.value is boom
+    m.flush()
     record = records.one()
     assert (record.outcome, record.error_type) == ("transport_error", "ReadError")
 
@@ -125,6 +130,7 @@ def test_connect_error_yields_one_record() -> None:
             # port 9 on loopback: nothing listens there
             url = "http://127.0.0.1:9/openai/deployments/d/chat/completions?api-version=2024-10-21"
             client.post(url, content=b"{}")
+    m.flush()
     record = records.one()
     assert (record.outcome, record.error_type, record.status_code) == ("transport_error", "ConnectError", None)
 
@@ -144,6 +150,7 @@ def test_connection_reset_mid_stream(stack: Any, server: ReplayServer) -> None:
                                "?api-version=2024-10-21", content=BODY) as r:
                 for chunk in r.iter_raw():
                     got += chunk
+    m.flush()
     record = records.one()
     assert record.outcome == "transport_error"
     assert got == b"".join(response.chunks[:4])
@@ -175,6 +182,7 @@ async def test_asyncio_cancellation(stack: Any, server: ReplayServer) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    m.flush()
     record = records.one()
     assert record.outcome == "aborted"
     assert record.response_id is not None  # learned from response.created before the hang
@@ -214,6 +222,7 @@ def test_junk_never_raises_into_caller(parts: list[bytes], sse: bool, responses:
         response = client.post(RESP_URL if responses else CHAT_URL, content=BODY)
     assert response.content == b"".join(parts)
     assert response.status_code == status
+    m.flush()
     assert len(records) == 1
 
 
@@ -241,6 +250,7 @@ def test_memory_does_not_grow_with_deltas() -> None:
         with client.stream("POST", CHAT_URL, content=BODY) as response:
             for _ in response.iter_raw():
                 pass
+    m.flush()  # the metering work on the worker's thread is in the peak too
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert records.one().usage is not None and records.one().usage.output_tokens == 20_000
@@ -260,6 +270,7 @@ def test_foreign_traffic_is_untouched() -> None:
                 assert type(response.stream).__name__ == "BoundSyncStream"
                 assert type(response.stream._stream).__module__ == "tests.transport.chunks"
                 assert response.read() == b"ok"
+    m.flush()
     assert not records
 
 
@@ -274,6 +285,7 @@ def test_a_raising_subscriber_never_reaches_the_caller(caplog: pytest.LogCapture
     with caplog.at_level(logging.WARNING, logger="meter"), httpx2.Client(transport=transport) as client:
         for _ in range(3):
             assert client.post(CHAT_URL, content=BODY).content == CASES["03"].body
+        m.flush()  # inside the log capture: the fault is logged on the metering thread
     assert len(seen) == 3
     assert m.faults == {"subscriber": 3}
     assert len([r for r in caplog.records if "subscriber" in r.getMessage()]) == 1
@@ -299,6 +311,7 @@ def test_attribution_threads_and_nesting() -> None:
             t.join()
         call()
     call()
+    m.flush()
     assert [r.attributes for r in records] == [
         {"team": "search", "feature": "autocomplete"}, {"team": "search", "feature": "autocomplete"},
         {"team": "search"}, {},
@@ -317,6 +330,7 @@ async def test_attribution_asyncio_tasks() -> None:
                 await client.post(CHAT_URL, content=BODY)
 
         await asyncio.gather(*(call(f"t{i}") for i in range(5)))
+    m.flush()
     assert sorted(r.attributes["team"] for r in records) == [f"t{i}" for i in range(5)]
 
 
@@ -338,6 +352,7 @@ def test_resume_and_retrieve_do_not_count_twice(server: ReplayServer) -> None:
         client.post(server.url + "/openai/v1/responses", content=b'{"model":"gpt-5-mini","stream":true}')
         client.get(server.url + f"/openai/v1/responses/{response_id}?stream=true&starting_after=2")
         client.get(server.url + f"/openai/v1/responses/{response_id}")
+    m.flush()
     first, resumed, retrieved = records
     assert (first.operation, resumed.operation, retrieved.operation) == ("create", "resume", "retrieve")
     assert first.usage is not None and not first.repeat
@@ -358,6 +373,7 @@ def test_gzip_br_zstd_deflate_bodies(server: ReplayServer) -> None:
                                content=b'{"model":"gpt-4.1-nano","input":"x"}') as r:
                 raw = b"".join(r.iter_raw())
         assert raw == b"".join(response.wire_pieces()), encoding
+        m.flush()
         record = records.one()
         assert record.usage is not None and record.usage.output_tokens == case.expected["usage"]["output_tokens"]
         server.clear()

@@ -28,6 +28,7 @@ def _call(stack: Any, method: str, url: str, status: int, content_type: str, bod
         with client.stream(method, url, content=request, headers={"content-type": request_type}) as response:
             got = b"".join(response.iter_bytes())
     assert got == body, "the caller must get the body unchanged"
+    m.flush()
     (record,) = records
     return record, m
 
@@ -116,6 +117,7 @@ def test_a_gzipped_output_file_is_read_decoded() -> None:
 
     with httpx2.Client(transport=meter.MeteredTransport(httpx2.MockTransport(handler), meter=m)) as client:
         assert client.get("https://api.openai.com/v1/files/file-1/content").content == raw
+    m.flush()
     (record,) = records
     assert record.usage is not None and record.usage.input_tokens == 30 and not m.faults
 

@@ -73,6 +73,7 @@ def test_chat_sync(server: ReplayServer, metered: meter.Meter, records: Records,
     client = sync_client(server, metered, legacy)
     completion = client.chat.completions.create(model="reasoner-prod", messages=MESSAGES)
     assert completion.usage is not None
+    metered.flush()
     record = records.one()
     assert_usage(record, CHAT)
     assert (record.api, record.operation, record.stream, record.outcome) == ("chat", "create", False, "ok")
@@ -88,6 +89,7 @@ def test_chat_stream_sync(server: ReplayServer, metered: meter.Meter, records: R
     stream = client.chat.completions.create(model="gpt4o-east", messages=MESSAGES, stream=True)
     chunks = list(stream)
     assert chunks[-1].usage is not None  # the SDK handles the usage chunk (empty choices) fine
+    metered.flush()
     record = records.one()
     assert_usage(record, CHAT_STREAM)
     assert record.stream and record.usage_source == "stream" and record.outcome == "ok"
@@ -109,6 +111,7 @@ def test_include_usage_is_injected_and_the_sdk_copes(
     assert isinstance(sent, dict)
     assert sent["stream_options"] == {"include_usage": True}
     assert sent["messages"] == MESSAGES
+    metered.flush()
     assert records.one().usage_source == "stream"
 
 
@@ -119,6 +122,7 @@ def test_injection_can_be_turned_off(server: ReplayServer, records: Records) -> 
     list(client.chat.completions.create(model="mini", messages=MESSAGES, stream=True))
     sent = server.requests[-1].json()
     assert isinstance(sent, dict) and "stream_options" not in sent
+    m.flush()
     record = records.one()
     assert record.usage_source == "estimated" and record.usage is not None
     assert record.usage.output_tokens > 0 and record.usage.input_tokens > 0
@@ -130,6 +134,7 @@ def test_responses_sync(server: ReplayServer, metered: meter.Meter, records: Rec
     client = sync_client(server, metered, legacy)
     response = client.responses.create(model="gpt-4.1-nano", input="hi")
     assert response.usage is not None
+    metered.flush()
     record = records.one()
     assert_usage(record, RESP)
     assert (record.api, record.deployment, record.finish_reasons) == ("responses", "gpt-4.1-nano", ("completed",))
@@ -146,6 +151,7 @@ def test_responses_stream_helper_sync(
             pass
         final = stream.get_final_response()
     assert final.usage is not None
+    metered.flush()
     record = records.one()
     assert_usage(record, RESP_STREAM)
     assert record.stream and record.usage_source == "stream" and record.time_to_first_token_s is not None
@@ -156,6 +162,7 @@ def test_with_raw_response_sync(server: ReplayServer, metered: meter.Meter, reco
     serve(server, CHAT, "/openai/deployments/reasoner-prod/chat/completions")
     client = sync_client(server, metered, legacy)
     raw = client.chat.completions.with_raw_response.create(model="reasoner-prod", messages=MESSAGES)
+    metered.flush()
     assert raw.headers.get("apim-request-id") == records.one().azure.apim_request_id
     assert raw.parse().usage is not None
     assert_usage(records.one(), CHAT)
@@ -166,6 +173,7 @@ async def test_chat_async(server: ReplayServer, metered: meter.Meter, records: R
     serve(server, CHAT, "/openai/deployments/reasoner-prod/chat/completions")
     client = async_client(server, metered, legacy)
     await client.chat.completions.create(model="reasoner-prod", messages=MESSAGES)
+    metered.flush()
     assert_usage(records.one(), CHAT)
     await client.close()
 
@@ -177,6 +185,7 @@ async def test_chat_stream_async(server: ReplayServer, metered: meter.Meter, rec
     stream = await client.chat.completions.create(model="gpt4o-east", messages=MESSAGES, stream=True)
     async for _ in stream:
         pass
+    metered.flush()
     record = records.one()
     assert_usage(record, CHAT_STREAM)
     assert record.stream and record.time_to_first_token_s is not None
@@ -188,6 +197,7 @@ async def test_responses_async(server: ReplayServer, metered: meter.Meter, recor
     serve(server, RESP, "/openai/responses")
     client = async_client(server, metered, legacy)
     await client.responses.create(model="gpt-4.1-nano", input="hi")
+    metered.flush()
     assert_usage(records.one(), RESP)
     await client.close()
 
@@ -201,6 +211,7 @@ async def test_responses_stream_async(
     async with client.responses.stream(model="gpt-5-mini", input="hi") as stream:
         async for _ in stream:
             pass
+    metered.flush()
     assert_usage(records.one(), RESP_STREAM)
     await client.close()
 
@@ -210,6 +221,7 @@ async def test_with_raw_response_async(server: ReplayServer, metered: meter.Mete
     client = async_client(server, metered, legacy=False)
     raw = await client.responses.with_raw_response.create(model="gpt-4.1-nano", input="hi")
     assert raw.http_response.status_code == 200 and raw.parse().usage is not None
+    metered.flush()
     assert_usage(records.one(), RESP)
     await client.close()
 
@@ -224,6 +236,7 @@ def test_sdk_retries_429_one_record_per_attempt(server: ReplayServer, records: R
     client = meter.wrap(openai.AzureOpenAI(azure_endpoint=server.url, api_key=KEY, api_version=API_VERSION,
                                            max_retries=3), meter=m)
     client.chat.completions.create(model="reasoner-prod", messages=MESSAGES)
+    m.flush()
     assert [r.attempt for r in records] == [0, 1, 2]
     assert [r.outcome for r in records] == ["http_error", "http_error", "ok"]
     assert [r.error_type for r in records] == ["429", "429", None]
@@ -239,6 +252,7 @@ def test_errors_pass_through_unchanged(server: ReplayServer, metered: meter.Mete
     with pytest.raises(openai.NotFoundError) as info:
         client.chat.completions.create(model="nope", messages=MESSAGES)
     assert info.value.status_code == 404
+    metered.flush()
     record = records.one()
     assert (record.outcome, record.error_type, record.usage) == ("http_error", "DeploymentNotFound", None)
 
@@ -247,12 +261,14 @@ def test_wrap_twice_meters_once(server: ReplayServer, metered: meter.Meter, reco
     serve(server, CHAT, "/openai/deployments/reasoner-prod/chat/completions")
     client = meter.wrap(sync_client(server, metered, legacy=False), meter=metered)
     client.with_options(timeout=5).chat.completions.create(model="reasoner-prod", messages=MESSAGES)
+    metered.flush()
     assert len(records) == 1
 
 
 def test_api_key_never_reaches_a_record(server: ReplayServer, metered: meter.Meter, records: Records) -> None:
     serve(server, CHAT, "/openai/deployments/reasoner-prod/chat/completions")
     sync_client(server, metered, legacy=False).chat.completions.create(model="reasoner-prod", messages=MESSAGES)
+    metered.flush()
     assert KEY not in repr(records.one())
     assert "hi" not in repr(records.one().attributes)
 

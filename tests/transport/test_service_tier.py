@@ -42,6 +42,7 @@ def _call(server: ReplayServer, records: Records, response: CannedResponse, **re
     client = meter.wrap(openai.AzureOpenAI(azure_endpoint=server.url, api_key="k", api_version=API_VERSION,
                                            max_retries=0), meter=m)
     client.chat.completions.create(model="gpt-41", messages=[{"role": "user", "content": "hi"}], **request)
+    m.flush()
     return records.one()
 
 
@@ -104,6 +105,7 @@ def test_a_stream_reads_the_tier_from_its_chunks(server: ReplayServer, records: 
     for _ in client.chat.completions.create(model="gpt-41", messages=[{"role": "user", "content": "hi"}],
                                             stream=True):
         pass
+    m.flush()
     record = records.one()
     assert record.service_tier == "priority" and record.deployment_type == "GlobalPriority"
 
@@ -141,6 +143,7 @@ def test_the_span_carries_the_tiers_by_the_openai_conventions(server: ReplayServ
         for _ in range(2):
             client.chat.completions.create(model="gpt-41", messages=[{"role": "user", "content": "hi"}],
                                            service_tier="priority")
+        m.flush()  # the spans end on the metering thread
         provider.force_flush()
         spans = receiver.wait_for_spans(2)
         provider.shutdown()
