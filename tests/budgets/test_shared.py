@@ -75,7 +75,18 @@ def test_threads_in_two_stores_never_settle_past_the_limit(ledger_url: str) -> N
     for store in stores:
         assert store.close()
     spent = _spent(ledger_url, "hard")
-    assert Decimal("1.9") <= spent <= Decimal("2"), spent
+    # Never past the limit. Short of it by at most what docs/budgets.md allows: the slice the other store
+    # held when a store was refused (a slice: 1 % of the limit, at least 4 worst cases: 0.28) and one
+    # worst case; a refusal is remembered for flush_s, so where the last calls stop depends on timing.
+    assert Decimal("2") - Decimal("0.28") - Decimal("0.07") <= spent <= Decimal("2"), spent
+    # Nothing was lost: with both stores closed (their leases given back), the rest can be taken, exactly.
+    rest = Decimal("2") - spent
+    late = SharedBudgets(budgets, SqlSlots(ledger_url), flush_s=0.05)
+    try:
+        assert isinstance(late.reserve("late", budgets, rest), Reservation), rest
+        assert isinstance(late.reserve("past", budgets, Decimal("0.0001")), Refusal)
+    finally:
+        late.close()
 
 
 def test_a_lease_left_behind_expires_and_its_headroom_returns(ledger_url: str) -> None:
