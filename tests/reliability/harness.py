@@ -56,6 +56,8 @@ def read_sync(stack: Any, url: str, body: bytes, status: int, headers: list[tupl
                     got.append(piece)
         except Exception as caught:
             error = _exc_view(caught)
+    assert m.flush(10.0)  # the records and faults come on the metering worker, a moment after the call
+    m.close()  # its worker thread ends with it (thousands of meters are built here, one per read)
     return Seen(seen_status, seen_headers, got, error, records, dict(m.faults))
 
 
@@ -77,6 +79,8 @@ async def read_async(stack: Any, url: str, body: bytes, status: int, headers: li
                     got.append(piece)
         except Exception as caught:
             error = _exc_view(caught)
+    assert m.flush(10.0)  # the records and faults come on the metering worker, a moment after the call
+    m.close()  # its worker thread ends with it (thousands of meters are built here, one per read)
     return Seen(seen_status, seen_headers, got, error, records, dict(m.faults))
 
 

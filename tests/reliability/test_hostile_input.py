@@ -33,6 +33,7 @@ def _call(url: str, request: bytes, status: int, body: bytes, content_type: str 
     with httpx2.Client(transport=meter.MeteredTransport(httpx2.MockTransport(handler), meter=m)) as client:
         with client.stream("POST", url, content=request, headers={"content-type": "application/json"}) as resp:
             got = resp.read()
+    assert m.flush(10.0)  # the record and any fault come on the metering worker, a moment after the call
     return resp, got, records, m
 
 

@@ -161,6 +161,7 @@ def test_a_hostile_request_through_the_proxy_is_stored_with_every_later_record(
             client.post(target, json=body, headers={"api-key": KEY, **headers})
             for _ in range(NORMAL):
                 assert client.post(CHAT_PATH, json=PROMPT, headers={"api-key": KEY}).status_code == 200
+        assert m.flush(10)  # the records reach the ledger writer from the metering worker
         assert m.ledger is not None and m.ledger.flush(20), "the ledger is stuck on a batch it cannot write"
         scrape = generate_latest(registry).decode()
         assert _scrape_ok(scrape) > 0
@@ -194,6 +195,7 @@ def test_a_hostile_response_model_is_stored_with_every_later_record(model: str, 
         with httpx2.Client(transport=meter.MeteredTransport(httpx2.MockTransport(handler), meter=m)) as client:
             for _ in range(1 + NORMAL):
                 client.post(f"https://r.openai.azure.com{CHAT_PATH}", json={"messages": []})
+        assert m.flush(10)  # the records reach the ledger writer from the metering worker
         assert m.ledger is not None and m.ledger.flush(20), "the ledger is stuck on a batch it cannot write"
         assert _scrape_ok(generate_latest(registry).decode()) > 0
         rows = _rows(ledger_url, "response_model")
@@ -224,6 +226,7 @@ def test_a_subset_over_its_total_is_capped_priced_so_and_counted(details: dict[s
         200, headers={"content-type": "application/json"}, content=body))
     with httpx2.Client(transport=meter.MeteredTransport(transport, meter=m)) as client:
         client.post(f"https://r.openai.azure.com{CHAT_PATH}", json={"messages": []})
+    assert m.flush(10)
     (record,) = records
     expected = meter.Usage(input_tokens=10, output_tokens=2, total_tokens=12, **capped)
     assert record.usage == expected
@@ -359,6 +362,7 @@ def test_any_value_in_any_field_is_stored_scraped_and_exported(tmp_path: Path, p
                             "content-type": "application/json", "x-stainless-retry-count": case["retry_count"]})
                     response.read()
                     sent[0] += 1
+                    assert m.flush(10)  # the record comes on the metering worker
                     assert len(records) == before + 1, "the call was not metered"
                     record = records[-1]
                     for value in (record.deployment, record.request_model, record.response_model, record.response_id,
@@ -409,6 +413,7 @@ def test_a_non_ascii_digit_in_starting_after_still_meters_the_call() -> None:
         200, headers={"content-type": "text/event-stream"}, content=b"data: [DONE]\n\n"))
     with httpx2.Client(transport=meter.MeteredTransport(transport, meter=m)) as client:
         client.get("https://r.openai.azure.com/openai/v1/responses/resp_1?stream=true&starting_after=%C2%B2").read()
+    assert m.flush(10)
     (record,) = records
     assert (record.operation, record.response_id) == ("resume", "resp_1")
     assert m.faults == {}
