@@ -33,8 +33,18 @@ STORY = "Tell me a three sentence bedtime story about a unicorn."
 O1_PRO_VERSION = "2023-03-15-preview"
 
 
+def _flush() -> None:
+    """Wait for the instrumented meter's metering thread: records reach ``records`` there, after the call."""
+    from meter.integrations import litellm as integration
+
+    current = integration._meter  # the Meter the ``records`` fixture instrumented LiteLLM with
+    if current is not None:
+        current.flush()
+
+
 def _only_call(records: list[meter.CallRecord], emu: Emulator) -> tuple[meter.CallRecord, dict[str, Any]]:
     """The single record and the single ledger entry of a test that made one HTTP call."""
+    _flush()
     assert len(emu.usage_log) == 1, emu.usage_log
     assert len(records) == 1, records
     return records[0], emu.usage_log[0]
@@ -235,18 +245,25 @@ def test_uninstrument_stops_metering_and_instrument_covers_cached_handlers(
     integration.uninstrument()
     assert not integration.is_instrumented()
     litellm.responses(**call)  # LiteLLM builds (and caches) a plain handler
+    _flush()
     assert records == [] and len(emu.usage_log) == 1
 
     other: list[meter.CallRecord] = []
-    integration.instrument(meter.Meter(on_record=other.append, prometheus=False, otel=False))
-    integration.instrument(meter.Meter(on_record=records.append, prometheus=False, otel=False))  # the last one wins
+    first = meter.Meter(on_record=other.append, prometheus=False, otel=False)
+    last = meter.Meter(on_record=records.append, prometheus=False, otel=False)
+    integration.instrument(first)
+    integration.instrument(last)  # the last one wins
     assert integration.is_instrumented()
     litellm.responses(**call)  # the cached handler from before instrument() is metered now
+    first.flush()
+    last.flush()
     assert other == [] and len(records) == 1 and records[0].usage is not None
 
     integration.uninstrument()
     integration.uninstrument()  # idempotent
     litellm.responses(**call)
+    first.flush()
+    last.flush()
     assert len(records) == 1 and len(emu.usage_log) == 3
 
 
