@@ -50,6 +50,7 @@ def _run(receiver: OtlpReceiver, **options: object) -> tuple[list[meter.CallReco
     with meter.attribute(team="search"):
         for _ in range(3):
             client.post(URL, json={"messages": [{"role": "user", "content": "SECRET-IN"}]})
+    m.flush()  # the records and the events are made on the metering thread
     provider.force_flush()
     return records, provider
 
@@ -58,6 +59,7 @@ def test_one_event_per_call_with_usage_cost_tags_and_trace(receiver: OtlpReceive
     records, provider = _run(receiver, otel_events=True)
     logs = receiver.wait_for_logs(3)
     assert len(logs) == 3 and {log.event_name for log in logs} == {EVENT_NAME}
+    assert len(records) == 3
     by_span = {log.span_id: log for log in logs}
     for record in records:
         log = by_span[record.span_id]

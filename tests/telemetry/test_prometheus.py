@@ -135,6 +135,7 @@ def test_without_meter_spans_exemplars_carry_the_callers_trace() -> None:
                     json={"messages": []})
     client.post("https://x.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
                 json={"messages": []})
+    m.flush()
     callers = format(span.get_span_context().trace_id, "032x")
     assert [r.trace_id for r in records] == [callers, None]
     from prometheus_client.openmetrics.exposition import generate_latest as openmetrics

@@ -36,6 +36,7 @@ def _calls(m: meter.Meter) -> None:
         client.post(HOST + "/openai/deployments/dall-e-3/images/generations?api-version=2024-10-21",
                     json={"prompt": "p", "quality": "hd"})
         client.post(HOST + "/openai/v1/responses", json={"model": "gpt-4.1-mini"})
+    m.flush()
 
 
 def _sample(exposition: str, family: str, api: str) -> float:

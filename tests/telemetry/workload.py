@@ -36,7 +36,7 @@ def serve_workload(srv: ReplayServer) -> None:
 
 
 def run_workload(srv: ReplayServer, m: meter.Meter) -> None:
-    """About a dozen calls of every kind, split between two teams."""
+    """About a dozen calls of every kind, split between two teams, then ``m.flush()``."""
     fast = openai.AzureOpenAI(azure_endpoint=srv.url, api_key=KEY, api_version="2024-10-21", max_retries=2)
     old = openai.AzureOpenAI(azure_endpoint=srv.url, api_key=KEY, api_version="2024-06-01", max_retries=0)
     v1 = openai.OpenAI(base_url=srv.url + "/openai/v1/", api_key=KEY, max_retries=0)
@@ -54,3 +54,4 @@ def run_workload(srv: ReplayServer, m: meter.Meter) -> None:
             for _ in stream:
                 pass
         fast.chat.completions.create(model="reasoner-prod", messages=MESSAGES)
+    m.flush()  # the records, spans, metrics and faults are made on the metering thread: all there now
