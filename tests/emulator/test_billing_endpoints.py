@@ -28,17 +28,24 @@ class Metered:
     """An Azure and a v1 client wrapped by one meter, and the records it emitted."""
 
     def __init__(self, emu: Emulator) -> None:
-        self.records: list[meter.CallRecord] = []
-        self.meter = meter.Meter(on_record=self.records.append, registry=CollectorRegistry(), otel=False)
+        self._records: list[meter.CallRecord] = []
+        self.meter = meter.Meter(on_record=self._records.append, registry=CollectorRegistry(), otel=False)
         self.azure = meter.wrap(openai.AzureOpenAI(azure_endpoint=emu.url, api_key=API_KEY, api_version=AZURE_VERSION,
                                                    max_retries=0), meter=self.meter)
         self.v1 = meter.wrap(openai.OpenAI(base_url=emu.url + "/openai/v1/", api_key=API_KEY, max_retries=0),
                              meter=self.meter)
         self.aio = openai.AsyncOpenAI(base_url=emu.url + "/openai/v1/", api_key=API_KEY, max_retries=0)
 
+    @property
+    def records(self) -> list[meter.CallRecord]:
+        """The records so far: the meter is flushed first (they are made on its metering thread)."""
+        self.meter.flush()
+        return self._records
+
     def one(self) -> meter.CallRecord:
-        assert len(self.records) == 1, self.records
-        return self.records.pop()
+        records = self.records
+        assert len(records) == 1, records
+        return records.pop()
 
     def close(self) -> None:
         self.azure.close()

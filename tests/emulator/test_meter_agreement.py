@@ -24,10 +24,9 @@ def _expected(billed: dict[str, Any]) -> tuple[int, int, int, int, int]:
 
 def test_records_match_the_emulator_bill(emu: Emulator) -> None:
     records: list[meter.CallRecord] = []
+    m = meter.Meter(on_record=records.append)
     client = meter.wrap(
-        openai.AzureOpenAI(azure_endpoint=emu.url, api_key=API_KEY, api_version=API_VERSION),
-        meter=meter.Meter(on_record=records.append),
-    )
+        openai.AzureOpenAI(azure_endpoint=emu.url, api_key=API_KEY, api_version=API_VERSION), meter=m)
     for deployment in ("gpt-4o-mini", "gpt-5"):
         client.chat.completions.create(model=deployment, messages=MESSAGES)
         for _ in client.chat.completions.create(model=deployment, messages=MESSAGES, stream=True):
@@ -35,6 +34,7 @@ def test_records_match_the_emulator_bill(emu: Emulator) -> None:
         client.responses.create(model=deployment, input="Meter me carefully")
         with client.responses.stream(model=deployment, input="Meter me as a stream") as stream:
             stream.get_final_response()
+    m.flush()
     assert len(records) == len(emu.usage_log) == 8
     for record, billed in zip(records, emu.usage_log, strict=True):
         assert (record.api, record.stream, record.deployment) == (billed["api"], billed["stream"],

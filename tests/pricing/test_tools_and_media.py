@@ -80,6 +80,7 @@ def _post(m: meter.Meter, path: str, answer: httpx2.Response, method: str = "POS
     m.subscribe(records.append)
     with httpx2.Client(transport=meter.MeteredTransport(httpx2.MockTransport(lambda r: answer), meter=m)) as c:
         c.request(method, HOST + path, **request)
+    m.flush()
     [record] = records
     return record
 
