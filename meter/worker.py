@@ -65,7 +65,8 @@ class MeteringWorker:
     def _reset(self) -> None:
         self._queue: queue.SimpleQueue[Job | _Stop] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+        self._lock = threading.Lock()
+        """Makes "still open? then queue it" one step, against ``close``: no job lands behind the stop."""
 
     @property
     def closed(self) -> bool:
@@ -79,19 +80,15 @@ class MeteringWorker:
 
     def submit(self, job: Job) -> bool:
         """Queue ``job``; ``False`` when the worker is closed (the caller then runs it itself)."""
-        if self._closed:
-            return False
-        if self._thread is None:
-            self._start()
-        self._queue.put(job)
-        return True
-
-    def _start(self) -> None:
-        with self._start_lock:
-            if self._thread is None:
+        with self._lock:
+            if self._closed:
+                return False
+            if self._thread is None:  # started by the first job, never at construction (fork-safe)
                 thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 thread.start()
                 self._thread = thread
+            self._queue.put(job)
+        return True
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until the jobs submitted before this call have run; ``False`` on timeout.
@@ -107,13 +104,14 @@ class MeteringWorker:
 
     def close(self, timeout: float = 10.0) -> bool:
         """Run what is queued, then stop; ``False`` if that took longer than ``timeout``. Again: no-op."""
-        if self._closed:
-            return True
-        self._closed = True
-        thread = self._thread
-        if thread is None:
-            return True
-        self._queue.put(_STOP)
+        with self._lock:
+            if self._closed:
+                return True
+            self._closed = True
+            thread = self._thread
+            if thread is None:
+                return True
+            self._queue.put(_STOP)
         if threading.current_thread() is thread:
             return True
         thread.join(timeout)

@@ -208,3 +208,46 @@ def test_budget_settles_on_the_worker_and_flush_shows_it(emu: Emulator, registry
     assert m.budgets is not None
     (status,) = m.budgets.store.status()
     assert status.reserved == 0 and status.spent > 0
+
+
+def test_calls_racing_close_each_get_one_record(emu: Emulator, registry: CollectorRegistry) -> None:
+    """No job lands behind the worker's stop: a call that ends while ``close`` runs is metered there or
+    on its own thread, once."""
+    records: list[meter.CallRecord] = []
+    lock = threading.Lock()
+
+    def keep(record: meter.CallRecord) -> None:
+        with lock:
+            records.append(record)
+
+    m = meter.Meter(on_record=keep, registry=registry, otel=False)
+    client = _client(emu, m)
+    made = [0] * 8
+    go = threading.Event()
+
+    def work(i: int) -> None:
+        go.wait()
+        for _ in range(40):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+            made[i] += 1
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: widen any check-then-put race
+    try:
+        go.set()
+        threading.Event().wait(0.3)
+        assert m.close(10.0)
+        for t in threads:
+            t.join(60)
+    finally:
+        sys.setswitchinterval(interval)
+    m.flush(5.0)
+    assert sum(made) == 320 and len(records) == 320
+    assert len({r.response_id for r in records}) == 320
+    text = generate_latest(registry).decode()  # the sinks had every call too (a lost start job loses them)
+    counted = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                  if line.startswith("llm_requests_total{"))
+    assert counted == 320, text[:2000]
