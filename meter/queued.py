@@ -1,11 +1,11 @@
 """``QueuedSubscriber``: run a slow subscriber off the caller's path, with a bounded queue.
 
-Subscribers (``Meter(on_record=...)``) run inline, on the thread that finished
-the call: the caller's thread, or the event loop for async clients. That keeps
-the record's order and costs nothing extra, but a subscriber that blocks (a
-network write, a database insert) stalls the caller for as long as it blocks.
-Wrapping it in ``QueuedSubscriber`` moves it to one worker thread: the caller
-only puts the record on a queue. The queue is bounded so a stuck subscriber
+Subscribers (``Meter(on_record=...)``) run on the Meter's metering thread (or, with
+``metering="inline"``, on the thread that finished the call: the caller's, or the
+event loop for async clients). That keeps the records' order, but a subscriber that
+blocks (a network write, a database insert) holds up every record after it, and
+with ``metering="inline"`` the caller too. Wrapping it in ``QueuedSubscriber`` moves
+it to a thread of its own: the metering thread only puts the record on a queue. The queue is bounded so a stuck subscriber
 cannot grow memory without end; when it is full the record is dropped for that
 subscriber and counted in ``dropped`` (and logged once), never waited for.
 """
