@@ -55,6 +55,7 @@ FORK = """
     m = meter.Meter(registry=CollectorRegistry(), otel=False, ledger=sys.argv[1])
     c = client(m)
     call(c)  # the parent writes first: its writer thread runs (and holds its connection) when it forks
+    m.flush()
     m.ledger.flush()
     call(c)  # and one record may still be queued in the parent at the fork
     children = {}
@@ -160,6 +161,7 @@ OPEN_STREAMS = """
         streams.append((response, chunks))  # still open at exit: the program never read them to the end
     for _ in range(50):
         call(client(m))  # 50 records queued for the slow subscriber at exit
+    assert m.flush()  # every ended call's record handed out (the slow subscriber's queue still holds them)
     print(json.dumps({"records": len(seen)}), flush=True)
 """
 
@@ -224,6 +226,7 @@ def test_a_partition_pruned_under_a_running_writer_is_made_again(pg_database: st
     m = meter.Meter(registry=CollectorRegistry(), otel=False, ledger=pg_database)
     c = httpx2.Client(transport=meter.MeteredTransport(httpx2.MockTransport(azure), meter=m))
     c.post(URL, json={"messages": []})
+    assert m.flush()
     assert m.ledger is not None and m.ledger.flush()
     tomorrow = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 86_400 * 40))
     pruned = subprocess.run([sys.executable, "-m", "meter", "ledger", "prune", "--ledger", pg_database,

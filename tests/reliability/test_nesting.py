@@ -52,11 +52,13 @@ class Hiding:
 def test_nested_transports_give_one_record(stack: Any, stream: bool, emu: Emulator) -> None:
     outer_records: list[meter.CallRecord] = []
     inner_records: list[meter.CallRecord] = []
-    transport = meter.MeteredTransport(meter.MeteredTransport(stack.HTTPTransport(), meter=_meter(inner_records)),
-                                       meter=_meter(outer_records))
+    inner_meter, outer_meter = _meter(inner_records), _meter(outer_records)
+    transport = meter.MeteredTransport(meter.MeteredTransport(stack.HTTPTransport(), meter=inner_meter),
+                                       meter=outer_meter)
     with stack.Client(transport=transport) as client:
         response = client.post(emu.url + CHAT, headers={"api-key": API_KEY}, json={**BODY, "stream": stream})
         assert response.status_code == 200
+    assert inner_meter.flush(10) and outer_meter.flush(10)
     assert len(outer_records) == 1 and inner_records == []
     assert outer_records[0].usage is not None
 
@@ -72,6 +74,7 @@ async def test_nested_async_transports_give_one_record(stack: Any, emu: Emulator
                                  json={**BODY, "stream": True}) as response:
             async for _ in response.aiter_bytes():
                 pass
+    assert m.flush(10)
     assert len(records) == 1 and records[0].usage is not None
 
 
@@ -82,6 +85,7 @@ def test_wrap_over_a_hidden_metered_transport_counts_once(stack: Any, emu: Emula
     client = stack.Client(transport=Hiding(meter.MeteredTransport(stack.HTTPTransport(), meter=m)))
     meter.wrap(client, meter=m)
     client.post(emu.url + CHAT, headers={"api-key": API_KEY}, json=BODY)
+    assert m.flush(10)
     assert len(records) == 1
     client.close()
 
@@ -94,6 +98,7 @@ def test_a_reused_request_is_metered_on_every_send(emu: Emulator) -> None:
         request = client.build_request("POST", emu.url + CHAT, headers={"api-key": API_KEY}, json=BODY)
         for _ in range(3):
             client.send(request)
+    assert m.flush(10)
     assert len(records) == 3
 
 
@@ -103,11 +108,13 @@ def test_the_inner_meter_meters_what_the_outer_one_does_not_recognise(emu: Emula
     inner: list[meter.CallRecord] = []
     host = "127.0.0.1"
     inner_meter = meter.Meter(on_record=inner.append, otel=False, prometheus=False, price_book=False, hosts=[host])
+    outer_meter = _meter(outer)
     transport = meter.MeteredTransport(meter.MeteredTransport(httpx2.HTTPTransport(), meter=inner_meter),
-                                       meter=_meter(outer))
+                                       meter=outer_meter)
     with httpx2.Client(transport=transport) as client:
         client.post(emu.url + "/openai/v1/chat/completions".replace("/openai", ""), headers={"api-key": API_KEY},
                     json={**BODY, "model": "gpt-4o-mini"})
+    assert inner_meter.flush(10) and outer_meter.flush(10)
     assert outer == [] and len(inner) == 1
 
 

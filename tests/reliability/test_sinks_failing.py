@@ -12,6 +12,7 @@ import asyncio
 import logging
 import socket
 import statistics
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -78,6 +79,7 @@ def test_an_otlp_endpoint_down_or_hanging_costs_the_calls_nothing(
     healthy.add_span_processor(SimpleSpanProcessor(healthy_exporter))
     base = _median_us(_client(meter.Meter(tracer_provider=healthy, prometheus=False, otel=True)))
     got = _median_us(_client(failing), calls=400)  # long enough for exports to fail and retry meanwhile
+    assert failing.flush(10)
     assert len(records) == 400 and all(r.usage is not None for r in records)
     assert got - base < 1000, f"{endpoint}: +{got - base:.0f} µs a call"
     t0 = time.perf_counter()
@@ -99,26 +101,40 @@ def test_a_raising_subscriber_is_counted_and_logged_once(caplog: pytest.LogCaptu
     client = _client(m)
     for _ in range(50):
         assert client.post(URL, json={}).status_code == 200
+    assert m.flush(10)
     assert len(got) == 50  # the next subscriber still gets every record
     assert m.faults == {"subscriber": 50}
     assert len([r for r in caplog.records if "metering fault (subscriber)" in r.getMessage()]) == 1
 
 
 def test_a_blocking_subscriber_stalls_the_caller_unless_queued(figures: dict[str, object]) -> None:
+    """``metering="inline"``: the caller waits for a blocking subscriber unless it is queued. With the metering
+    worker (the default) the worker waits for it, not the caller."""
     block_s = 0.02
+    seen: list[str] = []
 
     def slow(record: meter.CallRecord) -> None:
+        seen.append(threading.current_thread().name)
         time.sleep(block_s)
 
-    inline = _median_us(_client(meter.Meter(on_record=slow, otel=False, prometheus=False)), calls=20)
+    inline = _median_us(_client(meter.Meter(on_record=slow, otel=False, prometheus=False, metering="inline")),
+                        calls=20)
     queued_sub = meter.QueuedSubscriber(slow, maxsize=100)
-    queued = _median_us(_client(meter.Meter(on_record=queued_sub, otel=False, prometheus=False)), calls=20)
-    base = _median_us(_client(meter.Meter(otel=False, prometheus=False)), calls=20)
+    queued = _median_us(_client(meter.Meter(on_record=queued_sub, otel=False, prometheus=False,
+                                            metering="inline")), calls=20)
+    base = _median_us(_client(meter.Meter(otel=False, prometheus=False, metering="inline")), calls=20)
     assert inline - base >= block_s * 1e6 * 0.9  # inline: the caller waits for the subscriber, as documented
     assert queued - base < 1000
     assert queued_sub.close(timeout=5) and queued_sub.dropped == 0
+    seen.clear()
+    on_worker = meter.Meter(on_record=slow, otel=False, prometheus=False)
+    worker = _median_us(_client(on_worker), calls=20)
+    worker_base = _median_us(_client(meter.Meter(otel=False, prometheus=False)), calls=20)
+    assert worker - worker_base < 1000  # the worker: the caller does not wait for the subscriber
+    assert on_worker.flush(10) and seen == ["meter-metering"] * 20  # and every record still reached it
     figures["sinks: subscriber blocking 20 ms"] = (f"inline +{(inline - base) / 1000:.1f} ms a call; "
-                                                   f"QueuedSubscriber +{(queued - base):.0f} µs")
+                                                   f"QueuedSubscriber +{(queued - base):.0f} µs; "
+                                                   f"metering worker +{(worker - worker_base):.0f} µs")
 
 
 def test_a_queued_subscriber_that_falls_behind_drops_and_counts() -> None:
@@ -130,10 +146,12 @@ def test_a_queued_subscriber_that_falls_behind_drops_and_counts() -> None:
         handled.append(record)
 
     sub = meter.QueuedSubscriber(stuck, maxsize=5)
-    client = _client(meter.Meter(on_record=sub, otel=False, prometheus=False))
+    m = meter.Meter(on_record=sub, otel=False, prometheus=False)
+    client = _client(m)
     t0 = time.perf_counter()
     for _ in range(30):
         client.post(URL, json={})
+    assert m.flush(2)  # the worker hands the records to the queued subscriber: never waits on it either
     assert time.perf_counter() - t0 < 2  # never waited on the stuck subscriber
     assert sub.dropped >= 30 - 5 - 1
     gate.set()
@@ -142,7 +160,8 @@ def test_a_queued_subscriber_that_falls_behind_drops_and_counts() -> None:
 
 
 async def test_a_blocking_subscriber_stalls_the_event_loop(figures: dict[str, object]) -> None:
-    """Documented: subscribers run on the loop for async clients. Measured here, with a ticker task."""
+    """Documented: with ``metering="inline"`` subscribers run on the loop for async clients. Measured here,
+    with a ticker task."""
     block_s = 0.05
 
     def slow(record: meter.CallRecord) -> None:
@@ -150,7 +169,7 @@ async def test_a_blocking_subscriber_stalls_the_event_loop(figures: dict[str, ob
 
     transport = meter.AsyncMeteredTransport(
         httpx2.MockTransport(lambda request: httpx2.Response(200, json=BODY)),
-        meter=meter.Meter(on_record=slow, otel=False, prometheus=False))
+        meter=meter.Meter(on_record=slow, otel=False, prometheus=False, metering="inline"))
     gaps: list[float] = []
 
     async def ticker() -> None:
@@ -169,6 +188,42 @@ async def test_a_blocking_subscriber_stalls_the_event_loop(figures: dict[str, ob
     tick.cancel()
     assert max(gaps) >= block_s * 0.9
     figures["sinks: subscriber blocking 50 ms, async"] = f"event loop stalled up to {max(gaps) * 1000:.0f} ms"
+
+
+async def test_a_blocking_subscriber_does_not_stall_the_event_loop_with_the_metering_worker(
+        figures: dict[str, object]) -> None:
+    """The default: the subscriber runs on the metering worker, so the loop's ticker keeps ticking."""
+    block_s = 0.3
+    seen: list[str] = []
+
+    def slow(record: meter.CallRecord) -> None:
+        seen.append(threading.current_thread().name)
+        time.sleep(block_s)
+
+    m = meter.Meter(on_record=slow, otel=False, prometheus=False, price_book=False)
+    transport = meter.AsyncMeteredTransport(
+        httpx2.MockTransport(lambda request: httpx2.Response(200, json=BODY)), meter=m)
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    tick = asyncio.ensure_future(ticker())
+    async with httpx2.AsyncClient(transport=transport) as client:
+        for _ in range(3):
+            await client.post(URL, json={})
+            await asyncio.sleep(0.005)
+    await asyncio.sleep(block_s * 2)  # the worker is in the subscriber meanwhile
+    tick.cancel()
+    assert max(gaps) < block_s / 2
+    assert m.flush(10) and seen == ["meter-metering"] * 3
+    figures["sinks: subscriber blocking 300 ms, async, metering worker"] = (
+        f"event loop's longest gap {max(gaps) * 1000:.0f} ms")
 
 
 @pytest.mark.parametrize("store", ["aggregate", "multiprocess"])
@@ -202,6 +257,7 @@ def test_a_metric_rejecting_a_sample_is_a_counted_fault(monkeypatch: pytest.Monk
     client = _client(m)
     for _ in range(20):
         assert client.post(URL, json={}).status_code == 200
+    assert m.flush(10)
     assert len(got) == 20 and len(exporter.get_finished_spans()) == 20  # the other sinks were unaffected
     assert m.faults == {"sink": 20}
     assert len([r for r in caplog.records if "metering fault (sink)" in r.getMessage()]) == 1

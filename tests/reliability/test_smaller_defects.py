@@ -40,6 +40,7 @@ def test_a_fault_in_attach_emits_the_record_and_ends_the_span(monkeypatch: pytes
     with httpx2.Client(transport=meter.MeteredTransport(handler, meter=m)) as client:
         response = client.post(CHAT, json={"messages": []})
     assert response.status_code == 200 and response.json() == BODY  # the caller got it untouched
+    assert m.flush(10)
     (record,) = records
     assert (record.outcome, record.status_code, record.usage) == ("ok", 200, None)
     assert m.faults == {"attach": 1}
@@ -75,6 +76,7 @@ def test_a_close_during_a_chunk_waits_for_it() -> None:
     assert halfway.wait(5)
     call.on_close()
     reader.join()
+    assert m.flush(10)
     (record,) = records
     assert record.finish_reasons == ("stop", "length")
     assert "record" not in m.faults
@@ -88,6 +90,7 @@ def test_embeddings_responses_keep_their_id() -> None:
     handler = httpx2.MockTransport(lambda request: httpx2.Response(200, json=body))
     with httpx2.Client(transport=meter.MeteredTransport(handler, meter=m)) as client:
         client.post("https://acct.services.ai.azure.com/openai/v1/embeddings", json={"model": "embed-v-4-0"})
+    assert m.flush(10)
     (record,) = records
     assert (record.api, record.response_id, record.response_model) == ("embeddings", "emb-7f3a", "embed-v-4-0")
 
@@ -104,6 +107,7 @@ def test_price_tables_takes_a_single_path(tmp_path: Path) -> None:
         handler = httpx2.MockTransport(lambda request, body=body: httpx2.Response(200, json=body))
         with httpx2.Client(transport=meter.MeteredTransport(handler, meter=m)) as client:
             client.post(CHAT, json={"messages": []})
+        assert m.flush(10)
         assert str(records[0].cost.total) == "1.00", tables
 
 
