@@ -70,6 +70,7 @@ def test_a_100_mb_stream_takes_no_memory(figures: dict[str, object]) -> None:
     raw_mb, raw_s, _ = _read(Generated(total))
     metered_mb, metered_s, read = _read(meter.MeteredTransport(Generated(total), meter=m))
     assert read >= total
+    assert m.flush(60)
     (record,) = records
     assert record.outcome == "ok" and record.usage is not None and record.usage.output_tokens > 6000
     assert metered_mb - raw_mb < 2, f"+{metered_mb - raw_mb:.1f} MB"
@@ -82,6 +83,7 @@ def test_an_endless_stream_closed_by_the_caller(figures: dict[str, object]) -> N
     m = meter.Meter(on_record=records.append, otel=False, prometheus=False, price_book=False)
     limit = soak(200, 2000) * 1024 * 1024
     grown_mb, seconds, read = _read(meter.MeteredTransport(Generated(None), meter=m), limit=limit)
+    assert m.flush(60)
     (record,) = records
     assert record.outcome == "aborted" and record.usage_source == "estimated"
     assert record.usage is not None and record.usage.output_tokens == read // len(DELTA)
@@ -109,6 +111,7 @@ def test_ten_thousand_label_values_stay_bounded(figures: dict[str, object]) -> N
         for i in range(n):
             with meter.attribute(team=f"team-{i}"):
                 client.post(URL.replace("/d/", f"/dep-{i}/"), content=b"{}")
+    assert m.flush(60)  # every call metered (the worker's queue emptied) before the memory is read
     grown_mb = (rss_kib() - before) / 1024
     ns = names.DEFAULT_NAMESPACE
     series = [s for metric in registry.collect() for s in metric.samples if s.name == names.requests_total(ns)]

@@ -96,6 +96,7 @@ def test_sixteen_threads_through_one_meter(emu: Emulator, figures: dict[str, obj
     seconds = time.monotonic() - started
     assert not any(t.is_alive() for t in threads), "a thread hung"
     assert errors == []
+    assert m.flush(60)
     assert len(records) == 16 * per_thread
     assert Counter(r.attributes["team"] for r in records) == {f"t{i:02d}": per_thread for i in range(16)}
     assert all(r.usage is not None and r.usage_source in ("response", "stream") for r in records)
@@ -133,7 +134,7 @@ class InterleavingTransport(httpx2.AsyncBaseTransport):
         return httpx2.Response(200, headers={"content-type": "text/event-stream"}, stream=Stream())
 
 
-async def _round(client: httpx2.AsyncClient, streams: int) -> None:
+async def _round(client: httpx2.AsyncClient, m: meter.Meter, streams: int) -> None:
     async def one(i: int) -> None:
         team = f"a{i % 50:02d}-{i}"
         with meter.attribute(team=team):
@@ -144,6 +145,7 @@ async def _round(client: httpx2.AsyncClient, streams: int) -> None:
                     pass
 
     await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(streams))), timeout=120)
+    assert m.flush(60)  # every stream's record handed out (the metering worker)
 
 
 async def test_a_thousand_concurrent_asyncio_streams(figures: dict[str, object]) -> None:
@@ -154,7 +156,7 @@ async def test_a_thousand_concurrent_asyncio_streams(figures: dict[str, object])
     client = httpx2.AsyncClient(transport=meter.AsyncMeteredTransport(InterleavingTransport(), meter=m))
     streams = 1000
     started = time.monotonic()
-    await _round(client, streams)
+    await _round(client, m, streams)
     seconds = time.monotonic() - started
     assert len(records) == streams
     for record in records:  # each stream's own team, and its own usage: no crosstalk
@@ -164,14 +166,14 @@ async def test_a_thousand_concurrent_asyncio_streams(figures: dict[str, object])
         assert record.usage.output_tokens == 20 and record.outcome == "ok"
     _check_totals(registry, records)
     records.clear()
-    await _round(client, streams)  # caches and pools settle over the first rounds
+    await _round(client, m, streams)  # caches and pools settle over the first rounds
     gc.collect()
     rounds = soak(3, 20)
     tracemalloc.start()
     before = tracemalloc.take_snapshot()
     for _ in range(rounds):
         records.clear()
-        await _round(client, streams)
+        await _round(client, m, streams)
     records.clear()
     gc.collect()
     after = tracemalloc.take_snapshot()
@@ -206,4 +208,5 @@ def test_no_deadlock_when_subscribers_and_sinks_share_a_registry_across_threads(
     for t in threads:
         t.join(60)
     assert len(done) == 8
+    assert all(m.flush(60) for m in meters)
     assert _sum(registry, names.requests_total(NS)) == 8 * 300

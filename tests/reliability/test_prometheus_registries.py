@@ -31,11 +31,13 @@ def test_every_fresh_registry_exports_its_own_metrics() -> None:
     silent = 0
     for _ in range(40):
         registry = CollectorRegistry()
-        _one_call(meter.Meter(registry=registry, otel=False, price_book=False))
+        m = meter.Meter(registry=registry, otel=False, price_book=False)
+        _one_call(m)
+        assert m.flush(10)
         text = generate_latest(registry).decode()
         if 'llm_input_tokens_total{api="chat"' not in text or "} 3.0" not in text:
             silent += 1
-        del registry
+        del registry, m
         gc.collect()  # frees the registry so the next one may be allocated at the same address
     assert silent == 0
 
@@ -55,6 +57,7 @@ def test_meters_sharing_a_live_registry_still_share_families() -> None:
     b = meter.Meter(registry=registry, otel=False, price_book=False)
     _one_call(a)
     _one_call(b)
+    assert a.flush(10) and b.flush(10)
     assert 'llm_requests_total{api="chat"' in generate_latest(registry).decode()
     value = registry.get_sample_value("llm_input_tokens_total", {
         "api": "chat", "deployment": "d", "model": "gpt-4o-2024-11-20", "deployment_type": "", "provider":
