@@ -31,6 +31,7 @@ def call(server: ReplayServer, m: meter.Meter, headers: list[tuple[str, str]] | 
     client = meter.wrap(openai.AzureOpenAI(azure_endpoint=server.url, api_key="k", api_version="2024-10-21",
                                            max_retries=0), meter=m)
     client.chat.completions.create(model="reasoner-prod", messages=MESSAGES)
+    assert m.flush(10)  # the record comes on the metering worker, a moment after the call
     assert len(records) == 1
     return records[0]
 
@@ -71,6 +72,7 @@ def test_mapped_model_used_when_served_model_is_unknown(server: ReplayServer) ->
     m = meter.Meter(on_record=records.append, deployments={"reasoner-prod": DeploymentInfo(model="o4-mini")})
     client = meter.wrap(openai.AzureOpenAI(azure_endpoint=server.url, api_key="k", api_version="2024-10-21"), meter=m)
     client.chat.completions.create(model="reasoner-prod", messages=MESSAGES)
+    assert m.flush(10)
     assert records[0].cost is not None and records[0].cost.model is not None
     assert records[0].cost.model.startswith("o4-mini") and records[0].cost.basis == "list"
 
@@ -99,6 +101,7 @@ def test_unknown_model_is_unknown_never_zero(server: ReplayServer) -> None:
     m = meter.Meter(on_record=records.append)
     client = meter.wrap(openai.AzureOpenAI(azure_endpoint=server.url, api_key="k", api_version="2024-10-21"), meter=m)
     client.chat.completions.create(model="mystery", messages=MESSAGES)
+    assert m.flush(10)
     cost = records[0].cost
     assert cost is not None and cost.basis == "unknown" and cost.total is None and cost.reason
     assert m.costing is not None and m.costing.book.unpriced_calls.get("mystery-model-9", 0) >= 1
@@ -110,6 +113,7 @@ def test_estimated_usage_gives_flagged_estimate(server: ReplayServer) -> None:
     m = meter.Meter(on_record=records.append, deployments={"mini": "gpt-4o-mini-2024-07-18"})
     client = meter.wrap(openai.AzureOpenAI(azure_endpoint=server.url, api_key="k", api_version="2024-06-01"), meter=m)
     list(client.chat.completions.create(model="mini", messages=MESSAGES, stream=True))
+    assert m.flush(10)
     record = records[0]
     assert record.usage_source == "estimated"
     assert record.cost is not None and record.cost.estimated and record.cost.total is not None
@@ -123,6 +127,7 @@ def test_errors_have_no_cost(server: ReplayServer) -> None:
                                            max_retries=0), meter=m)
     with pytest.raises(openai.RateLimitError):
         client.chat.completions.create(model="gpt4o-east", messages=MESSAGES)
+    assert m.flush(10)
     assert records[0].cost is None and records[0].usage is None
 
 

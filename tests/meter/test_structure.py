@@ -315,6 +315,7 @@ def test_otel_off_never_imports_opentelemetry() -> None:
         client = httpx.Client(transport=meter.MeteredTransport(httpx.MockTransport(azure), meter=m))
         client.post("https://x.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
                     json={"messages": []})
+        assert m.flush()  # the record comes on the metering worker
         assert len(records) == 1 and records[0].usage.input_tokens == 3, records
         print(sorted(name for name in sys.modules if name.split(".")[0] == "opentelemetry"))
     """)
