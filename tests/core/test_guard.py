@@ -88,6 +88,7 @@ def test_a_meter_counts_a_sink_that_raises_once_per_call_and_logs_the_kind_once(
             response = client.post("https://r.openai.azure.com/openai/deployments/d/chat/completions"
                                    "?api-version=2024-10-21", json={"messages": []})
             assert response.status_code == 200
+    assert m.flush(10)  # the records and faults come on the metering worker
     assert len(records) == 3  # the other consumers still got every record
     assert m.faults == {"sink_start": 3, "sink": 3}
     logged = [r.getMessage() for r in caplog.records if "metering fault" in r.getMessage()]

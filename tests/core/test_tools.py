@@ -39,10 +39,13 @@ def _meter(records: list[meter.CallRecord]) -> meter.Meter:
 
 
 def _send(server: ReplayServer, m: meter.Meter, path: str, body: dict[str, Any]) -> None:
-    with httpx2.Client(transport=meter.MeteredTransport(httpx2.HTTPTransport(), meter=m)) as client, \
-            client.stream("POST", server.url + path, json=body) as response:
-        for _ in response.iter_bytes():
-            pass
+    try:
+        with httpx2.Client(transport=meter.MeteredTransport(httpx2.HTTPTransport(), meter=m)) as client, \
+                client.stream("POST", server.url + path, json=body) as response:
+            for _ in response.iter_bytes():
+                pass
+    finally:  # the call raised or not, its record comes on the metering worker: wait for it
+        m.flush(10)
 
 
 def _tools(record: meter.CallRecord) -> dict[str, int]:
