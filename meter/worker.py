@@ -84,8 +84,12 @@ class MeteringWorker:
             if self._closed:
                 return False
             if self._thread is None:  # started by the first job, never at construction (fork-safe)
-                thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                # The thread holds the queue, not the worker: a Meter dropped without close() is freed,
+                # and its worker's finaliser then stops the thread (its queue is empty by then: every
+                # queued job holds the Meter).
+                thread = threading.Thread(target=_serve, args=(self._queue,), name=self._name, daemon=True)
                 thread.start()
+                weakref.finalize(self, self._queue.put, _STOP)
                 self._thread = thread
             self._queue.put(job)
         return True
@@ -121,16 +125,19 @@ class MeteringWorker:
         """The parent's queued jobs are the parent's: the child starts with an empty queue and no thread."""
         self._reset()
 
-    def _run(self) -> None:
-        get = self._queue.get
-        while True:
-            job = get()
-            if isinstance(job, _Stop):
-                return
-            try:
-                job()
-            except Exception as exc:  # every job guards its own work; this only keeps the thread alive
-                logger.warning("meter: a metering job raised %s: %s", type(exc).__name__, exc, exc_info=exc)
+
+
+def _serve(jobs: queue.SimpleQueue[Job | _Stop]) -> None:
+    """The worker thread: run the jobs in order until the stop."""
+    get = jobs.get
+    while True:
+        job = get()
+        if isinstance(job, _Stop):
+            return
+        try:
+            job()
+        except Exception as exc:  # every job guards its own work; this only keeps the thread alive
+            logger.warning("meter: a metering job raised %s: %s", type(exc).__name__, exc, exc_info=exc)
 
 
 _live: weakref.WeakSet[MeteringWorker] = weakref.WeakSet()

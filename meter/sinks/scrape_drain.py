@@ -15,8 +15,9 @@ import time
 import weakref
 from collections.abc import Callable
 
-DRAIN_TIMEOUT_S = 1.0
-"""How long one scrape waits, in all, for the workers feeding its store."""
+DRAIN_TIMEOUT_S = 5.0
+"""How long one scrape waits, in all, for the workers feeding its store (a loaded machine may have a
+backlog; Prometheus's default scrape timeout is 10 s)."""
 
 Flush = Callable[[float], bool]
 

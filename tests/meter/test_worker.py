@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -251,3 +252,23 @@ def test_calls_racing_close_each_get_one_record(emu: Emulator, registry: Collect
     counted = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                   if line.startswith("llm_requests_total{"))
     assert counted == 320, text[:2000]
+
+
+def test_a_dropped_meter_leaves_no_thread_behind(emu: Emulator) -> None:
+    """Nothing keeps a Meter's worker alive but the Meter: dropped without close(), its thread ends."""
+    import gc
+
+    def workers() -> int:
+        return sum(1 for t in threading.enumerate() if t.name == "meter-metering" and t.is_alive())
+
+    before = workers()
+    for _ in range(20):
+        m = meter.Meter(otel=False, prometheus=False)
+        _client(emu, m).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+        m.flush(5.0)
+        del m
+    gc.collect()
+    deadline = time.monotonic() + 5.0
+    while workers() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert workers() <= before, workers()
