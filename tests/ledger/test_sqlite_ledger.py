@@ -79,6 +79,7 @@ def test_a_batch_written_twice_adds_nothing_twice(tmp_path: Path) -> None:
     seen: list[meter.CallRecord] = []
     m.subscribe(seen.append)
     client(m).post(URL, json={"messages": []})
+    assert m.flush(10)  # the record comes on the metering worker
     from meter.ledger import rows as ledger_rows
 
     call = ledger_rows.call_row("id-1", seen[0])
@@ -134,6 +135,7 @@ def test_a_blocked_database_never_slows_a_call_and_drops_are_counted() -> None:
         c.post(URL, json={"messages": []})
     elapsed = time.perf_counter() - started
     assert elapsed < 5, f"100 calls took {elapsed:.1f} s with the database blocked"
+    assert m.flush(10)  # every record offered to the writer (from the metering worker), before counting drops
     assert writer.dropped == 100 - 20 and m.faults["ledger_dropped"] == writer.dropped  # the queue holds 20
     store.release.set()
     assert writer.close(timeout=10)
@@ -150,6 +152,7 @@ def test_a_failing_database_is_retried_and_nothing_is_lost() -> None:
     m.add_sink(LedgerSink(writer))
     for _ in range(30):
         client(m).post(URL, json={"messages": []})
+    assert m.flush(10)  # every record handed to the writer before it is closed
     assert writer.close(timeout=20)
     assert writer.written == 30 and writer.dropped == 0 and sum(store.batches) == 30
 

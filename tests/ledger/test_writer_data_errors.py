@@ -27,6 +27,7 @@ def _record() -> meter.CallRecord:
     m = meter.Meter(registry=CollectorRegistry(), otel=False, on_record=seen.append)
     httpx2.Client(transport=meter.MeteredTransport(httpx2.MockTransport(azure), meter=m)).post(
         URL, json={"messages": []})
+    assert m.flush(10)  # the record comes on the metering worker
     return seen[0]
 
 
