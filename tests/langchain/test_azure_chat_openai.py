@@ -22,13 +22,14 @@ def emu() -> Iterator[Emulator]:
         yield running
 
 
-def make(emu: Emulator, records: list[meter.CallRecord], **kwargs: Any) -> Any:
+def make(emu: Emulator, records: list[meter.CallRecord], **kwargs: Any) -> tuple[Any, meter.Meter]:
+    """The chat model, and its Meter (``flush()`` it before reading ``records``: they come on its worker)."""
     m = meter.Meter(on_record=records.append, registry=prometheus_client.CollectorRegistry(), otel=False)
     return langchain_openai.AzureChatOpenAI(
         azure_endpoint=emu.url, azure_deployment="gpt-4o-mini", api_version="2024-10-21",
         api_key=emu.config.api_key, max_retries=0,
         http_client=meter.wrap(httpx2.Client(), meter=m),
-        http_async_client=meter.wrap(httpx2.AsyncClient(), meter=m), **kwargs)
+        http_async_client=meter.wrap(httpx2.AsyncClient(), meter=m), **kwargs), m
 
 
 def billed(emu: Emulator) -> dict[str, Any]:
@@ -38,8 +39,10 @@ def billed(emu: Emulator) -> dict[str, Any]:
 
 def test_invoke(emu: Emulator) -> None:
     records: list[meter.CallRecord] = []
-    reply = make(emu, records).invoke("Summarise the quarterly report.")
+    chat, m = make(emu, records)
+    reply = chat.invoke("Summarise the quarterly report.")
     assert reply.content
+    assert m.flush(10)
     (record,) = records
     usage = billed(emu)["usage"]
     assert record.deployment == "gpt-4o-mini" and record.usage is not None
@@ -50,8 +53,10 @@ def test_invoke(emu: Emulator) -> None:
 
 def test_stream_gets_exact_usage(emu: Emulator) -> None:
     records: list[meter.CallRecord] = []
-    text = "".join(str(chunk.content) for chunk in make(emu, records).stream("Tell me a story."))
+    chat, m = make(emu, records)
+    text = "".join(str(chunk.content) for chunk in chat.stream("Tell me a story."))
     assert text
+    assert m.flush(10)
     (record,) = records
     assert record.stream and record.usage_source == "stream" and record.usage is not None
     assert record.usage.output_tokens == billed(emu)["usage"]["completion_tokens"]
@@ -59,5 +64,7 @@ def test_stream_gets_exact_usage(emu: Emulator) -> None:
 
 async def test_ainvoke(emu: Emulator) -> None:
     records: list[meter.CallRecord] = []
-    reply = await make(emu, records).ainvoke("Summarise the quarterly report.")
+    chat, m = make(emu, records)
+    reply = await chat.ainvoke("Summarise the quarterly report.")
+    assert m.flush(10)
     assert reply.content and len(records) == 1 and records[0].usage is not None
