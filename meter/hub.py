@@ -77,6 +77,19 @@ _book_lock = threading.Lock()
 RecordCallback = Callable[[CallRecord], None]
 
 
+_UPLOADS = frozenset({"transcriptions", "translations", "images"})
+"""Calls whose request may be a multipart upload (audio, image edits): only their model field is read."""
+_ROUTES_KEPT = 1024
+_ROUTE_KEY_CHARS = 512
+"""Request lines kept (``Meter._routes``) and the longest path and query kept: at most about 1 MB."""
+
+
+class _Unseen:
+    """The type of ``_UNSEEN``: "this request line was not matched yet" (``None`` means "not an LLM call")."""
+
+
+_UNSEEN = _Unseen()
+
 _UNITS_FROM_REQUEST = frozenset({"speech", "images"})
 """Calls whose request says what they are billed in (the characters to speak, the image quality and size)."""
 
@@ -211,6 +224,8 @@ class Meter:
             self._sinks.append(EventSink(logger_provider, self.capture_content, content_max_chars))
         self._sinks.extend(sinks)
         self._hosts = frozenset(h.lower() for h in hosts)
+        self._routes: dict[tuple[str, str, int | None, str, str], route_mod.Route | _Unseen | None] = {}
+        """Request lines already matched (bounded: cleared when ``_ROUTES_KEPT`` are held)."""
         self._dedupe = ResponseDedupe(dedupe_size)
         self._containers = ContainerSessions(dedupe_size)
         self._fault_counter = _FaultCounter(self._sinks)
@@ -306,14 +321,21 @@ class Meter:
         """
         guard = self.guard
         with guard["begin"]:
-            route = route_mod.match(method, host, port, path, query, self._hosts)
-            if route is None:
+            key = (method, host, port, path, query)
+            route = self._routes.get(key, _UNSEEN)
+            if route is _UNSEEN:  # a request line seen before is not matched again (routes are never changed)
+                route = route_mod.match(method, host, port, path, query, self._hosts)
+                if len(path) + len(query) <= _ROUTE_KEY_CHARS:  # a hostile long URL is not kept
+                    if len(self._routes) >= _ROUTES_KEPT:
+                        self._routes.clear()
+                    self._routes[key] = route
+            if route is None or isinstance(route, _Unseen):
                 return None
             started_ns = time.time_ns()
             raw = body() if method == "POST" else None
             capture = self.capture_content
             hint = False
-            if raw is not None and multipart.is_form(headers.get("content-type")):
+            if raw is not None and route.api in _UPLOADS and multipart.is_form(headers.get("content-type")):
                 # an upload (audio, image edits): only its model field, from the head, never the files
                 info, parsed = RequestInfo(model=multipart.form_field(raw, "model")), None
             elif raw is not None and (route.deployment_from_body or capture or stream_hint(raw)

@@ -106,6 +106,36 @@ _EMPTY_HEADERS = AzureHeaders()
 class Call:
     """State of one metered call. Made by the hub with its ``CallStart``; driven by an adapter."""
 
+    # Per-call state, each starting at its class default: a call sets only what it changes, so making one
+    # (on the caller's thread, per request) is a few assignments, not thirty.
+    status_code: int | None = None
+    _ttft: float | None = None
+    _headers: ResponseHeaders | None = None
+    """The response head, read into ``AzureHeaders`` when the end is built (off the caller's thread)."""
+    _sse = False
+    _sniff = False
+    _decoder: Decoder | None = None
+    _scanner: SSEScanner | None = None
+    _observer: (observe.ChatStreamObserver | observe.ResponsesStreamObserver
+                | observe_media.MediaStreamObserver | None) = None
+    _lines: batch_output.BatchOutputReader | None = None
+    """A Batch output file's line reader (``GET files/{id}/content``)."""
+    _body: list[bytes] | None = None
+    _body_size = 0
+    _broken = False
+    _skip = False
+    """No more chunks to look at (broken, or the end is out)."""
+    _feed: Callable[[bytes], None] | None = None
+    _take: Callable[[bytes], bool] | None = None
+    """The observer's one-chunk-one-delta fast path (streams only)."""
+    _held: list[bytes] | None = None
+    """Chunks not looked at yet (steady state only; see ``on_chunk``)."""
+    _eof = False
+    _untracked = False
+    _done = False
+    _reading = False
+    """A chunk is being read right now (see ``_wait_for_reader``)."""
+
     def __init__(self, start: CallStart, out: CallOutput) -> None:
         self.start = start
         """What the call is. Its output may give it the finished start once, before it reads the call's
@@ -114,36 +144,9 @@ class Call:
         request facts) is the same in both."""
         self._out = out
         self._t0 = time.perf_counter()
-        self._ttft: float | None = None
-        self.status_code: int | None = None
-        self._headers: ResponseHeaders | None = None
-        """The response head, read into ``AzureHeaders`` when the end is built (off the caller's thread)."""
-        self._sse = False
-        self._sniff = False
-        self._decoder: Decoder | None = None
-        self._scanner: SSEScanner | None = None
-        self._observer: (observe.ChatStreamObserver | observe.ResponsesStreamObserver
-                         | observe_media.MediaStreamObserver | None) = None
-        self._lines: batch_output.BatchOutputReader | None = None
-        """A Batch output file's line reader (``GET files/{id}/content``)."""
-        self._body: list[bytes] | None = None
-        self._body_size = 0
-        self._broken = False
-        self._skip = False
-        """No more chunks to look at (broken, or the end is out)."""
-        self._feed: Callable[[bytes], None] | None = None
-        self._take: Callable[[bytes], bool] | None = None
-        """The observer's one-chunk-one-delta fast path (streams only)."""
-        self._held: list[bytes] | None = None
-        """Chunks not looked at yet (steady state only; see ``on_chunk``)."""
-        self._eof = False
         self.obs = observe.Observation()
-        self._untracked = False
-        self._done = False
         self._lock = threading.Lock()
         """Makes the first ending the only one (see ``_finish``)."""
-        self._reading = False
-        """A chunk is being read right now (see ``_wait_for_reader``)."""
 
     # -- events from the adapter ------------------------------------------------------------
 
