@@ -135,6 +135,15 @@ class Call:
     _done = False
     _reading = False
     """A chunk is being read right now (see ``_wait_for_reader``)."""
+    _observation: observe.Observation | None = None
+
+    @property
+    def obs(self) -> observe.Observation:
+        """What the body has said so far; made when first needed (a JSON body: when the end is built)."""
+        found = self._observation
+        if found is None:
+            found = self._observation = observe.Observation()
+        return found
 
     def __init__(self, start: CallStart, out: CallOutput) -> None:
         self.start = start
@@ -144,7 +153,6 @@ class Call:
         request facts) is the same in both."""
         self._out = out
         self._t0 = time.perf_counter()
-        self.obs = observe.Observation()
         self._lock = threading.Lock()
         """Makes the first ending the only one (see ``_finish``)."""
 
