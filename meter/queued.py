@@ -5,9 +5,9 @@ Subscribers (``Meter(on_record=...)``) run on the Meter's metering thread (or, w
 event loop for async clients). That keeps the records' order, but a subscriber that
 blocks (a network write, a database insert) holds up every record after it, and
 with ``metering="inline"`` the caller too. Wrapping it in ``QueuedSubscriber`` moves
-it to a thread of its own: the metering thread only puts the record on a queue. The queue is bounded so a stuck subscriber
-cannot grow memory without end; when it is full the record is dropped for that
-subscriber and counted in ``dropped`` (and logged once), never waited for.
+it to a thread of its own: the metering thread only puts the record on a queue.
+The queue is bounded so a stuck subscriber cannot grow memory without end; when it
+is full the record is dropped for that subscriber and counted in ``dropped`` (and logged once), never waited for.
 """
 
 from __future__ import annotations
