@@ -59,6 +59,7 @@ def test_a_hard_budget_refuses_before_anything_is_sent_and_the_sdk_does_not_retr
             _ask(client)  # 0.0075 spent + a 0.01 worst case would pass 0.015
     assert len(server.requests) == sent  # the refused request never left, and was not retried
     assert raised.value.code == "budget_exceeded" and "search-daily" in str(raised.value)
+    assert m.flush(10)  # records and settlements come on the metering worker
     ok, refused = records
     assert ok.budgets == ("search-daily",) and ok.cost is not None and ok.cost.total == COST
     assert (refused.status_code, refused.error_code, refused.budgets) == (429, "budget_exceeded", ())
@@ -79,6 +80,7 @@ def test_the_async_client_is_refused_the_same_way(server: ReplayServer) -> None:
                                                  messages=[{"role": "user", "content": "hello"}])
 
     asyncio.run(run())
+    assert m.flush(10)  # records and settlements come on the metering worker
     assert server.requests == [] and [r.status_code for r in records] == [429]
 
 
@@ -89,6 +91,7 @@ def test_a_soft_budget_never_refuses_and_counts_every_call(server: ReplayServer)
                         meter=m)
     for _ in range(4):
         _ask(client)
+    assert m.flush(10)  # records and settlements come on the metering worker
     assert [r.status_code for r in records] == [200] * 4 and all(r.budgets == ("everything",) for r in records)
     assert m.budgets is not None
     [status] = m.budgets.store.status()
@@ -104,6 +107,7 @@ def test_an_error_the_service_answered_costs_nothing_and_frees_its_hold() -> Non
                                                max_retries=0), meter=m)
         with pytest.raises(openai.BadRequestError):
             _ask(client)
+    assert m.flush(10)  # records and settlements come on the metering worker
     assert m.budgets is not None
     [status] = m.budgets.store.status()
     assert (status.spent, status.reserved) == (Decimal(0), Decimal(0))
@@ -129,6 +133,7 @@ def test_a_call_whose_only_unknown_is_a_web_search_fee_settles_at_its_priced_par
         server.add("POST", "/openai/v1/responses", CannedResponse.json(200, answer))
         client = meter.wrap(openai.OpenAI(base_url=server.url + "/openai/v1", api_key="k"), meter=m)
         client.responses.create(model="gpt-4o", input="search the web", tools=[{"type": "web_search"}])
+    assert m.flush(10)  # records and settlements come on the metering worker
     [record] = records
     assert record.cost is not None and record.cost.total is None  # the web search part has no Azure price
     assert m.budgets is not None
@@ -148,6 +153,7 @@ def test_an_image_call_is_held_at_n_images_of_its_price_and_refused_past_the_lim
         with pytest.raises(openai.RateLimitError):  # 0.12 spent + a 0.12 worst case would pass 0.2
             client.images.generate(model="dall-e-3", prompt="a cat", quality="hd", size="1792x1024")
         assert len(server.requests) == 1
+    assert m.flush(10)  # records and settlements come on the metering worker
     ok, refused = records
     assert ok.cost is not None and ok.cost.total == Decimal("0.12") and refused.status_code == 429
     assert m.budgets is not None
@@ -171,6 +177,7 @@ def test_a_batch_output_download_is_never_refused_and_is_charged_its_cost() -> N
         first = client.files.content("file-abc").content
         second = client.files.content("file-abc").content  # the hard budget is past its limit now
         assert first == second == json.dumps(line).encode() and len(server.requests) == 2
+    assert m.flush(10)  # records and settlements come on the metering worker
     one, two = records
     assert one.cost is not None and one.cost.total is not None and one.cost.total > Decimal("0.0001")
     assert (one.budgets, two.budgets) == (("search-daily", "all"), ("all",))
@@ -194,6 +201,7 @@ def test_retrieving_a_response_is_never_refused_and_a_repeat_costs_nothing() -> 
             client.responses.create(model="gpt-4o", input="hello", max_output_tokens=1000)
         client.responses.retrieve("resp_r")  # spent already: held at 0, never refused
         assert len(server.requests) == 2
+    assert m.flush(10)  # records and settlements come on the metering worker
     created, refused, retrieved = records
     assert created.budgets == ("search-daily",) and created.cost is not None and created.cost.total == COST
     assert (refused.status_code, retrieved.status_code, retrieved.repeat) == (429, 200, True)

@@ -49,10 +49,13 @@ def azure(request: httpx2.Request) -> httpx2.Response:
 
 
 def _run(m: meter.Meter, team: str, n: int, content: str = "hi") -> list[int]:
+    """``n`` calls one after the other, then a flush: their records and settlements come on the metering worker."""
     client = httpx2.Client(transport=meter.MeteredTransport(httpx2.MockTransport(azure), meter=m))
     with meter.attribute(team=team):
-        return [client.post(URL, json={"max_tokens": 1000, "messages": [{"role": "user", "content": content}]}
-                            ).status_code for _ in range(n)]
+        codes = [client.post(URL, json={"max_tokens": 1000, "messages": [{"role": "user", "content": content}]}
+                             ).status_code for _ in range(n)]
+    assert m.flush(10)
+    return codes
 
 
 @pytest.fixture

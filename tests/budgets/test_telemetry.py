@@ -31,10 +31,13 @@ def azure(request: httpx2.Request) -> httpx2.Response:
 
 
 def _calls(m: meter.Meter, n: int) -> list[int]:
+    """``n`` calls one after the other, then a flush: their records and settlements come on the metering worker."""
     client = httpx2.Client(transport=meter.MeteredTransport(httpx2.MockTransport(azure), meter=m))
     with meter.attribute(team="search"):
-        return [client.post(URL, json={"max_tokens": 1000, "messages": [{"role": "user", "content": "hi"}]}
-                            ).status_code for _ in range(n)]
+        codes = [client.post(URL, json={"max_tokens": 1000, "messages": [{"role": "user", "content": "hi"}]}
+                             ).status_code for _ in range(n)]
+    assert m.flush(10)
+    return codes
 
 
 def _samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
