@@ -57,7 +57,6 @@ def read_sync(stack: Any, url: str, body: bytes, status: int, headers: list[tupl
         except Exception as caught:
             error = _exc_view(caught)
     assert m.flush(10.0)  # the records and faults come on the metering worker, a moment after the call
-    m.close()  # its worker thread ends with it (thousands of meters are built here, one per read)
     return Seen(seen_status, seen_headers, got, error, records, dict(m.faults))
 
 
@@ -80,7 +79,6 @@ async def read_async(stack: Any, url: str, body: bytes, status: int, headers: li
         except Exception as caught:
             error = _exc_view(caught)
     assert m.flush(10.0)  # the records and faults come on the metering worker, a moment after the call
-    m.close()  # its worker thread ends with it (thousands of meters are built here, one per read)
     return Seen(seen_status, seen_headers, got, error, records, dict(m.faults))
 
 
