@@ -89,7 +89,8 @@ class MeteringWorker:
                 # queued job holds the Meter).
                 thread = threading.Thread(target=_serve, args=(self._queue,), name=self._name, daemon=True)
                 thread.start()
-                weakref.finalize(self, self._queue.put, _STOP)
+                # Not at exit: there ``close`` stops it, after the calls ending then are queued.
+                weakref.finalize(self, self._queue.put, _STOP).atexit = False
                 self._thread = thread
             self._queue.put(job)
         return True

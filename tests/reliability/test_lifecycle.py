@@ -175,6 +175,29 @@ def test_exit_with_open_streams_and_queued_records_writes_and_delivers_them_all(
     assert len(lines) == 53 and lines.count("aborted") == 3
 
 
+LATE_CALL = """
+    import atexit
+
+    delivered = open(sys.argv[2], "a")
+    m = meter.Meter(ledger=sys.argv[1], otel=False, registry=CollectorRegistry(),
+                    on_record=lambda record: (delivered.write(record.outcome + "\\n"), delivered.flush()))
+    c = client(m)
+    # Registered before the metering thread starts (and with it any finaliser it registers): at exit this runs
+    # after those finalisers and before meter's own drain, as a daemon thread's call ending at exit would.
+    atexit.register(lambda: call(c))
+    call(c)
+"""
+
+
+def test_a_call_ending_at_exit_after_the_finalisers_is_still_delivered_and_written(tmp_path: Path) -> None:
+    """The metering worker's finaliser (a dropped Meter stops its thread) ran at exit too, before meter's exit
+    drain: a call ending between the two queued its jobs behind the stop, and its record was lost, uncounted."""
+    ledger, delivered = str(tmp_path / "meter.sqlite"), tmp_path / "delivered.txt"
+    _run(LATE_CALL, ledger, str(delivered))
+    assert delivered.read_text().splitlines() == ["ok", "ok"]
+    assert _count(ledger) == (2, 2)
+
+
 NEW_SQLITE = """
     from pathlib import Path
 
