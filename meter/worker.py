@@ -79,7 +79,8 @@ class MeteringWorker:
         return not self._closed and self._queue.qsize() < self.max_queued
 
     def submit(self, job: Job) -> bool:
-        """Queue ``job``; ``False`` when the worker is closed (the caller then runs it itself)."""
+        """Queue ``job``; ``False`` when the worker is closed, or its thread cannot be started (the caller then
+        runs it itself)."""
         with self._lock:
             if self._closed:
                 return False
@@ -88,7 +89,10 @@ class MeteringWorker:
                 # and its worker's finaliser then stops the thread (its queue is empty by then: every
                 # queued job holds the Meter).
                 thread = threading.Thread(target=_serve, args=(self._queue,), name=self._name, daemon=True)
-                thread.start()
+                try:
+                    thread.start()
+                except RuntimeError:  # "can't start new thread" (a process at its limit): metered inline
+                    return False
                 # Not at exit: there ``close`` stops it, after the calls ending then are queued.
                 weakref.finalize(self, self._queue.put, _STOP).atexit = False
                 self._thread = thread

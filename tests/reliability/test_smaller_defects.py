@@ -122,3 +122,43 @@ def test_captured_content_is_valid_json_however_it_is_cut() -> None:
         messages = json.loads(text)
         kept = "".join(p["content"].removesuffix(content.TRUNCATED) for m in messages for p in m["parts"])
         assert len(kept) <= limit
+
+
+def test_a_metering_thread_that_cannot_start_meters_the_call_inline_and_ends_its_hold(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process at its thread limit ("can't start new thread"): the call was left unmetered (a ``begin``
+    fault) and its budget hold was never released, so a hard budget filled up with holds. Now it is metered
+    on the caller's thread."""
+    from decimal import Decimal
+
+    from prometheus_client import CollectorRegistry
+
+    real_start = threading.Thread.start
+
+    def refuse(self: threading.Thread) -> None:
+        if self.name == "meter-metering":
+            raise RuntimeError("can't start new thread")
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    hard = {"name": "h", "match": {}, "period": "day", "limit_usd": "1", "enforce": "hard"}
+    records: list[meter.CallRecord] = []
+    threads: list[str] = []
+
+    def keep(record: meter.CallRecord) -> None:
+        threads.append(threading.current_thread().name)
+        records.append(record)
+
+    m = meter.Meter(otel=False, registry=CollectorRegistry(), budgets=[hard], on_record=keep)
+    usage = {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500}
+    handler = httpx2.MockTransport(lambda request: httpx2.Response(200, json={**BODY, "usage": usage}))
+    with httpx2.Client(transport=meter.MeteredTransport(handler, meter=m)) as client:
+        for _ in range(3):
+            assert client.post(CHAT.replace("/d/", "/gpt-4o/"), json={"max_tokens": 1000, "messages": []}
+                               ).status_code == 200
+    assert m.flush(10)
+    assert len(records) == 3 and set(threads) == {threading.current_thread().name}
+    assert m.faults == {}
+    assert m.budgets is not None
+    [status] = m.budgets.store.status()
+    assert (status.spent, status.reserved) == (3 * Decimal("0.0075"), Decimal(0))
