@@ -46,6 +46,7 @@ from meter.budgets import (
     refusal_answer,
     worst_case,
 )
+from meter.budgets.shared import SharedBudgets
 from meter.core.faults import FaultKind, Guard
 from meter.core.record import CallRecord
 from meter.core.start import CallStart
@@ -71,13 +72,16 @@ class BudgetGate:
         self._refused: dict[str, int] = {}
         self.on_alert: list[Callable[[AlertEvent], None]] = []
         """Called with each alert a settlement fires (the OTel event, ``Meter(otel_events=True)``), after the
-        log line."""
+        log line. A shared store fires an alert in the heartbeat that writes the spend (on its thread, up to
+        ``flush_s`` after the settle), in one process only."""
         self.on_refused: list[Callable[[str], None]] = []
         """Called with the budget's name for each call refused (the multiprocess files count it at once)."""
         self.on_settled: list[Callable[[], None]] = []
         """Called after each settlement (the multiprocess files then refresh the gauges soon)."""
         self.shared = not isinstance(self.store, BudgetLedger)
         """The store is shared by many processes (a ledger's database): every worker sees the same figures."""
+        if isinstance(self.store, SharedBudgets):
+            self.store.on_alert = self._alert_later
 
     @classmethod
     def load(cls, source: BudgetsOption, costing: Costing | None, ledger: str | os.PathLike[str] | None = None,
@@ -166,13 +170,24 @@ class BudgetGate:
                 actual = sum((amount for amount in cost.amounts.values() if amount is not None), Decimal(0))
         events = self.store.settle(reservation, actual, at=record.started_at)
         for event in events:
-            logger.warning("meter: budget %r reached %s of its %s USD limit (%s USD spent this period)",
-                           event.budget, f"{event.threshold:%}", event.limit, event.spent)
-            for listener in self.on_alert:
-                listener(event)
+            self._alert(event)
         for settled in self.on_settled:
             settled()
         return events
+
+    def _alert(self, event: AlertEvent) -> None:
+        logger.warning("meter: budget %r reached %s of its %s USD limit (%s USD spent this period)",
+                       event.budget, f"{event.threshold:%}", event.limit, event.spent)
+        for listener in self.on_alert:
+            listener(event)
+
+    def _alert_later(self, event: AlertEvent) -> None:
+        """An alert the shared store fired in a transaction (the heartbeat's thread, or a take in ``reserve``):
+        a listener that raises is logged, never raised into a call."""
+        try:
+            self._alert(event)
+        except Exception:
+            logger.exception("meter: a budget alert listener failed")
 
     def refused(self) -> dict[str, int]:
         """Calls refused so far, by budget."""

@@ -18,7 +18,9 @@ ledger itself is made or checked by ``open_ledger``; a column added since is add
 
 A ``sync`` is one transaction. PostgreSQL locks the budget period's row (``SELECT ... FOR UPDATE``)
 before it reads the leases, so two processes taking headroom of one budget go one after the other;
-SQLite (one machine) takes the file's write lock first (``BEGIN IMMEDIATE``). Connections are
+SQLite (one machine) takes the file's write lock first (``BEGIN IMMEDIATE``). Under that lock the
+transaction also sets the alert bits the period's spend has reached and no one had set (``fire``) and
+answers which it set (``SlotResult.won``): that process alone emits those alerts. Connections are
 short-timeout (2 s) and made again after an error. ``SqlSlots(where, create=False)`` only reads (``meter
 budgets status``): it makes nothing, and reads tables made by an older meter without their newer columns.
 """
@@ -38,7 +40,7 @@ from typing import Any
 
 from meter.budgets import Budget
 from meter.budgets.memory import ROLLING_BUCKETS
-from meter.budgets.shared import ROLLING_KEY, BucketSpend, PeriodRow, SharedBudgets, SlotOp, SlotResult, reached
+from meter.budgets.shared import ROLLING_KEY, BucketSpend, PeriodRow, SharedBudgets, SlotOp, SlotResult, fire
 from meter.ledger.errors import LedgerError, is_url, redacted, sqlite_path
 from meter.ledger.open import open_ledger
 
@@ -207,6 +209,7 @@ class SqlSlots:
         seq = int(mine[0][2]) if mine else 0
         expires = float(mine[0][1]) if mine else now
         batch = op.batch
+        added = _ZERO  # what this batch adds to a rolling window's spend now
         if batch is not None and batch.seq > seq:
             spent += batch.amount
             fired |= batch.fired
@@ -215,6 +218,8 @@ class SqlSlots:
                       (str(spent), batch.calls, batch.estimated, batch.unpriced, batch.refused, fired, *key))
             for bucket in batch.buckets:
                 self._add_bucket(key, bucket)
+                if op.first_bucket is not None and bucket.index >= op.first_bucket:
+                    added += bucket.amount
             seq = batch.seq
         buckets: tuple[BucketSpend, ...] = ()
         if op.first_bucket is not None:  # a rolling window: its spend is its buckets' from the first in it
@@ -222,10 +227,11 @@ class SqlSlots:
                       (*key, op.first_bucket - ROLLING_BUCKETS))
             buckets = self._buckets(key, op.first_bucket)
             spent = sum((b.amount for b in buckets), _ZERO)
-            armed = fired & reached(op.alerts, op.limit, spent)  # fallen back below: armed again
-            if armed != fired:
-                fired = armed
-                self._run("UPDATE budget_periods SET fired = ? WHERE budget = ? AND period_start = ?", (fired, *key))
+        # compare-and-set under the row lock: the bits flipped here are this process's to fire, no one else's
+        now_fired, won = fire(op.alerts, op.limit, fired, spent - added, spent, op.first_bucket is not None)
+        if now_fired != fired:
+            fired = now_fired
+            self._run("UPDATE budget_periods SET fired = ? WHERE budget = ? AND period_start = ?", (fired, *key))
         others = sum((Decimal(h) for (h,) in self._rows(
             "SELECT held FROM budget_leases WHERE budget = ? AND period_start = ? AND holder <> ? AND expires_at > ?",
             (*key, holder, now))), _ZERO)
@@ -238,13 +244,15 @@ class SqlSlots:
                 held = max(min(held, headroom), _ZERO)
             else:
                 held, expires = min(op.held, headroom), now + lease_s
-        elif op.mode == "set" or alive:
+        elif op.mode == "set":
             held, expires = op.held, now + lease_s
+        elif alive:  # keep: renew, never grow (an answer lost after its commit: the lease is smaller than sent)
+            held, expires = min(op.held, held), now + lease_s
         self._run("INSERT INTO budget_leases (holder, budget, period_start, held, expires_at, seq, in_flight) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (holder, budget, period_start) DO UPDATE SET "
                   "held = excluded.held, expires_at = excluded.expires_at, seq = excluded.seq, "
                   "in_flight = excluded.in_flight", (holder, *key, str(held), expires, seq, str(op.in_flight)))
-        return SlotResult(spent, others, held if expires > now else _ZERO, granted, fired, buckets)
+        return SlotResult(spent, others, held if expires > now else _ZERO, granted, fired, buckets, won)
 
     def _add_bucket(self, key: tuple[str, str], bucket: BucketSpend) -> None:
         """Add to one bucket (the period's row is locked: no other writer of this budget's buckets meanwhile)."""
@@ -281,17 +289,21 @@ class SqlSlots:
                 if not rows:
                     out.append(PeriodRow(_ZERO, _ZERO, 0, 0, 0, 0))
                     continue
-                held, flying = _ZERO, _ZERO
-                for lease, calls_in_flight, whose in self._rows(
-                        f"SELECT held, {in_flight}, holder FROM budget_leases WHERE budget = ? AND period_start = ? "
-                        "AND expires_at > ?", (*key, now)):
+                held, flying, seq = _ZERO, _ZERO, 0
+                for lease, calls_in_flight, whose, expires, applied in self._rows(
+                        f"SELECT held, {in_flight}, holder, expires_at, seq FROM budget_leases WHERE budget = ? "
+                        "AND period_start = ?", key):
+                    if whose == holder:
+                        seq = int(applied)  # the reader's batches up to it are in these figures
+                    if float(expires) <= now:
+                        continue
                     held += Decimal(lease)
                     if whose != holder:
                         flying += Decimal(calls_in_flight)
                 spent, calls, estimated, unpriced, fired, refusals = rows[0]
                 buckets = self._buckets(key) if key[1].startswith(ROLLING_KEY) else ()
                 out.append(PeriodRow(Decimal(spent), held, int(calls), int(estimated), int(unpriced), int(fired),
-                                     int(refusals), buckets, flying))
+                                     int(refusals), buckets, flying, seq))
             return out
 
         result: list[PeriodRow | None] = self._transaction(work)

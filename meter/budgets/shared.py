@@ -28,8 +28,16 @@ buckets in the window, which falls as spend leaves it. The rules:
   headroom after at most ``lease_s``. A process uses its slice only while ``lease_s * 2/3`` have not
   passed since the lease was last confirmed (its own monotonic clock), so it never spends from a
   lease the database may already have expired; a renewal never revives an expired lease.
-- **Alerts.** A calendar period's thresholds fire once (the bits of every process are OR-ed); a
-  rolling window's re-arm once its spend has fallen back below them, as in ``BudgetLedger``.
+- **Alerts.** A threshold fires once in all (a calendar period: once per period; a rolling window: once
+  per re-arm, when its spend has fallen back below it, as in ``BudgetLedger``): by the process whose
+  transaction flips its bit in the period's row (compare-and-set under the row lock, ``fire``), so spend
+  settled by several processes fires it once though no process's own settles crossed it. A settle fires
+  nothing itself: the alert follows with the transaction that writes the spend, the next heartbeat (up to
+  ``flush_s`` later) or a take, and goes to ``on_alert`` outside the lock.
+- **The lock.** The heartbeat takes what its transaction needs under the store's lock, lets it go for the
+  SQL and applies the answer under it again: calls reserved from a slice and settled meanwhile do not wait
+  (their spend goes in the next batch). A lease the transaction shrinks counts as shrunk from the moment
+  it is sent (``_Slot.shrink``), and an answer older than a take's applied since is not applied.
 - **Database down.** Soft budgets keep counting locally and write what they counted when it is back.
   A hard budget that needs a round-trip does what its ``on_db_down`` says: ``open`` lets the call
   through, held locally and written later (``db_down_calls`` counts them; the hub reports the fault
@@ -38,11 +46,13 @@ buckets in the window, which falls as spend leaves it. The rules:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -75,6 +85,18 @@ def reached(alerts: Sequence[Decimal], limit: Decimal, spent: Decimal) -> int:
     return sum(1 << i for i, fraction in enumerate(alerts) if spent >= fraction * limit)
 
 
+def fire(alerts: Sequence[Decimal], limit: Decimal, fired: int, before: Decimal, after: Decimal,
+         rolling: bool) -> tuple[int, int]:
+    """The period's alert bits after one transaction (``fired`` as it read them, under the row lock), and the
+    bits it flipped: the thresholds ``after`` reached that no process had fired. The transaction that flips a
+    bit is the one whose process emits the alert, so each fires once over all processes. A rolling window
+    first re-arms what its spend had fallen back below (``before``: its spend before this batch)."""
+    if rolling:
+        fired &= reached(alerts, limit, before)
+    won = reached(alerts, limit, after) & ~fired
+    return fired | won, won
+
+
 @dataclass(frozen=True, slots=True)
 class BucketSpend:
     """Settled spend of one time bucket of a rolling window (``index``: epoch seconds // the bucket's width)."""
@@ -100,6 +122,7 @@ class Batch:
     estimated: int
     unpriced: int
     fired: int
+    """Alert bits OR-ed into the period's (a meter that fired alerts at settle wrote them; this one sends 0)."""
     refused: int = 0
     """Calls refused by this budget since the last batch (counted for every process to see)."""
     buckets: tuple[BucketSpend, ...] = ()
@@ -116,7 +139,8 @@ class SlotOp:
     limit: Decimal
     mode: Mode
     """``take``: set the lease to ``held`` (capped at the headroom) if ``need`` fits, else refuse; ``keep``:
-    renew a live lease at ``held`` (an expired one stays expired); ``set``: write ``held`` and renew (soft)."""
+    renew a live lease at ``held``, never above what it is (an expired one stays expired); ``set``: write
+    ``held`` and renew (soft)."""
     held: Decimal
     need: Decimal = _ZERO
     batch: Batch | None = None
@@ -125,7 +149,8 @@ class SlotOp:
     first_bucket: int | None = None
     """A rolling window: the first bucket in the window now (``spent`` sums from it); ``None``: a calendar period."""
     alerts: tuple[Decimal, ...] = ()
-    """A rolling window's ``alert_at``: the thresholds its spend has fallen back below are armed again."""
+    """The budget's ``alert_at``: the transaction fires those the spend reached and no one had fired (``fire``);
+    a rolling window's it has fallen back below are armed again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +167,8 @@ class SlotResult:
     """Alert thresholds any process has fired in this period (a rolling window: and not re-armed since)."""
     buckets: tuple[BucketSpend, ...] = ()
     """A rolling window: its buckets from ``first_bucket`` on."""
+    won: int = 0
+    """The alert bits this transaction flipped: this process emits those alerts (no other process will)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +185,8 @@ class PeriodRow:
     """A rolling window: its stored buckets (the reader keeps those in the window)."""
     in_flight: Decimal = _ZERO
     """The calls in flight of the live leases of the processes other than the reader's (as last written)."""
+    seq: int = 0
+    """The reader's own lease's last batch applied: its batches numbered above are not in these figures yet."""
 
 
 class SlotBackend(Protocol):
@@ -177,8 +206,9 @@ class _Slot:
 
     __slots__ = ("batch", "bucket_s", "budget", "db_buckets", "db_spent", "end", "end_key", "estimated",
                  "fired", "held", "inflight", "last_renew", "length", "length_s", "pending", "refused",
-                 "refused_amount", "refused_reserved", "refused_until", "rolling", "sent_inflight", "start",
-                 "start_key", "unpriced", "unsent", "unsent_calls", "unsent_refused", "valid_until")
+                 "refused_amount", "refused_reserved", "refused_until", "rolling", "sent_inflight", "shrink",
+                 "start", "start_key", "unpriced", "unsent", "unsent_calls", "unsent_refused", "valid_until",
+                 "version", "written")
 
     def __init__(self, budget: Budget, start: datetime, end: datetime) -> None:
         self.budget = budget
@@ -207,6 +237,14 @@ class _Slot:
         self.refused_amount = self.refused_reserved = _ZERO
         self.valid_until = 0.0
         self.last_renew = 0.0
+        self.shrink: Decimal | None = None
+        """The lease a heartbeat sent (its batch spent) while its answer is not applied: the slice counts as that
+        small already, as the database may have it (kept after a failure: the answer may have been lost)."""
+        self.version = 0
+        """Answers applied: a heartbeat's answer is applied only if no take's was since it was sent."""
+        self.written: deque[Batch] = deque(maxlen=16)
+        """The last batches an answer confirmed: ``status`` reads the database without the lock, and counts
+        those (and the one in flight) the row it read did not have yet (``PeriodRow.seq``)."""
 
     @property
     def written_later(self) -> Decimal:
@@ -214,7 +252,10 @@ class _Slot:
 
     @property
     def free(self) -> Decimal:
-        return self.held - self.inflight - self.written_later
+        free = self.held - self.inflight - self.written_later
+        if self.shrink is not None:  # the lease once the transaction in flight is applied (its batch spent)
+            free = min(free, self.shrink - self.inflight - self.unsent)
+        return free
 
     def refuse(self) -> None:
         self.refused += 1
@@ -265,7 +306,7 @@ class _Slot:
     def cut_batch(self, seq: Callable[[], int]) -> Batch | None:
         """Move the unsent spend into the batch to send (a batch not yet confirmed is sent again, unchanged)."""
         if self.batch is None and (self.unsent or self.unsent_calls or self.unsent_refused):
-            self.batch = Batch(seq(), self.unsent, self.unsent_calls, self.estimated, self.unpriced, self.fired,
+            self.batch = Batch(seq(), self.unsent, self.unsent_calls, self.estimated, self.unpriced, 0,
                                self.unsent_refused, tuple(self.pending[i] for i in sorted(self.pending)))
             self.unsent, self.unsent_calls, self.estimated, self.unpriced, self.unsent_refused = _ZERO, 0, 0, 0, 0
             self.pending = {}
@@ -290,6 +331,12 @@ class SharedBudgets:
         self._mono = monotonic
         self._on_db_down = on_db_down
         self._lock = threading.RLock()
+        self._tx = threading.Lock()
+        """One transaction at a time, in the order their ops were made (a take waits for the heartbeat's)."""
+        self.on_alert: Callable[[AlertEvent], None] | None = None
+        """Called with each alert this process fires (a transaction of its flipped the threshold's bit), outside
+        the store's lock: on the heartbeat's thread, or in ``reserve`` when a take fired it."""
+        self._alerts: list[AlertEvent] = []
         self._ids = itertools.count(1)
         self._seq = itertools.count(int(time.time() * 1000) * 1000)
         self._slots: dict[tuple[str, str], _Slot] = {}
@@ -328,11 +375,20 @@ class SharedBudgets:
         budget = slot.budget
         flying = slot.inflight if in_flight is None else in_flight
         return SlotOp(budget.name, slot.start_key, slot.end_key, budget.limit_usd, mode, held, need, batch,
-                      flying if flying else _ZERO, slot.first_bucket(now),
-                      budget.alert_at if slot.rolling else ())
+                      flying if flying else _ZERO, slot.first_bucket(now), budget.alert_at)
+
+    def _deliver(self) -> None:
+        """Give the alerts fired to ``on_alert`` (outside the store's lock; one that raises loses no other)."""
+        with self._lock:
+            events, self._alerts = self._alerts, []
+        if self.on_alert is not None:
+            for event in events:
+                with contextlib.suppress(Exception):
+                    self.on_alert(event)
 
     def _send(self, ops: Sequence[SlotOp]) -> list[SlotResult]:
-        """One transaction; raises when the database cannot be reached (then no try for ``retry_s``)."""
+        """One transaction (the caller holds ``_tx``); raises when the database cannot be reached (then no try
+        for ``retry_s``)."""
         if self._mono() < self._down_until:
             raise ConnectionError("the budget database was unreachable moments ago")
         self.round_trips += 1
@@ -343,18 +399,28 @@ class SharedBudgets:
             self._down_until = self._mono() + self.retry_s
             raise
 
-    def _apply(self, slot: _Slot, op: SlotOp, result: SlotResult, sent_at: float, now: datetime) -> None:
+    def _apply(self, slot: _Slot, op: SlotOp, result: SlotResult, sent_at: float, now: datetime,
+               version: int | None = None) -> None:
+        """Apply one answer (``version``: the slot's when a heartbeat sent it; a take's applied since: stale, only
+        its batch and its alerts count)."""
         if op.batch is not None and slot.batch is op.batch:
             slot.batch = None
+            slot.written.append(op.batch)
+        budget = slot.budget
+        start, end = slot.bounds(now)
+        for i, fraction in enumerate(budget.alert_at):
+            if result.won >> i & 1:
+                self._alerts.append(AlertEvent(budget.name, fraction, result.spent, budget.limit_usd, start, end, now))
+        if version is not None and version != slot.version:
+            return
+        slot.version += 1
+        slot.shrink = None
         slot.held = result.held
         slot.db_spent = result.spent
         slot.sent_inflight = op.in_flight
-        if slot.rolling:  # the database re-arms what the window's spend has fallen below; so does this process
+        slot.fired = result.fired
+        if slot.rolling:
             slot.db_buckets = result.buckets
-            budget = slot.budget
-            slot.fired = result.fired | (slot.fired & reached(budget.alert_at, budget.limit_usd, slot.spent_at(now)))
-        else:
-            slot.fired |= result.fired
         if result.held > 0 and (op.mode != "take" or result.granted):
             slot.valid_until = sent_at + self.lease_s * 2 / 3
             slot.last_renew = sent_at
@@ -365,6 +431,14 @@ class SharedBudgets:
 
     def reserve(self, call: str, budgets: Sequence[Budget], worst_case: WorstCase | Decimal, *,
                 at: datetime | None = None) -> Reservation | Refusal:
+        try:
+            return self._reserve(call, budgets, worst_case, at)
+        finally:
+            if self._alerts:  # a take's transaction fired them
+                self._deliver()
+
+    def _reserve(self, call: str, budgets: Sequence[Budget], worst_case: WorstCase | Decimal,
+                 at: datetime | None) -> Reservation | Refusal:
         usd, unpriced = _amount(worst_case)
         with self._lock:
             now = self._clock()
@@ -409,7 +483,8 @@ class SharedBudgets:
         op = self._op(slot, "take", need + self.slice_usd(budget, amount), when, need=need, batch=batch,
                       in_flight=slot.inflight + amount)
         try:
-            (result,) = self._send([op])
+            with self._tx:  # after a heartbeat's transaction in flight (its op was made first)
+                (result,) = self._send([op])
         except Exception as exc:
             self.db_down_calls += 1
             if self._on_db_down is not None:
@@ -430,16 +505,15 @@ class SharedBudgets:
 
     def settle(self, reservation: Reservation, actual: Decimal | None, *,
                at: datetime | None = None) -> tuple[AlertEvent, ...]:
+        """Make the hold spend to write; returns no alert: the transaction that writes it fires them (``on_alert``)."""
         actual = known_cost(actual)
-        events: list[AlertEvent] = []
         with self._lock:
             if not reservation.pending:
                 return ()
             reservation.pending = False
-            now = self._clock() if at is None else as_utc(at)
             for line, handle in zip(reservation.lines, reservation.handles, strict=True):
                 assert isinstance(handle, _Slot)
-                slot, budget = handle, line.budget
+                slot = handle
                 slot.inflight -= line.amount
                 charge = actual if actual is not None else line.amount
                 estimated = unpriced = 0
@@ -451,20 +525,13 @@ class SharedBudgets:
                 slot.estimated += estimated
                 slot.unpriced += unpriced
                 if slot.rolling:
-                    if slot.fired:  # a threshold the window's spend has fallen back below is armed again
-                        slot.fired &= reached(budget.alert_at, budget.limit_usd, slot.spent_at(now))
                     index = slot.bucket_of(reservation.at)
                     spend = BucketSpend(index, charge, 1, estimated, unpriced)
                     before = slot.pending.get(index)
                     slot.pending[index] = spend if before is None else before.plus(spend)
                 slot.unsent += charge
                 slot.unsent_calls += 1
-                spent, limit = slot.spent_at(now), budget.limit_usd
-                for i, fraction in enumerate(budget.alert_at):
-                    if not slot.fired >> i & 1 and spent >= fraction * limit:
-                        slot.fired |= 1 << i
-                        events.append(AlertEvent(budget.name, fraction, spent, limit, *slot.bounds(now), now))
-        return tuple(events)
+        return ()
 
     def release(self, reservation: Reservation, *, at: datetime | None = None) -> tuple[AlertEvent, ...]:
         return self.settle(reservation, None, at=at)
@@ -475,16 +542,18 @@ class SharedBudgets:
         plus this process's not yet written; this process's numbers alone while the database is down
         (``strict``: raise instead, as ``meter budgets status`` does). ``reserved`` is every live lease (the
         headroom the processes hold, at least this process's calls in flight); ``in_flight``: the calls in
-        flight of every live lease instead (the others' as their heartbeats last wrote them)."""
+        flight of every live lease instead (the others' as their heartbeats last wrote them). The database is
+        read without the store's lock: the batches the row read does not have yet are counted from here."""
         with self._lock:
             now = self._clock() if at is None else as_utc(at)
             slots = [self._slot(b, now) for b in self.budgets]
-            try:
-                rows = self._read([(s.budget.name, s.start_key) for s in slots])
-            except Exception:
-                if strict:
-                    raise
-                rows = [None] * len(slots)
+        try:
+            rows = self._read([(s.budget.name, s.start_key) for s in slots])
+        except Exception:
+            if strict:
+                raise
+            rows = [None] * len(slots)
+        with self._lock:
             return [self._status(slot, row, now, in_flight) for slot, row in zip(slots, rows, strict=True)]
 
     def _read(self, keys: list[tuple[str, str]]) -> list[PeriodRow | None]:
@@ -494,14 +563,15 @@ class SharedBudgets:
 
     def _status(self, slot: _Slot, row: PeriodRow | None, now: datetime, in_flight: bool) -> BudgetStatus:
         budget = slot.budget
-        batch = slot.batch
         if row is None:  # the database cannot be read: what this process knows
+            batches = [slot.batch] if slot.batch else []
             base = PeriodRow(slot.db_spent, slot.held if budget.hard else _ZERO, 0, 0, 0, slot.fired, slot.refused,
                              slot.db_buckets)
             refused = slot.refused
-        else:
+        else:  # the batches sent that the row read has not applied (in flight, or confirmed since it was read)
+            batches = [b for b in (*slot.written, slot.batch) if b is not None and b.seq > row.seq]
             base = row
-            refused = row.refused + slot.unsent_refused + (batch.refused if batch else 0)
+            refused = row.refused + slot.unsent_refused + sum(b.refused for b in batches)
         if in_flight:  # the others' calls in flight (as their heartbeats last wrote), and ours
             reserved = base.in_flight + slot.inflight if slot.inflight else base.in_flight
         else:  # the database's reserved is every live lease (this process's covers its calls in flight and more)
@@ -509,7 +579,8 @@ class SharedBudgets:
         start, end = slot.bounds(now)
         if slot.rolling:
             first, last = slot.first_bucket(now) or 0, slot.bucket_of(now)
-            inside = [b for b in (*base.buckets, *slot.local_buckets()) if first <= b.index <= last]
+            local = [*slot.pending.values(), *(bucket for b in batches for bucket in b.buckets)]
+            inside = [b for b in (*base.buckets, *local) if first <= b.index <= last]
             spent = sum((b.amount for b in inside), _ZERO)
             calls = sum(b.calls for b in inside)
             estimated = sum(b.estimated for b in inside)
@@ -517,10 +588,10 @@ class SharedBudgets:
             reset = slot.reset_at(now, inside)
             forecast = spent + reserved
         else:
-            spent = base.spent + slot.written_later
-            calls = base.calls + slot.unsent_calls + (batch.calls if batch else 0)
-            estimated = base.estimated + slot.estimated + (batch.estimated if batch else 0)
-            unpriced = base.unpriced + slot.unpriced + (batch.unpriced if batch else 0)
+            spent = base.spent + slot.unsent + sum((b.amount for b in batches), _ZERO)
+            calls = base.calls + slot.unsent_calls + sum(b.calls for b in batches)
+            estimated = base.estimated + slot.estimated + sum(b.estimated for b in batches)
+            unpriced = base.unpriced + slot.unpriced + sum(b.unpriced for b in batches)
             reset = slot.end
             forecast = spent + reserved
             elapsed = (now - start) // timedelta(microseconds=1)
@@ -538,8 +609,16 @@ class SharedBudgets:
 
     def sync(self, final: bool = False) -> bool:
         """One heartbeat: write settled spend and refusals, renew leases due, say the calls in flight when they
-        moved, give back surplus, forget ended periods. ``final``: give every lease back. Returns whether the
-        database answered (or nothing was due)."""
+        moved, give back surplus, forget ended periods, fire the alerts the spend written reached. ``final``:
+        give every lease back. Returns whether the database answered (or nothing was due). The store's lock is
+        held to make the ops and to apply the answer, not during the transaction."""
+        try:
+            return self._sync(final)
+        finally:
+            if self._alerts:
+                self._deliver()
+
+    def _sync(self, final: bool) -> bool:
         with self._lock:
             now_mono = self._mono()
             now = self._clock()
@@ -568,17 +647,23 @@ class SharedBudgets:
                 due = now_mono - slot.last_renew >= self.lease_s / 3
                 if batch is not None or keep != slot.held or (due and slot.held > 0) or (moved and slot.held > 0):
                     ops.append((slot, self._op(slot, "keep", keep, now, batch=batch)))
+                    slot.shrink = keep if slot.shrink is None else min(keep, slot.shrink)
                 elif ended and not slot.inflight and not committed:
                     self._forget(key, slot)
             if not ops:
                 return True
-            try:
-                results = self._send([op for _, op in ops])
-            except Exception:
-                return False
-            for (slot, op), result in zip(ops, results, strict=True):
-                self._apply(slot, op, result, now_mono, now)
-            return True
+            versions = [slot.version for slot, _ in ops]
+            self._tx.acquire()  # never held by a take now: a take holds the store's lock all through
+        try:  # the transaction, without the store's lock: calls reserve from their slices and settle meanwhile
+            results = self._send([op for _, op in ops])
+        except Exception:
+            return False  # each ``shrink`` stays: the answer may have been lost after the commit
+        finally:
+            self._tx.release()
+        with self._lock:
+            for (slot, op), result, version in zip(ops, results, versions, strict=True):
+                self._apply(slot, op, result, now_mono, now, version)
+        return True
 
     def _forget(self, key: tuple[str, str], slot: _Slot) -> None:
         del self._slots[key]

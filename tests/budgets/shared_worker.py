@@ -2,7 +2,8 @@
 
 ``mode = "calls"``: ``threads`` threads each make calls (reserve its worst case, hold it ``hold_s`` as a
 stream would, settle at a cost between ``low`` and the worst case) until ``calls`` calls or ``refusals``
-refusals in a row; then the store is closed and one JSON line says what it let through and settled.
+refusals in a row; then the store is closed and one JSON line says what it let through and settled, and
+the alerts this process fired (``alerts``: their thresholds, as ``"50%"``).
 ``mode = "hold"``: reserve ``calls`` calls, print ``held``, and wait (to be SIGKILLed).
 """
 
@@ -29,6 +30,8 @@ def main(settings: dict[str, object]) -> None:
                            flush_s=float(settings.get("flush_s", 0.2)),  # type: ignore[arg-type]
                            slice_fraction=Decimal(str(settings.get("slice_fraction", "0.01"))),
                            retry_s=float(settings.get("retry_s", 0.2)))  # type: ignore[arg-type]
+    fired: list[str] = []
+    store.on_alert = lambda event: fired.append(event.percent)
     print("ready", flush=True)
     worst = Decimal(str(settings["worst"]))
     low = Decimal(str(settings.get("low", settings["worst"])))
@@ -75,7 +78,7 @@ def main(settings: dict[str, object]) -> None:
         t.join()
     closed = store.close()
     print(json.dumps({**totals, "settled": str(settled[0]), "round_trips": store.round_trips,
-                      "db_down_calls": store.db_down_calls, "closed": closed}), flush=True)
+                      "db_down_calls": store.db_down_calls, "closed": closed, "alerts": fired}), flush=True)
 
 
 def sdk(settings: dict[str, Any]) -> None:

@@ -2,7 +2,9 @@
 
 Several stores on one database stand for several processes (the tests with real processes are in
 ``test_shared_processes.py``): slices, the row-locked take, leases that expire, batches written once,
-the database down (soft counts on, hard open or closed), a month boundary.
+the database down (soft counts on, hard open or closed), a month boundary; an alert fired once, by the
+store whose write reached it, within a heartbeat; the heartbeat's transaction held open (``_Gated``) while
+calls reserve from their slices and settle.
 """
 
 from __future__ import annotations
@@ -256,6 +258,9 @@ def test_two_stores_share_one_rolling_window_and_spend_leaves_it(ledger_url: str
     # no slice kept between calls (slice_fraction 0): a lease left over would strand headroom the test counts on
     a, b = (SharedBudgets(budgets, SqlSlots(ledger_url), clock=lambda: now[0], slice_fraction=Decimal(0))
             for _ in range(2))
+    alerts: list[tuple[str, str]] = []  # (store, threshold): what each store's transactions fired
+    a.on_alert = lambda e: alerts.append(("a", e.percent))
+    b.on_alert = lambda e: alerts.append(("b", e.percent))
 
     def calls(n: int) -> tuple[list[tuple[SharedBudgets, Reservation]], list[Refusal]]:
         held, refused = [], []
@@ -270,14 +275,15 @@ def test_two_stores_share_one_rolling_window_and_spend_leaves_it(ledger_url: str
 
     first, refused = calls(6)
     assert len(first) == 6 and not refused
-    assert not [e for store, r in first for e in store.settle(r, Decimal("0.1"))]  # 0.3 each, 0.6 once written
-    assert a.sync() and b.sync()
+    assert not [e for store, r in first for e in store.settle(r, Decimal("0.1"))]  # a settle fires nothing
+    assert a.sync() and not alerts  # 0.3 written
+    assert b.sync() and alerts == [("b", "50%")]  # 0.6: b's transaction crossed 50%: b fires it, once in all
     now[0] += timedelta(minutes=30)
     second, refused = calls(30)
     assert len(second) == 4 and len(refused) == 26  # exactly the limit over both stores, 0.6 of it 30 min old
-    events = [e for store, r in second for e in store.settle(r, Decimal("0.1"))]
-    assert {e.percent for e in events} == {"50%"}  # seen once the takes read what the other wrote
+    assert not [e for store, r in second for e in store.settle(r, Decimal("0.1"))]
     assert a.sync() and b.sync()
+    assert alerts == [("b", "50%")]  # still in the window: not again
     stored = _buckets(ledger_url, "roll")
     assert [(s, c) for _, s, c in stored] == [(Decimal("0.6"), 6), (Decimal("0.4"), 4)]
     width = 38  # 1h / 96, rounded up
@@ -296,9 +302,10 @@ def test_two_stores_share_one_rolling_window_and_spend_leaves_it(ledger_url: str
     assert isinstance(got, Reservation)
     refusal = b.reserve("z", budgets, Decimal("0.2"))  # 0.4 + 0.5 in flight + 0.2 > 1
     assert isinstance(refusal, Refusal) and refusal.spent == Decimal("0.4")
-    # the 50% alert re-armed when the spend fell below it, and fires again
-    assert [e.percent for e in b.settle(got, Decimal("0.5"))] == ["50%"]
+    # the 50% alert re-armed when the spend fell below it, and fires again, when the spend is written
+    assert b.settle(got, Decimal("0.5")) == ()
     assert b.sync()
+    assert alerts == [("b", "50%"), ("b", "50%")]
     assert {s.name: s.spent for s in SharedBudgets(budgets, SqlSlots(ledger_url), clock=lambda: now[0]).status()
             }["roll"] == Decimal("0.9")
     now[0] += timedelta(hours=3)  # every bucket has left; the next write deletes those a window older
@@ -389,3 +396,209 @@ def test_tables_of_an_older_meter_get_the_new_columns(ledger_url: str) -> None:
     assert row == PeriodRow(Decimal("0.25"), Decimal("0.5"), 2, 0, 0, 0, 3, (), Decimal("0.2"))
     again.close()
     SqlSlots(ledger_url).close()  # and once is enough
+
+
+def test_a_threshold_the_shared_spend_crosses_fires_once_in_the_process_that_wrote_it(ledger_url: str) -> None:
+    budgets = load_budgets([SOFT])
+    a, b = (SharedBudgets(budgets, SqlSlots(ledger_url)) for _ in range(2))
+    alerts: list[tuple[str, str, Decimal]] = []
+    a.on_alert = lambda e: alerts.append(("a", e.percent, e.spent))
+    b.on_alert = lambda e: alerts.append(("b", e.percent, e.spent))
+    for store in (a, b):  # 0.3 each: neither process's own spend reaches 50% of 1
+        held = store.reserve("c", budgets, Decimal("0.3"))
+        assert isinstance(held, Reservation)
+        assert store.settle(held, Decimal("0.3")) == ()  # a settle fires nothing: the transaction that writes it does
+    assert a.sync() and alerts == []
+    assert b.sync() and alerts == [("b", "50%", Decimal("0.6"))]  # b's batch took the shared spend past 50%
+    for store in (a, b):
+        held = store.reserve("d", budgets, Decimal("0.1"))
+        assert isinstance(held, Reservation)
+        store.settle(held, Decimal("0.1"))
+    assert a.sync() and b.sync() and a.sync()
+    assert alerts == [("b", "50%", Decimal("0.6"))]  # once in the period, over both processes
+    assert all(s.alerts_fired == (Decimal("0.5"),) for store in (a, b) for s in store.status())
+    a.close(), b.close()
+
+
+def test_an_alert_follows_its_settle_within_one_heartbeat_through_the_meter(ledger_url: str) -> None:
+    import meter
+
+    m = meter.Meter(budgets=[SOFT], ledger=ledger_url, otel=False, prometheus=False)
+    try:
+        assert m.budgets is not None
+        store = m.budgets.store
+        assert isinstance(store, SharedBudgets) and store.flush_s == 1.0
+        fired = threading.Event()
+        seen: list[str] = []
+        m.budgets.on_alert.append(lambda e: (seen.append(e.percent), fired.set()))
+        held = store.reserve("c", m.budgets.budgets, Decimal("0.6"))
+        assert isinstance(held, Reservation)
+        settled = datetime.now(UTC)
+        assert store.settle(held, Decimal("0.6")) == ()
+        assert fired.wait(5)
+        latency = (datetime.now(UTC) - settled).total_seconds()
+        # the heartbeat writes the spend and fires: at most a heartbeat (1 s) and its transaction later
+        assert latency < 1.0 + 0.5, latency
+        assert seen == ["50%"]
+    finally:
+        assert m.close()
+
+
+class _Gated:
+    """A backend whose next transaction waits until ``go`` (a heartbeat's in progress), and whose answer can be
+    lost after the commit (``lose``)."""
+
+    def __init__(self, inner: SqlSlots) -> None:
+        self.inner = inner
+        self.hold = self.lose = False
+        self.entered, self.go = threading.Event(), threading.Event()
+
+    def sync(self, holder: str, lease_s: float, ops: Sequence[SlotOp]) -> list[SlotResult]:
+        if self.hold:
+            self.hold = False
+            self.entered.set()
+            assert self.go.wait(10)
+        results = self.inner.sync(holder, lease_s, ops)
+        if self.lose:
+            self.lose = False
+            raise ConnectionError("the answer was lost")
+        return results
+
+    def read(self, keys: Sequence[tuple[str, str]], holder: str = "") -> list[PeriodRow | None]:
+        return self.inner.read(keys, holder)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _in_heartbeat(store: SharedBudgets, backend: _Gated) -> tuple[threading.Thread, list[bool]]:
+    """Start a heartbeat on a thread and return once its transaction is in progress."""
+    done: list[bool] = []
+    backend.hold = True
+    beat = threading.Thread(target=lambda: done.append(store.sync()))
+    beat.start()
+    assert backend.entered.wait(10)
+    return beat, done
+
+
+def test_calls_from_a_slice_do_not_wait_for_the_heartbeats_transaction(ledger_url: str) -> None:
+    budgets = load_budgets([HARD])
+    backend = _Gated(SqlSlots(ledger_url))
+    store = SharedBudgets(budgets, backend, retry_s=0.0, slice_fraction=Decimal("0.5"))
+    first = store.reserve("a", budgets, Decimal("0.01"))  # a take: the lease is 0.51
+    assert isinstance(first, Reservation)
+    store.settle(first, Decimal("0.01"))
+    trips = store.round_trips
+    backend.lose = True  # the heartbeat's batch is committed, its answer lost
+    beat, done = _in_heartbeat(store, backend)
+    try:
+        got: list[Reservation | Refusal] = []
+
+        def call() -> None:  # reserved from the slice and settled while the heartbeat's transaction is on
+            held = store.reserve("b", budgets, Decimal("0.02"))
+            got.append(held)
+            if isinstance(held, Reservation):
+                store.settle(held, Decimal("0.02"))
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        caller.join(2)
+        assert not caller.is_alive(), "a call from the slice waited for the heartbeat's transaction"
+        assert isinstance(got[0], Reservation) and store.round_trips == trips + 1  # the heartbeat's only
+        assert {s.name: s.spent for s in store.status()}["hard"] == Decimal("0.03")  # the batch in flight, once
+    finally:
+        backend.go.set()
+        beat.join(10)
+    assert done == [False]  # the answer was lost
+    assert _spent(ledger_url, "hard") == Decimal("0.01")  # but the batch was written
+    # status counts it once: the lease's seq says the database has the batch the process still holds
+    assert {s.name: (s.spent, s.calls) for s in store.status()}["hard"] == (Decimal("0.03"), 2)
+    assert store.sync()  # the same batch again: not counted twice; the call settled meanwhile waits for the next
+    assert _spent(ledger_url, "hard") == Decimal("0.01")
+    assert store.sync()
+    assert _spent(ledger_url, "hard") == Decimal("0.03")
+    assert {s.name: (s.spent, s.calls) for s in store.status()}["hard"] == (Decimal("0.03"), 2)
+    store.close()
+
+
+def _lease(url: str) -> Decimal:
+    slots = SqlSlots(url)
+    try:
+        rows = slots._transaction(lambda: slots._rows("SELECT held FROM budget_leases"))
+        return sum((Decimal(r[0]) for r in rows), Decimal(0))
+    finally:
+        slots.close()
+
+
+def test_a_lease_the_heartbeat_is_shrinking_is_not_spent_meanwhile(ledger_url: str) -> None:
+    budgets = load_budgets([HARD])
+    backend = _Gated(SqlSlots(ledger_url))
+    store = SharedBudgets(budgets, backend, retry_s=0.0, slice_fraction=Decimal("0.05"))
+    first = store.reserve("a", budgets, Decimal("0.2"))  # a take: 0.2 and 4 worst cases, capped: the lease is 1
+    assert isinstance(first, Reservation)
+    store.settle(first, Decimal("0.2"))
+    slot = store._current["hard"]
+    assert slot.held == Decimal(1)
+    beat, _ = _in_heartbeat(store, backend)  # it writes 0.2 and gives back all but a slice (0.05)
+    taken: list[Reservation | Refusal] = []
+    try:
+        small = store.reserve("b", budgets, Decimal("0.03"))  # within the lease as it will be: no wait
+        assert isinstance(small, Reservation)
+        big = threading.Thread(target=lambda: taken.append(store.reserve("c", budgets, Decimal("0.3"))))
+        big.start()
+        big.join(0.3)
+        assert big.is_alive()  # past what the lease keeps: a take, after the heartbeat's transaction
+    finally:
+        backend.go.set()
+        beat.join(10)
+        big.join(10)
+    assert isinstance(taken[0], Reservation)
+    assert slot.inflight == Decimal("0.33")
+    assert slot.held >= slot.inflight and _lease(ledger_url) == slot.held  # the database's lease covers them
+    store.close()
+
+
+def test_an_answer_older_than_a_take_is_not_applied(ledger_url: str) -> None:
+    budgets = load_budgets([HARD])
+    backend = _Gated(SqlSlots(ledger_url))
+    store = SharedBudgets(budgets, backend, retry_s=0.0, slice_fraction=Decimal("0.05"))
+    first = store.reserve("a", budgets, Decimal("0.2"))
+    assert isinstance(first, Reservation)
+    store.settle(first, Decimal("0.2"))
+    beat, done = _in_heartbeat(store, backend)  # it will shrink the lease to 0.05
+    with store._lock:  # the heartbeat's answer waits for the lock; a take goes first
+        backend.go.set()
+        deadline = datetime.now(UTC) + timedelta(seconds=10)
+        while store._tx.locked():
+            assert datetime.now(UTC) < deadline
+            threading.Event().wait(0.005)
+        taken = store.reserve("b", budgets, Decimal("0.3"))  # 0.3 and a slice, capped at what is left: 0.8
+        assert isinstance(taken, Reservation)
+    beat.join(10)
+    assert done == [True]
+    slot = store._current["hard"]
+    assert slot.held == _lease(ledger_url) == Decimal("0.8")  # the take's answer, not the older heartbeat's
+    assert _spent(ledger_url, "hard") == Decimal("0.2")
+    store.close()
+
+
+def test_a_lease_given_back_by_a_lost_answer_is_not_taken_again_by_the_retry(ledger_url: str) -> None:
+    budgets = load_budgets([HARD])
+    backend = _Gated(SqlSlots(ledger_url))
+    store = SharedBudgets(budgets, backend, retry_s=0.0, slice_fraction=Decimal("0.05"))
+    first = store.reserve("a", budgets, Decimal("0.2"))  # the lease is 1
+    assert isinstance(first, Reservation)
+    store.settle(first, Decimal("0.2"))
+    backend.lose = True
+    assert not store.sync()  # written: 0.2 spent, the lease down to a slice (0.05); the answer lost
+    assert _lease(ledger_url) == Decimal("0.05")
+    other = SharedBudgets(budgets, SqlSlots(ledger_url))
+    taken = other.reserve("b", budgets, Decimal("0.75"))  # the headroom given back: 1 - 0.2 - 0.05
+    assert isinstance(taken, Reservation)
+    held = store.reserve("c", budgets, Decimal("0.04"))  # within the lease as the database has it
+    assert isinstance(held, Reservation)
+    assert store.sync()  # the retry asks to keep what it thought it had (0.8): the lease does not grow back
+    slot = store._current["hard"]
+    assert slot.held <= Decimal("0.05") and slot.free <= Decimal("0.01")
+    assert isinstance(store.reserve("d", budgets, Decimal("0.02")), Refusal)  # 0.2 + 0.75 + 0.04 + 0.02 > 1
+    other.close(), store.close()

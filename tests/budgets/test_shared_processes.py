@@ -3,6 +3,8 @@
 - 4 processes x 8 threads against one hard budget of $3 (a month, and a rolling 24h window): the settled
   spend, summed in the database and by the processes, never passes the limit (the bound: every cost here
   is at most its worst case, so 0);
+- 4 processes x 8 threads settling into one soft budget of 12 thresholds: each threshold fires once in all
+  (in whichever process's heartbeat flipped its bit), none twice, none in two processes;
 - a process holding reservations and a slice is SIGKILLed: its lease expires and the headroom returns;
 - PostgreSQL restarted mid-run: every settled cent is in the database once; a hard budget with
   ``on_db_down = "closed"`` refused calls while it was down, with ``"open"`` let them through.
@@ -77,6 +79,22 @@ def test_four_processes_of_eight_threads_never_pass_a_hard_limit(pg_database: st
     if period == "24h":  # a rolling window's spend is its buckets'
         assert sum((Decimal(r[0]) for r in _db(pg_database, "SELECT spent FROM budget_buckets")), Decimal(0)) == spent
     print(f"\n4 processes x 8 threads, {period}: {through} calls through, {trips} transactions, spent {spent} of 3")
+
+
+def test_each_threshold_fires_once_over_four_processes(pg_database: str) -> None:
+    thresholds = [f"{p}%" for p in (10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 150, 200)]
+    budget = {"name": "team-soft", "period": "month", "limit_usd": "2", "alert_at": thresholds}
+    # 4 x 8 x 20 calls of 0.01: 6.4 USD, past every threshold (200% is 4 USD); a heartbeat every 50 ms
+    settings = {"url": pg_database, "budgets": [budget], "worst": "0.01", "threads": 8, "calls": 20,
+                "hold_s": 0.01, "flush_s": 0.05}
+    workers = [_start(settings) for _ in range(4)]
+    results = [_result(w) for w in workers]
+    fired = [percent for r in results for percent in r["alerts"]]
+    assert sorted(fired, key=lambda p: float(p[:-1])) == thresholds, [r["alerts"] for r in results]
+    assert _spent(pg_database) == Decimal("6.40")
+    (bits,) = _db(pg_database, "SELECT fired FROM budget_periods")[0]
+    assert int(bits) == 2 ** len(thresholds) - 1
+    print(f"\n4 processes, 12 thresholds: fired by process {[len(r['alerts']) for r in results]}")
 
 
 def _chunk(**fields: Any) -> bytes:
