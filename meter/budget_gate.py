@@ -67,6 +67,7 @@ class BudgetGate:
         self.store: BudgetStore = store if store is not None else BudgetLedger(budgets)
         """``BudgetLedger`` (this process) without a ledger; with one, ``SharedBudgets`` on its database."""
         self._set = BudgetSet(budgets)
+        self._hard = {budget.name: budget.hard for budget in budgets}
         self._costing = costing
         self._lock = threading.Lock()
         self._refused: dict[str, int] = {}
@@ -136,6 +137,10 @@ class BudgetGate:
                 refused(held.budget.name)
             return refusal_answer(held)
         return held
+
+    def holds_hard(self, reservation: Reservation) -> bool:
+        """Does this hold count against a hard budget (one that may refuse the next call)?"""
+        return any(self._hard.get(name, False) for name in reservation.budgets)
 
     def _reserve_spent(self, call: str, matched: Sequence[Budget], case: WorstCase,
                        at: datetime) -> Reservation | None:

@@ -346,15 +346,25 @@ class Meter:
             new_body = with_include_usage(route, info, raw, parsed) if self.inject_stream_usage else None
             worker = self._worker
             deferred = worker is not None and worker.accepting
+            behind = worker is not None and not deferred and not worker.closed
             facts = _RequestFacts(method, path, raw, headers.get("x-stainless-retry-count"), parsed, hint)
             start = CallStart(route, info, attribution.current(), None, None, started_ns, None, None, capture,
                               parsed if capture else None, 0)
+            held = None
+            if self.budgets is not None:  # budgets match on the finished start, here
+                start = self.full_start(start, facts)
+                with guard["budget"]:
+                    held = self.budgets.reserve(start, deployment(start), parsed, start.info.service_tier)
+                if isinstance(held, Reservation) and self.budgets.holds_hard(held):
+                    # A hard budget's hold is settled on this thread, when the call ends: the next call's
+                    # reservation sees its real cost, not its worst case still held (a false refusal).
+                    deferred = False
             parent: object = None
             if deferred:  # the rest of the start, and the span, on the worker (under this context)
                 parent = current_context()
-            if not deferred or self.budgets is not None:  # budgets match on the finished start
-                start = self.full_start(start, facts)
-            if not deferred:
+            else:
+                if self.budgets is None:
+                    start = self.full_start(start, facts)
                 if self._tracer is not None:
                     with guard["sink_start"]:
                         span, trace_id, span_id = self._tracer.open(start.route, start.info, started_ns,
@@ -363,10 +373,6 @@ class Meter:
                 if start.trace_id is None and self._current_trace is not None:
                     trace_id, span_id = self._current_trace()
                     start = start._replace(trace_id=trace_id, span_id=span_id)
-            held = None
-            if self.budgets is not None:
-                with guard["budget"]:
-                    held = self.budgets.reserve(start, deployment(start), parsed, start.info.service_tier)
             refusal = held if isinstance(held, RefusalAnswer) else None
             pending = _Pending(self, start, held if isinstance(held, Reservation) else None)
             call = Call(start, pending)
@@ -378,8 +384,8 @@ class Meter:
                     pending.begin(call, facts_left, parent)
             else:
                 pending.states = self.start_sinks(start)
-                if worker is not None and not worker.closed:
-                    self.record_fault("metering_inline", _QueueFull(worker.max_queued))
+                if behind:
+                    self.record_fault("metering_inline", _QueueFull(worker.max_queued if worker else 0))
             return call, new_body, refusal
         return None
 

@@ -209,3 +209,26 @@ def test_retrieving_a_response_is_never_refused_and_a_repeat_costs_nothing() -> 
     assert m.budgets is not None
     [status] = m.budgets.store.status()
     assert (status.spent, status.reserved, status.estimated_calls) == (COST, Decimal(0), 0)
+
+
+def test_back_to_back_calls_under_a_hard_budget_see_the_last_ones_real_cost(server: ReplayServer) -> None:
+    """With the metering worker (the default), a call held against a hard budget is settled on its own
+    thread as it ends: the next call's reservation sees its real cost (0.0075), not its worst case (0.01)
+    still held, which would refuse it falsely. Calls charged to soft budgets only settle on the worker."""
+    import threading
+
+    threads: list[str] = []
+    m = meter.Meter(otel=False, prometheus=False, on_record=lambda r: threads.append(threading.current_thread().name),
+                    budgets=[{**HARD, "limit_usd": "0.0176"}, {**HARD, "name": "soft", "match": {"team": "ads"},
+                                                               "enforce": "soft", "limit_usd": "5"}])
+    assert m.metering == "worker"
+    client = meter.wrap(openai.AzureOpenAI(azure_endpoint=server.url, api_key="k", api_version=API_VERSION,
+                                           max_retries=0), meter=m)
+    with meter.attribute(team="search"):
+        _ask(client)  # 0.01 held, 0.0075 settled
+        _ask(client)  # 0.0075 + 0.01 <= 0.0176: passes only if the first is settled already
+    with meter.attribute(team="ads"):
+        _ask(client)
+    assert m.flush(10)
+    assert threads == [threading.current_thread().name] * 2 + ["meter-metering"]
+    assert m.budgets is not None and m.budgets.refused() == {}
