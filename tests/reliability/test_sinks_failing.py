@@ -159,6 +159,16 @@ def test_a_queued_subscriber_that_falls_behind_drops_and_counts() -> None:
     assert len(handled) + sub.dropped == 30
 
 
+async def _ticker(gaps: list[float]) -> None:
+    """Tick every millisecond on the event loop, keeping the gaps between ticks (a stall shows as a long one)."""
+    last = time.perf_counter()
+    while True:
+        await asyncio.sleep(0.001)
+        now = time.perf_counter()
+        gaps.append(now - last)
+        last = now
+
+
 async def test_a_blocking_subscriber_stalls_the_event_loop(figures: dict[str, object]) -> None:
     """Documented: with ``metering="inline"`` subscribers run on the loop for async clients. Measured here,
     with a ticker task."""
@@ -171,16 +181,7 @@ async def test_a_blocking_subscriber_stalls_the_event_loop(figures: dict[str, ob
         httpx2.MockTransport(lambda request: httpx2.Response(200, json=BODY)),
         meter=meter.Meter(on_record=slow, otel=False, prometheus=False, metering="inline"))
     gaps: list[float] = []
-
-    async def ticker() -> None:
-        last = time.perf_counter()
-        while True:
-            await asyncio.sleep(0.001)
-            now = time.perf_counter()
-            gaps.append(now - last)
-            last = now
-
-    tick = asyncio.ensure_future(ticker())
+    tick = asyncio.ensure_future(_ticker(gaps))
     async with httpx2.AsyncClient(transport=transport) as client:
         for _ in range(5):
             await client.post(URL, json={})
@@ -204,16 +205,7 @@ async def test_a_blocking_subscriber_does_not_stall_the_event_loop_with_the_mete
     transport = meter.AsyncMeteredTransport(
         httpx2.MockTransport(lambda request: httpx2.Response(200, json=BODY)), meter=m)
     gaps: list[float] = []
-
-    async def ticker() -> None:
-        last = time.perf_counter()
-        while True:
-            await asyncio.sleep(0.001)
-            now = time.perf_counter()
-            gaps.append(now - last)
-            last = now
-
-    tick = asyncio.ensure_future(ticker())
+    tick = asyncio.ensure_future(_ticker(gaps))
     async with httpx2.AsyncClient(transport=transport) as client:
         for _ in range(3):
             await client.post(URL, json={})
