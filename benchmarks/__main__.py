@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=1500, help="JSON calls per arm per round (default 1500)")
     parser.add_argument("--stream-calls", type=int, default=120, help="stream calls per arm per round (default 120)")
     parser.add_argument("--deltas", type=int, default=500, help="delta events per stream (default 500)")
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="overhead, caller: the canned transport waits this long before answering (default 0)")
     parser.add_argument("--caller-calls", type=int, default=3000,
                         help="calls per row of the caller's-thread part (default 3000)")
     parser.add_argument("--concurrency-calls", type=int, default=2000,
@@ -100,14 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     if "overhead" in sections:
         from benchmarks import overhead
 
-        results["overhead"] = overhead.run(args.rounds, args.calls, args.stream_calls, args.deltas)
+        results["overhead"] = overhead.run(args.rounds, args.calls, args.stream_calls, args.deltas,
+                                           latency_s=args.latency_ms / 1000)
         print(f"## Per-call overhead ({args.rounds} rounds x {args.calls} JSON / {args.stream_calls} stream calls "
               f"per arm, in blocks of {overhead.JSON_BLOCK} / {overhead.STREAM_BLOCK}, {args.deltas} deltas per "
-              f"stream)\n\n{overhead.table(results['overhead'])}\n", flush=True)
+              f"stream, {args.latency_ms:g} ms transport latency)\n\n{overhead.table(results['overhead'])}\n",
+              flush=True)
     if "caller" in sections:
         from benchmarks import caller
 
-        results["caller"] = caller.run(args.caller_calls)
+        results["caller"] = caller.run(args.caller_calls, args.latency_ms / 1000)
         print(f"## Caller's thread: time in meter per JSON call\n\n{caller.table(results['caller'])}\n", flush=True)
     if "concurrency" in sections:
         from benchmarks import concurrency

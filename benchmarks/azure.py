@@ -9,7 +9,9 @@ is the worst case for instrumentation: the SDK's own work is all that is compare
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -176,12 +178,16 @@ class Answers:
 
 
 class AzureTransport(httpx2.BaseTransport):
-    """Sync transport answering every request at once with a canned Azure body."""
+    """Sync transport answering every request at once with a canned Azure body (or after ``latency_s``, a
+    sleep that releases the GIL as waiting for the network does)."""
 
-    def __init__(self, answers: Answers) -> None:
+    def __init__(self, answers: Answers, latency_s: float = 0.0) -> None:
         self.answers = answers
+        self.latency_s = latency_s
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        if self.latency_s:
+            time.sleep(self.latency_s)
         headers, body = self.answers.pick(request)
         if isinstance(body, list):
             return httpx2.Response(200, headers=headers, stream=_Chunks(body), request=request)
@@ -191,10 +197,13 @@ class AzureTransport(httpx2.BaseTransport):
 class AsyncAzureTransport(httpx2.AsyncBaseTransport):
     """The async twin of ``AzureTransport``."""
 
-    def __init__(self, answers: Answers) -> None:
+    def __init__(self, answers: Answers, latency_s: float = 0.0) -> None:
         self.answers = answers
+        self.latency_s = latency_s
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
         headers, body = self.answers.pick(request)
         if isinstance(body, list):
             return httpx2.Response(200, headers=headers, stream=_AsyncChunks(body), request=request)

@@ -156,10 +156,11 @@ def _summary(samples: list[Sample], cost: Cost) -> dict[str, Any]:
             "meets_targets": p50 <= TARGET_P50_US and p99 <= TARGET_P99_US}
 
 
-def run_sync(scenario: str, mode: str, calls: int, isolated: bool, cost: Cost) -> dict[str, Any]:
+def run_sync(scenario: str, mode: str, calls: int, isolated: bool, cost: Cost, latency_s: float = 0.0,
+             ) -> dict[str, Any]:
     m = overhead.arm_meter("inline" if mode == "inline" else "full")
     assert m is not None and m.metering == mode, (mode, m)
-    client = overhead.sync_client("full", Answers(5), m)
+    client = overhead.sync_client("full", Answers(5), m, latency_s)
     call = overhead.sync_call(scenario)
     for _ in range(max(20, calls // 10)):
         call(client)
@@ -176,11 +177,12 @@ def run_sync(scenario: str, mode: str, calls: int, isolated: bool, cost: Cost) -
     return _summary(samples, cost)
 
 
-def run_async(scenario: str, mode: str, calls: int, isolated: bool, cost: Cost) -> dict[str, Any]:
+def run_async(scenario: str, mode: str, calls: int, isolated: bool, cost: Cost, latency_s: float = 0.0,
+              ) -> dict[str, Any]:
     async def main() -> dict[str, Any]:
         m = overhead.arm_meter("inline" if mode == "inline" else "full")
         assert m is not None and m.metering == mode, (mode, m)
-        client = overhead.async_client("full", Answers(5), m)
+        client = overhead.async_client("full", Answers(5), m, latency_s)
         call = overhead.async_call(scenario)
         for _ in range(max(20, calls // 10)):
             await call(client)
@@ -199,25 +201,27 @@ def run_async(scenario: str, mode: str, calls: int, isolated: bool, cost: Cost) 
     return asyncio.run(main())
 
 
-def run(calls: int) -> dict[str, Any]:
+def run(calls: int, latency_s: float = 0.0) -> dict[str, Any]:
     """S1 and S3, sync and async, worker and inline, back to back and isolated: p50/p99 µs on the caller's thread
-    (the full configuration: pricing, Prometheus, OTel SDK spans and metrics)."""
+    (the full configuration: pricing, Prometheus, OTel SDK spans and metrics); the transport answers after
+    ``latency_s`` (0: at once)."""
     cost = wrapper_cost_ns()
     out: dict[str, Any] = {"wrapper_ns_per_entry": cost[0], "wrapper_cpu_ns_per_entry": cost[1], "calls": calls,
-                           "rows": {}}
+                           "latency_ms": latency_s * 1000, "rows": {}}
     for scenario in SCENARIOS:
         for prefix, runner in (("S", run_sync), ("A", run_async)):
             name = prefix + scenario[1:]
             for mode in MODES:
                 for isolated in (False, True):
                     key = f"{name} {mode} {'isolated' if isolated else 'back to back'}"
-                    out["rows"][key] = runner(scenario, mode, calls, isolated, cost)
+                    out["rows"][key] = runner(scenario, mode, calls, isolated, cost, latency_s)
     return out
 
 
 def table(result: dict[str, Any]) -> str:
     """Markdown: one row per call, mode and way of calling."""
-    lines = [f"{result['calls']:,} calls per row; the wrapper's own cost, subtracted: "
+    lines = [f"{result['calls']:,} calls per row, {result.get('latency_ms', 0):g} ms transport latency; "
+             "the wrapper's own cost, subtracted: "
              f"{result['wrapper_ns_per_entry']:.0f} ns wall, {result['wrapper_cpu_ns_per_entry']:.0f} ns CPU "
              "per entry; "
              f"targets p50 <= {TARGET_P50_US:.0f} µs, p99 <= {TARGET_P99_US:.0f} µs", "",

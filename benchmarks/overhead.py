@@ -70,19 +70,22 @@ def arm_meter(arm: str) -> meter.Meter | None:
                        metering="inline" if arm == "inline" else "worker")
 
 
-def sync_client(arm: str, answers: Answers, m: meter.Meter | None = None) -> openai.AzureOpenAI:
-    """The SDK's sync client for ``arm``, metered by ``m`` (a new ``arm_meter(arm)`` when not given)."""
+def sync_client(arm: str, answers: Answers, m: meter.Meter | None = None, latency_s: float = 0.0,
+                ) -> openai.AzureOpenAI:
+    """The SDK's sync client for ``arm``, metered by ``m`` (a new ``arm_meter(arm)`` when not given), over a
+    transport that answers after ``latency_s``."""
     m = m if m is not None else arm_meter(arm)
-    inner = AzureTransport(answers)
+    inner = AzureTransport(answers, latency_s)
     transport: httpx2.BaseTransport = inner if m is None else meter.MeteredTransport(inner, meter=m)
     return openai.AzureOpenAI(api_key="bench-key", api_version=API_VERSION, azure_endpoint=ENDPOINT,
                               http_client=httpx2.Client(transport=transport), max_retries=0)
 
 
-def async_client(arm: str, answers: Answers, m: meter.Meter | None = None) -> openai.AsyncAzureOpenAI:
+def async_client(arm: str, answers: Answers, m: meter.Meter | None = None, latency_s: float = 0.0,
+                 ) -> openai.AsyncAzureOpenAI:
     """The async twin of ``sync_client``."""
     m = m if m is not None else arm_meter(arm)
-    inner = AsyncAzureTransport(answers)
+    inner = AsyncAzureTransport(answers, latency_s)
     transport: httpx2.AsyncBaseTransport = inner if m is None else meter.AsyncMeteredTransport(inner, meter=m)
     return openai.AsyncAzureOpenAI(api_key="bench-key", api_version=API_VERSION, azure_endpoint=ENDPOINT,
                                    http_client=httpx2.AsyncClient(transport=transport), max_retries=0)
@@ -173,10 +176,11 @@ def _order(n: int) -> tuple[str, ...]:
     return ARMS[k:] + ARMS[:k]
 
 
-def run_sync(scenario: str, rounds: int, calls: int, deltas: int, block: int = JSON_BLOCK) -> dict[str, Any]:
+def run_sync(scenario: str, rounds: int, calls: int, deltas: int, block: int = JSON_BLOCK,
+             latency_s: float = 0.0) -> dict[str, Any]:
     answers = Answers(deltas)
     meters = {arm: arm_meter(arm) for arm in ARMS}
-    clients = {arm: sync_client(arm, answers, meters[arm]) for arm in ARMS}
+    clients = {arm: sync_client(arm, answers, meters[arm], latency_s) for arm in ARMS}
     call = sync_call(scenario)
     for _ in range(max(5, calls // 10)):  # warm every arm: imports, caches, the price quote
         for arm in ARMS:
@@ -206,11 +210,12 @@ def run_sync(scenario: str, rounds: int, calls: int, deltas: int, block: int = J
     return _summarise(results)
 
 
-def run_async(scenario: str, rounds: int, calls: int, deltas: int, block: int = JSON_BLOCK) -> dict[str, Any]:
+def run_async(scenario: str, rounds: int, calls: int, deltas: int, block: int = JSON_BLOCK,
+              latency_s: float = 0.0) -> dict[str, Any]:
     async def main() -> dict[str, Any]:
         answers = Answers(deltas)
         meters = {arm: arm_meter(arm) for arm in ARMS}
-        clients = {arm: async_client(arm, answers, meters[arm]) for arm in ARMS}
+        clients = {arm: async_client(arm, answers, meters[arm], latency_s) for arm in ARMS}
         call = async_call(scenario)
         for _ in range(max(5, calls // 10)):
             for arm in ARMS:
@@ -243,17 +248,19 @@ def run_async(scenario: str, rounds: int, calls: int, deltas: int, block: int = 
 
 
 def run(rounds: int, json_calls: int, stream_calls: int, deltas: int,
-        scenarios: tuple[str, ...] = ("S1", "S2", "S3", "S4"), asynchronous: bool = True) -> dict[str, Any]:
+        scenarios: tuple[str, ...] = ("S1", "S2", "S3", "S4"), asynchronous: bool = True,
+        latency_s: float = 0.0) -> dict[str, Any]:
     """Every scenario sync (S1-S4) and async (A1-A4): per arm, median and p90 µs, throughput µs per call, and
-    the ratios to raw."""
+    the ratios to raw. ``latency_s``: the transport waits that long before it answers (0: at once, the worst
+    case for meter; with a wait, the metering worker runs while the caller waits, as with a real network)."""
     out: dict[str, Any] = {}
     for scenario in scenarios:
         stream = scenario in ("S2", "S4")
         calls = stream_calls if stream else json_calls
         block = STREAM_BLOCK if stream else JSON_BLOCK
-        out[scenario] = run_sync(scenario, rounds, calls, deltas, block)
+        out[scenario] = run_sync(scenario, rounds, calls, deltas, block, latency_s)
         if asynchronous:
-            out["A" + scenario[1:]] = run_async(scenario, rounds, calls, deltas, block)
+            out["A" + scenario[1:]] = run_async(scenario, rounds, calls, deltas, block, latency_s)
     return out
 
 
