@@ -15,6 +15,7 @@ from meter.apps.emulator import Emulator, EmulatorConfig
 from meter.apps.proxy import ProxyServer
 from tests.proxy.conftest import API_KEY, API_VERSION, Metered
 from tests.proxy.upstream import ScriptedUpstream
+from tests.support.waiting import wait_until
 
 CHAT = "/openai/deployments/gpt-4o-mini/chat/completions?api-version=" + API_VERSION
 BODY: dict[str, Any] = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
@@ -57,7 +58,19 @@ def test_requests_beyond_max_concurrency_wait_for_a_slot(slow_emu: Emulator) -> 
 def test_a_request_that_waits_too_long_for_a_slot_gets_503(slow_emu: Emulator) -> None:
     with ProxyServer(slow_emu.url, meter=Metered(slow_emu.url).meter, max_concurrency=1,
                      queue_timeout=0.05) as proxy:
-        _, statuses = _parallel(proxy.url + CHAT, 2)
+        statuses: list[int] = []
+
+        def call() -> None:
+            statuses.append(httpx2.post(proxy.url + CHAT, headers={"api-key": API_KEY}, json=BODY,
+                                        timeout=10).status_code)
+
+        first = threading.Thread(target=call)
+        first.start()
+        # The second comes while the first holds the one slot (its upstream answers after SLOW): on a busy
+        # machine two threads started together could otherwise arrive one after the other's end.
+        wait_until(lambda: proxy.app.in_flight == 1, timeout=5.0)
+        call()
+        first.join()
         assert sorted(statuses) == [200, 503]
         response = httpx2.get(proxy.url + "/anything")  # the slot is free again
         assert response.status_code == 404
