@@ -227,9 +227,8 @@ class Call:
         instead of one at a time between the SDK's own work, which keeps evicting meter's
         code and data from the CPU caches (per chunk, the same test costs about 3x in place).
         Held chunks are references, not copies, bounded in count and size, and always looked
-        at before the call's end is built. When the call's output runs jobs elsewhere (the hub's
-        metering worker), each batch is looked at there, in order, and the caller's thread only
-        keeps the references: the first token is still seen here, as it passes.
+        at before the call's end is built. An output may run each batch elsewhere, in order with
+        the end (``CallOutput.later``); the hub's does not (see ``_Pending.later``).
         """
         self._reading = True  # before the test of _skip; _finish sets _skip, then waits while this is set
         if self._skip:

@@ -43,4 +43,5 @@ def _race() -> None:
             t.start()
         for t in threads:
             t.join()
+    assert m.flush(10)  # the records come on the metering worker
     assert len(records) == 200

@@ -220,6 +220,7 @@ def test_a_huge_output_file_is_summed_in_bounded_memory(name: str, kwargs: dict[
     raw_mb, raw_s, raw_read, raw_hash = _download(Files(**kwargs))
     metered_mb, metered_s, read, digest = _download(meter.MeteredTransport(Files(**kwargs), meter=m))
     assert (read, digest) == (raw_read, raw_hash), "the caller must get the file's bytes unchanged"
+    assert m.flush(30)  # the record comes on the metering worker
     (record,) = records
     assert record.api == "batch_output" and record.outcome == "ok" and record.usage is not None
     blocks = -(-kwargs["total"] // (len(LINE) * 64))
