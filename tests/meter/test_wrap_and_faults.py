@@ -60,11 +60,12 @@ def test_auth_still_reaches_the_server_and_never_the_record() -> None:
     records: list[meter.CallRecord] = []
     with ReplayServer() as srv:
         srv.add("POST", "/openai/deployments/reasoner-prod/chat/completions", case_response(CASES["01"]))
-        client = meter.wrap(httpx2.Client(headers={"api-key": "KEY-123-secret"}),
-                            meter=meter.Meter(on_record=records.append))
+        m = meter.Meter(on_record=records.append)
+        client = meter.wrap(httpx2.Client(headers={"api-key": "KEY-123-secret"}), meter=m)
         client.post(srv.url + "/openai/deployments/reasoner-prod/chat/completions?api-version=2024-10-21",
                     json={"messages": []})
         assert srv.requests[0].header("api-key") == "KEY-123-secret"
+    assert m.flush(10)  # the record comes on the metering worker
     assert len(records) == 1 and "KEY-123-secret" not in repr(records[0])
 
 
@@ -81,6 +82,7 @@ def test_a_parser_fault_is_counted_and_the_caller_unaffected(monkeypatch: pytest
             r = client.post(srv.url + "/openai/deployments/reasoner-prod/chat/completions?api-version=2024-10-21",
                             json={"messages": []})
     assert r.content == CASES["01"].body
+    assert m.flush(10)  # the body is read, and the fault counted, on the metering worker
     assert m.faults == {"parse": 1}
     assert records[0].usage is None and records[0].outcome == "ok"
 
