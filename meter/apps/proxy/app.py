@@ -134,8 +134,7 @@ class ProxyApp:
         self.body_timeout = body_timeout
         # write and pool share the read timeout; the pool never waits anyway: it has a connection per slot
         self._timeout = httpx2.Timeout(read_timeout, connect=connect_timeout).as_dict()
-        inner = transport or httpx2.AsyncHTTPTransport(
-            limits=httpx2.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency))
+        inner = transport or _pool(base, max_concurrency)
         # The transport is called directly, not through an AsyncClient: a client would keep upstream
         # cookies in one jar shared by every caller and log each full URL (query string included) at INFO.
         self.transport = AsyncMeteredTransport(inner, meter=self.meter)
@@ -287,6 +286,16 @@ class ProxyApp:
             logger.warning("upstream failed mid-response (%s); cutting the client connection", type(exc).__name__)
         finally:
             await response.aclose()
+
+
+def _pool(base: httpx2.URL, size: int) -> httpx2.AsyncBaseTransport:
+    """The upstream pool: meter's own (``meter.apps.proxy.pool``, llhttp) where httptools is installed, which
+    ``meter[proxy]`` brings; else httpx2's (an app served by another ASGI server without the extra)."""
+    try:
+        from meter.apps.proxy.pool import UpstreamTransport
+    except ImportError:
+        return httpx2.AsyncHTTPTransport(limits=httpx2.Limits(max_connections=size, max_keepalive_connections=size))
+    return UpstreamTransport(base, max_connections=size)
 
 
 async def _body(response: httpx2.Response) -> AsyncIterator[bytes]:
