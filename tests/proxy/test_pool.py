@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -39,8 +41,9 @@ class Upstream:
         return f"http://127.0.0.1:{self.port}"
 
     async def __aenter__(self) -> Upstream:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
+        if self._server is None:  # else started by the test (TLS)
+            self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+            self.port = self._server.sockets[0].getsockname()[1]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -260,3 +263,51 @@ async def test_a_header_that_would_split_the_head_is_refused() -> None:
     bad.headers["x-evil"] = "a\r\nx-injected: 1"
     with pytest.raises(httpx2.LocalProtocolError):
         await pool.handle_async_request(bad)
+
+
+def _self_signed() -> tuple[bytes, bytes]:
+    """A certificate for 127.0.0.1 and its key (PEM), made here: the test needs no files and no network."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "meter test upstream")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+async def test_an_https_upstream_is_verified_and_pooled(tmp_path: Path) -> None:
+    cert, key = _self_signed()
+    (tmp_path / "cert.pem").write_bytes(cert)
+    (tmp_path / "key.pem").write_bytes(key)
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    upstream = Upstream(fixed(OK))
+    upstream._server = await asyncio.start_server(upstream._serve, "127.0.0.1", 0, ssl=server_side)
+    upstream.port = upstream._server.sockets[0].getsockname()[1]
+    url = f"https://127.0.0.1:{upstream.port}"
+    async with upstream:
+        trusting = UpstreamTransport(url, ssl_context=ssl.create_default_context(cadata=cert.decode()))
+        for _ in range(3):
+            status, _, chunks = await fetch(trusting, url + "/tls")
+            assert (status, b"".join(chunks)) == (200, b'{"ok":true}')
+        await trusting.aclose()
+        default = UpstreamTransport(url)  # httpx2's verification: a self-signed certificate is refused
+        with pytest.raises(httpx2.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await fetch(default, url + "/tls")
+        await default.aclose()
+    assert trusting.connections_opened == 1 and len(upstream.requests) == 3
