@@ -334,20 +334,22 @@ class Meter:
             started_ns = time.time_ns()
             raw = body() if method == "POST" else None
             capture = self.capture_content
-            hint = False
+            read: _Read = "parsed"
             if raw is not None and route.api in _UPLOADS and multipart.is_form(headers.get("content-type")):
                 # an upload (audio, image edits): only its model field, from the head, never the files
                 info, parsed = RequestInfo(model=multipart.form_field(raw, "model")), None
-            elif raw is not None and (route.deployment_from_body or capture or stream_hint(raw)
-                                      or route.api in _UNITS_FROM_REQUEST or self.budgets is not None):
+            elif raw is not None and (capture or stream_hint(raw) or route.api in _UNITS_FROM_REQUEST
+                                      or self.budgets is not None):
                 info, parsed = parse_body(raw)
-            else:  # a non-streaming call on a deployment path: only the model and tier, read later (``full_start``)
-                info, parsed, hint = RequestInfo(), None, True
+            else:  # a non-streaming call: what the body says is read later (``full_start``, on the worker)
+                # The body names the deployment (Responses, v1): parsed, as the price depends on it;
+                # on a deployment path its model and tier are only informational, so a hint does.
+                info, parsed, read = RequestInfo(), None, "parse" if route.deployment_from_body else "hint"
             new_body = with_include_usage(route, info, raw, parsed) if self.inject_stream_usage else None
             worker = self._worker
             deferred = worker is not None and worker.accepting
             behind = worker is not None and not deferred and not worker.closed
-            facts = _RequestFacts(method, path, raw, headers.get("x-stainless-retry-count"), parsed, hint)
+            facts = _RequestFacts(method, path, raw, headers.get("x-stainless-retry-count"), parsed, read)
             start = CallStart(route, info, attribution.current(), None, None, started_ns, None, None, capture,
                               parsed if capture else None, 0)
             held = None
@@ -397,8 +399,10 @@ class Meter:
         ``value_repaired`` fault), the attempt, the correlation id and a stream's input estimate."""
         info = start.info
         raw = facts.raw
-        if facts.hint:
+        if facts.read == "hint":
             info = RequestInfo(model=model_hint(raw), service_tier=service_tier_hint(raw))
+        elif facts.read == "parse":
+            info = parse_body(raw)[0]
         # The request went out as sent; what it says is made storable before any sink sees it.
         route, info, attributes, attempt, repaired = storable.clean_start(
             start.route, info, start.attributes, _attempt(facts.retry))
@@ -563,6 +567,11 @@ class _LedgerFault(Exception):
     """Records the ledger could not write as they were (counted; the calls were not affected)."""
 
 
+_Read = Literal["parsed", "parse", "hint"]
+"""A request body already parsed on the caller's thread; to be parsed in ``full_start``; or only its model and
+tier read there without a parse."""
+
+
 class _RequestFacts(NamedTuple):
     """What ``Meter.full_start`` reads from a request: taken on the caller's thread (references only)."""
 
@@ -572,8 +581,8 @@ class _RequestFacts(NamedTuple):
     retry: str | None
     """The ``x-stainless-retry-count`` header as sent."""
     parsed: dict[str, Any] | None
-    hint: bool
-    """The body was not parsed: its model and tier are read from it without a parse."""
+    read: _Read
+    """How the body is still to be read (``_Read``)."""
 
 
 class _QueueFull(Exception):

@@ -68,6 +68,34 @@ def test_inline_mode_gives_the_record_on_the_callers_thread(emu: Emulator, regis
         meter.Meter(metering="later", registry=registry)  # type: ignore[arg-type]
 
 
+def test_a_body_naming_the_deployment_is_parsed_on_the_worker_exactly(
+        emu: Emulator, registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Responses body names the deployment, which sets the price: it is parsed whole (a nested
+    ``"model"`` written first, in ``metadata``, is not taken for it), and on the worker, not on the
+    caller's thread."""
+    import meter.hub as hub
+
+    parsed_on: list[str] = []
+    parse = hub.parse_body
+
+    def spying(body: bytes | None) -> Any:
+        parsed_on.append(threading.current_thread().name)
+        return parse(body)
+
+    monkeypatch.setattr(hub, "parse_body", spying)
+    records: list[meter.CallRecord] = []
+    m = meter.Meter(on_record=records.append, registry=registry, otel=False)
+    client = _client(emu, m)
+    # the body as another client may write it (the SDK puts "model" first)
+    client.post("/responses", cast_to=object,
+                body={"metadata": {"model": "gpt-4.1"}, "model": "gpt-4o-mini", "input": "hello"})
+    assert m.flush(5.0)
+    assert [(r.request_model, r.deployment) for r in records] == [("gpt-4o-mini", "gpt-4o-mini")]
+    cost = records[0].cost
+    assert cost is not None and cost.total is not None and (cost.model or "").startswith("gpt-4o-mini-")
+    assert parsed_on == ["meter-metering"]
+
+
 def test_the_span_keeps_the_calls_own_times_and_the_callers_parent(emu: Emulator,
                                                                    registry: CollectorRegistry) -> None:
     exporter = InMemorySpanExporter()
