@@ -8,11 +8,12 @@ upstream answer are handed to the server as they are, and nothing else is.
 
 Each request: read the body (the meter reads the request from memory) within
 ``body_timeout``, then wait for a concurrency slot, send the request upstream
-through ``meter.AsyncMeteredTransport``, and relay the answer chunk by chunk
-with ``aiter_raw`` (no decoding, no re-encoding). The next upstream chunk is
-read only after ``send`` returned, and the server's ``send`` waits while its
-write buffer is full, so a slow client slows the upstream read instead of
-filling memory. A watcher on ``receive`` notices the caller leaving and cancels
+through ``meter.AsyncMeteredTransport`` (around the proxy's own keep-alive pool,
+``meter.apps.proxy.pool``), and relay the answer chunk by chunk with ``aiter_raw``
+(no decoding, no re-encoding). The next upstream chunk is read only after
+``send`` returned, and the server's ``send`` waits while its write buffer is
+full; the pool stops reading a connection whose bytes are not taken, so a slow
+client slows the upstream instead of filling memory. A watcher on ``receive`` notices the caller leaving and cancels
 the relay at once (even while the upstream is still thinking), which closes the
 upstream response: the meter records that call as ``aborted``.
 """
@@ -98,12 +99,14 @@ class ProxyApp:
     the others; it gets a 408 and its connection is closed after ``body_timeout``
     seconds (the time to receive the whole body, not a gap between bytes, so a
     trickle cannot stretch it). Memory is bounded by ``max_concurrency *
-    max_request_bytes`` for requests in flight, plus one chunk per stream, plus
+    max_request_bytes`` for requests in flight, plus the upstream bytes held per
+    stream (64 KiB and one read: ``meter.apps.proxy.connection.HIGH_WATER``), plus
     the bodies being received: each at most ``max_request_bytes``, only bytes
     the caller sent, and for at most ``body_timeout``. The head's own bound is
     the server's (``ProxyServer(head_timeout=...)``).
-    ``transport`` replaces the inner ``httpx2.AsyncHTTPTransport`` (custom TLS,
-    an egress proxy: environment proxy variables are not read).
+    ``transport`` replaces the inner pool (``meter.apps.proxy.pool.UpstreamTransport``,
+    or ``httpx2.AsyncHTTPTransport`` where httptools is not installed) with any httpx2
+    transport (custom TLS, an egress proxy: environment proxy variables are not read).
 
     Requests go only to the upstream: the URL is built from the upstream's
     scheme, host and port and the caller's origin-form path and query (see
