@@ -61,7 +61,10 @@ class Upstream:
                     return
                 length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
                                if line.lower().startswith(b"content-length:")), 0)
-                self.requests.append(head + await reader.readexactly(length))
+                if b"\r\ntransfer-encoding: chunked\r\n" in head.lower():
+                    self.requests.append(head + await reader.readuntil(b"\r\n0\r\n\r\n"))
+                else:
+                    self.requests.append(head + await reader.readexactly(length))
                 if not await self.answer(head, writer):
                     return
         except ConnectionError:
@@ -127,6 +130,25 @@ async def test_a_request_already_sent_is_not_sent_again() -> None:
             await fetch(pool, upstream.url + "/bill-me-once", "POST", b"{}")
         await pool.aclose()
     assert len(upstream.requests) == 1
+
+
+async def test_request_bodies_arrive_whole_small_large_and_chunked() -> None:
+    """A small body leaves in the write of its head, a large one in a write after it, a chunked one framed."""
+    large = bytes(range(256)) * 32768  # 8 MiB
+    async with Upstream(fixed(OK)) as upstream:
+        pool = UpstreamTransport(upstream.url)
+        await fetch(pool, upstream.url + "/small", "POST", b'{"a": 1}')
+        await fetch(pool, upstream.url + "/large", "POST", large)
+        chunked = httpx2.Request("POST", upstream.url + "/chunked", headers={"transfer-encoding": "chunked"},
+                                 content=b"hello", extensions={"timeout": TIMEOUT})
+        response = await pool.handle_async_request(chunked)
+        await response.aread()
+        await pool.aclose()
+    small, big, framed = upstream.requests
+    assert small.lower().endswith(b'\r\ncontent-length: 8\r\n\r\n{"a": 1}')
+    assert big.endswith(b"\r\n\r\n" + large)
+    assert framed.endswith(b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+    assert upstream.connections == 1
 
 
 CASES = {
