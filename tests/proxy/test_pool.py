@@ -151,6 +151,39 @@ async def test_request_bodies_arrive_whole_small_large_and_chunked() -> None:
     assert upstream.connections == 1
 
 
+async def test_an_answer_closed_unread_leaves_nothing_for_the_next() -> None:
+    """The whole answer arrived but nobody read it (the caller left): the connection is clean for the next."""
+    answers = iter([b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst", OK])
+
+    async def next_answer(head: bytes, writer: asyncio.StreamWriter) -> bool:
+        return await fixed(next(answers))(head, writer)
+
+    async with Upstream(next_answer) as upstream:
+        pool = UpstreamTransport(upstream.url)
+        response = await pool.handle_async_request(request(upstream.url + "/first"))
+        await asyncio.sleep(0.05)  # its body is in
+        await response.aclose()
+        status, _, chunks = await fetch(pool, upstream.url + "/second")
+        await pool.aclose()
+    assert (status, b"".join(chunks)) == (200, b'{"ok":true}')
+
+
+async def test_a_request_waits_for_a_free_connection_up_to_the_pool_timeout() -> None:
+    async with Upstream(_endless) as upstream:
+        pool = UpstreamTransport(upstream.url, max_connections=1)
+        holding = await pool.handle_async_request(request(upstream.url + "/stream"))
+        waiting = httpx2.Request("GET", upstream.url + "/", extensions={"timeout": httpx2.Timeout(0.2).as_dict()})
+        with pytest.raises(httpx2.PoolTimeout):
+            await pool.handle_async_request(waiting)
+        later = asyncio.ensure_future(pool.handle_async_request(request(upstream.url + "/later")))
+        await asyncio.sleep(0.05)
+        assert not later.done()
+        await holding.aclose()  # cut mid-stream: closed, and the waiting request gets a new connection
+        await (await later).aclose()
+        await pool.aclose()
+    assert upstream.connections == 2 and pool.connections_opened == 2
+
+
 CASES = {
     "content-length": OK,
     "chunked, with extensions and trailers": (

@@ -88,6 +88,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.status, self.reason, self.headers = 0, b"", []
         self.head_done = self.complete = self.keep_alive = False
         self.error = None
+        self._body, self._held = [], 0  # an answer closed unread but whole left its bytes: not this one's
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
         transport.write(data)
         if transport.is_closing():  # the send failed in ``write`` itself: nothing of it was sent
             self.busy = False
