@@ -206,6 +206,18 @@ async def test_answers_are_what_httpx2s_transport_gives(raw: bytes) -> None:
     assert (got[0], got[1], b"".join(got[2])) == (want[0], want[1], b"".join(want[2]))
 
 
+async def test_the_answer_to_head_has_no_body_whatever_its_length_says() -> None:
+    raw = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n"
+    async with Upstream(fixed(raw)) as upstream:
+        ours, theirs = UpstreamTransport(upstream.url), httpx2.AsyncHTTPTransport()
+        got = await asyncio.wait_for(fetch(ours, upstream.url + "/", "HEAD"), 2)
+        want = await fetch(theirs, upstream.url + "/", "HEAD")
+        assert (await fetch(ours, upstream.url + "/", "HEAD"))[0] == 200  # on a new connection
+        await ours.aclose()
+        await theirs.aclose()
+    assert (got[0], got[1], got[2]) == (want[0], want[1], []) == (200, want[1], [])
+
+
 async def test_a_body_that_runs_to_the_close_ends_there_and_its_connection_is_not_kept() -> None:
     raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end"
     async with Upstream(fixed(raw, keep=False)) as upstream:

@@ -13,7 +13,9 @@ most recently used idle connection goes first. A request waits for a free connec
 is taken (the peer closed it while idle, or the first write fails at once: nothing of the request
 left) is dropped and the request goes on another one, as httpcore2 does with idle connections; once
 any byte of a request was written it is never sent again (a chat call must not be billed twice).
-An answer not read to its end (the caller left, an error) closes its connection.
+An answer not read to its end (the caller left, an error) closes its connection, and so does an
+answer to ``HEAD`` (llhttp cannot be told that its ``Content-Length`` announces no body, so it is
+stopped after the head).
 
 Timeouts come from the request's ``timeout`` extension (``httpx2.Timeout.as_dict()``), with
 httpcore2's meaning: ``connect`` (TCP and TLS), ``read`` per wait for bytes, ``write`` per wait for the
