@@ -115,7 +115,10 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced() -> None:
     async with Upstream(fixed(OK, keep=False)) as upstream:
         pool = UpstreamTransport(upstream.url)
         assert (await fetch(pool, upstream.url + "/a"))[0] == 200
-        await asyncio.sleep(0.1)  # the server's FIN arrives while the connection is idle in the pool
+        for _ in range(200):  # the server's FIN arrives while the connection is idle in the pool
+            if not pool._idle[-1].open:
+                break
+            await asyncio.sleep(0.01)
         status, _, chunks = await fetch(pool, upstream.url + "/b", "POST", b'{"n": 2}')
         await pool.aclose()
     assert (status, b"".join(chunks)) == (200, b'{"ok":true}')
