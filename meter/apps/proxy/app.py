@@ -40,13 +40,7 @@ from meter.apps.proxy.asgi import (
     send_error,
     wait_for_disconnect,
 )
-from meter.apps.proxy.headers import (
-    HeadersTooLarge,
-    check_limits,
-    framing_problem,
-    request_headers,
-    response_headers,
-)
+from meter.apps.proxy.headers import Header, HeadersTooLarge, read_request_head, response_headers
 from meter.apps.proxy.target import BadTarget, HostPolicy, upstream_url
 from meter.hub import Meter
 
@@ -55,7 +49,12 @@ logger = logging.getLogger("meter.proxy")
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
 DEFAULT_BODY_TIMEOUT = 30.0
 """Seconds to receive a whole request body: 64 MiB at about 2 MB/s, a chat request many times over."""
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_LENGTH_ALWAYS = frozenset({"POST", "PUT", "PATCH", "QUERY"})
+"""Methods httpx2 sends a ``Content-Length: 0`` for when the body is empty (as ``httpx2.Request`` does)."""
+_CACHED = 256
+"""Targets and ``Host`` values remembered once checked (each check is a pure function of them)."""
+_CACHED_BYTES = 1024
+"""Only those up to this size are remembered: the memory they hold stays under ``2 * _CACHED`` KiB."""
 _REFUSED_METHODS = frozenset({"CONNECT", "TRACE"})
 """Not a reverse proxy's to forward: tunnels, and echoes of the caller's headers (its key)."""
 
@@ -128,6 +127,10 @@ class ProxyApp:
             raise ValueError("body_timeout must be positive")
         base = upstream_base(upstream)
         self._base = base
+        # The Host field httpx2 writes for the upstream URL (every request goes to that one origin).
+        self._host_field: Header = httpx2.Request("GET", base).headers.raw[0]
+        self._urls: dict[tuple[bytes, bytes], httpx2.URL] = {}  # targets already checked, and their URL
+        self._hosts_seen: set[tuple[bytes | None, str | None]] = set()  # Host values already accepted
         self._hosts = HostPolicy(allowed_hosts)
         self.upstream = str(base).rstrip("/")
         self.meter = meter if meter is not None else Meter(hosts=[base.host], inject_stream_usage=False)
@@ -191,7 +194,7 @@ class ProxyApp:
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, exchange: _Exchange) -> None:
         try:
-            url = self._target(scope)
+            url, fields = self._target(scope)
         except HeadersTooLarge as exc:
             exchange.status = await send_error(send, 431, "ProxyHeadersTooLarge", str(exc), close=True)
             return
@@ -205,14 +208,17 @@ class ProxyApp:
         if body is None:
             return
         try:
-            await asyncio.wait_for(self._slots.acquire(), self.queue_timeout)
+            if self._slots.locked():
+                await asyncio.wait_for(self._slots.acquire(), self.queue_timeout)
+            else:
+                await self._slots.acquire()  # a slot is free: taken at once, no timer and no task for wait_for
         except TimeoutError:
             exchange.status = await send_error(send, 503, "ProxyOverloaded",
                                                "too many concurrent requests; retry later")
             return
         self.in_flight += 1
         try:
-            request = self._upstream_request(scope, url, body)
+            request = self._upstream_request(scope["method"], url, fields, body)
             await _until_disconnect(receive, self._relay(request, send, exchange))
         finally:
             self.in_flight -= 1
@@ -239,29 +245,51 @@ class ProxyApp:
             self.receiving -= 1
         return None
 
-    def _target(self, scope: Scope) -> httpx2.URL:
-        """Check the request head and build the upstream URL; raises before anything is forwarded."""
-        headers: list[tuple[bytes, bytes]] = scope["headers"]
-        check_limits(headers)
-        problem = framing_problem(headers)  # the server refuses it first; this is for servers that do not
-        if problem is not None:
+    def _target(self, scope: Scope) -> tuple[httpx2.URL, list[Header]]:
+        """Check the request head, build the upstream URL and pick the header fields to forward; raises
+        before anything is forwarded. Targets and ``Host`` values that passed are remembered (up to
+        ``_CACHED`` of each): the checks are pure functions of them, and a proxy sees the same few again."""
+        fields, host, problem = read_request_head(scope["headers"])
+        if problem is not None:  # the server refuses it first; this is for servers that do not
             raise _AmbiguousLength(f"the request's length is ambiguous: {problem}")
         method: str = scope["method"]
         if method in _REFUSED_METHODS:
             raise _MethodRefused(f"{method} is not forwarded by this proxy")
-        host = next((value for name, value in headers if name.lower() == b"host"), None)
         if host is None and scope.get("http_version", "1.1") != "1.0":
             raise BadTarget("an HTTP/1.1 request must have a Host header")  # RFC 9112 section 3.2
         server = scope.get("server")
-        self._hosts.check(None if host is None else host.decode("latin-1"), server[0] if server else None)
+        local = server[0] if server else None
+        if (host, local) not in self._hosts_seen:
+            self._hosts.check(None if host is None else host.decode("latin-1"), local)
+            if host is None or len(host) <= _CACHED_BYTES:
+                if len(self._hosts_seen) >= _CACHED:
+                    self._hosts_seen.clear()
+                self._hosts_seen.add((host, local))
         raw_path: bytes = scope.get("raw_path") or quote(scope["path"]).encode()
-        return upstream_url(self._base, raw_path, scope.get("query_string", b""))
+        query: bytes = scope.get("query_string", b"")
+        url = self._urls.get((raw_path, query))
+        if url is None:
+            url = upstream_url(self._base, raw_path, query)
+            if len(raw_path) + len(query) <= _CACHED_BYTES:
+                if len(self._urls) >= _CACHED:
+                    self._urls.clear()
+                self._urls[(raw_path, query)] = url
+        return url, fields
 
-    def _upstream_request(self, scope: Scope, url: httpx2.URL, body: bytes) -> httpx2.Request:
-        method: str = scope["method"]
-        return httpx2.Request(method, url, headers=request_headers(scope["headers"]),
-                              content=body if body or method in _BODY_METHODS else None,
-                              extensions={"timeout": self._timeout})
+    def _upstream_request(self, method: str, url: httpx2.URL, fields: list[Header], body: bytes) -> httpx2.Request:
+        """The request as ``httpx2.Request(method, url, headers=fields, content=...)`` builds it (``Host`` first, a
+        ``Content-Length`` where httpx2 puts one), made from a header list complete already: one ``Headers``
+        instead of two and none of httpx2's lookups of its own auto headers."""
+        if body:
+            head = [self._host_field, *fields, (b"Content-Length", b"%d" % len(body))]
+        elif method in _LENGTH_ALWAYS:
+            head = [self._host_field, (b"Content-Length", b"0"), *fields]
+        else:
+            head = [self._host_field, *fields]
+        request = httpx2.Request(method, url, headers=head, stream=httpx2.ByteStream(body),
+                                 extensions={"timeout": self._timeout})
+        request.read()  # the body in memory as ``request.content``, which the meter reads
+        return request
 
     async def _relay(self, request: httpx2.Request, send: Send, exchange: _Exchange) -> None:
         try:
@@ -276,7 +304,7 @@ class ProxyApp:
         try:
             await send({"type": "http.response.start", "status": response.status_code,
                         "headers": response_headers(response.headers.raw)})
-            async for chunk in _body(response):
+            async for chunk in _body(response) if response.is_stream_consumed else response.aiter_raw():
                 if chunk:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     exchange.sent_bytes += len(chunk)
@@ -302,13 +330,9 @@ def _pool(base: httpx2.URL, size: int) -> httpx2.AsyncBaseTransport:
 
 
 async def _body(response: httpx2.Response) -> AsyncIterator[bytes]:
-    """The body as it comes; an answer already in memory at once: meter's own (a hard budget's 429, the request
-    never sent), whose body was read when it was made."""
-    if response.is_stream_consumed:
-        yield response.content
-        return
-    async for chunk in response.aiter_raw():
-        yield chunk
+    """An answer already in memory, at once: meter's own (a hard budget's 429, the request never sent), whose
+    body was read when it was made. Others are relayed from ``aiter_raw`` itself (no generator around it)."""
+    yield response.content
 
 
 class _MethodRefused(ValueError):

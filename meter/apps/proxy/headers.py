@@ -61,26 +61,72 @@ def framing_problem(headers: Iterable[Header]) -> str | None:
 # recomputed from the body as forwarded (the meter may rewrite it), ``expect`` was answered by the
 # proxy's own server before the body was read.
 _REQUEST_ONLY = frozenset({b"host", b"content-length", b"expect"})
+_REQUEST_DROP = HOP_BY_HOP | _REQUEST_ONLY
 
 
-def _listed_in_connection(headers: Iterable[Header]) -> frozenset[bytes]:
-    """Names the sender declared hop-by-hop in its ``Connection`` header (``Connection: close, x-foo``)."""
-    named: set[bytes] = set()
+def _tokens(value: bytes) -> list[bytes]:
+    return [token.strip().lower() for token in value.split(b",") if token.strip()]
+
+
+def _keep(headers: Iterable[Header], drop: frozenset[bytes]) -> list[Header]:
+    """One pass: names lower-cased, ``drop`` and ``proxy-*`` left out; the names a ``Connection`` field lists
+    (it is itself in ``drop``) are left out after it, from the whole list."""
+    kept: list[Header] = []
+    listed: list[bytes] | None = None
     for name, value in headers:
-        if name.lower() == b"connection":
-            named.update(token.strip().lower() for token in value.split(b",") if token.strip())
-    return frozenset(named)
-
-
-def _keep(headers: list[Header], drop: frozenset[bytes]) -> list[Header]:
-    dropped = drop | _listed_in_connection(headers)
-    lowered = ((name.lower(), value) for name, value in headers)
-    return [(name, value) for name, value in lowered if name not in dropped and not name.startswith(b"proxy-")]
+        lowered = name.lower()
+        if lowered in drop or lowered.startswith(b"proxy-"):
+            if lowered == b"connection":
+                listed = _tokens(value) if listed is None else listed + _tokens(value)
+            continue
+        kept.append((lowered, value))
+    if listed:
+        return [field for field in kept if field[0] not in listed]
+    return kept
 
 
 def request_headers(headers: Iterable[Header]) -> list[Header]:
     """The caller's headers as sent upstream: all but hop-by-hop, ``host``, ``content-length``, ``expect``."""
-    return _keep(list(headers), HOP_BY_HOP | _REQUEST_ONLY)
+    return _keep(headers, _REQUEST_DROP)
+
+
+def read_request_head(headers: Iterable[Header]) -> tuple[list[Header], bytes | None, str | None]:
+    """What the proxy needs of a request's header fields, in one pass (the three functions above and the
+    ``Host`` lookup each walked the list): raises ``HeadersTooLarge`` as ``check_limits`` does; returns the
+    fields to forward (``request_headers``), the first ``Host`` value (``None``: none) and ``framing_problem``."""
+    kept: list[Header] = []
+    listed: list[bytes] | None = None
+    host: bytes | None = None
+    has_length = has_coding = False
+    total = count = 0
+    drop = _REQUEST_DROP
+    for name, value in headers:
+        size = len(name) + len(value)
+        total += size
+        count += 1
+        if size > MAX_HEADER_BYTES:
+            raise HeadersTooLarge(f"a request header field exceeds {MAX_HEADER_BYTES} bytes")
+        if count > MAX_HEADER_COUNT:
+            raise HeadersTooLarge(f"the request has more than {MAX_HEADER_COUNT} header fields")
+        if total > MAX_HEADERS_TOTAL_BYTES:
+            raise HeadersTooLarge(f"the request headers exceed {MAX_HEADERS_TOTAL_BYTES} bytes in all")
+        lowered = name.lower()
+        if lowered in drop or lowered.startswith(b"proxy-"):
+            if lowered == b"host":
+                if host is None:
+                    host = value
+            elif lowered == b"content-length":
+                has_length = True
+            elif lowered == b"transfer-encoding":
+                has_coding = True
+            elif lowered == b"connection":
+                listed = _tokens(value) if listed is None else listed + _tokens(value)
+            continue
+        kept.append((lowered, value))
+    if listed:
+        kept = [field for field in kept if field[0] not in listed]
+    problem = "Content-Length together with Transfer-Encoding" if has_length and has_coding else None
+    return kept, host, problem
 
 
 def response_headers(headers: Iterable[Header]) -> list[Header]:
@@ -90,7 +136,7 @@ def response_headers(headers: Iterable[Header]) -> list[Header]:
     exactly as long as the upstream said, and a client reading a truncated relay
     then sees the truncation instead of a clean end.
     """
-    return _keep(list(headers), HOP_BY_HOP)
+    return _keep(headers, HOP_BY_HOP)
 
 
 DEFAULT_HEAD_TIMEOUT = 10.0
