@@ -37,7 +37,8 @@ class RequestHeadersPart(Protocol):
 
 
 class ResponseHeadersPart(Protocol):
-    def multi_items(self) -> list[tuple[str, str]]: ...
+    @property
+    def raw(self) -> list[tuple[bytes, bytes]]: ...
 
 
 class RequestPart(Protocol):

@@ -19,6 +19,7 @@ import httpx2
 from meter.adapters.parts import RequestPart, ResponsePart
 from meter.budgets import RefusalAnswer
 from meter.core.call import Call
+from meter.core.headers import RawHeaders
 from meter.hub import Meter, default_meter, default_meter_or_none
 
 _STACKS: dict[type, ModuleType] = {}
@@ -134,7 +135,7 @@ def attach(call: Call, request: RequestPart, response: Resp, is_async: bool) -> 
     came and the call's record is emitted now, with what is known (a fault counted).
     """
     try:
-        call.on_response(response.status_code, dict(response.headers.multi_items()))
+        call.on_response(response.status_code, RawHeaders(response.headers.raw))
         stack = _stack(request)
         if not _in_memory(stack, response, call):
             wrapper = stack.AsyncStream if is_async else stack.SyncStream

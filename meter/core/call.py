@@ -25,7 +25,7 @@ from typing import NamedTuple, Protocol
 from meter.core import batch_output, observe, observe_media, sse, tools
 from meter.core.decode import DecodedTooLarge, Decoder, decoder_for
 from meter.core.faults import FaultKind, Guard
-from meter.core.headers import ResponseHeaders, azure_headers
+from meter.core.headers import RawHeaders, azure_headers
 from meter.core.record import MEDIA_APIS, AzureHeaders, Outcome, Usage, UsageSource
 from meter.core.sse import SSEScanner
 from meter.core.start import CallStart
@@ -110,7 +110,7 @@ class Call:
     # (on the caller's thread, per request) is a few assignments, not thirty.
     status_code: int | None = None
     _ttft: float | None = None
-    _headers: ResponseHeaders | None = None
+    _headers: RawHeaders | None = None
     """The response head, read into ``AzureHeaders`` when the end is built (off the caller's thread)."""
     _sse = False
     _sniff = False
@@ -158,14 +158,15 @@ class Call:
 
     # -- events from the adapter ------------------------------------------------------------
 
-    def on_response(self, status_code: int, headers: ResponseHeaders) -> None:
-        """Status and headers (lower-case names) arrived; choose how the body will be read."""
+    def on_response(self, status_code: int, headers: RawHeaders) -> None:
+        """Status and headers arrived; choose how the body will be read (the rest of the head is read later)."""
         with self._out.guard["response_headers"]:
             self.status_code = status_code
             self._headers = headers
-            content_type = str(headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+            content_type, content_encoding = headers.reading_fields()
+            content_type = (content_type or "").split(";", 1)[0].strip().lower()
             try:
-                self._decoder = decoder_for(headers.get("content-encoding"))
+                self._decoder = decoder_for(content_encoding)
             except ValueError as exc:  # an encoding meter cannot undo: the body is not read at all
                 self._sse = content_type == "text/event-stream"
                 self._stop_reading()

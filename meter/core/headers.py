@@ -6,14 +6,67 @@ Azure's quirks are normalised here once: ``-1`` for "unknown" in the rate-limit 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Protocol
 
 from meter.core.record import AzureHeaders
 from meter.core.tiers import tier_name
 
-ResponseHeaders = Mapping[str, str]
-"""Response headers as a plain mapping with lower-case names, built once by the adapter
-(one pass over the headers instead of a case-insensitive scan per lookup)."""
+
+class ResponseHeaders(Protocol):
+    """What meter reads of a response head: a field by its lower-case name (``None`` when absent)."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+
+class RawHeaders:
+    """A response head as the wire gave it, ``(name, value)`` bytes.
+
+    The caller's thread only takes the adapter's copy of the pairs and looks for the two fields that decide
+    how the body is read (``reading_fields``); the whole head is decoded when the end is built (off the
+    caller's thread under the metering worker), as httpx decodes it: ASCII, else UTF-8, else ISO-8859-1 for
+    the whole head, names lower-cased, and of a repeated field the last value (as a ``dict`` of
+    ``Headers.multi_items()`` gives, which the adapters used to build on the caller's thread: 3.8x the time).
+    """
+
+    __slots__ = ("_fields", "_raw")
+
+    def __init__(self, raw: Sequence[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+        self._fields: dict[str, str] | None = None
+
+    def reading_fields(self) -> tuple[str | None, str | None]:
+        """``Content-Type`` and ``Content-Encoding`` (the last of each), without decoding the rest."""
+        content_type = content_encoding = None
+        for name, value in self._raw:
+            size = len(name)
+            if size == 12 and name.lower() == b"content-type":
+                content_type = value
+            elif size == 16 and name.lower() == b"content-encoding":
+                content_encoding = value
+        return (None if content_type is None else content_type.decode("iso-8859-1"),
+                None if content_encoding is None else content_encoding.decode("iso-8859-1"))
+
+    def get(self, key: str, /) -> str | None:
+        fields = self._fields
+        if fields is None:
+            fields = self._fields = _decoded(self._raw)
+        return fields.get(key)
+
+
+def _decoded(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
+    for encoding in ("ascii", "utf-8"):
+        try:
+            for name, value in raw:
+                name.decode(encoding)
+                value.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        break
+    else:
+        encoding = "iso-8859-1"  # every byte is a character: never fails
+    return {name.lower().decode(encoding): value.decode(encoding) for name, value in raw}
+
 
 
 def _header_int(headers: ResponseHeaders, name: str) -> int | None:

@@ -6,6 +6,7 @@ import sys
 import threading
 
 import meter
+from meter.core.headers import RawHeaders
 from meter.hub import Meter
 
 
@@ -26,7 +27,7 @@ def _race() -> None:
                         "api-version=2024-10-21", {}, lambda: b'{"stream":true}')
         assert begun is not None
         call, _, _ = begun
-        call.on_response(200, {"content-type": "text/event-stream"})
+        call.on_response(200, RawHeaders([(b"content-type", b"text/event-stream")]))
         barrier = threading.Barrier(6)
 
         def end(how: int, call: object = call, barrier: threading.Barrier = barrier) -> None:

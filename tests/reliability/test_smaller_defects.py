@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import meter
 from meter.adapters import transport as transport_mod
+from meter.core.headers import RawHeaders
 
 CHAT = "https://res.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-10-21"
 BODY = {"id": "c1", "model": "gpt-4o-2024-11-20", "choices": [],
@@ -58,7 +59,7 @@ def test_a_close_during_a_chunk_waits_for_it() -> None:
                     "api-version=2024-10-21", {}, lambda: b'{"stream":true,"n":2}')
     assert begun is not None
     call, _, _ = begun
-    call.on_response(200, {"content-type": "text/event-stream"})
+    call.on_response(200, RawHeaders([(b"content-type", b"text/event-stream")]))
     halfway = threading.Event()
 
     class SlowReasons(dict[int, str]):
