@@ -44,6 +44,7 @@ def _run(background: bool) -> tuple[list[meter.CallRecord], CollectorRegistry]:
                     pass
             client.get(srv.url + f"/openai/v1/responses/{RESPONSE_ID}?stream=true&starting_after=1")
     assert len(events) > 6
+    assert m.flush(10)  # the records come on the metering worker
     return records, registry
 
 

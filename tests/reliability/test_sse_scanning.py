@@ -103,6 +103,7 @@ def test_an_oversized_event_keeps_its_usage_through_the_transport(split: int) ->
                                                                                "input": "draw"}) as response:
                 got = b"".join(response.iter_raw())
     assert got == body
+    assert m.flush(10)  # the record comes on the metering worker
     (record,) = records
     assert (record.outcome, record.usage_source, record.response_id) == ("ok", "stream", "resp_big")
     assert record.usage == meter.Usage(input_tokens=1200, cached_input_tokens=1024, output_tokens=900,
