@@ -15,17 +15,56 @@ import pytest
 from meter.apps.proxy import app as proxy_app
 from meter.apps.proxy.app import ProxyApp
 from meter.apps.proxy.headers import (
+    HOP_BY_HOP,
     MAX_HEADER_BYTES,
     MAX_HEADER_COUNT,
     MAX_HEADERS_TOTAL_BYTES,
     Header,
     HeadersTooLarge,
-    check_limits,
-    framing_problem,
     read_request_head,
-    request_headers,
 )
 from meter.apps.proxy.target import BadTarget
+
+# -- the reference: the separate walks the one-pass reader replaced (each as it was in meter.apps.proxy.headers) --
+
+
+def check_limits(headers: list[Header]) -> None:
+    """Raise ``HeadersTooLarge`` past the count, the per-field size or the total size."""
+    total = 0
+    for count, (name, value) in enumerate(headers, 1):
+        size = len(name) + len(value)
+        total += size
+        if size > MAX_HEADER_BYTES:
+            raise HeadersTooLarge(f"a request header field exceeds {MAX_HEADER_BYTES} bytes")
+        if count > MAX_HEADER_COUNT:
+            raise HeadersTooLarge(f"the request has more than {MAX_HEADER_COUNT} header fields")
+        if total > MAX_HEADERS_TOTAL_BYTES:
+            raise HeadersTooLarge(f"the request headers exceed {MAX_HEADERS_TOTAL_BYTES} bytes in all")
+
+
+def framing_problem(headers: list[Header]) -> str | None:
+    """Why a request's length is ambiguous (both ``Content-Length`` and ``Transfer-Encoding``), or ``None``."""
+    names = {name.lower() for name, _ in headers}
+    if b"content-length" in names and b"transfer-encoding" in names:
+        return "Content-Length together with Transfer-Encoding"
+    return None
+
+
+def request_headers(headers: list[Header]) -> list[Header]:
+    """The caller's headers as sent upstream: all but hop-by-hop, ``proxy-*``, ``host``, ``content-length``,
+    ``expect``, and the names a ``Connection`` field lists (wherever they stand); names lower-cased."""
+    drop = HOP_BY_HOP | {b"host", b"content-length", b"expect"}
+    listed: list[bytes] = []
+    kept: list[Header] = []
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in drop or lowered.startswith(b"proxy-"):
+            if lowered == b"connection":
+                listed += [token.strip().lower() for token in value.split(b",") if token.strip()]
+            continue
+        kept.append((lowered, value))
+    return [field for field in kept if field[0] not in listed]
+
 
 HEADS: list[list[Header]] = [
     [],

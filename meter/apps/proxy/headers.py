@@ -30,33 +30,6 @@ class HeadersTooLarge(ValueError):
     """The request's headers exceed the proxy's limits; the message says which (sent to the caller)."""
 
 
-def check_limits(headers: Iterable[Header]) -> None:
-    """Raise ``HeadersTooLarge`` past the count, the per-field size or the total size."""
-    total = 0
-    for count, (name, value) in enumerate(headers, 1):
-        size = len(name) + len(value)
-        total += size
-        if size > MAX_HEADER_BYTES:
-            raise HeadersTooLarge(f"a request header field exceeds {MAX_HEADER_BYTES} bytes")
-        if count > MAX_HEADER_COUNT:
-            raise HeadersTooLarge(f"the request has more than {MAX_HEADER_COUNT} header fields")
-        if total > MAX_HEADERS_TOTAL_BYTES:
-            raise HeadersTooLarge(f"the request headers exceed {MAX_HEADERS_TOTAL_BYTES} bytes in all")
-
-
-def framing_problem(headers: Iterable[Header]) -> str | None:
-    """Why a request's length is ambiguous, or ``None`` (RFC 9112 section 6.1).
-
-    With both ``Content-Length`` and ``Transfer-Encoding`` two parsers may end the
-    body at different bytes, and what one takes for body the other reads as a
-    second request: such a request is refused, never guessed at.
-    """
-    names = {name.lower() for name, _ in headers}
-    if b"content-length" in names and b"transfer-encoding" in names:
-        return "Content-Length together with Transfer-Encoding"
-    return None
-
-
 # Request-only: ``host`` names the proxy (the upstream's comes from the URL), ``content-length`` is
 # recomputed from the body as forwarded (the meter may rewrite it), ``expect`` was answered by the
 # proxy's own server before the body was read.
@@ -85,15 +58,13 @@ def _keep(headers: Iterable[Header], drop: frozenset[bytes]) -> list[Header]:
     return kept
 
 
-def request_headers(headers: Iterable[Header]) -> list[Header]:
-    """The caller's headers as sent upstream: all but hop-by-hop, ``host``, ``content-length``, ``expect``."""
-    return _keep(headers, _REQUEST_DROP)
-
-
 def read_request_head(headers: Iterable[Header]) -> tuple[list[Header], bytes | None, str | None]:
     """What the proxy needs of a request's header fields, in one pass (the three functions above and the
-    ``Host`` lookup each walked the list): raises ``HeadersTooLarge`` as ``check_limits`` does; returns the
-    fields to forward (``request_headers``), the first ``Host`` value (``None``: none) and ``framing_problem``."""
+    ``Host`` lookup each walked the list; they are kept as the reference in ``tests/proxy/test_request_building.py``):
+    raises ``HeadersTooLarge`` past the count, the per-field size or the total size; returns the fields to forward
+    (all but hop-by-hop, ``proxy-*``, ``host``, ``content-length``, ``expect``), the first ``Host`` value
+    (``None``: none) and why the request's length is ambiguous (``Content-Length`` with ``Transfer-Encoding``,
+    RFC 9112 section 6.1: refused, never guessed at), or ``None``."""
     kept: list[Header] = []
     listed: list[bytes] | None = None
     host: bytes | None = None
