@@ -380,12 +380,8 @@ class Meter:
             refusal = held if isinstance(held, RefusalAnswer) else None
             pending = _Pending(self, start, held if isinstance(held, Reservation) else None)
             call = Call(start, pending)
-            if deferred and worker is not None:
-                facts_left = None if self.budgets is not None else facts
-                if worker.submit(lambda: pending.begin(call, facts_left, parent)):
-                    pending.deferred = True
-                else:  # closed meanwhile: here, now
-                    pending.begin(call, facts_left, parent)
+            if deferred:  # its start runs on the worker with its end: one hand-off, one wake-up per call
+                pending.defer(None if self.budgets is not None else facts, parent)
             else:
                 pending.states = self.start_sinks(start)
                 if behind:
@@ -595,10 +591,12 @@ class _QueueFull(Exception):
 class _Pending:
     """The ``CallOutput`` of one call: where its end goes, with the sinks' states for it.
 
-    ``deferred``: the call's start and end run as jobs on the Meter's metering worker, in order (its
-    start job sets ``start`` and ``states`` before its end job reads them); else both run inline."""
+    ``deferred``: the call's start and end run on the Meter's metering worker as one job, when the call
+    ends (``defer``): the caller's thread hands over one job and wakes the worker at most once per call,
+    and no sink needs a call's start before its end (a span is opened with the call's own start time
+    under the context captured as it began). Else both run inline."""
 
-    __slots__ = ("_held", "_meter", "deferred", "guard", "start", "states")
+    __slots__ = ("_begin", "_held", "_meter", "deferred", "guard", "start", "states")
 
     def __init__(self, meter: Meter, start: CallStart, held: Reservation | None) -> None:
         self._meter = meter
@@ -606,12 +604,18 @@ class _Pending:
         self.start = start
         self.states: list[Any] = []
         self.deferred = False
+        self._begin: tuple[_RequestFacts | None, object] | None = None
+        """The start left for the worker: the request facts not read yet, and the caller's context."""
         self.guard = meter.guard
+
+    def defer(self, facts: _RequestFacts | None, parent: object) -> None:
+        """Run the call's start on the metering worker, just before its end (``_complete``)."""
+        self._begin = (facts, parent)
+        self.deferred = True
 
     def begin(self, call: Call, facts: _RequestFacts | None, parent: object) -> None:
         """The call's start on the worker: the rest of its start (``facts``, when the caller's thread left it),
-        its span, then every sink's start. The call is given the finished start before anything reads it
-        there (its chunks and its end come after this job)."""
+        its span, then every sink's start. The call is given the finished start before its end is built."""
         meter = self._meter
         start = self.start
         if facts is not None:
@@ -625,7 +629,7 @@ class _Pending:
         worker = self._meter._worker
         if self.deferred and worker is not None and worker.submit(lambda: self._complete(call, exc, duration_s)):
             return
-        self._complete(call, exc, duration_s)
+        self._complete(call, exc, duration_s)  # inline, or the worker closed meanwhile: here, now
 
     def later(self, job: Callable[[], None]) -> bool:
         """A stream's held chunks are read on the caller's thread, as they pass: handing each batch to the
@@ -634,6 +638,10 @@ class _Pending:
         return False
 
     def _complete(self, call: Call, exc: BaseException | None, duration_s: float) -> None:
+        left = self._begin
+        if left is not None:
+            self._begin = None
+            self.begin(call, *left)
         end = call.complete(exc, duration_s)
         if end is not None:
             self._meter.finish(self.start, end, self.states, self._held)

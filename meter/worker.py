@@ -25,8 +25,8 @@ next one runs.
 
 from __future__ import annotations
 
+import collections
 import logging
-import queue
 import threading
 import time
 import weakref
@@ -64,7 +64,7 @@ class MeteringWorker:
         _live.add(self)
 
     def _reset(self) -> None:
-        self._queue: queue.SimpleQueue[Job | _Stop] = queue.SimpleQueue()
+        self._state = _Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         """Makes "still open? then queue it" one step, against ``close``: no job lands behind the stop."""
@@ -77,11 +77,12 @@ class MeteringWorker:
     @property
     def accepting(self) -> bool:
         """A new call may be metered here: open, and fewer than ``max_queued`` jobs waiting."""
-        return not self._closed and self._queue.qsize() < self.max_queued
+        return not self._closed and len(self._state.jobs) < self.max_queued
 
     def submit(self, job: Job) -> bool:
         """Queue ``job``; ``False`` when the worker is closed, or its thread cannot be started (the caller then
         runs it itself)."""
+        state = self._state
         with self._lock:
             if self._closed:
                 return False
@@ -89,15 +90,17 @@ class MeteringWorker:
                 # The thread holds the queue, not the worker: a Meter dropped without close() is freed,
                 # and its worker's finaliser then stops the thread (its queue is empty by then: every
                 # queued job holds the Meter).
-                thread = threading.Thread(target=_serve, args=(self._queue,), name=self._name, daemon=True)
+                thread = threading.Thread(target=_serve, args=(state,), name=self._name, daemon=True)
                 try:
                     thread.start()
                 except RuntimeError:  # "can't start new thread" (a process at its limit): metered inline
                     return False
                 # Not at exit: there ``close`` stops it, after the calls ending then are queued.
-                weakref.finalize(self, self._queue.put, _STOP).atexit = False
+                weakref.finalize(self, state.put_now, _STOP).atexit = False
                 self._thread = thread
-            self._queue.put(job)
+            state.jobs.append(job)
+        if state.parked:  # asleep without a deadline: only now does a job cost the caller a wake-up
+            state.wake.set()
         return True
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -109,7 +112,7 @@ class MeteringWorker:
         if thread is None or not thread.is_alive() or threading.current_thread() is thread:
             return True
         done = threading.Event()
-        self._queue.put(done.set)
+        self._state.put_now(done.set)
         return done.wait(timeout)
 
     def close(self, timeout: float = 10.0) -> bool:
@@ -121,7 +124,7 @@ class MeteringWorker:
             thread = self._thread
             if thread is None:
                 return True
-            self._queue.put(_STOP)
+            self._state.put_now(_STOP)
         if threading.current_thread() is thread:
             return True
         thread.join(timeout)
@@ -133,17 +136,68 @@ class MeteringWorker:
 
 
 
-def _serve(jobs: queue.SimpleQueue[Job | _Stop]) -> None:
-    """The worker thread: run the jobs in order until the stop."""
-    get = jobs.get
+POLL_S = (0.001, 0.002, 0.005, 0.01, 0.02)
+"""How long the worker waits for a job after its queue empties, step by step (then ``POLL_LAST_S`` until
+``POLL_FOR_S`` have passed). Meanwhile a job needs no wake-up: the caller's thread only appends it (a
+wake-up of a sleeping thread costs the caller 5-14 µs p50, 17-34 µs p99 on this project's machine), and
+the worker finds it within that step (a record is that much later; ``flush`` and a scrape do not wait)."""
+POLL_LAST_S = 0.05
+POLL_FOR_S = 2.0
+"""After this long without a job the worker sleeps until woken: an idle process does not wake up."""
+
+
+class _Queue:
+    """The jobs, and how the worker is woken: shared by the worker and its thread (not the worker itself)."""
+
+    __slots__ = ("jobs", "parked", "wake")
+
+    def __init__(self) -> None:
+        self.jobs: collections.deque[Job | _Stop] = collections.deque()
+        self.wake = threading.Event()
+        self.parked = False
+        """The thread waits for ``wake`` with no deadline (set before it waits, cleared after)."""
+
+    def put_now(self, job: Job | _Stop) -> None:
+        """Queue ``job`` and wake the thread whatever it is doing (a flush, a stop: someone waits for them)."""
+        self.jobs.append(job)
+        self.wake.set()
+
+
+def _serve(state: _Queue) -> None:
+    """The worker thread: run the jobs in order until the stop; poll a while when the queue empties, then
+    sleep until woken."""
+    jobs, wake = state.jobs, state.wake
+    pop, clock = jobs.popleft, time.monotonic
     while True:
-        job = get()
+        try:
+            job = pop()
+        except IndexError:
+            _wait(state, jobs, wake, clock)
+            continue
         if isinstance(job, _Stop):
             return
         try:
             job()
         except Exception as exc:  # every job guards its own work; this only keeps the thread alive
             logger.warning("meter: a metering job raised %s: %s", type(exc).__name__, exc, exc_info=exc)
+
+
+def _wait(state: _Queue, jobs: collections.deque[Job | _Stop], wake: threading.Event,
+          clock: Callable[[], float]) -> None:
+    """The queue is empty: wait for a job by polling (``POLL_S``), then parked until woken (``POLL_FOR_S``)."""
+    idle_since = clock()
+    step = 0
+    while not jobs:
+        if clock() - idle_since < POLL_FOR_S:
+            wake.wait(POLL_S[step] if step < len(POLL_S) else POLL_LAST_S)
+            step += 1
+            wake.clear()
+            continue
+        state.parked = True
+        if not jobs:  # looked at after ``parked`` is set: a job appended before it was seen is not missed
+            wake.wait()
+        state.parked = False
+        wake.clear()
 
 
 _live: weakref.WeakSet[MeteringWorker] = weakref.WeakSet()

@@ -75,6 +75,7 @@ with ReplayServer() as srv:
         raw = b"".join(response.iter_raw())
     seconds = time.perf_counter() - t0
     grown_kib = peak_kib() - base
+m.flush()
 print(json.dumps({"raw_ok": raw == bomb, "grown_mb": grown_kib / 1024, "seconds": seconds,
                   "records": len(records), "faults": dict(m.faults),
                   "usage": None if not records else (records[-1].usage is not None)}))
