@@ -84,6 +84,10 @@ _ROUTE_KEY_CHARS = 512
 """Request lines kept (``Meter._routes``) and the longest path and query kept: at most about 1 MB."""
 
 
+_NO_INFO = RequestInfo()
+"""A body not read yet (immutable: one for every call)."""
+
+
 class _Unseen:
     """The type of ``_UNSEEN``: "this request line was not matched yet" (``None`` means "not an LLM call")."""
 
@@ -344,12 +348,12 @@ class Meter:
             else:  # a non-streaming call: what the body says is read later (``full_start``, on the worker)
                 # The body names the deployment (Responses, v1): parsed, as the price depends on it;
                 # on a deployment path its model and tier are only informational, so a hint does.
-                info, parsed, read = RequestInfo(), None, "parse" if route.deployment_from_body else "hint"
+                info, parsed, read = _NO_INFO, None, "parse" if route.deployment_from_body else "hint"
             new_body = with_include_usage(route, info, raw, parsed) if self.inject_stream_usage else None
             worker = self._worker
             deferred = worker is not None and worker.accepting
             behind = worker is not None and not deferred and not worker.closed
-            facts = _RequestFacts(method, path, raw, headers.get("x-stainless-retry-count"), parsed, read)
+            facts = _RequestFacts(method, path, raw, headers, parsed, read)
             start = CallStart(route, info, attribution.current(), None, None, started_ns, None, None, capture,
                               parsed if capture else None, 0)
             held = None
@@ -401,7 +405,7 @@ class Meter:
             info = parse_body(raw)[0]
         # The request went out as sent; what it says is made storable before any sink sees it.
         route, info, attributes, attempt, repaired = storable.clean_start(
-            start.route, info, start.attributes, _attempt(facts.retry))
+            start.route, info, start.attributes, _attempt(facts.headers.get("x-stainless-retry-count")))
         request_body = start.request_body
         if request_body is not None and storable.may_hold_surrogates(raw):
             request_body, changed = storable.clean_tree(request_body)
@@ -574,8 +578,8 @@ class _RequestFacts(NamedTuple):
     method: str
     path: str
     raw: bytes | None
-    retry: str | None
-    """The ``x-stainless-retry-count`` header as sent."""
+    headers: Headers
+    """The request's headers (a reference: its ``x-stainless-retry-count`` is read in ``full_start``)."""
     parsed: dict[str, Any] | None
     read: _Read
     """How the body is still to be read (``_Read``)."""

@@ -17,7 +17,6 @@ never reach the caller.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import NamedTuple, Protocol
@@ -153,8 +152,8 @@ class Call:
         request facts) is the same in both."""
         self._out = out
         self._t0 = time.perf_counter()
-        self._lock = threading.Lock()
-        """Makes the first ending the only one (see ``_finish``)."""
+        self._ending = [True]
+        """One token, taken by the first ending (``list.pop`` is atomic: no lock to make per call)."""
 
     # -- events from the adapter ------------------------------------------------------------
 
@@ -368,17 +367,16 @@ class Call:
         return self._done
 
     def _finish(self, exc: BaseException | None) -> None:
-        # The end of a stream, a close from another thread and a finalised response may race:
-        # the lock makes the test-and-set atomic, so exactly one ending tells the output, once.
+        # The end of a stream, a close from another thread and a finalised response may race: the one
+        # token is popped by exactly one of them (an atomic step), which tells the output, once.
         # The end itself is built by ``complete``, when the output runs it.
         duration = time.perf_counter() - self._t0
-        if self._done:
+        try:
+            self._ending.pop()
+        except IndexError:  # another ending came first
             return
-        with self._lock:
-            if self._done:
-                return
-            self._done = True
-            self._skip = True
+        self._done = True
+        self._skip = True
         self._out.ended(self, exc, duration)
 
     def complete(self, exc: BaseException | None, duration_s: float) -> CallEnd | None:
