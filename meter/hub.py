@@ -349,7 +349,9 @@ class Meter:
                 # The body names the deployment (Responses, v1): parsed, as the price depends on it;
                 # on a deployment path its model and tier are only informational, so a hint does.
                 info, parsed, read = _NO_INFO, None, "parse" if route.deployment_from_body else "hint"
-            new_body = with_include_usage(route, info, raw, parsed) if self.inject_stream_usage else None
+            new_body = None
+            if info.stream and self.inject_stream_usage:
+                new_body = with_include_usage(route, info, raw, parsed)
             worker = self._worker
             deferred = worker is not None and worker.accepting
             behind = worker is not None and not deferred and not worker.closed
