@@ -355,7 +355,7 @@ class Meter:
             worker = self._worker
             deferred = worker is not None and worker.accepting
             behind = worker is not None and not deferred and not worker.closed
-            facts = _RequestFacts(method, path, raw, headers, parsed, read)
+            facts = _RequestFacts(method, path, raw, headers.get("x-stainless-retry-count"), parsed, read)
             start = CallStart(route, info, attribution.current(), None, None, started_ns, None, None, capture,
                               parsed if capture else None, 0)
             held = None
@@ -407,7 +407,7 @@ class Meter:
             info = parse_body(raw)[0]
         # The request went out as sent; what it says is made storable before any sink sees it.
         route, info, attributes, attempt, repaired = storable.clean_start(
-            start.route, info, start.attributes, _attempt(facts.headers.get("x-stainless-retry-count")))
+            start.route, info, start.attributes, _attempt(facts.retry))
         request_body = start.request_body
         if request_body is not None and storable.may_hold_surrogates(raw):
             request_body, changed = storable.clean_tree(request_body)
@@ -580,8 +580,10 @@ class _RequestFacts(NamedTuple):
     method: str
     path: str
     raw: bytes | None
-    headers: Headers
-    """The request's headers (a reference: its ``x-stainless-retry-count`` is read in ``full_start``)."""
+    retry: str | None
+    """The ``x-stainless-retry-count`` header as sent: read on the caller's thread, as keeping the request's
+    headers for the worker instead held 3.2 KB and 58 objects more per queued call (a backlog the cyclic
+    collector walks)."""
     parsed: dict[str, Any] | None
     read: _Read
     """How the body is still to be read (``_Read``)."""
