@@ -8,7 +8,10 @@ run in order, in batches: the caches stay warm and the caller's thread is not wh
 
 Rules (``meter.lifecycle`` for the rest):
 
-- **order**: one FIFO queue and one thread, so a call's start always runs before its chunks and its end;
+- **order**: one FIFO queue and one thread; a call is one job, its start and end together, queued when it
+  ends (``hub._Pending``): one hand-off per call on the caller's thread;
+- **wake-ups**: after its queue empties the thread polls for ``POLL_FOR_S`` before it sleeps until woken,
+  so a job handed over in a busy spell costs the caller an append, not a wake-up (``POLL_S``);
 - **bounded, and nothing lost**: a call begun while ``max_queued`` jobs wait is metered on its own
   thread from start to end instead (``Meter.faults["metering_inline"]`` counts them); a call begun on the
   worker keeps its later jobs there, so its order holds (the bound is exceeded by at most the calls in

@@ -300,3 +300,83 @@ def test_a_dropped_meter_leaves_no_thread_behind(emu: Emulator) -> None:
     while workers() > before and time.monotonic() < deadline:
         time.sleep(0.01)
     assert workers() <= before, workers()
+
+
+def test_a_call_is_one_hand_off_to_the_worker(emu: Emulator, registry: CollectorRegistry) -> None:
+    """A call's start and end go to the worker as one job, when it ends: one queue hand-off (and at most one
+    wake-up) on the caller's thread per call, a JSON call or a stream."""
+    m = meter.Meter(registry=registry, otel=False)
+    worker = m._worker
+    assert worker is not None
+    submitted: list[str] = []
+    submit = worker.submit
+
+    def counting(job: Any) -> bool:
+        submitted.append(threading.current_thread().name)
+        return submit(job)
+
+    worker.submit = counting  # type: ignore[method-assign]
+    client = _client(emu, m)
+    for _ in range(3):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+    with client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,  # type: ignore[arg-type]
+                                        stream=True) as stream:
+        for _ in stream:
+            pass
+    assert m.flush(5.0)
+    assert submitted == [threading.current_thread().name] * 4
+    assert not m.faults
+
+
+@pytest.fixture
+def short_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    import meter.worker
+
+    monkeypatch.setattr(meter.worker, "POLL_FOR_S", 0.3)
+
+
+class _CountingEvent(threading.Event):
+    """An ``Event`` that counts its ``set`` calls (each one a wake-up the worker's thread may be given)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sets = 0
+
+    def set(self) -> None:
+        self.sets += 1
+        super().set()
+
+
+def test_a_busy_worker_is_not_woken_and_an_idle_one_sleeps(short_polls: None) -> None:
+    """Jobs handed over while the worker polls (``POLL_FOR_S`` after its queue empties) cost no wake-up and
+    still run within a poll step; after that it sleeps with no deadline (an idle process does not wake up)
+    and the next job wakes it once."""
+    from meter.worker import POLL_LAST_S, MeteringWorker
+
+    worker = MeteringWorker(name="meter-test-worker")
+    wake = _CountingEvent()
+    worker._state.wake = wake  # before the first job: the thread takes it when it starts
+    ran: list[float] = []
+    try:
+        assert worker.submit(lambda: ran.append(time.monotonic()))
+        assert worker.flush(5.0)
+        sets = wake.sets  # the flush's own wake-up
+        for _ in range(5):
+            handed = time.monotonic()
+            assert worker.submit(lambda: ran.append(time.monotonic()))
+            deadline = time.monotonic() + 5.0
+            while len(ran) < 2 + _ and time.monotonic() < deadline:
+                time.sleep(0.001)
+            assert ran[-1] - handed < POLL_LAST_S + 0.05  # found within a poll step
+        assert wake.sets == sets  # polling: the caller woke no one
+        deadline = time.monotonic() + 5.0
+        while not worker._state.parked and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert worker._state.parked  # asleep with no deadline after POLL_FOR_S without a job
+        handed = time.monotonic()
+        assert worker.submit(lambda: ran.append(time.monotonic()))
+        assert wake.sets == sets + 1  # woken once
+        assert worker.flush(5.0)
+        assert ran[-1] - handed < 1.0 and len(ran) == 7
+    finally:
+        assert worker.close(5.0)
