@@ -72,7 +72,7 @@ def _drain(meters: dict[str, tuple[meter.Meter | None, Records]]) -> None:
 
 def _queued(m: meter.Meter | None) -> int:
     worker = getattr(m, "_worker", None)  # private: the benchmark looks at the backlog, nothing else does
-    return worker._queue.qsize() if worker is not None else 0
+    return worker.queued if worker is not None else 0
 
 
 @contextmanager
@@ -80,10 +80,14 @@ def _backlog(m: meter.Meter | None) -> Iterator[list[int]]:
     """The most jobs seen waiting on ``m``'s metering worker while the block runs (sampled every 5 ms)."""
     seen = [0]
     stop = threading.Event()
+    failed: list[BaseException] = []
 
     def sample() -> None:
-        while not stop.wait(0.005):
-            seen[0] = max(seen[0], _queued(m))
+        try:
+            while not stop.wait(0.005):
+                seen[0] = max(seen[0], _queued(m))
+        except BaseException as exc:  # raised again below: a broken sampler fails the run, not a 0 in the table
+            failed.append(exc)
 
     sampler = threading.Thread(target=sample, name="bench-backlog", daemon=True)
     sampler.start()
@@ -92,6 +96,8 @@ def _backlog(m: meter.Meter | None) -> Iterator[list[int]]:
     finally:
         stop.set()
         sampler.join()
+    if failed:
+        raise RuntimeError("the backlog sampler failed") from failed[0]
 
 
 @contextmanager

@@ -78,6 +78,11 @@ class MeteringWorker:
         return self._closed
 
     @property
+    def queued(self) -> int:
+        """Jobs waiting (the backlog)."""
+        return len(self._state.jobs)
+
+    @property
     def accepting(self) -> bool:
         """A new call may be metered here: open, and fewer than ``max_queued`` jobs waiting."""
         return not self._closed and len(self._state.jobs) < self.max_queued
