@@ -42,17 +42,21 @@ def registry() -> Iterator[CollectorRegistry]:
     yield CollectorRegistry()
 
 
+def _json_calls_then_a_stream(client: openai.AzureOpenAI, json_calls: int) -> None:
+    for _ in range(json_calls):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+    with client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,  # type: ignore[arg-type]
+                                        stream=True) as stream:
+        for _ in stream:
+            pass
+
+
 def test_worker_is_the_default_and_records_come_on_it(emu: Emulator, registry: CollectorRegistry) -> None:
     threads: list[str] = []
     m = meter.Meter(on_record=lambda r: threads.append(threading.current_thread().name), registry=registry,
                     otel=False)
     assert m.metering == "worker"
-    client = _client(emu, m)
-    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
-    with client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,  # type: ignore[arg-type]
-                                        stream=True) as stream:
-        for _ in stream:
-            pass
+    _json_calls_then_a_stream(_client(emu, m), 1)
     assert m.flush(5.0)
     assert threads == ["meter-metering", "meter-metering"]
     assert not m.faults
@@ -316,13 +320,7 @@ def test_a_call_is_one_hand_off_to_the_worker(emu: Emulator, registry: Collector
         return submit(job)
 
     worker.submit = counting  # type: ignore[method-assign]
-    client = _client(emu, m)
-    for _ in range(3):
-        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
-    with client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,  # type: ignore[arg-type]
-                                        stream=True) as stream:
-        for _ in stream:
-            pass
+    _json_calls_then_a_stream(_client(emu, m), 3)
     assert m.flush(5.0)
     assert submitted == [threading.current_thread().name] * 4
     assert not m.faults
