@@ -136,7 +136,7 @@ def attach(call: Call, request: RequestPart, response: Resp, is_async: bool) -> 
     """
     try:
         call.on_response(response.status_code, RawHeaders(response.headers.raw))
-        stack = _STACKS.get(type(request)) or _stack(request)
+        stack = _stack(request)
         if not _in_memory(stack, response, call):
             wrapper = stack.AsyncStream if is_async else stack.SyncStream
             response.stream = wrapper(response.stream, call)
