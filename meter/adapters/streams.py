@@ -1,18 +1,23 @@
 """Response-stream wrappers: pass every chunk through at once, show it to the call.
 
-Each chunk is handed to the call (a few substring tests, no copy) and then
-yielded unchanged, so the caller gets exactly the inner stream's bytes, in the
-same pieces, with nothing held back. Whatever ends the stream (exhaustion,
-``close``, an exception, cancellation) ends the call, once.
+Each chunk is shown to the call (a few substring tests on the head, a reference
+kept after it, no copy) and then yielded unchanged, so the caller gets exactly
+the inner stream's bytes, in the same pieces, with nothing held back. Whatever
+ends the stream (exhaustion, ``close``, an exception, cancellation) ends the
+call, once.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from meter.adapters import orphans
 from meter.core.call import Call
+
+RUN_CHUNKS = 256
+"""Chunks a sync stream passes per run once its call only holds them (see ``SyncStreamLogic.__iter__``)."""
 
 
 class _EndsCall:
@@ -37,12 +42,31 @@ class SyncStreamLogic(_EndsCall):
         orphans.track(call)
 
     def __iter__(self) -> Iterator[bytes]:
+        # The head chunk by chunk (the call looks at each); once the call only holds chunks, runs of
+        # ``RUN_CHUNKS`` pass through C code alone (``map`` over ``dict.setdefault`` under fresh keys
+        # returns each chunk as it stores it): no Python code of meter's per chunk, the same bytes.
         call = self._call
+        chunks = iter(self._inner)
+        run: dict[int, bytes] | None = None
         try:
-            for chunk in self._inner:
+            for chunk in chunks:
                 call.on_chunk(chunk)
                 yield chunk
+                if call.holding:
+                    run = call.run_store()
+                    break
+            if run is not None:
+                keep, keys = run.setdefault, itertools.count()
+                while True:
+                    before = len(run)
+                    yield from map(keep, keys, itertools.islice(chunks, RUN_CHUNKS))
+                    passed = len(run) - before
+                    call.end_run()
+                    if passed < RUN_CHUNKS:
+                        break
         except BaseException as exc:
+            if run is not None:
+                call.end_run()
             call.on_error(exc)
             raise
         call.on_end()
