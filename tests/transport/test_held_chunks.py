@@ -181,3 +181,38 @@ def test_a_sync_stream_runs_no_meter_code_per_steady_chunk(monkeypatch: pytest.M
     assert record.usage is not None and record.usage.output_tokens == 4 * RUN_CHUNKS
     assert calls["on_chunk"] <= 3
     assert calls["end_run"] <= 6
+
+
+def test_an_end_on_another_thread_mid_run_counts_what_the_caller_got() -> None:
+    """A watchdog closes the response while a sync stream is inside a run: the end reads the run's store."""
+    records: list[meter.CallRecord] = []
+    m = meter.Meter(otel=False, prometheus=False, on_record=records.append)
+    cut = RUN_CHUNKS + 10  # inside the second run
+    chunks = [HEAD] + [delta(f" w{i}") for i in range(2 * RUN_CHUNKS)] + [FINISH]
+    response: dict[str, httpx2.Response] = {}
+
+    def watchdog() -> None:
+        response["r"].close()
+        m.flush()
+
+    class Body(httpx2.SyncByteStream):
+        def __iter__(self) -> Iterator[bytes]:
+            for i, chunk in enumerate(chunks):
+                if i == cut:  # the caller has had chunks 0 .. cut - 1
+                    other = threading.Thread(target=watchdog)
+                    other.start()
+                    other.join()
+                yield chunk
+
+    def azure(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, stream=Body())
+
+    client = httpx2.Client(transport=meter.MeteredTransport(httpx2.MockTransport(azure), meter=m))
+    with client.stream("POST", URL, json=BODY) as r:
+        response["r"] = r
+        for _ in r.iter_raw():
+            pass
+    m.flush()
+    assert len(records) == 1
+    assert records[0].outcome == "aborted"
+    assert records[0].usage is not None and records[0].usage.output_tokens == cut - 1
