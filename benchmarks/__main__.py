@@ -4,6 +4,7 @@
     python -m benchmarks --quick         # a smoke run: every part, few calls (CI runs this)
     python -m benchmarks --only overhead --rounds 3 --out result.json
     python -m benchmarks --only caller --only concurrency   # issue 25: the caller's thread, CPU, concurrency
+    python -m benchmarks --only gil      # what one more thread costs a caller that never waits (issue 25)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-SECTIONS = ("overhead", "caller", "concurrency", "memory", "startup", "proxy", "ledger", "reconcile", "budgets")
+SECTIONS = ("overhead", "caller", "gil", "concurrency", "memory", "startup", "proxy", "ledger", "reconcile", "budgets")
 
 
 def _versions() -> dict[str, str]:
@@ -113,6 +114,12 @@ def main(argv: list[str] | None = None) -> int:
 
         results["caller"] = caller.run(args.caller_calls, args.latency_ms / 1000)
         print(f"## Caller's thread: time in meter per JSON call\n\n{caller.table(results['caller'])}\n", flush=True)
+    if "gil" in sections:
+        from benchmarks import gil
+
+        results["gil"] = gil.run(args.rounds, args.caller_calls)
+        print(f"## One more thread: what a thread that wants the GIL costs a busy caller ({args.rounds} rounds, "
+              f"{args.caller_calls} S1 calls each)\n\n{gil.table(results['gil'])}\n", flush=True)
     if "concurrency" in sections:
         from benchmarks import concurrency
 

@@ -106,9 +106,16 @@ class MeteringWorker:
                 # Not at exit: there ``close`` stops it, after the calls ending then are queued.
                 weakref.finalize(self, state.put_now, _STOP).atexit = False
                 self._thread = thread
+                state.due = time.monotonic() + BEHIND_S
             state.jobs.append(job)
         if state.parked:  # asleep without a deadline: only now does a job cost the caller a wake-up
+            state.due = time.monotonic() + BEHIND_S
             state.wake.set()
+        else:
+            now = time.monotonic()
+            if now > state.due:  # it wants the interpreter and cannot get it: let it in (``BEHIND_S``)
+                state.due = now + POLL_S  # and again a step later, if it did not get in this time
+                time.sleep(HAND_OVER_S)
         return True
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -144,26 +151,41 @@ class MeteringWorker:
 
 
 
-POLL_S = (0.001, 0.002, 0.005, 0.01, 0.02)
-"""How long the worker waits for a job after its queue empties, step by step (then ``POLL_LAST_S`` until
-``POLL_FOR_S`` have passed). Meanwhile a job needs no wake-up: the caller's thread only appends it (a
-wake-up of a sleeping thread costs the caller 5-14 µs p50, 17-34 µs p99 on this project's machine), and
-the worker finds it within that step (a record is that much later; ``flush`` and a scrape do not wait)."""
-POLL_LAST_S = 0.05
+POLL_S = 0.05
+"""How long the worker waits for a job after its queue empties, again and again until ``POLL_FOR_S`` have
+passed. Meanwhile a job needs no wake-up: the caller's thread only appends it (a wake-up of a sleeping
+thread costs the caller 5-14 µs p50, 17-34 µs p99 on this project's machine), and the worker finds it
+within the step (a record is that much later; ``flush`` and a scrape do not wait). One long step, not
+short ones first: each step's end makes the worker want the interpreter again (``BEHIND_S``)."""
 POLL_FOR_S = 2.0
 """After this long without a job the worker sleeps until woken: an idle process does not wake up."""
+BEHIND_S = 0.005
+"""How long past its step's end (or since its last job) the worker may go without the interpreter before a
+caller hands it over. A caller that never waits on a socket (everything in memory: the peers harness, a
+cache) gives the GIL up only for an instant inside the SDK (``os.urandom``, once a call) and takes it
+straight back; CPython forces a switch only after 5 ms *without* such a hand-back, so a thread that wants
+the GIL never gets it, and costs the caller each hand-back meanwhile: +28 µs a call measured with a thread
+that runs nothing at all (``python -m benchmarks --only gil``). So the worker waits off the interpreter
+(``POLL_S``), and when it has wanted it for ``BEHIND_S``, the next call it is handed sleeps
+``HAND_OVER_S`` (the GIL is free, the worker takes it and runs its queue, up to the 5 ms switch interval):
+one call every ``POLL_S`` or so waits for the worker's batch, instead of every call paying the waiting.
+A caller that waits on a socket gives the worker the GIL then: it is never behind, and no call sleeps."""
+HAND_OVER_S = 0.0001
+INF = float("inf")
 
 
 class _Queue:
     """The jobs, and how the worker is woken: shared by the worker and its thread (not the worker itself)."""
 
-    __slots__ = ("jobs", "parked", "wake")
+    __slots__ = ("due", "jobs", "parked", "wake")
 
     def __init__(self) -> None:
         self.jobs: collections.deque[Job | _Stop] = collections.deque()
         self.wake = threading.Event()
         self.parked = False
         """The thread waits for ``wake`` with no deadline (set before it waits, cleared after)."""
+        self.due = INF
+        """When the thread, if it has not run since, is behind (``BEHIND_S``): a caller then hands it the GIL."""
 
     def put_now(self, job: Job | _Stop) -> None:
         """Queue ``job`` and wake the thread whatever it is doing (a flush, a stop: someone waits for them)."""
@@ -188,24 +210,27 @@ def _serve(state: _Queue) -> None:
             job()
         except Exception as exc:  # every job guards its own work; this only keeps the thread alive
             logger.warning("meter: a metering job raised %s: %s", type(exc).__name__, exc, exc_info=exc)
+        state.due = clock() + BEHIND_S  # put off the interpreter by a busy caller from now on: behind then
 
 
 def _wait(state: _Queue, jobs: collections.deque[Job | _Stop], wake: threading.Event,
           clock: Callable[[], float]) -> None:
     """The queue is empty: wait for a job by polling (``POLL_S``), then parked until woken (``POLL_FOR_S``)."""
     idle_since = clock()
-    step = 0
     while not jobs:
-        if clock() - idle_since < POLL_FOR_S:
-            wake.wait(POLL_S[step] if step < len(POLL_S) else POLL_LAST_S)
-            step += 1
+        now = clock()
+        if now - idle_since < POLL_FOR_S:
+            state.due = now + POLL_S + BEHIND_S
+            wake.wait(POLL_S)
             wake.clear()
             continue
+        state.due = INF
         state.parked = True
         if not jobs:  # looked at after ``parked`` is set: a job appended before it was seen is not missed
             wake.wait()
         state.parked = False
         wake.clear()
+    state.due = clock() + BEHIND_S
 
 
 _live: weakref.WeakSet[MeteringWorker] = weakref.WeakSet()

@@ -31,6 +31,9 @@ def test_quick_run_produces_every_section(tmp_path: Path) -> None:
     for row in caller["rows"].values():  # meter's two entries per JSON call were timed: start, then attach
         assert row["entries_per_call"] == 2 and set(row["p50_by_entry_us"]) == {"start", "attach"}, row
         assert row["calls"] == 50 and 0 < row["p50_us"] <= row["p99_us"], row
+    gil = result["gil"]  # both arms ran, and the waiter's turns were counted
+    assert gil["alone"]["median_us"] > 0 and gil["waiter"]["median_us"] > 0 and gil["ratio"] > 0
+    assert gil["waiter"]["hand_backs_per_call"] > 0 and len(gil["waiter"]["waiter_ran"]) == 1
     concurrency = result["concurrency"]
     assert len(concurrency) == 18
     for key, cell in concurrency.items():  # every call of each block metered by the end of its measurement
@@ -46,8 +49,8 @@ def test_quick_run_produces_every_section(tmp_path: Path) -> None:
         assert proxy["direct"]["errors"] == 0 and proxy["proxy"]["errors"] == 0
     for row in result["budgets"].values():  # the shared store: a local slice, and the takes counted
         assert row["sqlite"]["per_call_us"] > 0 and 0 < row["sqlite"]["round_trips_per_1000"] < 1000
-    for heading in ("Per-call overhead", "Caller's thread", "Concurrency", "Memory", "Start-up", "Proxy",
-                    "Shared budgets"):
+    for heading in ("Per-call overhead", "Caller's thread", "One more thread", "Concurrency", "Memory", "Start-up",
+                    "Proxy", "Shared budgets"):
         assert f"## {heading}" in done.stdout
 
 
