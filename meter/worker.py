@@ -12,6 +12,8 @@ Rules (``meter.lifecycle`` for the rest):
   ends (``hub._Pending``): one hand-off per call on the caller's thread;
 - **wake-ups**: after its queue empties the thread polls for ``POLL_FOR_S`` before it sleeps until woken,
   so a job handed over in a busy spell costs the caller an append, not a wake-up (``POLL_S``);
+- **hand-over**: a caller that finds the thread behind (wanting the GIL for ``BEHIND_S`` and not getting
+  it, as behind a caller that never waits on a socket) sleeps ``HAND_OVER_S`` once to let it in;
 - **bounded, and nothing lost**: a call begun while ``max_queued`` jobs wait is metered on its own
   thread from start to end instead (``Meter.faults["metering_inline"]`` counts them); a call begun on the
   worker keeps its later jobs there, so its order holds (the bound is exceeded by at most the calls in
