@@ -17,6 +17,7 @@ never reach the caller.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable, Mapping
 from typing import NamedTuple, Protocol
@@ -127,6 +128,8 @@ class Call:
     _feed: Callable[[bytes], None] | None = None
     _take: Callable[[bytes], bool] | None = None
     """The observer's one-chunk-one-delta fast path (streams only)."""
+    _take_run: Callable[[list[bytes]], int] | None = None
+    """The same for a list of held chunks at once: how many leading ones it counted (``delta_runs``)."""
     _held: list[bytes] | None = None
     """Chunks not looked at yet (steady state only; see ``on_chunk``)."""
     _held_bytes = 0
@@ -220,6 +223,7 @@ class Call:
         self._feed = feed
         if self._decoder is None:  # the fast path reads raw bytes; encoded bodies take the scanner
             self._take = self._observer.take
+            self._take_run = self._observer.take_run
         return feed
 
     def on_chunk(self, chunk: bytes) -> None:
@@ -297,11 +301,8 @@ class Call:
         self._held = []
         self._held_bytes = 0
         try:
-            if not self._out.later(lambda: self._look_at(held)):
-                for piece in held:
-                    self._look(piece)
-                    if self._skip:
-                        break
+            if not self._out.later(lambda: self._look_all(held)):
+                self._look_all(held)
         finally:
             self._reading = False
 
@@ -328,10 +329,17 @@ class Call:
             self._stop_reading()
             self._fault("parse", exc)
 
-    def _look_at(self, held: list[bytes]) -> None:
-        """Chunks the caller has passed on, read later (on the metering worker), before the end is built:
-        the caller's closing the body meanwhile does not stop them (only a fault does)."""
-        for piece in held:
+    def _look_all(self, held: list[bytes]) -> None:
+        """Held chunks, in order: a leading run of steady deltas counted at once (``take_run``: a few C-level
+        passes, not a Python call per chunk), then the rest one by one; a fault stops the reading.
+
+        The caller's closing the body meanwhile does not stop them: the caller has seen them all."""
+        done = 0
+        take_run = self._take_run
+        if take_run is not None and not self._broken:
+            with self._out.guard["parse"]:  # a fault here changed nothing: the chunks are read one by one
+                done = take_run(held)
+        for piece in itertools.islice(held, done, None):
             if self._broken:
                 break
             self._look(piece)
@@ -344,10 +352,7 @@ class Call:
         if run:
             held = [*(held or ()), *list(run.values())]
         if held:
-            for piece in held:
-                if self._broken:
-                    break
-                self._look(piece)
+            self._look_all(held)
         self._held = self._run = None
 
     def _stop_reading(self) -> None:
@@ -452,7 +457,7 @@ class Call:
                 # counting, not left for the cyclic collector.
                 if self._scanner is not None:
                     self._scanner.on_oversized = None
-                self._observer = self._scanner = self._feed = self._take = self._decoder = None
+                self._observer = self._scanner = self._feed = self._take = self._take_run = self._decoder = None
         return end
 
     def _wait_for_reader(self) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from meter.core import partial, tools
+from meter.core import delta_runs, partial, tools
 from meter.core import usage as usage_mod
 from meter.core.record import Api, Usage
 from meter.core.sse import SSEScanner
@@ -163,6 +163,14 @@ class ChatStreamObserver:
             return True
         return False
 
+    def take_run(self, chunks: list[bytes]) -> int:
+        """``take`` over held chunks at once: how many leading ones it counted (``delta_runs``)."""
+        if not (self.steady and self.scanner.idle):
+            return 0
+        n = delta_runs.chat_deltas(chunks)
+        self.obs.content_events += n
+        return n
+
     def on_event(self, data: bytes) -> None:
         obs = self.obs
         if obs.content_events and obs.response_id is not None and not self.capture \
@@ -282,6 +290,14 @@ class ResponsesStreamObserver:
             self.obs.content_events += 1
             return True
         return False
+
+    def take_run(self, chunks: list[bytes]) -> int:
+        """``take`` over held chunks at once: how many leading ones it counted (``delta_runs``)."""
+        if not (self.steady and self.scanner.idle):
+            return 0
+        n = delta_runs.responses_deltas(chunks)
+        self.obs.content_events += n
+        return n
 
     def on_event(self, data: bytes) -> None:
         if data == b"[DONE]":

@@ -131,6 +131,10 @@ class MediaStreamObserver:
         """No one-chunk fast path: these streams are short (a few large audio or image events)."""
         return False
 
+    def take_run(self, chunks: list[bytes]) -> int:
+        """Nothing is held (``take`` never counts), so no run either."""
+        return 0
+
     def _delta(self) -> None:
         obs = self.obs
         if obs.content_events == 0:
