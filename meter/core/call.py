@@ -233,11 +233,12 @@ class Call:
         as it passes: the head says the call's identity and its first token's time. From then on a
         chunk is only held, by reference: the held chunks are looked at when the call's end is
         built, with the same checks in the same order, on the metering worker (where the record is
-        made), in a tight loop. Looking at each one between the SDK's own work cost 2.8-4 µs a
-        chunk in place (the harness's S2: 1.06x of the raw stream with no worker at all), holding
-        costs an append. Past ``HELD_BYTES`` held, the caller's thread looks at them at once (or
-        the output runs them elsewhere, in order with the end: ``CallOutput.later``; the hub's does
-        not, see ``_Pending.later``), so holding stays bounded.
+        made): a run of plain deltas is counted at once (``_look_all``, ``delta_runs``). Looking at
+        each one between the SDK's own work cost 2.8-4 µs a chunk in place (the harness's S2: 1.06x
+        of the raw stream with no worker at all), holding costs an append. Past ``HELD_BYTES`` held,
+        the caller's thread looks at them at once (or the output runs them elsewhere, in order with
+        the end: ``CallOutput.later``; the hub's does not, see ``_Pending.later``), so holding stays
+        bounded.
         """
         self._reading = True  # before the test of _skip; _finish sets _skip, then waits while this is set
         if self._skip:

@@ -100,6 +100,17 @@ def _has_output(data: bytes) -> bool:
     return any([m in data for m in _OTHER_OUTPUT_MARKERS])
 
 
+def _count_run(observer: ChatStreamObserver | ResponsesStreamObserver, deltas: Callable[[list[bytes]], int],
+               chunks: list[bytes]) -> int:
+    """A run of held chunks counted at once: only in the steady state, with the scanner between events (as
+    ``take`` is for one chunk)."""
+    if not (observer.steady and observer.scanner.idle):
+        return 0
+    n = deltas(chunks)
+    observer.obs.content_events += n
+    return n
+
+
 class ChatStreamObserver:
     """Chat Completions SSE: usage from the chunk whose ``usage`` is an object.
 
@@ -165,11 +176,7 @@ class ChatStreamObserver:
 
     def take_run(self, chunks: list[bytes]) -> int:
         """``take`` over held chunks at once: how many leading ones it counted (``delta_runs``)."""
-        if not (self.steady and self.scanner.idle):
-            return 0
-        n = delta_runs.chat_deltas(chunks)
-        self.obs.content_events += n
-        return n
+        return _count_run(self, delta_runs.chat_deltas, chunks)
 
     def on_event(self, data: bytes) -> None:
         obs = self.obs
@@ -293,11 +300,7 @@ class ResponsesStreamObserver:
 
     def take_run(self, chunks: list[bytes]) -> int:
         """``take`` over held chunks at once: how many leading ones it counted (``delta_runs``)."""
-        if not (self.steady and self.scanner.idle):
-            return 0
-        n = delta_runs.responses_deltas(chunks)
-        self.obs.content_events += n
-        return n
+        return _count_run(self, delta_runs.responses_deltas, chunks)
 
     def on_event(self, data: bytes) -> None:
         if data == b"[DONE]":
