@@ -82,3 +82,15 @@ print("ok")
 """
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-4000:]
+
+
+def test_the_stream_runs_ab_runs_both_arms_in_a_fresh_process() -> None:
+    """``python -m benchmarks.stream_runs`` (docs/benchmarks.md, issue 25 fourth pass): both arms of both
+    scenarios, each with a worker job timed (so each arm metered on the worker)."""
+    done = subprocess.run([sys.executable, "-m", "benchmarks.stream_runs", "--rounds", "1", "--block", "2",
+                           "--deltas", "50"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith(("S2 ", "S4 "))]
+    assert [line.split()[:2] for line in lines] == [["S2", "runs"], ["S2", "one_by_one"], ["S4", "runs"],
+                                                   ["S4", "one_by_one"]], done.stdout
+    assert all("worker job" in line and "nan" not in line for line in lines), done.stdout
